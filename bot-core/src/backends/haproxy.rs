@@ -1,0 +1,1 @@
+//! [`HaproxySwitch`]: blue/green over HAProxy's runtime API (TCP or unix socket).

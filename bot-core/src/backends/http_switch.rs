@@ -1,0 +1,2 @@
+//! [`HttpSwitch`] (a configured HTTP request + GET/JSON pointer read-back) and
+//! [`JenkinsSwitch`] (a switch job + the same read-back).

@@ -1,0 +1,3 @@
+//! State store implementations.
+
+pub mod memory;

@@ -1,0 +1,410 @@
+//! The validated configuration model: what the engine works with once
+//! `commands.yaml` and `instances.yaml` have been loaded, interpolated and checked.
+//!
+//! Every collection keeps file order, so help, status and choice buttons list things
+//! the way the operator wrote them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Position of a value in a config file, for error messages and `check`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pos {
+    /// File name as given to the loader (e.g. `instances.yaml`).
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+}
+
+impl std::fmt::Display for Pos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// The whole configuration: vocabulary plus platform.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Commands from `commands.yaml`, in file order.
+    pub commands: Vec<CommandSpec>,
+    /// Environments from `instances.yaml`, in file order.
+    pub environments: Vec<Environment>,
+    /// Words ignored anywhere in a message ("please", "the", "on", ...).
+    pub filler: Vec<String>,
+    /// Jenkins connection, when configured.
+    pub jenkins: Option<JenkinsConfig>,
+    /// Toy-database mapping.
+    pub toy: Option<ToyConfig>,
+    /// Named groups of Slack user ids, used by `allowed` lists.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Named channels for announcements (name → channel id).
+    pub channels: BTreeMap<String, String>,
+    /// Probe and deploy timings.
+    pub settings: Settings,
+}
+
+/// Timings shared by all instances unless overridden.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Per-probe timeout for `status` and `health`.
+    pub probe_timeout: Duration,
+    /// Health gate after a build: consecutive healthy probes required.
+    pub gate_consecutive: u32,
+    /// Pause between gate probes.
+    pub gate_interval: Duration,
+    /// Give up on the gate after this long.
+    pub gate_timeout: Duration,
+    /// How long a lock taken by `deploy` is leased before it expires on its own.
+    pub lock_lease: Duration,
+    /// How long buttons stay usable.
+    pub button_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            probe_timeout: Duration::from_secs(2),
+            gate_consecutive: 3,
+            gate_interval: Duration::from_secs(1),
+            gate_timeout: Duration::from_secs(120),
+            lock_lease: Duration::from_secs(30 * 60),
+            button_ttl: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// What a command does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionKind {
+    /// `help [command]`.
+    Help,
+    /// `status [env]`.
+    Status,
+    /// `health <instance>`.
+    Health,
+    /// `show tasks <instance>`.
+    Tasks,
+    /// `deploy <env> [pool] [ref]`.
+    Deploy,
+    /// `rollback <env>`.
+    Rollback,
+    /// `switch <env> [colour]`.
+    Switch,
+    /// `restart <instance>`: refused on an active instance.
+    Restart,
+    /// `force restart <instance>`: always confirmed.
+    ForceRestart,
+    /// `toy`: refresh the requester's toy database.
+    Toy,
+    /// `lock <env> [reason]`.
+    Lock,
+    /// `unlock <env>`.
+    Unlock,
+    /// `history [env]`.
+    History,
+    /// A command defined entirely in YAML that runs a Jenkins job.
+    Job(JobSpec),
+    /// A command defined entirely in YAML that sends an HTTP request.
+    Http(HttpRequestSpec),
+}
+
+/// What a command needs to name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// No target (`help`, `toy`, `status` without env).
+    Nothing,
+    /// An environment, optionally (`status`, `history`) or required (`deploy`).
+    Environment,
+    /// A pool within an environment.
+    Pool,
+    /// One instance.
+    Instance,
+}
+
+/// One command of the vocabulary.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// Canonical name, e.g. `force restart`.
+    pub name: String,
+    /// Phrases that invoke it (lower-case, single spaces), canonical name first.
+    pub phrases: Vec<String>,
+    /// What it does.
+    pub action: ActionKind,
+    /// What it targets.
+    pub target: TargetKind,
+    /// Whether the target may be omitted (`status` alone means every environment).
+    pub target_optional: bool,
+    /// Whether it takes free arguments (`deploy staging feature/login`, `lock master reason`).
+    pub takes_args: bool,
+    /// Always ask for a confirmation click before running.
+    pub confirm: bool,
+    /// Groups allowed to run it; empty means everyone.
+    pub allowed: Vec<String>,
+    /// One-line help.
+    pub help: String,
+    /// Example invocations.
+    pub examples: Vec<String>,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+/// A Jenkins job and its templated parameters (`{env}`, `{pool}`, `{colour}`,
+/// `{instance}`, `{ref}`, `{user}`, `{database}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobSpec {
+    /// Job path, folders separated by `/`.
+    pub job: String,
+    /// Parameters, values are templates.
+    pub parameters: Vec<(String, String)>,
+}
+
+/// An HTTP request with a templated body.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpRequestSpec {
+    /// Method, e.g. `POST`.
+    pub method: String,
+    /// URL template.
+    pub url: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body template.
+    pub body: Option<String>,
+}
+
+/// What restarting an instance does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionSpec {
+    /// Trigger a Jenkins job.
+    Job(JobSpec),
+    /// Send an HTTP request.
+    Http(HttpRequestSpec),
+}
+
+/// An environment such as `master` or `staging`.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Canonical name.
+    pub name: String,
+    /// Aliases (lower-case, may be multi-word), canonical name included.
+    pub aliases: Vec<String>,
+    /// Emoji shortcodes without colons (e.g. `rocket`).
+    pub emoji: Vec<String>,
+    /// Protected environments ask for confirmation on mutating actions and may restrict who runs them.
+    pub protected: bool,
+    /// Groups allowed to run mutating actions here; empty means everyone.
+    pub allowed: Vec<String>,
+    /// Pools in file order.
+    pub pools: Vec<Pool>,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+/// A blue/green (or more) pool of interchangeable instances behind one switch.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// Canonical name, e.g. `api`.
+    pub name: String,
+    /// Aliases, canonical name included.
+    pub aliases: Vec<String>,
+    /// How traffic is moved between members.
+    pub switch: SwitchSpec,
+    /// The build job run by `deploy` for the inactive member.
+    pub deploy: Option<JobSpec>,
+    /// Members in file order.
+    pub members: Vec<Instance>,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+/// How a pool's traffic switch is driven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchSpec {
+    /// HAProxy runtime API.
+    Haproxy {
+        /// `127.0.0.1:9999` (TCP) or `/run/haproxy/admin.sock` (unix socket).
+        address: String,
+        /// Backend name, e.g. `be_app`.
+        backend: String,
+        /// Server names per member when they differ from the member names.
+        servers: Vec<(String, String)>,
+        /// State for the member losing traffic: `drain` or `maint`.
+        off_state: String,
+    },
+    /// A configured HTTP request to switch and a GET + JSON pointer to read.
+    Http {
+        /// Request that moves traffic; `{colour}` is the new member.
+        set: HttpRequestSpec,
+        /// URL read to learn the active member.
+        get_url: String,
+        /// JSON pointer to the active member's name in that answer.
+        pointer: String,
+    },
+    /// A Jenkins job that switches; the active member is read over HTTP.
+    Jenkins {
+        /// Switch job.
+        job: JobSpec,
+        /// URL read to learn the active member.
+        get_url: String,
+        /// JSON pointer to the active member's name.
+        pointer: String,
+    },
+    /// Kept in the bot's memory (demos and tests); starts on `initial`.
+    Memory {
+        /// Member active at start.
+        initial: String,
+    },
+}
+
+/// One instance (pool member).
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Member name, usually a colour (`blue`).
+    pub name: String,
+    /// Aliases unique to this instance (may be multi-word).
+    pub aliases: Vec<String>,
+    /// Emoji shortcodes without colons.
+    pub emoji: Vec<String>,
+    /// Base URL, e.g. `http://127.0.0.1:18081`.
+    pub url: String,
+    /// Health recipe.
+    pub health: HealthRecipe,
+    /// Tasks endpoint path, e.g. `/tasks`.
+    pub tasks: Option<String>,
+    /// Restart action.
+    pub restart: Option<ActionSpec>,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+/// How to decide that an instance is healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthRecipe {
+    /// Path appended to the base URL.
+    pub path: String,
+    /// Expected HTTP status.
+    pub expect_status: u16,
+    /// JSON pointer → expected value (compared as JSON, strings as strings).
+    pub json: Vec<(String, serde_json::Value)>,
+    /// Substrings the body must contain.
+    pub contains: Vec<String>,
+    /// Slowest acceptable answer.
+    pub max_latency: Option<Duration>,
+    /// JSON pointer to the version string shown by `status`.
+    pub version_pointer: Option<String>,
+}
+
+impl Default for HealthRecipe {
+    fn default() -> Self {
+        Self {
+            path: "/health".into(),
+            expect_status: 200,
+            json: Vec::new(),
+            contains: Vec::new(),
+            max_latency: None,
+            version_pointer: None,
+        }
+    }
+}
+
+/// Jenkins connection settings.
+#[derive(Debug, Clone)]
+pub struct JenkinsConfig {
+    /// Base URL, e.g. `http://127.0.0.1:18090`.
+    pub url: String,
+    /// User for HTTP Basic auth.
+    pub user: String,
+    /// API token (never printed).
+    pub token: Secret,
+    /// Give up waiting for a queued or running build after this long.
+    pub timeout: Duration,
+    /// First poll interval; polling backs off from here.
+    pub poll_interval: Duration,
+}
+
+/// Toy-database refresh settings.
+#[derive(Debug, Clone)]
+pub struct ToyConfig {
+    /// Job run with the database as a parameter.
+    pub job: JobSpec,
+    /// Slack user id → toy database name.
+    pub users: BTreeMap<String, String>,
+}
+
+/// A string that never prints its value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Address of one instance: environment, pool, member.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct InstanceRef {
+    /// Environment name.
+    pub env: String,
+    /// Pool name.
+    pub pool: String,
+    /// Member name.
+    pub member: String,
+}
+
+impl std::fmt::Display for InstanceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.env, self.pool, self.member)
+    }
+}
+
+impl Config {
+    /// Looks up an environment by canonical name.
+    pub fn env(&self, name: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+    /// Looks up a pool.
+    pub fn pool(&self, env: &str, pool: &str) -> Option<&Pool> {
+        self.env(env)?.pools.iter().find(|p| p.name == pool)
+    }
+    /// Looks up an instance.
+    pub fn instance(&self, r: &InstanceRef) -> Option<&Instance> {
+        self.pool(&r.env, &r.pool)?
+            .members
+            .iter()
+            .find(|m| m.name == r.member)
+    }
+    /// Looks up a command by canonical name.
+    pub fn command(&self, name: &str) -> Option<&CommandSpec> {
+        self.commands.iter().find(|c| c.name == name)
+    }
+    /// Every instance with its address, in file order.
+    pub fn instances(&self) -> impl Iterator<Item = (InstanceRef, &Instance)> + '_ {
+        self.environments.iter().flat_map(|e| {
+            e.pools.iter().flat_map(move |p| {
+                p.members.iter().map(move |m| {
+                    (
+                        InstanceRef {
+                            env: e.name.clone(),
+                            pool: p.name.clone(),
+                            member: m.name.clone(),
+                        },
+                        m,
+                    )
+                })
+            })
+        })
+    }
+}

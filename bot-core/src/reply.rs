@@ -1,0 +1,303 @@
+//! Requests into the engine and replies out of it, independent of any transport.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::InstanceRef;
+
+/// Something a person did: typed text or clicked a button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Slack user id of the person (for buttons: who clicked).
+    pub user: String,
+    /// Channel the request came from, when known.
+    pub channel: Option<String>,
+    /// What they did.
+    pub input: Input,
+}
+
+impl Request {
+    /// A typed message.
+    pub fn text(user: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            channel: None,
+            input: Input::Text(text.into()),
+        }
+    }
+
+    /// A click on a button whose value the bot produced earlier.
+    pub fn button(user: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            channel: None,
+            input: Input::Button(value.into()),
+        }
+    }
+}
+
+/// The input of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Message text, with Slack markup as received.
+    Text(String),
+    /// The `value` of a clicked button.
+    Button(String),
+}
+
+/// What a command acts on, once resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "lowercase")]
+pub enum Target {
+    /// Nothing (`help`, `toy`, `status` of everything).
+    None,
+    /// One environment; `pools` limits which pools (empty: all).
+    Env {
+        /// Environment name.
+        env: String,
+        /// Pools named, empty for all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pools: Vec<String>,
+    },
+    /// One pool, optionally with the member named.
+    Pool {
+        /// Environment name.
+        env: String,
+        /// Pool name.
+        pool: String,
+        /// Member named, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<String>,
+    },
+    /// One instance.
+    Instance(InstanceRef),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::None => Ok(()),
+            Target::Env { env, pools } if pools.is_empty() => f.write_str(env),
+            Target::Env { env, pools } => write!(f, "{env} {}", pools.join(" ")),
+            Target::Pool { env, pool, member: None } => write!(f, "{env} {pool}"),
+            Target::Pool { env, pool, member: Some(m) } => write!(f, "{env} {pool} {m}"),
+            Target::Instance(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl Target {
+    /// The environment, if the target has one.
+    pub fn env(&self) -> Option<&str> {
+        match self {
+            Target::None => None,
+            Target::Env { env, .. } | Target::Pool { env, .. } => Some(env),
+            Target::Instance(r) => Some(&r.env),
+        }
+    }
+}
+
+/// A fully resolved command, as carried by a button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// Canonical command name.
+    pub command: String,
+    /// Resolved target.
+    pub target: Target,
+    /// Free arguments (git ref, reason, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// `key=value` arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<(String, String)>,
+    /// Set on the confirmation button of a command that needs one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirmed: bool,
+}
+
+impl Invocation {
+    /// The command as a person would type it, e.g. `health master api blue`.
+    pub fn as_text(&self) -> String {
+        let mut words = vec![self.command.clone()];
+        let target = self.target.to_string();
+        if !target.is_empty() {
+            words.push(target);
+        }
+        words.extend(self.args.iter().cloned());
+        words.extend(self.params.iter().map(|(k, v)| format!("{k}={v}")));
+        words.join(" ")
+    }
+}
+
+/// What a button does when clicked; serialised into the button's `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ButtonValue {
+    /// The button set it belongs to (one click per set).
+    pub set: String,
+    /// What it runs.
+    #[serde(flatten)]
+    pub action: ButtonAction,
+}
+
+/// The action behind a button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ButtonAction {
+    /// Run a resolved command.
+    Run(Invocation),
+    /// Handle this text as if typed (a "did you mean" suggestion).
+    Text(String),
+    /// Do nothing but close the question ("Cancel").
+    Cancel,
+}
+
+/// How a reply ended, for transports and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Information shown (help, status, health, tasks, history).
+    Info,
+    /// An action ran to its end successfully.
+    Done,
+    /// An interim progress message of a long action.
+    Progress,
+    /// Several targets fit: choose one.
+    Choices,
+    /// The command looked misspelt: a suggestion, nothing ran.
+    Suggestion,
+    /// Asks for a confirmation click.
+    Confirm,
+    /// Refused (not allowed, locked, active instance, not understood).
+    Rejected,
+    /// Tried and failed (Jenkins down, build failed, gate failed).
+    Failed,
+    /// A button that was already used or expired.
+    Stale,
+}
+
+/// Visual weight of a button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ButtonStyle {
+    /// Plain.
+    #[default]
+    Default,
+    /// Green.
+    Primary,
+    /// Red.
+    Danger,
+}
+
+/// A native "are you sure?" dialog shown by Slack before the click is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirm {
+    /// Dialog title.
+    pub title: String,
+    /// Dialog text (mrkdwn).
+    pub text: String,
+    /// Confirm button label.
+    pub ok: String,
+    /// Deny button label.
+    pub deny: String,
+}
+
+/// A button in a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    /// Label.
+    pub label: String,
+    /// Opaque value handed back on click (a serialised [`ButtonValue`]).
+    pub value: String,
+    /// Style.
+    pub style: ButtonStyle,
+    /// Optional native confirmation dialog.
+    pub confirm: Option<Confirm>,
+}
+
+/// One visual part of a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// Large title.
+    Header(String),
+    /// Paragraph in Slack mrkdwn.
+    Text(String),
+    /// Small grey line.
+    Context(String),
+    /// Horizontal rule.
+    Divider,
+    /// A row of buttons.
+    Buttons(Vec<Button>),
+}
+
+/// A reply: renderable as Block Kit JSON and as plain text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Content, top to bottom.
+    pub parts: Vec<Part>,
+    /// Only the requester should see it.
+    pub ephemeral: bool,
+}
+
+impl Reply {
+    /// An empty reply with the given outcome.
+    pub fn new(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            parts: Vec::new(),
+            ephemeral: false,
+        }
+    }
+
+    /// A one-paragraph reply.
+    pub fn message(outcome: Outcome, text: impl Into<String>) -> Self {
+        Self::new(outcome).text(text)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, text: impl Into<String>) -> Self {
+        self.parts.push(Part::Header(text.into()));
+        self
+    }
+
+    /// Adds a paragraph.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.parts.push(Part::Text(text.into()));
+        self
+    }
+
+    /// Adds a context line.
+    pub fn context(mut self, text: impl Into<String>) -> Self {
+        self.parts.push(Part::Context(text.into()));
+        self
+    }
+
+    /// Adds a divider.
+    pub fn divider(mut self) -> Self {
+        self.parts.push(Part::Divider);
+        self
+    }
+
+    /// Adds a row of buttons (Slack allows 25 per block; longer rows are split when rendering).
+    pub fn buttons(mut self, buttons: Vec<Button>) -> Self {
+        if !buttons.is_empty() {
+            self.parts.push(Part::Buttons(buttons));
+        }
+        self
+    }
+
+    /// Marks the reply as visible to the requester only.
+    pub fn ephemeral(mut self) -> Self {
+        self.ephemeral = true;
+        self
+    }
+
+    /// Every button, in order.
+    pub fn all_buttons(&self) -> impl Iterator<Item = &Button> {
+        self.parts.iter().flat_map(|p| match p {
+            Part::Buttons(b) => b.as_slice(),
+            _ => &[],
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! Slack logic free of HTTP types: request signature verification and payload parsing.
