@@ -16,3 +16,8 @@ pub mod slack;
 
 pub use config::Config;
 pub use reply::{Button, ButtonStyle, Input, Invocation, Outcome, Part, Reply, Request, Target};
+pub mod actions;
+pub mod engine;
+pub mod policy;
+
+pub use engine::{Bot, BotBuilder, NoProgress, Progress};
