@@ -4,11 +4,15 @@ use crate::config::{ActionKind, CommandSpec};
 use crate::engine::Ctx;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 
+mod deploy;
 pub mod health;
 mod help;
+mod jobs;
 mod locks;
+mod restart;
 mod status;
 mod tasks;
+mod toy;
 
 /// Runs an authorised, confirmed invocation.
 pub(crate) async fn dispatch(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
@@ -22,6 +26,33 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) 
         (ActionKind::Unlock, Target::Env { env, .. }) => locks::unlock(ctx, &inv, env).await,
         (ActionKind::History, Target::None) => locks::history(ctx, None).await,
         (ActionKind::History, Target::Env { env, .. }) => locks::history(ctx, Some(env)).await,
+        (ActionKind::Deploy, Target::Env { env, pools }) => {
+            deploy::deploy(ctx, &inv, env, pools).await
+        }
+        (ActionKind::Rollback, Target::Env { env, pools }) => {
+            deploy::move_traffic(ctx, &inv, env, pools, None, true).await
+        }
+        (ActionKind::Switch, Target::Pool { env, pool, member }) => {
+            deploy::move_traffic(
+                ctx,
+                &inv,
+                env,
+                std::slice::from_ref(pool),
+                member.clone(),
+                false,
+            )
+            .await
+        }
+        (ActionKind::Switch, Target::Env { env, pools }) => {
+            deploy::move_traffic(ctx, &inv, env, pools, None, false).await
+        }
+        (ActionKind::Restart, Target::Instance(r)) => restart::restart(ctx, &inv, r, false).await,
+        (ActionKind::ForceRestart, Target::Instance(r)) => {
+            restart::restart(ctx, &inv, r, true).await
+        }
+        (ActionKind::Toy, _) => toy::toy(ctx, &inv).await,
+        (ActionKind::Job(job), _) => jobs::custom_job(ctx, &inv, job).await,
+        (ActionKind::Http(spec), _) => jobs::custom_http(ctx, &inv, spec).await,
         (action, target) => Reply::message(
             Outcome::Rejected,
             format!(

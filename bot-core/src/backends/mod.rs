@@ -21,6 +21,7 @@ pub mod jenkins;
 pub mod memory;
 pub mod probe;
 pub mod store;
+pub mod template;
 
 // ---------------------------------------------------------------- probe
 
