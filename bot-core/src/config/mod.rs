@@ -1,7 +1,11 @@
 //! Configuration: loading `commands.yaml` and `instances.yaml`, `${VAR}` interpolation,
 //! and validation that reports `file:line:column: what is wrong (hint)`.
 
+mod build;
+mod duration;
+mod interp;
 mod model;
+mod raw;
 
 pub use model::*;
 
@@ -61,13 +65,65 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Loads both files from `dir` with a custom variable lookup.
+///
+/// Error positions name the files by their path (`dir/instances.yaml`).
 pub fn load_dir_with_env(dir: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
-    let _ = (dir, env);
-    Err(ConfigErrors(vec![ConfigError {
-        pos: None,
-        message: "config loading is not implemented yet".into(),
-        hint: None,
-    }]))
+    let mut errors = Vec::new();
+    let mut read = |name: &str| {
+        let path = dir.join(name);
+        let shown = path.display().to_string();
+        match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Some((shown, text)),
+                Err(e) => {
+                    errors.push(not_utf8(&shown, e.as_bytes(), e.utf8_error()));
+                    None
+                }
+            },
+            Err(e) => {
+                errors.push(ConfigError {
+                    pos: None,
+                    message: format!("cannot read `{shown}`: {e}"),
+                    hint: Some(format!(
+                        "the config directory must contain `{COMMANDS_FILE}` and `{INSTANCES_FILE}`"
+                    )),
+                });
+                None
+            }
+        }
+    };
+    let commands = read(COMMANDS_FILE);
+    let instances = read(INSTANCES_FILE);
+    match (commands, instances) {
+        (Some((cn, ct)), Some((iname, it))) if errors.is_empty() => {
+            from_strs(&cn, &ct, &iname, &it, env)
+        }
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Name of the vocabulary file inside a config directory.
+pub const COMMANDS_FILE: &str = "commands.yaml";
+/// Name of the platform file inside a config directory.
+pub const INSTANCES_FILE: &str = "instances.yaml";
+
+fn not_utf8(file: &str, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
+    let valid = &bytes[..e.valid_up_to()];
+    let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&valid[line_start..])
+        .chars()
+        .count() as u64
+        + 1;
+    ConfigError {
+        pos: Some(Pos {
+            file: file.to_owned(),
+            line,
+            column,
+        }),
+        message: format!("`{file}` is not valid UTF-8"),
+        hint: Some("save the file as UTF-8".into()),
+    }
 }
 
 /// Loads from in-memory texts; `*_name` is what error positions call the file.
@@ -78,8 +134,124 @@ pub fn from_strs(
     instances: &str,
     env: EnvLookup<'_>,
 ) -> Result<Config, ConfigErrors> {
-    let _ = (commands_name, commands, instances_name, instances, env);
-    load_dir_with_env(Path::new("."), env)
+    let raw_commands = parse::<raw::CommandsFile>(commands_name, commands);
+    let raw_instances = parse::<raw::InstancesFile>(instances_name, instances);
+    let (raw_commands, raw_instances) = match (raw_commands, raw_instances) {
+        (Ok(c), Ok(i)) => (c, i),
+        (c, i) => {
+            let errors = c.err().into_iter().chain(i.err()).collect();
+            return Err(ConfigErrors(errors));
+        }
+    };
+    let mut builder = build::Builder::new(env);
+    let mut config = Config::default();
+    // instances.yaml first: it defines the groups both files refer to.
+    builder.instances(instances_name, &raw_instances, &mut config);
+    let (commands, filler) = builder.commands(commands_name, &raw_commands);
+    config.commands = commands;
+    config.filler = filler;
+    let mut errors = builder.errors;
+    if errors.is_empty() {
+        return Ok(config);
+    }
+    // Report in reading order: commands file first, then by position.
+    errors.sort_by_key(|e| {
+        e.pos
+            .as_ref()
+            .map(|p| (p.file != commands_name, p.line, p.column))
+    });
+    Err(ConfigErrors(errors))
+}
+
+/// Deserializes one file, turning serde-saphyr's error into a [`ConfigError`].
+fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    serde_saphyr::from_str::<T>(text).map_err(|e| yaml_error(file, &e))
+}
+
+fn yaml_error(file: &str, error: &serde_saphyr::Error) -> ConfigError {
+    use serde_saphyr::{Error, MessageFormatter};
+    let pos = error.location().filter(|l| l.line() > 0).map(|l| Pos {
+        file: file.to_owned(),
+        line: l.line(),
+        column: l.column(),
+    });
+    let inner = error.without_snippet();
+    let (message, hint) = match inner {
+        Error::SerdeUnknownField {
+            field, expected, ..
+        } => (
+            format!("unknown key `{field}`"),
+            Some(build::suggest(field, expected)),
+        ),
+        Error::DuplicateMappingKey { key: Some(key), .. } => (
+            format!("`{key}` is defined twice"),
+            Some("each key may appear only once in a mapping".to_owned()),
+        ),
+        Error::SerdeMissingField { field, .. } => (
+            format!("missing key `{field}`"),
+            Some(format!("add `{field}:`")),
+        ),
+        Error::InvalidScalar { ty, .. } => {
+            let hint = match *ty {
+                "bool" | "boolean" => "write `true` or `false`",
+                t if t.starts_with('u') || t.starts_with('i') => "write a whole number",
+                _ => "check the value's type",
+            };
+            (
+                serde_saphyr::UserMessageFormatter
+                    .format_message(inner)
+                    .into_owned(),
+                Some(hint.to_owned()),
+            )
+        }
+        _ => (
+            serde_saphyr::UserMessageFormatter
+                .format_message(inner)
+                .into_owned(),
+            None,
+        ),
+    };
+    let message = if pos.is_none() {
+        format!("{file}: {message}")
+    } else {
+        message
+    };
+    ConfigError { pos, message, hint }
+}
+
+impl Config {
+    /// Counts of what was loaded, for `crossroads check`.
+    pub fn summary(&self) -> Summary {
+        let mut words = std::collections::BTreeSet::new();
+        let mut pools = 0;
+        let mut instances = 0;
+        for env in &self.environments {
+            words.extend(env.aliases.iter().chain(&env.emoji).map(String::as_str));
+            for pool in &env.pools {
+                pools += 1;
+                words.extend(pool.aliases.iter().map(String::as_str));
+                for member in &pool.members {
+                    instances += 1;
+                    words.extend(
+                        member
+                            .aliases
+                            .iter()
+                            .chain(&member.emoji)
+                            .map(String::as_str),
+                    );
+                    words.insert(member.name.as_str());
+                }
+            }
+        }
+        Summary {
+            commands: self.commands.len(),
+            environments: self.environments.len(),
+            pools,
+            instances,
+            aliases: words.len(),
+        }
+    }
 }
 
 /// Counts shown by `crossroads check`.

@@ -1,0 +1,250 @@
+//! Raw, position-keeping mirror of the two YAML files, as serde-saphyr reads them.
+//!
+//! Every value a later check needs to point at is a [`Spanned`]; every mapping whose
+//! keys are names is an [`OMap`], which keeps file order and the position of each key.
+//! Nothing here is interpolated or validated yet: that is `build.rs`'s job.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A value with its position.
+pub(crate) type S<T> = Spanned<T>;
+
+/// A YAML mapping kept as an ordered list of (spanned key, value).
+pub(crate) struct OMap<V>(pub(crate) Vec<(S<String>, V)>);
+
+impl<V> Default for OMap<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = OMap<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<S<String>>()? {
+                    let value = map.next_value::<V>()?;
+                    entries.push((key, value));
+                }
+                Ok(OMap(entries))
+            }
+        }
+
+        deserializer.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+/// `commands.yaml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommandsFile {
+    #[serde(default)]
+    pub filler: Vec<S<String>>,
+    #[serde(default)]
+    pub commands: OMap<RawCommand>,
+}
+
+/// One command.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCommand {
+    #[serde(default)]
+    pub phrases: Vec<S<String>>,
+    pub action: S<String>,
+    pub target: Option<S<String>>,
+    #[serde(default)]
+    pub optional: bool,
+    #[serde(default)]
+    pub args: bool,
+    #[serde(default)]
+    pub confirm: bool,
+    #[serde(default)]
+    pub allowed: Vec<S<String>>,
+    pub help: Option<S<String>>,
+    #[serde(default)]
+    pub examples: Vec<S<String>>,
+    /// `action: job`.
+    pub job: Option<S<String>>,
+    /// `action: job`.
+    pub parameters: Option<OMap<S<String>>>,
+    /// `action: http`.
+    pub method: Option<S<String>>,
+    /// `action: http`.
+    pub url: Option<S<String>>,
+    /// `action: http`.
+    pub headers: Option<OMap<S<String>>>,
+    /// `action: http`.
+    pub body: Option<S<String>>,
+}
+
+/// `instances.yaml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstancesFile {
+    pub settings: Option<RawSettings>,
+    pub defaults: Option<RawDefaults>,
+    pub jenkins: Option<S<RawJenkins>>,
+    #[serde(default)]
+    pub groups: OMap<Vec<S<String>>>,
+    #[serde(default)]
+    pub channels: OMap<S<String>>,
+    pub toy: Option<S<RawToy>>,
+    #[serde(default)]
+    pub environments: OMap<RawEnvironment>,
+}
+
+/// `settings:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSettings {
+    pub probe_timeout: Option<S<String>>,
+    pub gate: Option<RawGate>,
+    pub lock_lease: Option<S<String>>,
+    pub button_ttl: Option<S<String>>,
+}
+
+/// `settings.gate:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGate {
+    pub consecutive: Option<S<u32>>,
+    pub interval: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+}
+
+/// `defaults:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefaults {
+    pub health: Option<RawHealth>,
+    pub tasks: Option<S<String>>,
+}
+
+/// A health recipe; every field optional so instances can override a few.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealth {
+    pub path: Option<S<String>>,
+    pub expect_status: Option<S<u16>>,
+    pub json: Option<OMap<S<serde_json::Value>>>,
+    pub contains: Option<Vec<S<String>>>,
+    pub max_latency: Option<S<String>>,
+    pub version: Option<S<String>>,
+}
+
+/// `jenkins:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJenkins {
+    pub url: Option<S<String>>,
+    pub user: Option<S<String>>,
+    pub token: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub poll_interval: Option<S<String>>,
+}
+
+/// `toy:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawToy {
+    pub job: Option<S<String>>,
+    pub parameters: Option<OMap<S<String>>>,
+    #[serde(default)]
+    pub users: OMap<S<String>>,
+}
+
+/// One environment.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEnvironment {
+    #[serde(default)]
+    pub aliases: Vec<S<String>>,
+    #[serde(default)]
+    pub emoji: Vec<S<String>>,
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default)]
+    pub allowed: Vec<S<String>>,
+    #[serde(default)]
+    pub pools: OMap<RawPool>,
+}
+
+/// One pool.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPool {
+    #[serde(default)]
+    pub aliases: Vec<S<String>>,
+    pub switch: Option<S<RawSwitch>>,
+    pub deploy: Option<S<RawAction>>,
+    pub restart: Option<S<RawAction>>,
+    #[serde(default)]
+    pub members: OMap<RawMember>,
+}
+
+/// A traffic switch: the union of every type's fields, checked per type later.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSwitch {
+    #[serde(rename = "type")]
+    pub kind: Option<S<String>>,
+    /// haproxy.
+    pub address: Option<S<String>>,
+    /// haproxy.
+    pub backend: Option<S<String>>,
+    /// haproxy: member → server name.
+    pub servers: Option<OMap<S<String>>>,
+    /// haproxy: `drain` or `maint`.
+    pub off_state: Option<S<String>>,
+    /// http.
+    pub set: Option<S<RawAction>>,
+    /// http, jenkins.
+    pub get: Option<S<String>>,
+    /// http, jenkins.
+    pub pointer: Option<S<String>>,
+    /// jenkins.
+    pub job: Option<S<String>>,
+    /// jenkins.
+    pub parameters: Option<OMap<S<String>>>,
+    /// memory.
+    pub initial: Option<S<String>>,
+}
+
+/// A Jenkins job (`job`, `parameters`) or an HTTP request (`method`, `url`, `headers`, `body`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAction {
+    pub job: Option<S<String>>,
+    pub parameters: Option<OMap<S<String>>>,
+    pub method: Option<S<String>>,
+    pub url: Option<S<String>>,
+    pub headers: Option<OMap<S<String>>>,
+    pub body: Option<S<String>>,
+}
+
+/// One pool member.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMember {
+    #[serde(default)]
+    pub aliases: Vec<S<String>>,
+    #[serde(default)]
+    pub emoji: Vec<S<String>>,
+    pub url: Option<S<String>>,
+    pub health: Option<RawHealth>,
+    pub tasks: Option<S<String>>,
+    pub restart: Option<S<RawAction>>,
+}
