@@ -1,1 +1,162 @@
-fn main() {}
+//! `crossroads`: serve | check | run | console | demo.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bot_core::{config, Bot, Request};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "crossroads", version, about = "ChatOps deploy bot for Slack")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server for Slack (Events API, interactivity, slash command).
+    Serve {
+        /// Directory holding commands.yaml and instances.yaml.
+        #[arg(long, default_value = ".")]
+        config_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: String,
+        /// Use Slack's Socket Mode (needs SLACK_APP_TOKEN) instead of public HTTP endpoints.
+        #[arg(long)]
+        socket_mode: bool,
+    },
+    /// Validate the configuration and print a summary; exit 1 on any error.
+    Check {
+        /// Directory holding commands.yaml and instances.yaml.
+        #[arg(long, default_value = ".")]
+        config_dir: PathBuf,
+    },
+    /// Run one command through the engine and print the reply.
+    Run {
+        /// Slack user id to act as.
+        #[arg(long = "as", value_name = "USER_ID")]
+        user: String,
+        /// Print the Block Kit JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Directory holding commands.yaml and instances.yaml.
+        #[arg(long, default_value = ".")]
+        config_dir: PathBuf,
+        /// The message, e.g. "health rh blue".
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Chat with the bot in the terminal; buttons become numbered choices.
+    Console {
+        /// Slack user id to act as.
+        #[arg(long = "as", value_name = "USER_ID", default_value = "U0DEMO")]
+        user: String,
+        /// Directory holding commands.yaml and instances.yaml.
+        #[arg(long, default_value = ".")]
+        config_dir: PathBuf,
+    },
+    /// Zero-setup demo: simulated instances, Jenkins and switch on loopback, then the console.
+    Demo {
+        /// Slack user id to act as.
+        #[arg(long = "as", value_name = "USER_ID", default_value = "U0DEMO")]
+        user: String,
+        /// Directory holding commands.yaml and instances.yaml (the repository's by default).
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+    },
+}
+
+fn load(dir: &Path) -> anyhow::Result<bot_core::Config> {
+    config::load_dir(dir).map_err(|errors| anyhow::anyhow!("{errors}"))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn check(dir: &Path) -> ExitCode {
+    match config::load_dir(dir) {
+        Ok(cfg) => {
+            let s = cfg.summary();
+            println!(
+                "ok: {} commands, {} environments, {} pools, {} instances, {} aliases",
+                s.commands, s.environments, s.pools, s.instances, s.aliases
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result: anyhow::Result<ExitCode> = async {
+        match cli.command {
+            Command::Check { config_dir } => Ok(check(&config_dir)),
+            Command::Run {
+                user,
+                json,
+                config_dir,
+                text,
+            } => {
+                let bot = Bot::builder(load(&config_dir)?).build();
+                let reply = bot
+                    .handle_with(
+                        Request::text(user, text.join(" ")),
+                        &bot_server::console::PrintProgress::new(),
+                    )
+                    .await;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&reply.to_block_kit_json())?
+                    );
+                } else {
+                    println!("{}", reply.to_plain_text());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Console { user, config_dir } => {
+                let bot = Bot::builder(load(&config_dir)?).build();
+                bot_server::console::run(bot, user)
+                    .await
+                    .context("console")?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Demo { user, config_dir } => {
+                let _ = (user, config_dir);
+                anyhow::bail!("demo: not wired yet")
+            }
+            Command::Serve {
+                config_dir,
+                listen,
+                socket_mode,
+            } => {
+                let _ = (config_dir, listen, socket_mode);
+                anyhow::bail!("serve: not wired yet")
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
