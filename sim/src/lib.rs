@@ -1,0 +1,121 @@
+//! Simulated platform on loopback: service instances, an HTTP traffic switch and a Jenkins.
+//!
+//! Every simulator is a real HTTP server bound to `127.0.0.1` (port 0 for an
+//! ephemeral port, or a given one) speaking the real wire format, so the bot's
+//! real clients can be tested against it and `crossroads demo` can run without
+//! any infrastructure.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use crossroads_sim::instance::SimInstance;
+//! let blue = SimInstance::start("blue", "1.0.0").await?;
+//! println!("health at {}/health", blue.url());
+//! blue.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub mod instance;
+pub mod jenkins;
+pub mod switch;
+mod wire;
+
+/// A running simulator: its bound address and a way to stop it.
+///
+/// Dropping the handle also stops the server (without waiting for it).
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Binds `127.0.0.1:port` (0 = any free port).
+    pub(crate) async fn bind(port: u16) -> io::Result<TcpListener> {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await
+    }
+
+    /// Serves `router` on `listener` until stopped through `stop`.
+    pub(crate) fn spawn(
+        listener: TcpListener,
+        router: Router,
+        stop: watch::Sender<bool>,
+    ) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let mut rx = stop.subscribe();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|stopped| *stopped).await;
+            };
+            // Errors here only mean the listener died; nothing to report to anyone.
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await;
+        });
+        Ok(Self {
+            addr,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The bound address (always on loopback).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:18081`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (hanging ones are released),
+    /// and waits up to two seconds for the server to wind down.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Reserves a free loopback port and releases it at once: a port nobody listens on,
+/// i.e. a "down" instance or an unreachable Jenkins. (Another process could grab it
+/// in between; on a test machine that is vanishingly rare.)
+pub fn free_port() -> io::Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// `http://127.0.0.1:{port}` for a port nobody listens on.
+pub fn dead_url() -> io::Result<String> {
+    Ok(format!("http://127.0.0.1:{}", free_port()?))
+}
+
+/// Milliseconds since the Unix epoch, as Jenkins reports times.
+pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
