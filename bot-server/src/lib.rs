@@ -4,3 +4,4 @@
 //! Socket Mode, the console adapter, the demo and the `crossroads` CLI.
 
 pub mod console;
+pub mod demo;

@@ -138,8 +138,19 @@ async fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Demo { user, config_dir } => {
-                let _ = (user, config_dir);
-                anyhow::bail!("demo: not wired yet")
+                let config = bot_server::demo::load_config(config_dir.as_deref())?;
+                let demo = bot_server::demo::Demo::start(config.clone()).await?;
+                println!(
+                    "Simulated {} instances, a traffic switch and Jenkins on 127.0.0.1 ({} left down on purpose: {}).",
+                    config.instances().count() - demo.down.len(),
+                    demo.down.len(),
+                    demo.down.join(", ")
+                );
+                let bot = Bot::builder(config).build();
+                let result = bot_server::console::run(bot, user).await;
+                demo.shutdown().await;
+                result.context("console")?;
+                Ok(ExitCode::SUCCESS)
             }
             Command::Serve {
                 config_dir,
