@@ -651,3 +651,105 @@ fn several_errors_are_reported_together_in_file_order() {
         "{text}"
     );
 }
+
+#[test]
+fn duplicate_member_is_reported_at_the_second() {
+    let bad = INSTANCES.replace(
+        "          green:",
+        "          blue: { url: \"http://127.0.0.1:3\" }\n          green:",
+    );
+    assert_eq!(
+        error(COMMANDS, &bad),
+        "instances.yaml:11:11: `blue` is defined twice (each key may appear only once in a mapping)"
+    );
+}
+
+#[test]
+fn haproxy_and_jenkins_switches_and_instance_overrides() {
+    let instances = INSTANCES
+        .replace(
+            "switch: { type: memory, initial: blue }",
+            "switch: { type: haproxy, address: \"127.0.0.1:9999\", backend: be_api, \
+             servers: { blue: api_blue }, off_state: maint }",
+        )
+        .replace(
+            "green: { url: \"http://127.0.0.1:2\" }",
+            "green: { url: \"http://127.0.0.1:2\", tasks: /jobs, health: { path: /ready }, \
+             restart: { method: post, url: \"http://127.0.0.1:2/restart\" } }",
+        )
+        + "  staging:
+    pools:
+      api:
+        switch:
+          type: jenkins
+          job: platform/switch
+          parameters: { COLOUR: \"{colour}\" }
+          get: http://127.0.0.1:5/active
+          pointer: /active
+        members:
+          blue: { url: \"http://127.0.0.1:3\" }
+          green: { url: \"http://127.0.0.1:4\" }
+defaults:
+  health: { expect_status: 204, contains: [up] }
+  tasks: /tasks
+";
+    let config = load_with(COMMANDS, &instances, &no_env).unwrap_or_else(|e| panic!("{e}"));
+    let api = config.pool("master", "api").expect("api");
+    assert_eq!(
+        api.switch,
+        SwitchSpec::Haproxy {
+            address: "127.0.0.1:9999".into(),
+            backend: "be_api".into(),
+            servers: vec![("blue".into(), "api_blue".into())],
+            off_state: "maint".into(),
+        }
+    );
+    let (blue, green) = (&api.members[0], &api.members[1]);
+    assert_eq!(blue.tasks.as_deref(), Some("/tasks"));
+    assert_eq!(green.tasks.as_deref(), Some("/jobs"));
+    // Field by field: the instance's path, the defaults' status and body check.
+    assert_eq!(green.health.path, "/ready");
+    assert_eq!(green.health.expect_status, 204);
+    assert_eq!(green.health.contains, ["up"]);
+    assert_eq!(blue.health.path, "/health");
+    assert!(blue.restart.is_none());
+    match &green.restart {
+        Some(ActionSpec::Http(req)) => {
+            assert_eq!(req.method, "POST");
+            assert_eq!(req.url, "http://127.0.0.1:2/restart");
+        }
+        other => panic!("expected an http restart, got {other:?}"),
+    }
+    match &config.pool("staging", "api").expect("staging api").switch {
+        SwitchSpec::Jenkins {
+            job,
+            get_url,
+            pointer,
+        } => {
+            assert_eq!(job.job, "platform/switch");
+            assert_eq!(
+                job.parameters,
+                [("COLOUR".to_owned(), "{colour}".to_owned())]
+            );
+            assert_eq!(get_url, "http://127.0.0.1:5/active");
+            assert_eq!(pointer, "/active");
+        }
+        other => panic!("expected a jenkins switch, got {other:?}"),
+    }
+}
+
+#[test]
+fn jenkins_without_token_and_job_command_without_job() {
+    let instances = format!("jenkins:\n  url: http://127.0.0.1:18090\n  user: bot\n{INSTANCES}");
+    let commands = COMMANDS.replace("action: restart", "action: job");
+    let all = errors(&commands, &instances);
+    assert_eq!(
+        all,
+        [
+            "commands.yaml:10:13: `action: job` needs `job` \
+             (add `job: folder/name`, and `parameters:` if it takes any)",
+            "instances.yaml:2:3: `jenkins` has no `token` \
+             (add `token: ${JENKINS_TOKEN}`; never write the token itself in the file)",
+        ]
+    );
+}

@@ -630,7 +630,7 @@ impl<'a> Builder<'a> {
                     self.error(
                         &a.referenced,
                         "`action: job` needs `job`",
-                        Some("add `job: folder/name` (and `parameters:` if it takes any)".into()),
+                        Some("add `job: folder/name`, and `parameters:` if it takes any".into()),
                     );
                     return None;
                 }
@@ -789,7 +789,7 @@ impl<'a> Builder<'a> {
                     &raw.referenced,
                     "`jenkins` has no `token`",
                     Some(
-                        "add `token: ${JENKINS_TOKEN}` (never write the token itself in the file)"
+                        "add `token: ${JENKINS_TOKEN}`; never write the token itself in the file"
                             .into(),
                     ),
                 );
