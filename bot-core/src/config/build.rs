@@ -100,18 +100,6 @@ enum Owner {
     MemberEmoji(String),
 }
 
-impl std::fmt::Display for Owner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Owner::Env(n) => write!(f, "environment `{n}`"),
-            Owner::Pool(n) => write!(f, "pool `{n}`"),
-            Owner::Instance(n) => write!(f, "instance `{n}`"),
-            Owner::Member(n) => write!(f, "the member name `{n}`"),
-            Owner::MemberEmoji(n) => write!(f, "the emoji of member `{n}`"),
-        }
-    }
-}
-
 /// A health recipe with only the fields one place set, already validated.
 #[derive(Clone, Default)]
 struct PartialHealth {
@@ -163,9 +151,11 @@ pub(crate) struct Builder<'a> {
     file: String,
     pub(crate) errors: Vec<ConfigError>,
     /// Word → (owner, where first claimed).
-    claims: HashMap<String, (Owner, Pos)>,
+    claims: HashMap<String, (Owner, String, Pos)>,
     /// Group names defined in `instances.yaml`.
     groups: BTreeSet<String>,
+    /// False when `instances.yaml` could not be read, so group names cannot be checked.
+    pub(crate) groups_known: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -176,6 +166,7 @@ impl<'a> Builder<'a> {
             errors: Vec::new(),
             claims: HashMap::new(),
             groups: BTreeSet::new(),
+            groups_known: true,
         }
     }
 
@@ -198,8 +189,14 @@ impl<'a> Builder<'a> {
 
     /// Interpolates a string value; on failure reports and returns the text as written.
     fn text(&mut self, value: &S<String>) -> String {
+        self.try_text(value).unwrap_or_else(|| value.value.clone())
+    }
+
+    /// Interpolates a string value; `None` (after reporting) when a variable is missing,
+    /// so later checks do not pile a second error onto the same value.
+    fn try_text(&mut self, value: &S<String>) -> Option<String> {
         match interpolate(&value.value, self.env) {
-            Ok(text) => text,
+            Ok(text) => Some(text),
             Err(problems) => {
                 for problem in problems {
                     let (message, hint) = match problem {
@@ -218,7 +215,7 @@ impl<'a> Builder<'a> {
                     };
                     self.error(&value.referenced, message, Some(hint));
                 }
-                value.value.clone()
+                None
             }
         }
     }
@@ -229,7 +226,9 @@ impl<'a> Builder<'a> {
 
     fn duration(&mut self, value: &Option<S<String>>, default: Duration) -> Duration {
         let Some(raw) = value else { return default };
-        let text = self.text(raw);
+        let Some(text) = self.try_text(raw) else {
+            return default;
+        };
         match parse_duration(&text) {
             Some(d) => d,
             None => {
@@ -281,16 +280,24 @@ impl<'a> Builder<'a> {
     }
 
     fn url(&mut self, raw: &S<String>) -> String {
-        let value = self.text(raw);
-        self.check_url(raw, &value);
-        value
+        match self.try_text(raw) {
+            Some(value) => {
+                self.check_url(raw, &value);
+                value
+            }
+            None => raw.value.clone(),
+        }
     }
 
     /// A JSON pointer, which must start with `/`.
     fn pointer(&mut self, raw: &S<String>) -> String {
-        let value = self.text(raw);
-        self.check_pointer(&raw.referenced, &value);
-        value
+        match self.try_text(raw) {
+            Some(value) => {
+                self.check_pointer(&raw.referenced, &value);
+                value
+            }
+            None => raw.value.clone(),
+        }
     }
 
     fn check_pointer(&mut self, loc: &Location, value: &str) {
@@ -304,7 +311,9 @@ impl<'a> Builder<'a> {
     }
 
     fn path(&mut self, raw: &S<String>) -> String {
-        let value = self.text(raw);
+        let Some(value) = self.try_text(raw) else {
+            return raw.value.clone();
+        };
         if !value.starts_with('/') {
             self.error(
                 &raw.referenced,
@@ -319,13 +328,13 @@ impl<'a> Builder<'a> {
         let mut out = Vec::new();
         for group in allowed {
             let name = self.text(group);
-            if !self.groups.contains(&name) {
+            if self.groups_known && !self.groups.contains(&name) {
                 let known: Vec<&str> = self.groups.iter().map(String::as_str).collect();
                 let hint = if known.is_empty() {
                     "define it under `groups:` in instances.yaml".to_owned()
                 } else {
                     format!(
-                        "{} (groups are defined under `groups:` in instances.yaml)",
+                        "{} Groups are defined under `groups:` in instances.yaml.",
                         suggest(&name, &known)
                     )
                 };
@@ -453,19 +462,20 @@ impl<'a> Builder<'a> {
     }
 
     /// Claims `word` for `owner`; a different owner already holding it is an error.
-    fn claim(&mut self, word: &str, kind: &str, owner: &Owner, loc: &Location) {
+    /// `what` says what the word is here, e.g. "alias of environment `master`".
+    fn claim(&mut self, word: &str, what: String, owner: Owner, loc: &Location) {
         if word.is_empty() {
-            self.error(loc, format!("empty {kind}"), Some("remove it".into()));
+            self.error(loc, format!("empty {what}"), Some("remove it".into()));
             return;
         }
         let pos = self.pos(loc);
         match self.claims.get(word) {
             None => {
-                self.claims.insert(word.to_owned(), (owner.clone(), pos));
+                self.claims.insert(word.to_owned(), (owner, what, pos));
             }
-            Some((first, _)) if first == owner => {}
-            Some((first, first_pos)) => {
-                let message = format!("`{word}` ({kind} of {owner}) is already claimed by {first}");
+            Some((first, _, _)) if *first == owner => {}
+            Some((_, first_what, first_pos)) => {
+                let message = format!("`{word}` ({what}) is already used as the {first_what}");
                 let hint = format!("first claimed at {first_pos}; a word may name only one thing");
                 self.errors.push(ConfigError {
                     pos: Some(pos),
@@ -620,7 +630,7 @@ impl<'a> Builder<'a> {
                     self.error(
                         &a.referenced,
                         "`action: job` needs `job`",
-                        Some("add `job: folder/name` (and `parameters:` if it takes any)".into()),
+                        Some("add `job: folder/name`, and `parameters:` if it takes any".into()),
                     );
                     return None;
                 }
@@ -779,7 +789,7 @@ impl<'a> Builder<'a> {
                     &raw.referenced,
                     "`jenkins` has no `token`",
                     Some(
-                        "add `token: ${JENKINS_TOKEN}` (never write the token itself in the file)"
+                        "add `token: ${JENKINS_TOKEN}`; never write the token itself in the file"
                             .into(),
                     ),
                 );
@@ -869,10 +879,20 @@ impl<'a> Builder<'a> {
         let owner = Owner::Env(env_name.clone());
         env_names.push(env_name.clone());
         let mut aliases = vec![normalise(&env_name)];
-        self.claim(&normalise(&env_name), "name", &owner, &name.referenced);
+        self.claim(
+            &normalise(&env_name),
+            format!("name of environment `{env_name}`"),
+            owner.clone(),
+            &name.referenced,
+        );
         for a in &raw.aliases {
             let word = normalise(&self.text(a));
-            self.claim(&word, "alias", &owner, &a.referenced);
+            self.claim(
+                &word,
+                format!("alias of environment `{env_name}`"),
+                owner.clone(),
+                &a.referenced,
+            );
             if !word.is_empty() && !aliases.contains(&word) {
                 aliases.push(word);
             }
@@ -880,7 +900,12 @@ impl<'a> Builder<'a> {
         let mut emoji = Vec::new();
         for e in &raw.emoji {
             let word = normalise_emoji(&self.text(e));
-            self.claim(&word, "emoji", &owner, &e.referenced);
+            self.claim(
+                &word,
+                format!("emoji of environment `{env_name}`"),
+                owner.clone(),
+                &e.referenced,
+            );
             if !word.is_empty() && !emoji.contains(&word) {
                 emoji.push(word);
             }
@@ -933,10 +958,20 @@ impl<'a> Builder<'a> {
         let pool_name = name.value.trim().to_owned();
         let owner = Owner::Pool(normalise(&pool_name));
         let mut aliases = vec![normalise(&pool_name)];
-        self.claim(&normalise(&pool_name), "name", &owner, &name.referenced);
+        self.claim(
+            &normalise(&pool_name),
+            format!("name of pool `{env} {pool_name}`"),
+            owner.clone(),
+            &name.referenced,
+        );
         for a in &raw.aliases {
             let word = normalise(&self.text(a));
-            self.claim(&word, "alias", &owner, &a.referenced);
+            self.claim(
+                &word,
+                format!("alias of pool `{env} {pool_name}`"),
+                owner.clone(),
+                &a.referenced,
+            );
             if !word.is_empty() && !aliases.contains(&word) {
                 aliases.push(word);
             }
@@ -1025,8 +1060,8 @@ impl<'a> Builder<'a> {
         let word = normalise(&member_name);
         self.claim(
             &word,
-            "name",
-            &Owner::Member(word.clone()),
+            format!("name of member `{env} {pool} {member_name}`"),
+            Owner::Member(word.clone()),
             &name.referenced,
         );
         let owner = Owner::Instance(format!("{env} {pool} {member_name}"));
@@ -1036,7 +1071,12 @@ impl<'a> Builder<'a> {
             if alias == word {
                 continue;
             }
-            self.claim(&alias, "alias", &owner, &a.referenced);
+            self.claim(
+                &alias,
+                format!("alias of instance `{env} {pool} {member_name}`"),
+                owner.clone(),
+                &a.referenced,
+            );
             if !alias.is_empty() && !aliases.contains(&alias) {
                 aliases.push(alias);
             }
@@ -1046,8 +1086,8 @@ impl<'a> Builder<'a> {
             let shortcode = normalise_emoji(&self.text(e));
             self.claim(
                 &shortcode,
-                "emoji",
-                &Owner::MemberEmoji(word.clone()),
+                format!("emoji of member `{env} {pool} {member_name}`"),
+                Owner::MemberEmoji(word.clone()),
                 &e.referenced,
             );
             if !shortcode.is_empty() && !emoji.contains(&shortcode) {

@@ -136,21 +136,27 @@ pub fn from_strs(
 ) -> Result<Config, ConfigErrors> {
     let raw_commands = parse::<raw::CommandsFile>(commands_name, commands);
     let raw_instances = parse::<raw::InstancesFile>(instances_name, instances);
-    let (raw_commands, raw_instances) = match (raw_commands, raw_instances) {
-        (Ok(c), Ok(i)) => (c, i),
-        (c, i) => {
-            let errors = c.err().into_iter().chain(i.err()).collect();
-            return Err(ConfigErrors(errors));
-        }
-    };
+    let mut errors = Vec::new();
     let mut builder = build::Builder::new(env);
     let mut config = Config::default();
-    // instances.yaml first: it defines the groups both files refer to.
-    builder.instances(instances_name, &raw_instances, &mut config);
-    let (commands, filler) = builder.commands(commands_name, &raw_commands);
-    config.commands = commands;
-    config.filler = filler;
-    let mut errors = builder.errors;
+    // instances.yaml first: it defines the groups both files refer to. When one file
+    // cannot be read, the other is still checked so every problem shows up at once.
+    match raw_instances {
+        Ok(raw) => builder.instances(instances_name, &raw, &mut config),
+        Err(e) => {
+            errors.push(e);
+            builder.groups_known = false;
+        }
+    }
+    match raw_commands {
+        Ok(raw) => {
+            let (commands, filler) = builder.commands(commands_name, &raw);
+            config.commands = commands;
+            config.filler = filler;
+        }
+        Err(e) => errors.push(e),
+    }
+    errors.append(&mut builder.errors);
     if errors.is_empty() {
         return Ok(config);
     }
