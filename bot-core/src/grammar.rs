@@ -186,7 +186,11 @@ impl Lexer {
             break;
         }
         match found {
-            Some((after, inner)) => Some((after, unwrap_markup(inner))),
+            // Punctuation glued to the closing quote (`"big fix"!`) is not a word.
+            Some((after, inner)) => Some((
+                after.trim_start_matches(is_trailing_punct),
+                unwrap_markup(inner),
+            )),
             None => {
                 // No closer from here on means none from any later position either.
                 self.no_closer[kind] = true;
@@ -524,6 +528,10 @@ mod tests {
                 vec![w("lock"), w("master"), q("see the doc & wait")],
             ),
             ("say \"\"", vec![w("say"), q("")]),
+            (
+                "lock master \"Big fix\"!, now",
+                vec![w("lock"), w("master"), q("Big fix"), w("now")],
+            ),
             ("don't 'quote", vec![w("don't"), w("quote")]),
             ("lock \"unclosed", vec![w("lock"), w("unclosed")]),
             // key=value.

@@ -70,9 +70,8 @@ impl Reply {
         let mut button_index = 0;
         for part in &self.parts {
             match part {
-                Part::Header(t) => blocks.push(
-                    SlackHeaderBlock::new(clip(t, MAX_HEADER_TEXT).as_str().into()).into(),
-                ),
+                Part::Header(t) => blocks
+                    .push(SlackHeaderBlock::new(clip(t, MAX_HEADER_TEXT).as_str().into()).into()),
                 Part::Text(t) => {
                     for chunk in chunks(t, MAX_SECTION_TEXT) {
                         blocks.push(
@@ -188,7 +187,10 @@ mod tests {
 
     #[test]
     fn long_text_is_split_under_slack_limits() {
-        let long = (0..400).map(|i| format!("line {i} ........")).collect::<Vec<_>>().join("\n");
+        let long = (0..400)
+            .map(|i| format!("line {i} ........"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let reply = Reply::message(Outcome::Info, long);
         let blocks = reply.to_block_kit_json();
         let blocks = blocks["blocks"].as_array().expect("blocks");

@@ -78,8 +78,16 @@ impl std::fmt::Display for Target {
             Target::None => Ok(()),
             Target::Env { env, pools } if pools.is_empty() => f.write_str(env),
             Target::Env { env, pools } => write!(f, "{env} {}", pools.join(" ")),
-            Target::Pool { env, pool, member: None } => write!(f, "{env} {pool}"),
-            Target::Pool { env, pool, member: Some(m) } => write!(f, "{env} {pool} {m}"),
+            Target::Pool {
+                env,
+                pool,
+                member: None,
+            } => write!(f, "{env} {pool}"),
+            Target::Pool {
+                env,
+                pool,
+                member: Some(m),
+            } => write!(f, "{env} {pool} {m}"),
             Target::Instance(r) => write!(f, "{r}"),
         }
     }

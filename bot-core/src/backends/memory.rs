@@ -33,15 +33,20 @@ impl TrafficSwitch for MemorySwitch {
         }
         match &pool.switch {
             SwitchSpec::Memory { initial } => Ok(initial.clone()),
-            _ => pool
-                .members
-                .first()
-                .map(|m| m.name.clone())
-                .ok_or_else(|| SwitchError::Unknown(format!("pool {} has no members", pool.name))),
+            _ => {
+                pool.members.first().map(|m| m.name.clone()).ok_or_else(|| {
+                    SwitchError::Unknown(format!("pool {} has no members", pool.name))
+                })
+            }
         }
     }
 
-    async fn switch_to(&self, env: &Environment, pool: &Pool, member: &str) -> Result<(), SwitchError> {
+    async fn switch_to(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        member: &str,
+    ) -> Result<(), SwitchError> {
         if !pool.members.iter().any(|m| m.name == member) {
             return Err(SwitchError::Refused(format!(
                 "{member} is not a member of {} {}",

@@ -60,7 +60,11 @@ pub trait Probe: Send + Sync {
 #[async_trait]
 pub trait HttpAction: Send + Sync {
     /// Sends the already-templated request; returns status and body.
-    async fn send(&self, req: &HttpRequestSpec, timeout: Duration) -> Result<HttpSnapshot, ProbeError>;
+    async fn send(
+        &self,
+        req: &HttpRequestSpec,
+        timeout: Duration,
+    ) -> Result<HttpSnapshot, ProbeError>;
 }
 
 // ---------------------------------------------------------------- switch
@@ -93,7 +97,12 @@ pub trait TrafficSwitch: Send + Sync {
     /// The member currently taking traffic, read from the switch itself.
     async fn active(&self, env: &Environment, pool: &Pool) -> Result<String, SwitchError>;
     /// Sends all traffic to `member`; must verify by reading back before returning `Ok`.
-    async fn switch_to(&self, env: &Environment, pool: &Pool, member: &str) -> Result<(), SwitchError>;
+    async fn switch_to(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        member: &str,
+    ) -> Result<(), SwitchError>;
 }
 
 // ---------------------------------------------------------------- CI
@@ -307,7 +316,12 @@ pub trait Store: Send + Sync {
     /// Registers a set of buttons that can be used once until `expires`.
     async fn issue_buttons(&self, set_id: &str, expires: SystemTime) -> Result<(), StoreError>;
     /// Claims a button set for `user`.
-    async fn claim_buttons(&self, set_id: &str, user: &str, now: SystemTime) -> Result<Claim, StoreError>;
+    async fn claim_buttons(
+        &self,
+        set_id: &str,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Claim, StoreError>;
     /// Takes the lock on `env` unless someone else holds an unexpired one.
     async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError>;
     /// Releases `env`'s lock; returns the lock that was released, if any.
@@ -317,7 +331,11 @@ pub trait Store: Send + Sync {
     /// Appends to the audit log.
     async fn audit(&self, record: AuditRecord) -> Result<(), StoreError>;
     /// Newest first, optionally for one environment.
-    async fn history(&self, env: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    async fn history(
+        &self,
+        env: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
     /// Remembers the last member known active in a pool.
     async fn set_last_active(&self, env: &str, pool: &str, member: &str) -> Result<(), StoreError>;
     /// The last member known active, if recorded.

@@ -61,7 +61,11 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-async fn read(resp: reqwest::Response, started: Instant, timeout: Duration) -> Result<HttpSnapshot, ProbeError> {
+async fn read(
+    resp: reqwest::Response,
+    started: Instant,
+    timeout: Duration,
+) -> Result<HttpSnapshot, ProbeError> {
     let status = resp.status().as_u16();
     let mut body = Vec::new();
     let mut resp = resp;
@@ -122,7 +126,11 @@ impl ReqwestAction {
 
 #[async_trait]
 impl HttpAction for ReqwestAction {
-    async fn send(&self, req: &HttpRequestSpec, timeout: Duration) -> Result<HttpSnapshot, ProbeError> {
+    async fn send(
+        &self,
+        req: &HttpRequestSpec,
+        timeout: Duration,
+    ) -> Result<HttpSnapshot, ProbeError> {
         let started = Instant::now();
         let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| ProbeError::Other(format!("bad HTTP method `{}`", req.method)))?;

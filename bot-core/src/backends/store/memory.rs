@@ -46,9 +46,8 @@ impl Store for MemoryStore {
     async fn first_delivery(&self, event_id: &str, now: SystemTime) -> Result<bool, StoreError> {
         self.with(|s| {
             if s.events.len() > 100_000 {
-                s.events.retain(|_, at| {
-                    now.duration_since(*at).unwrap_or_default() < EVENT_MEMORY
-                });
+                s.events
+                    .retain(|_, at| now.duration_since(*at).unwrap_or_default() < EVENT_MEMORY);
             }
             s.events.insert(event_id.to_owned(), now).is_none()
         })
@@ -60,7 +59,12 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn claim_buttons(&self, set_id: &str, user: &str, now: SystemTime) -> Result<Claim, StoreError> {
+    async fn claim_buttons(
+        &self,
+        set_id: &str,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Claim, StoreError> {
         self.with(|s| match s.buttons.get_mut(set_id) {
             None => Claim::Unknown,
             Some((_, Some(by))) => Claim::AlreadyUsed { by: by.clone() },
@@ -94,7 +98,11 @@ impl Store for MemoryStore {
         self.with(|s| s.audit.push(record))
     }
 
-    async fn history(&self, env: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn history(
+        &self,
+        env: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         self.with(|s| {
             s.audit
                 .iter()
