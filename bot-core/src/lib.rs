@@ -13,6 +13,7 @@ pub mod render;
 pub mod reply;
 pub mod resolve;
 pub mod slack;
+pub mod testing;
 
 pub use config::Config;
 pub use reply::{Button, ButtonStyle, Input, Invocation, Outcome, Part, Reply, Request, Target};

@@ -354,7 +354,9 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Address of one instance: environment, pool, member.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct InstanceRef {
     /// Environment name.
     pub env: String,
