@@ -380,10 +380,18 @@ async fn resolve_and_run(ctx: &Ctx<'_>, m: CommandMatch) -> Reply {
     let named_something = !m.selectors.is_empty() || m.qualifier.is_some();
     let instances = match m.qualifier {
         None => instances,
-        Some(q) => match filter_by_qualifier(ctx, instances, q).await {
-            Ok(list) => list,
-            Err(reply) => return reply,
-        },
+        Some(q) => {
+            // `master active` without a pool means the environment's main pool: its first.
+            let instances = if named_pool(&m) {
+                instances
+            } else {
+                main_pools_only(config, instances)
+            };
+            match filter_by_qualifier(ctx, instances, q).await {
+                Ok(list) => list,
+                Err(reply) => return reply,
+            }
+        }
     };
     if instances.is_empty() && named_something {
         return Reply::message(
@@ -500,6 +508,19 @@ async fn filter_by_qualifier(
         }
     }
     Ok(out)
+}
+
+/// Keeps only instances of each environment's first pool (its main pool).
+fn main_pools_only(config: &Config, instances: Vec<InstanceRef>) -> Vec<InstanceRef> {
+    instances
+        .into_iter()
+        .filter(|r| {
+            config
+                .env(&r.env)
+                .and_then(|e| e.pools.first())
+                .is_some_and(|p| p.name == r.pool)
+        })
+        .collect()
 }
 
 fn dedup<T: Ord + Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
@@ -783,7 +804,9 @@ pub(crate) fn is_mutating(action: &ActionKind) -> bool {
 /// Formats a duration for people: `850ms`, `12.3s`, `4m 05s`.
 pub(crate) fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 1000 {
+    if ms < 10 {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else if ms < 1000 {
         format!("{ms}ms")
     } else if ms < 60_000 {
         format!("{:.1}s", d.as_secs_f64())

@@ -33,13 +33,21 @@ pub struct Demo {
 pub fn load_config(dir: Option<&Path>) -> anyhow::Result<Config> {
     let dir: Option<PathBuf> = match dir {
         Some(d) => Some(d.to_owned()),
-        None if Path::new("commands.yaml").exists() && Path::new("instances.yaml").exists() => Some(PathBuf::from(".")),
+        None if Path::new("commands.yaml").exists() && Path::new("instances.yaml").exists() => {
+            Some(PathBuf::from("."))
+        }
         None => None,
     };
     match dir {
         Some(d) => config::load_dir(&d).map_err(|e| anyhow!("{e}")),
-        None => config::from_strs("commands.yaml", COMMANDS_YAML, "instances.yaml", INSTANCES_YAML, &config::process_env)
-            .map_err(|e| anyhow!("{e}")),
+        None => config::from_strs(
+            "commands.yaml",
+            COMMANDS_YAML,
+            "instances.yaml",
+            INSTANCES_YAML,
+            &config::process_env,
+        )
+        .map_err(|e| anyhow!("{e}")),
     }
 }
 
@@ -49,7 +57,9 @@ fn port_of(url: &str) -> anyhow::Result<u16> {
     if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
         anyhow::bail!("the demo only simulates loopback addresses, and {url} is not one");
     }
-    parsed.port_or_known_default().ok_or_else(|| anyhow!("no port in {url}"))
+    parsed
+        .port_or_known_default()
+        .ok_or_else(|| anyhow!("no port in {url}"))
 }
 
 fn in_use(what: &str, port: u16, e: std::io::Error) -> anyhow::Error {
@@ -80,7 +90,8 @@ impl Demo {
                     // Show every state: the last member of the last pool of the first
                     // environment is down, the second member of the last environment's first pool is slow.
                     let is_down = env.name == config.environments[0].name
-                        && pool.name == env.pools.last().map(|p| p.name.clone()).unwrap_or_default()
+                        && pool.name
+                            == env.pools.last().map(|p| p.name.clone()).unwrap_or_default()
                         && i + 1 == pool.members.len();
                     if is_down {
                         down.push(label);
@@ -92,29 +103,54 @@ impl Demo {
                         .await
                         .map_err(|e| in_use("instance", port, e))?;
                     let control = sim.control();
-                    let last_env = config.environments.last().map(|e| e.name.clone()).unwrap_or_default();
+                    let last_env = config
+                        .environments
+                        .last()
+                        .map(|e| e.name.clone())
+                        .unwrap_or_default();
                     if env.name == last_env && pool.name == env.pools[0].name && i == 1 {
                         control.set_behaviour(Behaviour::Slow(Duration::from_millis(700)));
                     }
                     control.set_tasks(vec![
-                        Task::new(1, format!("nightly-report-{}", env.name), TaskState::Running, 40 + (i as u8) * 20),
+                        Task::new(
+                            1,
+                            format!("nightly-report-{}", env.name),
+                            TaskState::Running,
+                            40 + (i as u8) * 20,
+                        ),
                         Task::new(2, "cache-warmup", TaskState::Queued, 0),
                         Task::new(3, "invoice-sync", TaskState::Done, 100),
                     ]);
-                    controls.insert((env.name.clone(), pool.name.clone(), m.name.clone()), control);
+                    controls.insert(
+                        (env.name.clone(), pool.name.clone(), m.name.clone()),
+                        control,
+                    );
                     instances.push(sim);
                 }
             }
         }
         let switch = match switch_port {
-            Some(port) => Some(SimSwitch::start_on(port, pools).await.map_err(|e| in_use("switch", port, e))?),
+            Some(port) => Some(
+                SimSwitch::start_on(port, pools)
+                    .await
+                    .map_err(|e| in_use("switch", port, e))?,
+            ),
             None => None,
         };
         let jenkins = match &config.jenkins {
             Some(j) => {
                 let port = port_of(&j.url)?;
-                let setup = jenkins_setup(&config, j.user.clone(), j.token.expose().to_owned(), Arc::new(controls));
-                Some(SimJenkins::start_on(port, setup).await.map_err(|e| in_use("Jenkins", port, e))?)
+                let setup = jenkins_setup(
+                    &config,
+                    j.user.clone(),
+                    j.token.expose().to_owned(),
+                    Arc::new(controls),
+                );
+                Some(
+                    SimJenkins::start_on(port, setup)
+                        .await
+                        .map_err(|e| in_use("Jenkins", port, e))?,
+                )
             }
             None => None,
         };
@@ -168,8 +204,12 @@ fn jenkins_setup(config: &Config, user: String, token: String, controls: Control
                             .build_duration(Duration::from_secs(4))
                             .estimated_duration(Some(Duration::from_secs(4)))
                             .on_success(move |params| {
-                                let env = param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default().to_owned();
-                                let colour = param(params, &["COLOUR", "COLOR"]).unwrap_or_default().to_owned();
+                                let env = param(params, &["ENVIRONMENT", "ENV"])
+                                    .unwrap_or_default()
+                                    .to_owned();
+                                let colour = param(params, &["COLOUR", "COLOR"])
+                                    .unwrap_or_default()
+                                    .to_owned();
                                 if let Some(c) = controls.get(&(env, pool_name.clone(), colour)) {
                                     c.deploy();
                                 }
@@ -183,15 +223,18 @@ fn jenkins_setup(config: &Config, user: String, token: String, controls: Control
                         let controls = controls.clone();
                         setup = setup.job(
                             &job.job,
-                            JobSetup::new().build_duration(Duration::from_secs(2)).on_success(move |params| {
-                                let env = param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default();
-                                let instance = param(params, &["INSTANCE"]).unwrap_or_default();
-                                for ((e, p, m), c) in controls.iter() {
-                                    if e == env && instance == format!("{p}-{m}") {
-                                        c.restart();
+                            JobSetup::new()
+                                .build_duration(Duration::from_secs(2))
+                                .on_success(move |params| {
+                                    let env =
+                                        param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default();
+                                    let instance = param(params, &["INSTANCE"]).unwrap_or_default();
+                                    for ((e, p, m), c) in controls.iter() {
+                                        if e == env && instance == format!("{p}-{m}") {
+                                            c.restart();
+                                        }
                                     }
-                                }
-                            }),
+                                }),
                         );
                     }
                 }
@@ -199,12 +242,20 @@ fn jenkins_setup(config: &Config, user: String, token: String, controls: Control
         }
     }
     if let Some(toy) = &config.toy {
-        setup = setup.job(&toy.job.job, JobSetup::new().build_duration(Duration::from_secs(3)));
+        setup = setup.job(
+            &toy.job.job,
+            JobSetup::new().build_duration(Duration::from_secs(3)),
+        );
     }
     for cmd in &config.commands {
         if let bot_core::config::ActionKind::Job(job) = &cmd.action {
             if seen.insert(job.job.clone()) {
-                setup = setup.job(&job.job, JobSetup::new().build_duration(Duration::from_secs(2)).result("FAILURE"));
+                setup = setup.job(
+                    &job.job,
+                    JobSetup::new()
+                        .build_duration(Duration::from_secs(2))
+                        .result("FAILURE"),
+                );
             }
         }
     }
