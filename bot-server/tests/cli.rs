@@ -1,0 +1,94 @@
+//! The `crossroads` binary as a user runs it: `check`, `run`, `run --json`, `demo`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_crossroads");
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(repo())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run crossroads")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_summarises_the_shipped_config() {
+    let out = run(&["check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("14 commands, 2 environments, 4 pools, 8 instances"), "{stdout}");
+}
+
+#[test]
+fn check_reports_errors_with_file_line_column_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(repo().join("commands.yaml"), dir.path().join("commands.yaml")).expect("copy");
+    let instances = std::fs::read_to_string(repo().join("instances.yaml")).expect("read");
+    // Line 3 (1-based) of the broken file carries a misspelt key.
+    let broken = instances.replacen("settings:\n  probe_timeout: 2s", "settings:\n  probe_timeout: 2s\n  probe_timout: 3s", 1);
+    let line = broken.lines().position(|l| l.contains("probe_timout")).expect("line") + 1;
+    std::fs::write(dir.path().join("instances.yaml"), broken).expect("write");
+
+    let out = run(&["check", "--config-dir", dir.path().to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("instances.yaml:{line}:3:")), "{stderr}");
+    assert!(stderr.contains("probe_timout"), "{stderr}");
+    assert!(stderr.contains("did you mean `probe_timeout`?"), "{stderr}");
+}
+
+#[test]
+fn run_prints_the_reply_as_text_or_block_kit() {
+    let out = run(&["run", "--as", "U0DEMO", "help", "deploy"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("== help: deploy =="), "{}", text(&out.stdout));
+
+    let out = run(&["run", "--as", "U0DEMO", "--json", "health"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let blocks = json["blocks"].as_array().expect("blocks");
+    let buttons: usize = blocks
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .map(|b| b["elements"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(buttons, 8, "one button per instance: {json}");
+}
+
+#[test]
+fn demo_answers_read_only_commands_with_nothing_configured() {
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .current_dir(std::env::temp_dir()) // not the repository: the built-in config is used
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start demo");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"status\nhealth\n2\nshow tasks staging purple\nquit\n")
+        .expect("type");
+    let out = child.wait_with_output().expect("demo output");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("7 of 8 instances healthy"), "{stdout}");
+    assert!(stdout.contains("down: connection refused"), "{stdout}");
+    assert!(stdout.contains("[8] staging cron yellow"), "{stdout}");
+    assert!(stdout.contains("<@U0DEMO> chose `health master api green`"), "{stdout}");
+    assert!(stdout.contains("Tasks on *staging cron purple* (3)"), "{stdout}");
+}
