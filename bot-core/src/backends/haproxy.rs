@@ -1,1 +1,426 @@
 //! [`HaproxySwitch`]: blue/green over HAProxy's runtime API (TCP or unix socket).
+//!
+//! One command per connection, answer read to EOF. Switching marks the target
+//! `ready` first, then puts every other member in the configured off state
+//! (`drain` or `maint`), then reads `show servers state` back to verify.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::backends::{SwitchError, TrafficSwitch};
+use crate::config::{Environment, Pool, SwitchSpec};
+
+/// Maintenance bits of `srv_admin_state` (forced, inherited, resolution).
+const MAINT_MASK: u32 = 0x23;
+/// Drain bits of `srv_admin_state` (forced, inherited).
+const DRAIN_MASK: u32 = 0x18;
+/// Answers longer than this are cut (a `show servers state` of a huge backend).
+const MAX_ANSWER: u64 = 1024 * 1024;
+
+/// One server row of `show servers state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerState {
+    /// `srv_name`.
+    pub name: String,
+    /// `srv_op_state`: 0 stopped, 1 starting, 2 running, 3 stopping.
+    pub op_state: u8,
+    /// `srv_admin_state` bitmask.
+    pub admin_state: u32,
+}
+
+impl ServerState {
+    /// In maintenance (`& 0x23`).
+    pub fn in_maint(&self) -> bool {
+        self.admin_state & MAINT_MASK != 0
+    }
+    /// Draining (`& 0x18`).
+    pub fn draining(&self) -> bool {
+        self.admin_state & DRAIN_MASK != 0
+    }
+    /// Neither in maintenance nor draining: may take new traffic.
+    pub fn ready(&self) -> bool {
+        !self.in_maint() && !self.draining()
+    }
+    /// `ready`, `drain` or `maint`, with the health state when not running.
+    pub fn describe(&self) -> String {
+        let admin = if self.in_maint() {
+            "maint"
+        } else if self.draining() {
+            "drain"
+        } else {
+            "ready"
+        };
+        match self.op_state {
+            2 => admin.to_owned(),
+            0 => format!("{admin}, down"),
+            1 => format!("{admin}, starting"),
+            3 => format!("{admin}, stopping"),
+            n => format!("{admin}, op state {n}"),
+        }
+    }
+}
+
+/// Drives one HAProxy backend's servers as a pool's members.
+#[derive(Debug, Clone)]
+pub struct HaproxySwitch {
+    address: String,
+    backend: String,
+    servers: Vec<(String, String)>,
+    off_state: String,
+    connect_timeout: Duration,
+    answer_timeout: Duration,
+}
+
+impl HaproxySwitch {
+    /// A switch on the runtime API at `address` (`127.0.0.1:9999`, `ipv4@127.0.0.1:9999`
+    /// or a unix socket path starting with `/`), for `backend`; `servers` maps member
+    /// names to server names where they differ; `off_state` is `drain` or `maint`.
+    pub fn new(
+        address: impl Into<String>,
+        backend: impl Into<String>,
+        servers: Vec<(String, String)>,
+        off_state: impl Into<String>,
+    ) -> Self {
+        Self {
+            address: address.into(),
+            backend: backend.into(),
+            servers,
+            off_state: off_state.into(),
+            connect_timeout: Duration::from_secs(2),
+            answer_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The switch a `type: haproxy` pool describes; `None` for other switch types.
+    pub fn from_spec(spec: &SwitchSpec) -> Option<Self> {
+        match spec {
+            SwitchSpec::Haproxy {
+                address,
+                backend,
+                servers,
+                off_state,
+            } => Some(Self::new(
+                address.clone(),
+                backend.clone(),
+                servers.clone(),
+                off_state.clone(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Changes how long connecting may take (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The HAProxy server name of a member.
+    pub fn server_of<'a>(&'a self, member: &'a str) -> &'a str {
+        self.servers
+            .iter()
+            .find(|(m, _)| m == member)
+            .map(|(_, s)| s.as_str())
+            .unwrap_or(member)
+    }
+
+    fn unreachable(&self, reason: impl Into<String>) -> SwitchError {
+        SwitchError::Unreachable {
+            address: self.address.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Sends one command and returns HAProxy's whole answer.
+    pub async fn command(&self, command: &str) -> Result<String, SwitchError> {
+        let line = format!("{}\n", command.trim_end());
+        if let Some(path) = self.unix_path() {
+            #[cfg(unix)]
+            {
+                let stream = tokio::time::timeout(
+                    self.connect_timeout,
+                    tokio::net::UnixStream::connect(path),
+                )
+                .await
+                .map_err(|_| self.unreachable("connection timed out"))?
+                .map_err(|e| self.unreachable(e.to_string()))?;
+                return self.exchange(stream, &line).await;
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = path;
+                return Err(self.unreachable("unix sockets are not supported on this platform"));
+            }
+        }
+        let addr = self.tcp_address();
+        let stream =
+            tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
+                .await
+                .map_err(|_| self.unreachable("connection timed out"))?
+                .map_err(|e| self.unreachable(e.to_string()))?;
+        self.exchange(stream, &line).await
+    }
+
+    fn unix_path(&self) -> Option<&str> {
+        let a = self.address.trim();
+        if let Some(p) = a.strip_prefix("unix@") {
+            return Some(p);
+        }
+        a.starts_with('/').then_some(a)
+    }
+
+    fn tcp_address(&self) -> &str {
+        let a = self.address.trim();
+        a.strip_prefix("ipv4@")
+            .or_else(|| a.strip_prefix("tcp@"))
+            .unwrap_or(a)
+    }
+
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        line: &str,
+    ) -> Result<String, SwitchError> {
+        let work = async {
+            stream.write_all(line.as_bytes()).await?;
+            stream.flush().await?;
+            let mut answer = Vec::new();
+            (&mut stream)
+                .take(MAX_ANSWER)
+                .read_to_end(&mut answer)
+                .await?;
+            Ok::<_, std::io::Error>(answer)
+        };
+        let answer = tokio::time::timeout(self.answer_timeout, work)
+            .await
+            .map_err(|_| self.unreachable("no answer from the runtime API in time"))?
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    }
+
+    /// Sends a `set` command; any non-empty answer is HAProxy refusing it.
+    async fn set(&self, command: &str) -> Result<(), SwitchError> {
+        let answer = self.command(command).await?;
+        let answer = answer.trim();
+        if answer.is_empty() {
+            Ok(())
+        } else {
+            Err(SwitchError::Refused(format!(
+                "HAProxy answered `{}` to `{command}`",
+                first_line(answer)
+            )))
+        }
+    }
+
+    /// The servers of the backend as `show servers state` reports them.
+    pub async fn servers_state(&self) -> Result<Vec<ServerState>, SwitchError> {
+        let answer = self
+            .command(&format!("show servers state {}", self.backend))
+            .await?;
+        parse_servers_state(&answer).map_err(|reason| {
+            SwitchError::Unknown(format!(
+                "cannot read `show servers state {}`: {reason}",
+                self.backend
+            ))
+        })
+    }
+
+    /// `(member, state)` for every pool member, in member order.
+    async fn member_states<'p>(
+        &self,
+        pool: &'p Pool,
+    ) -> Result<Vec<(&'p str, ServerState)>, SwitchError> {
+        let states = self.servers_state().await?;
+        pool.members
+            .iter()
+            .map(|m| {
+                let server = self.server_of(&m.name);
+                states
+                    .iter()
+                    .find(|s| s.name == server)
+                    .map(|s| (m.name.as_str(), s.clone()))
+                    .ok_or_else(|| {
+                        SwitchError::Unknown(format!(
+                            "backend {} has no server {server} (member {})",
+                            self.backend, m.name
+                        ))
+                    })
+            })
+            .collect()
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s).trim()
+}
+
+/// Parses the answer to `show servers state <backend>` (format version 1).
+pub fn parse_servers_state(answer: &str) -> Result<Vec<ServerState>, String> {
+    let mut lines = answer.lines().map(str::trim).filter(|l| !l.is_empty());
+    match lines.next() {
+        Some("1") => {}
+        Some(other) => return Err(first_line(other).to_owned()),
+        None => return Err("empty answer".into()),
+    }
+    let header = lines
+        .next()
+        .and_then(|h| h.strip_prefix('#'))
+        .ok_or("missing column header")?;
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    let col = |name: &str| {
+        columns
+            .iter()
+            .position(|c| *c == name)
+            .ok_or(format!("no column {name}"))
+    };
+    let (name_i, op_i, admin_i) = (
+        col("srv_name")?,
+        col("srv_op_state")?,
+        col("srv_admin_state")?,
+    );
+    let mut servers = Vec::new();
+    for row in lines.filter(|l| !l.starts_with('#')) {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).copied().ok_or(format!("short row `{row}`"));
+        servers.push(ServerState {
+            name: field(name_i)?.to_owned(),
+            op_state: field(op_i)?
+                .parse()
+                .map_err(|_| format!("bad srv_op_state in `{row}`"))?,
+            admin_state: field(admin_i)?
+                .parse()
+                .map_err(|_| format!("bad srv_admin_state in `{row}`"))?,
+        });
+    }
+    Ok(servers)
+}
+
+#[async_trait]
+impl TrafficSwitch for HaproxySwitch {
+    async fn active(&self, _env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
+        let states = self.member_states(pool).await?;
+        let ready: Vec<&str> = states
+            .iter()
+            .filter(|(_, s)| s.ready())
+            .map(|(m, _)| *m)
+            .collect();
+        match ready.as_slice() {
+            [one] => Ok((*one).to_owned()),
+            [] => Err(SwitchError::Unknown(format!(
+                "no member of backend {} is ready ({})",
+                self.backend,
+                summary(&states)
+            ))),
+            _ => Err(SwitchError::Unknown(format!(
+                "several members of backend {} take traffic ({})",
+                self.backend,
+                summary(&states)
+            ))),
+        }
+    }
+
+    async fn switch_to(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        member: &str,
+    ) -> Result<(), SwitchError> {
+        if !pool.members.iter().any(|m| m.name == member) {
+            return Err(SwitchError::Refused(format!(
+                "{member} is not a member of {} {}",
+                env.name, pool.name
+            )));
+        }
+        let backend = &self.backend;
+        self.set(&format!(
+            "set server {backend}/{} state ready",
+            self.server_of(member)
+        ))
+        .await?;
+        for other in pool.members.iter().filter(|m| m.name != member) {
+            self.set(&format!(
+                "set server {backend}/{} state {}",
+                self.server_of(&other.name),
+                self.off_state
+            ))
+            .await?;
+        }
+        let states = self.member_states(pool).await?;
+        let took = states
+            .iter()
+            .all(|(m, s)| if *m == member { s.ready() } else { !s.ready() });
+        if took {
+            tracing::info!(env = %env.name, pool = %pool.name, member, backend = %self.backend, "traffic switched");
+            Ok(())
+        } else {
+            Err(SwitchError::NotApplied(format!(
+                "after switching to {member}, HAProxy reports {}",
+                summary(&states)
+            )))
+        }
+    }
+}
+
+fn summary(states: &[(&str, ServerState)]) -> String {
+    states
+        .iter()
+        .map(|(m, s)| format!("{m}: {}", s.describe()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOW: &str = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n3 be_app 1 blue 127.0.0.1 2 0 1 1 12 6 3 4 6 0 0 0 - 18081 - 0 0 - - 0\n3 be_app 2 green 127.0.0.1 2 5 1 1 12 6 3 4 6 0 0 0 - 18082 - 0 0 - - 0\n\n";
+
+    #[test]
+    fn parses_show_servers_state() {
+        let servers = parse_servers_state(SHOW).expect("parse");
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0].name, "blue");
+        assert!(servers[0].ready());
+        assert_eq!(servers[1].admin_state, 5);
+        assert!(servers[1].in_maint());
+        assert_eq!(servers[1].describe(), "maint");
+    }
+
+    #[test]
+    fn config_maint_bit_alone_is_still_ready() {
+        // `disabled` in the file leaves 0x04 after `state ready`.
+        let s = ServerState {
+            name: "green".into(),
+            op_state: 2,
+            admin_state: 0x04,
+        };
+        assert!(s.ready());
+        let drained = ServerState {
+            admin_state: 0x04 | 0x08,
+            ..s
+        };
+        assert!(drained.draining() && !drained.ready());
+    }
+
+    #[test]
+    fn errors_from_haproxy_are_reported() {
+        assert_eq!(
+            parse_servers_state("Can't find backend.\n"),
+            Err("Can't find backend.".into())
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        let s = |a: &str| HaproxySwitch::new(a, "be", vec![], "drain");
+        assert_eq!(s("ipv4@127.0.0.1:9999").tcp_address(), "127.0.0.1:9999");
+        assert_eq!(s("127.0.0.1:9999").unix_path(), None);
+        assert_eq!(
+            s("/run/haproxy/admin.sock").unix_path(),
+            Some("/run/haproxy/admin.sock")
+        );
+        assert_eq!(s("unix@/run/h.sock").unix_path(), Some("/run/h.sock"));
+    }
+}

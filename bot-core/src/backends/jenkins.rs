@@ -1,19 +1,310 @@
 //! [`JenkinsClient`]: the real [`Ci`] over Jenkins' remote API (reqwest).
+//!
+//! Trigger (`buildWithParameters` / `build`, Basic auth, crumb retry on 403) →
+//! queue item (until `executable`) → build (until `building` is false), with
+//! backing-off polls and one overall deadline.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde::Deserialize;
 
-use crate::backends::{BuildOutcome, BuildProgress, Ci, CiError};
+use crate::backends::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
 use crate::config::JenkinsConfig;
+
+/// Polls back off up to this interval (or `poll_interval`, if that is longer).
+const MAX_POLL: Duration = Duration::from_secs(5);
+/// Per-request limit; the overall `timeout` still applies on top.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connection attempts give up after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Consecutive transport failures tolerated while polling (Jenkins restarting, a blip).
+const POLL_RETRIES: u32 = 3;
+/// Longest body excerpt carried in an error.
+const EXCERPT: usize = 200;
 
 /// Triggers parameterised jobs and follows queue item → build → result.
 pub struct JenkinsClient {
     config: JenkinsConfig,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for JenkinsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JenkinsClient")
+            .field("url", &self.base)
+            .field("user", &self.config.user)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JenkinsClient {
     /// A client for the configured Jenkins.
     pub fn new(config: JenkinsConfig) -> Self {
-        Self { config }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("crossroads/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        let base = config.url.trim_end_matches('/').to_owned();
+        Self { config, base, http }
+    }
+
+    /// `{base}/job/a/job/b` for the job path `a/b` (segments percent-encoded).
+    pub fn job_url(&self, job: &str) -> String {
+        let mut url = self.base.clone();
+        for seg in job.split('/').filter(|s| !s.is_empty()) {
+            url.push_str("/job/");
+            url.push_str(&encode_segment(seg));
+        }
+        url
+    }
+
+    fn unreachable(&self, err: &reqwest::Error) -> CiError {
+        CiError::Unreachable {
+            url: self.base.clone(),
+            reason: describe(err),
+        }
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        req.basic_auth(&self.config.user, Some(self.config.token.expose()))
+            .timeout(REQUEST_TIMEOUT)
+    }
+
+    /// Triggers the job; returns the queue item URL from `Location`.
+    async fn trigger(&self, job: &str, params: &[(String, String)]) -> Result<String, CiError> {
+        let endpoint = if params.is_empty() {
+            "build"
+        } else {
+            "buildWithParameters"
+        };
+        let url = format!("{}/{endpoint}", self.job_url(job));
+        let send = |extra: HeaderMap| {
+            let mut req = self.auth(self.http.post(&url)).headers(extra);
+            if !params.is_empty() {
+                req = req.form(params);
+            }
+            req.send()
+        };
+        let mut resp = send(HeaderMap::new())
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if resp.status() == StatusCode::FORBIDDEN {
+            // Perhaps CSRF protection wants a crumb (password auth, old Jenkins).
+            if let Some(headers) = self.crumb(job).await? {
+                tracing::debug!(job, "trigger refused without a crumb; retrying with one");
+                resp = send(headers).await.map_err(|e| self.unreachable(&e))?;
+            }
+        }
+        let status = resp.status();
+        match status.as_u16() {
+            200..=399 => {
+                let location = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        CiError::Protocol(format!(
+                            "Jenkins answered HTTP {} to the trigger of `{job}` without a queue item location",
+                            status.as_u16()
+                        ))
+                    })?;
+                Ok(self.absolute(&location))
+            }
+            401 | 403 => Err(CiError::Unauthorized {
+                job: job.to_owned(),
+                status: status.as_u16(),
+            }),
+            404 => Err(CiError::NoSuchJob {
+                job: job.to_owned(),
+            }),
+            code => {
+                let body = resp.text().await.unwrap_or_default();
+                Err(CiError::Rejected {
+                    job: job.to_owned(),
+                    status: code,
+                    reason: excerpt(&body),
+                })
+            }
+        }
+    }
+
+    /// Fetches a crumb with its session cookie; `None` when CSRF protection is off
+    /// (404) or the issuer is otherwise unavailable.
+    async fn crumb(&self, job: &str) -> Result<Option<HeaderMap>, CiError> {
+        let url = format!("{}/crumbIssuer/api/json", self.base);
+        let resp = self
+            .auth(self.http.get(&url))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !resp.status().is_success() {
+            return Ok(None);
+        }
+        let cookies: Vec<String> = resp
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(|kv| kv.trim().to_owned())
+            .filter(|kv| kv.contains('='))
+            .collect();
+        let body = resp.text().await.map_err(|e| self.unreachable(&e))?;
+        let crumb: Crumb = parse(&body, "crumb issuer")?;
+        let mut headers = HeaderMap::new();
+        let name = reqwest::header::HeaderName::from_bytes(crumb.crumb_request_field.as_bytes())
+            .map_err(|_| {
+                CiError::Protocol(format!(
+                    "crumb issuer named an invalid header `{}` (job `{job}`)",
+                    crumb.crumb_request_field
+                ))
+            })?;
+        let value = HeaderValue::from_str(&crumb.crumb)
+            .map_err(|_| CiError::Protocol("crumb issuer returned an invalid crumb".into()))?;
+        headers.insert(name, value);
+        if !cookies.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&cookies.join("; ")) {
+                headers.insert(COOKIE, v);
+            }
+        }
+        Ok(Some(headers))
+    }
+
+    /// Resolves a `Location` that may be relative to the base URL.
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            return location.to_owned();
+        }
+        match url::Url::parse(&format!("{}/", self.base)).and_then(|b| b.join(location)) {
+            Ok(u) => u.to_string(),
+            Err(_) => format!("{}/{}", self.base, location.trim_start_matches('/')),
+        }
+    }
+
+    /// GETs `{url}api/json`, tolerating a few transport failures; maps 401/403.
+    async fn poll_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        url: &str,
+        job: &str,
+        what: &str,
+    ) -> Result<T, CiError> {
+        let api = format!("{}api/json", with_slash(url));
+        let mut failures = 0;
+        loop {
+            let result = self.auth(self.http.get(&api)).send().await;
+            let resp = match result {
+                Ok(resp) => resp,
+                Err(e) => {
+                    failures += 1;
+                    if failures > POLL_RETRIES {
+                        return Err(self.unreachable(&e));
+                    }
+                    tracing::debug!(job, what, error = %describe(&e), "poll failed; retrying");
+                    tokio::time::sleep(self.config.poll_interval).await;
+                    continue;
+                }
+            };
+            let status = resp.status();
+            match status.as_u16() {
+                200 => {
+                    let body = resp.text().await.map_err(|e| self.unreachable(&e))?;
+                    return parse(&body, what);
+                }
+                401 | 403 => {
+                    return Err(CiError::Unauthorized {
+                        job: job.to_owned(),
+                        status: status.as_u16(),
+                    })
+                }
+                404 => {
+                    return Err(CiError::Protocol(format!(
+                        "the {what} of `{job}` disappeared from Jenkins (HTTP 404 at {api})"
+                    )))
+                }
+                code => {
+                    let body = resp.text().await.unwrap_or_default();
+                    return Err(CiError::Protocol(format!(
+                        "HTTP {code} reading the {what} of `{job}`: {}",
+                        excerpt(&body)
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn follow(
+        &self,
+        job: &str,
+        params: &[(String, String)],
+        progress: &(dyn Fn(BuildProgress) + Send + Sync),
+    ) -> Result<BuildOutcome, CiError> {
+        let item_url = self.trigger(job, params).await?;
+        tracing::info!(job, queue_item = %item_url, "build queued");
+
+        // Queue item → executable.
+        let mut backoff = Backoff::new(self.config.poll_interval);
+        let mut last_why: Option<Option<String>> = None;
+        let executable = loop {
+            let item: QueueItem = self.poll_json(&item_url, job, "queue item").await?;
+            if let Some(exe) = item.executable {
+                break exe;
+            }
+            if item.cancelled == Some(true) || item.class.ends_with("$LeftItem") {
+                return Err(CiError::Cancelled {
+                    job: job.to_owned(),
+                });
+            }
+            if last_why.as_ref() != Some(&item.why) {
+                progress(BuildProgress::Queued {
+                    why: item.why.clone(),
+                });
+                last_why = Some(item.why);
+            }
+            backoff.sleep().await;
+        };
+        let mut build_url = with_slash(&executable.url);
+        tracing::info!(job, number = executable.number, url = %build_url, "build started");
+        progress(BuildProgress::Building {
+            number: executable.number,
+            url: build_url.clone(),
+            percent: None,
+        });
+
+        // Build → result.
+        let mut backoff = Backoff::new(self.config.poll_interval);
+        loop {
+            let build: Build = self.poll_json(&build_url, job, "build").await?;
+            if let Some(url) = build.url.as_deref().filter(|u| !u.is_empty()) {
+                build_url = with_slash(url);
+            }
+            match (build.building, build.result.as_deref()) {
+                (false, Some(result)) => {
+                    let result = parse_result(result)?;
+                    return Ok(BuildOutcome {
+                        number: build.number,
+                        console_url: format!("{build_url}console"),
+                        url: build_url,
+                        result,
+                        duration: Duration::from_millis(build.duration),
+                    });
+                }
+                // Not finished, or finished without a result recorded yet.
+                _ => progress(BuildProgress::Building {
+                    number: build.number,
+                    url: build_url.clone(),
+                    percent: percent(build.timestamp, build.estimated_duration, SystemTime::now()),
+                }),
+            }
+            backoff.sleep().await;
+        }
     }
 }
 
@@ -22,13 +313,24 @@ impl Ci for JenkinsClient {
     async fn run_job(
         &self,
         job: &str,
-        _params: &[(String, String)],
-        _progress: &(dyn Fn(BuildProgress) + Send + Sync),
+        params: &[(String, String)],
+        progress: &(dyn Fn(BuildProgress) + Send + Sync),
     ) -> Result<BuildOutcome, CiError> {
-        Err(CiError::Unreachable {
-            url: self.config.url.clone(),
-            reason: format!("not implemented yet (job {job})"),
-        })
+        let started = Instant::now();
+        match tokio::time::timeout(self.config.timeout, self.follow(job, params, progress)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    job,
+                    after_s = started.elapsed().as_secs(),
+                    "gave up waiting for Jenkins"
+                );
+                Err(CiError::Timeout {
+                    job: job.to_owned(),
+                    after: self.config.timeout,
+                })
+            }
+        }
     }
 }
 
@@ -44,5 +346,210 @@ impl Ci for NoCi {
         _progress: &(dyn Fn(BuildProgress) + Send + Sync),
     ) -> Result<BuildOutcome, CiError> {
         Err(CiError::NotConfigured)
+    }
+}
+
+// ---------------------------------------------------------------- wire shapes
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Crumb {
+    crumb: String,
+    crumb_request_field: String,
+}
+
+#[derive(Deserialize)]
+struct QueueItem {
+    #[serde(rename = "_class", default)]
+    class: String,
+    #[serde(default)]
+    why: Option<String>,
+    #[serde(default)]
+    cancelled: Option<bool>,
+    #[serde(default)]
+    executable: Option<Executable>,
+}
+
+#[derive(Deserialize)]
+struct Executable {
+    number: u64,
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Build {
+    number: u64,
+    #[serde(default)]
+    url: Option<String>,
+    building: bool,
+    #[serde(default)]
+    result: Option<String>,
+    #[serde(default)]
+    duration: u64,
+    #[serde(default = "unknown_estimate")]
+    estimated_duration: i64,
+    #[serde(default)]
+    timestamp: u64,
+}
+
+fn unknown_estimate() -> i64 {
+    -1
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Polling interval that starts at `poll_interval` and grows ×1.5 up to a few seconds.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(start: Duration) -> Self {
+        let start = start.max(Duration::from_millis(10));
+        Self {
+            next: start,
+            max: MAX_POLL.max(start),
+        }
+    }
+    async fn sleep(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = self.next.mul_f64(1.5).min(self.max);
+    }
+}
+
+/// Progress from Jenkins' start time and estimate, capped at 99 while running.
+fn percent(timestamp_ms: u64, estimated_ms: i64, now: SystemTime) -> Option<u8> {
+    let estimated = u64::try_from(estimated_ms).ok().filter(|e| *e > 0)?;
+    if timestamp_ms == 0 {
+        return None;
+    }
+    let now_ms = u64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    let elapsed = now_ms.saturating_sub(timestamp_ms);
+    let pct = elapsed.saturating_mul(100) / estimated;
+    Some(u8::try_from(pct.min(99)).unwrap_or(99))
+}
+
+fn parse_result(result: &str) -> Result<BuildResult, CiError> {
+    Ok(match result {
+        "SUCCESS" => BuildResult::Success,
+        "UNSTABLE" => BuildResult::Unstable,
+        "FAILURE" => BuildResult::Failure,
+        "ABORTED" => BuildResult::Aborted,
+        "NOT_BUILT" => BuildResult::NotBuilt,
+        other => {
+            return Err(CiError::Protocol(format!(
+                "unknown build result `{}`",
+                excerpt(other)
+            )))
+        }
+    })
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &str, what: &str) -> Result<T, CiError> {
+    serde_json::from_str(body)
+        .map_err(|e| CiError::Protocol(format!("cannot read the {what} ({e}): {}", excerpt(body))))
+}
+
+fn with_slash(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    }
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A short, single-line excerpt of an answer body (HTML tags dropped).
+fn excerpt(body: &str) -> String {
+    let mut text = String::with_capacity(body.len().min(EXCERPT * 2));
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if in_tag => {}
+            c => text.push(c),
+        }
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let joined = words.join(" ");
+    if joined.chars().count() > EXCERPT {
+        let cut: String = joined.chars().take(EXCERPT).collect();
+        format!("{cut}…")
+    } else if joined.is_empty() {
+        "(empty answer)".to_owned()
+    } else {
+        joined
+    }
+}
+
+/// The innermost cause of a reqwest error, e.g. "Connection refused (os error 111)".
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "no answer in time".to_owned();
+    }
+    let mut cur: &(dyn std::error::Error + 'static) = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_is_capped_and_needs_an_estimate() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_000_000);
+        assert_eq!(percent(1_000_000 - 500, 1000, now), Some(50));
+        assert_eq!(percent(1_000_000 - 5000, 1000, now), Some(99));
+        assert_eq!(percent(1_000_000 - 500, -1, now), None);
+        assert_eq!(percent(1_000_000 - 500, 0, now), None);
+        // Jenkins' clock ahead of ours: no negative progress.
+        assert_eq!(percent(1_000_000 + 500, 1000, now), Some(0));
+    }
+
+    #[test]
+    fn excerpts_are_short_single_line_text() {
+        assert_eq!(
+            excerpt("<html><body><h1>Error</h1>\n<p>No such parameter: FOO</p></body></html>"),
+            "Error No such parameter: FOO"
+        );
+        assert!(excerpt(&"x".repeat(1000)).chars().count() <= EXCERPT + 1);
+        assert_eq!(excerpt(""), "(empty answer)");
+    }
+
+    #[test]
+    fn job_paths_become_nested_job_urls() {
+        let client = JenkinsClient::new(JenkinsConfig {
+            url: "http://127.0.0.1:18090/".into(),
+            user: "u".into(),
+            token: crate::config::Secret::new("s3cr3t-token"),
+            timeout: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(10),
+        });
+        assert_eq!(
+            client.job_url("platform/deploy api"),
+            "http://127.0.0.1:18090/job/platform/job/deploy%20api"
+        );
+        assert!(!format!("{client:?}").contains("s3cr3t-token"));
     }
 }
