@@ -1,0 +1,325 @@
+//! Deploying blue/green for real through the engine: Jenkins (simulated, real REST
+//! shapes over HTTP), health gate over HTTP, switch read-back; every failure stops
+//! before the switch; the environment lock; the restart guard; toy.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bot_core::backends::memory::MemorySwitch;
+use bot_core::backends::TrafficSwitch;
+use bot_core::{Bot, Outcome, Progress, Reply, Request};
+use common::{click, labels, say, shipped};
+use crossroads_sim::instance::{Behaviour, SimInstance};
+use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins, Trigger};
+
+const USER: &str = "U0DEPLOYER";
+const TOKEN: &str = "s3cret-token";
+const VARS: [&str; 8] = [
+    "MASTER_API_BLUE_URL",
+    "MASTER_API_GREEN_URL",
+    "MASTER_CRON_PURPLE_URL",
+    "MASTER_CRON_YELLOW_URL",
+    "STAGING_API_BLUE_URL",
+    "STAGING_API_GREEN_URL",
+    "STAGING_CRON_PURPLE_URL",
+    "STAGING_CRON_YELLOW_URL",
+];
+
+fn quick() -> JobSetup {
+    JobSetup::new()
+        .queue_time(Duration::from_millis(40))
+        .build_duration(Duration::from_millis(150))
+        .estimated_duration(Some(Duration::from_millis(150)))
+}
+
+struct Platform {
+    bot: Bot,
+    jenkins: SimJenkins,
+    switch: Arc<MemorySwitch>,
+    sims: Vec<SimInstance>,
+}
+
+impl Platform {
+    async fn start(token_in_config: &str) -> Self {
+        let setup = JenkinsSetup::new("crossroads", TOKEN)
+            .job("platform/deploy-api", quick())
+            .job("platform/deploy-cron", quick())
+            .job("platform/restart", quick())
+            .job("toy/refresh-database", quick());
+        let jenkins = SimJenkins::start(setup).await.expect("jenkins");
+        let mut vars = vec![("JENKINS_URL", jenkins.url()), ("JENKINS_TOKEN", token_in_config.to_owned())];
+        let mut sims = Vec::new();
+        for var in VARS {
+            let sim = SimInstance::start(var, "1.0.0").await.expect("instance");
+            vars.push((var, sim.url()));
+            sims.push(sim);
+        }
+        let mut config = shipped(&vars);
+        config.settings.gate_consecutive = 2;
+        config.settings.gate_interval = Duration::from_millis(30);
+        config.settings.gate_timeout = Duration::from_millis(600);
+        if let Some(j) = config.jenkins.as_mut() {
+            j.poll_interval = Duration::from_millis(20);
+            j.timeout = Duration::from_secs(10);
+        }
+        let switch = Arc::new(MemorySwitch::new());
+        let bot = Bot::builder(config).switch_all(switch.clone()).build();
+        Self { bot, jenkins, switch, sims }
+    }
+
+    async fn active(&self, env: &str, pool: &str) -> String {
+        let cfg = self.bot.config();
+        let e = cfg.env(env).expect("env");
+        let p = cfg.pool(env, pool).expect("pool");
+        self.switch.active(e, p).await.expect("active")
+    }
+
+    fn triggers(&self, job: &str) -> Vec<Trigger> {
+        self.jenkins.triggers().into_iter().filter(|t| t.job == job).collect()
+    }
+
+    fn sim(&self, var: &str) -> &SimInstance {
+        let i = VARS.iter().position(|v| *v == var).expect("known var");
+        &self.sims[i]
+    }
+}
+
+fn param<'a>(t: &'a Trigger, name: &str) -> Option<&'a str> {
+    t.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Remembers every progress update.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+#[async_trait]
+impl Progress for Recorder {
+    async fn update(&self, reply: &Reply) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(reply.to_plain_text());
+        }
+    }
+}
+
+#[tokio::test]
+async fn deploy_builds_the_inactive_member_gates_it_and_switches() {
+    let p = Platform::start(TOKEN).await;
+    let progress = Recorder::default();
+    let reply = p
+        .bot
+        .handle_with(Request::text(USER, "deploy staging api feature/login"), &progress)
+        .await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Done, "{text}");
+    assert!(text.contains("Deployed `feature/login` to *staging*"), "{text}");
+    assert!(text.contains("api: blue → *green*"), "{text}");
+
+    let triggers = p.triggers("platform/deploy-api");
+    assert_eq!(triggers.len(), 1);
+    let t = &triggers[0];
+    assert_eq!(t.endpoint, "buildWithParameters");
+    assert_eq!(t.user.as_deref(), Some("crossroads"));
+    assert_eq!(param(t, "ENVIRONMENT"), Some("staging"));
+    assert_eq!(param(t, "COLOUR"), Some("green"));
+    assert_eq!(param(t, "REF"), Some("feature/login"));
+    assert_eq!(param(t, "REQUESTED_BY"), Some(USER));
+    assert!(p.triggers("platform/deploy-cron").is_empty(), "only the named pool is deployed");
+
+    assert_eq!(p.active("staging", "api").await, "green");
+    assert_eq!(p.active("staging", "cron").await, "purple");
+    assert!(p.sim("STAGING_API_GREEN_URL").control().health_hits() >= 2, "the gate probes the new member");
+
+    let updates = progress.0.lock().expect("updates").clone();
+    assert!(updates.iter().any(|u| u.contains("queued")), "{updates:#?}");
+    assert!(updates.iter().any(|u| u.contains("building")), "{updates:#?}");
+    assert!(updates.iter().any(|u| u.contains("health gate 2/2")), "{updates:#?}");
+
+    // The lock is released: a second deploy goes through, back to blue.
+    let reply = say(&p.bot, USER, "deploy staging api").await;
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    assert_eq!(p.active("staging", "api").await, "blue");
+
+    let history = say(&p.bot, USER, "history staging").await.to_plain_text();
+    assert!(history.contains("`deploy staging api` · ok"), "{history}");
+}
+
+#[tokio::test]
+async fn a_protected_environment_asks_first() {
+    let p = Platform::start(TOKEN).await;
+    let reply = say(&p.bot, USER, "deploy prod").await;
+    assert_eq!(reply.outcome, Outcome::Confirm, "{}", reply.to_plain_text());
+    assert!(p.jenkins.triggers().is_empty(), "nothing runs before the confirmation");
+    let done = click(&p.bot, USER, &reply, "Yes").await;
+    assert_eq!(done.outcome, Outcome::Done, "{}", done.to_plain_text());
+    assert_eq!(p.active("master", "api").await, "green");
+    assert_eq!(p.active("master", "cron").await, "yellow");
+}
+
+#[tokio::test]
+async fn a_failed_build_stops_before_the_switch() {
+    let p = Platform::start(TOKEN).await;
+    p.jenkins.set_job("platform/deploy-api", quick().result("FAILURE"));
+    let reply = say(&p.bot, USER, "deploy staging").await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(text.contains("step 2/4 (build) failed"), "{text}");
+    assert!(text.contains("ended FAILURE"), "{text}");
+    assert!(text.contains("/console|Console>"), "the console link is given: {text}");
+    assert!(text.contains("Traffic stays on blue"), "{text}");
+    assert_eq!(p.active("staging", "api").await, "blue");
+    assert!(p.triggers("platform/deploy-cron").is_empty(), "the deploy stops at the first failure");
+}
+
+#[tokio::test]
+async fn a_health_gate_that_never_passes_stops_before_the_switch() {
+    let p = Platform::start(TOKEN).await;
+    p.sim("STAGING_API_GREEN_URL").control().set_behaviour(Behaviour::Unhealthy);
+    let reply = say(&p.bot, USER, "deploy staging api").await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(text.contains("step 3/4 (health gate) failed"), "{text}");
+    assert!(text.contains("got 503"), "the last verdict is shown: {text}");
+    assert_eq!(p.active("staging", "api").await, "blue");
+}
+
+#[tokio::test]
+async fn jenkins_refusing_the_token_is_a_clear_reply() {
+    let p = Platform::start("wrong-token").await;
+    let reply = say(&p.bot, USER, "deploy staging").await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(text.contains("Jenkins refused the credentials (HTTP 401)"), "{text}");
+    assert!(!text.contains("wrong-token"), "no secret in replies");
+    assert_eq!(p.active("staging", "api").await, "blue");
+}
+
+#[tokio::test]
+async fn a_cancelled_queue_item_is_a_clear_reply() {
+    let p = Platform::start(TOKEN).await;
+    p.jenkins.set_job("platform/deploy-api", quick().cancel_in_queue());
+    let reply = say(&p.bot, USER, "deploy staging").await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(text.contains("was cancelled in Jenkins"), "{text}");
+    assert_eq!(p.active("staging", "api").await, "blue");
+}
+
+#[tokio::test]
+async fn jenkins_down_is_a_clear_reply() {
+    let mut p = Platform::start(TOKEN).await;
+    let mut config = p.bot.config();
+    if let Some(j) = config.jenkins.as_mut() {
+        j.url = crossroads_sim::dead_url().expect("dead url");
+    }
+    p.bot = Bot::builder(config).switch_all(p.switch.clone()).build();
+    let reply = say(&p.bot, USER, "deploy staging").await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(text.contains("Jenkins did not answer"), "{text}");
+}
+
+#[tokio::test]
+async fn a_second_deploy_while_one_runs_is_refused_naming_the_holder() {
+    let p = Platform::start(TOKEN).await;
+    p.jenkins
+        .set_job("platform/deploy-api", quick().build_duration(Duration::from_millis(800)));
+    let bot = p.bot.clone();
+    let first = tokio::spawn(async move { say(&bot, USER, "deploy staging api").await });
+    // Wait until the first deploy's build is queued in Jenkins (it holds the lock by then).
+    for _ in 0..100 {
+        if !p.triggers("platform/deploy-api").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = say(&p.bot, "U0ADMIN", "deploy staging").await;
+    assert_eq!(second.outcome, Outcome::Rejected, "{}", second.to_plain_text());
+    assert!(second.to_plain_text().contains(&format!("locked by <@{USER}>")), "{}", second.to_plain_text());
+    let first = first.await.expect("first deploy");
+    assert_eq!(first.outcome, Outcome::Done, "{}", first.to_plain_text());
+    assert_eq!(p.triggers("platform/deploy-api").len(), 1);
+}
+
+#[tokio::test]
+async fn only_deployers_may_deploy() {
+    let p = Platform::start(TOKEN).await;
+    let reply = say(&p.bot, "U0STRANGER", "deploy staging").await;
+    assert_eq!(reply.outcome, Outcome::Rejected);
+    assert!(reply.to_plain_text().contains("limited to `deployers`"), "{}", reply.to_plain_text());
+    assert!(p.jenkins.triggers().is_empty());
+}
+
+#[tokio::test]
+async fn rollback_moves_traffic_back_after_checking_health() {
+    let p = Platform::start(TOKEN).await;
+    assert_eq!(say(&p.bot, USER, "deploy staging api").await.outcome, Outcome::Done);
+    assert_eq!(p.active("staging", "api").await, "green");
+
+    p.sim("STAGING_API_BLUE_URL").control().set_behaviour(Behaviour::Unhealthy);
+    let refused = say(&p.bot, USER, "rollback staging api").await;
+    assert_eq!(refused.outcome, Outcome::Failed, "{}", refused.to_plain_text());
+    assert!(refused.to_plain_text().contains("blue is not healthy"), "{}", refused.to_plain_text());
+    assert_eq!(p.active("staging", "api").await, "green");
+
+    p.sim("STAGING_API_BLUE_URL").control().set_behaviour(Behaviour::Healthy);
+    let done = say(&p.bot, USER, "rollback staging api").await;
+    assert_eq!(done.outcome, Outcome::Done, "{}", done.to_plain_text());
+    assert_eq!(p.active("staging", "api").await, "blue");
+}
+
+#[tokio::test]
+async fn restart_refuses_the_live_instance_and_offers_force_restart() {
+    let p = Platform::start(TOKEN).await;
+    let reply = say(&p.bot, USER, "restart staging active").await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Rejected, "{text}");
+    assert!(text.contains("*staging api blue* is taking traffic"), "{text}");
+    assert_eq!(labels(&reply), vec!["Force restart staging api blue"]);
+    assert!(p.triggers("platform/restart").is_empty(), "nothing triggered");
+
+    let confirm = click(&p.bot, USER, &reply, "Force restart").await;
+    assert_eq!(confirm.outcome, Outcome::Confirm, "{}", confirm.to_plain_text());
+    assert!(confirm.to_plain_text().contains("*staging api blue* is LIVE"), "{}", confirm.to_plain_text());
+    assert!(p.triggers("platform/restart").is_empty(), "the confirmation itself runs nothing");
+
+    let (a, b) = tokio::join!(
+        click(&p.bot, USER, &confirm, "Yes"),
+        click(&p.bot, "U0ADMIN", &confirm, "Yes")
+    );
+    let outcomes = [a.outcome, b.outcome];
+    assert!(outcomes.contains(&Outcome::Done), "{outcomes:?}");
+    assert!(outcomes.contains(&Outcome::Stale), "{outcomes:?}");
+    let triggers = p.triggers("platform/restart");
+    assert_eq!(triggers.len(), 1, "triggered exactly once");
+    assert_eq!(param(&triggers[0], "INSTANCE"), Some("api-blue"));
+}
+
+#[tokio::test]
+async fn restart_of_an_inactive_instance_runs_its_restart_job() {
+    let p = Platform::start(TOKEN).await;
+    let reply = say(&p.bot, USER, "restart stage green").await;
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    let triggers = p.triggers("platform/restart");
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(param(&triggers[0], "ENVIRONMENT"), Some("staging"));
+    assert_eq!(param(&triggers[0], "INSTANCE"), Some("api-green"));
+}
+
+#[tokio::test]
+async fn toy_refreshes_the_requesters_own_database() {
+    let p = Platform::start(TOKEN).await;
+    let reply = say(&p.bot, "U0DEMO", "toy").await;
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    let triggers = p.triggers("toy/refresh-database");
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(param(&triggers[0], "DATABASE"), Some("toy_demo"));
+    assert_eq!(param(&triggers[0], "REQUESTED_BY"), Some("U0DEMO"));
+
+    let reply = say(&p.bot, "U0NOBODY", "toy").await;
+    assert_eq!(reply.outcome, Outcome::Rejected);
+    assert!(reply.to_plain_text().contains("you have no toy database"), "{}", reply.to_plain_text());
+    assert_eq!(p.triggers("toy/refresh-database").len(), 1, "nothing triggered for them");
+}
