@@ -50,7 +50,10 @@ impl Platform {
             .job("platform/restart", quick())
             .job("toy/refresh-database", quick());
         let jenkins = SimJenkins::start(setup).await.expect("jenkins");
-        let mut vars = vec![("JENKINS_URL", jenkins.url()), ("JENKINS_TOKEN", token_in_config.to_owned())];
+        let mut vars = vec![
+            ("JENKINS_URL", jenkins.url()),
+            ("JENKINS_TOKEN", token_in_config.to_owned()),
+        ];
         let mut sims = Vec::new();
         for var in VARS {
             let sim = SimInstance::start(var, "1.0.0").await.expect("instance");
@@ -67,7 +70,12 @@ impl Platform {
         }
         let switch = Arc::new(MemorySwitch::new());
         let bot = Bot::builder(config).switch_all(switch.clone()).build();
-        Self { bot, jenkins, switch, sims }
+        Self {
+            bot,
+            jenkins,
+            switch,
+            sims,
+        }
     }
 
     async fn active(&self, env: &str, pool: &str) -> String {
@@ -78,7 +86,11 @@ impl Platform {
     }
 
     fn triggers(&self, job: &str) -> Vec<Trigger> {
-        self.jenkins.triggers().into_iter().filter(|t| t.job == job).collect()
+        self.jenkins
+            .triggers()
+            .into_iter()
+            .filter(|t| t.job == job)
+            .collect()
     }
 
     fn sim(&self, var: &str) -> &SimInstance {
@@ -88,7 +100,10 @@ impl Platform {
 }
 
 fn param<'a>(t: &'a Trigger, name: &str) -> Option<&'a str> {
-    t.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    t.params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Remembers every progress update.
@@ -110,11 +125,17 @@ async fn deploy_builds_the_inactive_member_gates_it_and_switches() {
     let progress = Recorder::default();
     let reply = p
         .bot
-        .handle_with(Request::text(USER, "deploy staging api feature/login"), &progress)
+        .handle_with(
+            Request::text(USER, "deploy staging api feature/login"),
+            &progress,
+        )
         .await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Done, "{text}");
-    assert!(text.contains("Deployed `feature/login` to *staging*"), "{text}");
+    assert!(
+        text.contains("Deployed `feature/login` to *staging*"),
+        "{text}"
+    );
     assert!(text.contains("api: blue → *green*"), "{text}");
 
     let triggers = p.triggers("platform/deploy-api");
@@ -126,16 +147,28 @@ async fn deploy_builds_the_inactive_member_gates_it_and_switches() {
     assert_eq!(param(t, "COLOUR"), Some("green"));
     assert_eq!(param(t, "REF"), Some("feature/login"));
     assert_eq!(param(t, "REQUESTED_BY"), Some(USER));
-    assert!(p.triggers("platform/deploy-cron").is_empty(), "only the named pool is deployed");
+    assert!(
+        p.triggers("platform/deploy-cron").is_empty(),
+        "only the named pool is deployed"
+    );
 
     assert_eq!(p.active("staging", "api").await, "green");
     assert_eq!(p.active("staging", "cron").await, "purple");
-    assert!(p.sim("STAGING_API_GREEN_URL").control().health_hits() >= 2, "the gate probes the new member");
+    assert!(
+        p.sim("STAGING_API_GREEN_URL").control().health_hits() >= 2,
+        "the gate probes the new member"
+    );
 
     let updates = progress.0.lock().expect("updates").clone();
     assert!(updates.iter().any(|u| u.contains("queued")), "{updates:#?}");
-    assert!(updates.iter().any(|u| u.contains("building")), "{updates:#?}");
-    assert!(updates.iter().any(|u| u.contains("health gate 2/2")), "{updates:#?}");
+    assert!(
+        updates.iter().any(|u| u.contains("building")),
+        "{updates:#?}"
+    );
+    assert!(
+        updates.iter().any(|u| u.contains("health gate 2/2")),
+        "{updates:#?}"
+    );
 
     // The lock is released: a second deploy goes through, back to blue.
     let reply = say(&p.bot, USER, "deploy staging api").await;
@@ -151,7 +184,10 @@ async fn a_protected_environment_asks_first() {
     let p = Platform::start(TOKEN).await;
     let reply = say(&p.bot, USER, "deploy prod").await;
     assert_eq!(reply.outcome, Outcome::Confirm, "{}", reply.to_plain_text());
-    assert!(p.jenkins.triggers().is_empty(), "nothing runs before the confirmation");
+    assert!(
+        p.jenkins.triggers().is_empty(),
+        "nothing runs before the confirmation"
+    );
     let done = click(&p.bot, USER, &reply, "Yes").await;
     assert_eq!(done.outcome, Outcome::Done, "{}", done.to_plain_text());
     assert_eq!(p.active("master", "api").await, "green");
@@ -161,27 +197,39 @@ async fn a_protected_environment_asks_first() {
 #[tokio::test]
 async fn a_failed_build_stops_before_the_switch() {
     let p = Platform::start(TOKEN).await;
-    p.jenkins.set_job("platform/deploy-api", quick().result("FAILURE"));
+    p.jenkins
+        .set_job("platform/deploy-api", quick().result("FAILURE"));
     let reply = say(&p.bot, USER, "deploy staging").await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Failed, "{text}");
     assert!(text.contains("step 2/4 (build) failed"), "{text}");
     assert!(text.contains("ended FAILURE"), "{text}");
-    assert!(text.contains("/console|Console>"), "the console link is given: {text}");
+    assert!(
+        text.contains("/console|Console>"),
+        "the console link is given: {text}"
+    );
     assert!(text.contains("Traffic stays on blue"), "{text}");
     assert_eq!(p.active("staging", "api").await, "blue");
-    assert!(p.triggers("platform/deploy-cron").is_empty(), "the deploy stops at the first failure");
+    assert!(
+        p.triggers("platform/deploy-cron").is_empty(),
+        "the deploy stops at the first failure"
+    );
 }
 
 #[tokio::test]
 async fn a_health_gate_that_never_passes_stops_before_the_switch() {
     let p = Platform::start(TOKEN).await;
-    p.sim("STAGING_API_GREEN_URL").control().set_behaviour(Behaviour::Unhealthy);
+    p.sim("STAGING_API_GREEN_URL")
+        .control()
+        .set_behaviour(Behaviour::Unhealthy);
     let reply = say(&p.bot, USER, "deploy staging api").await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Failed, "{text}");
     assert!(text.contains("step 3/4 (health gate) failed"), "{text}");
-    assert!(text.contains("got 503"), "the last verdict is shown: {text}");
+    assert!(
+        text.contains("got 503"),
+        "the last verdict is shown: {text}"
+    );
     assert_eq!(p.active("staging", "api").await, "blue");
 }
 
@@ -191,7 +239,10 @@ async fn jenkins_refusing_the_token_is_a_clear_reply() {
     let reply = say(&p.bot, USER, "deploy staging").await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Failed, "{text}");
-    assert!(text.contains("Jenkins refused the credentials (HTTP 401)"), "{text}");
+    assert!(
+        text.contains("Jenkins refused the credentials (HTTP 401)"),
+        "{text}"
+    );
     assert!(!text.contains("wrong-token"), "no secret in replies");
     assert_eq!(p.active("staging", "api").await, "blue");
 }
@@ -199,7 +250,8 @@ async fn jenkins_refusing_the_token_is_a_clear_reply() {
 #[tokio::test]
 async fn a_cancelled_queue_item_is_a_clear_reply() {
     let p = Platform::start(TOKEN).await;
-    p.jenkins.set_job("platform/deploy-api", quick().cancel_in_queue());
+    p.jenkins
+        .set_job("platform/deploy-api", quick().cancel_in_queue());
     let reply = say(&p.bot, USER, "deploy staging").await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Failed, "{text}");
@@ -224,8 +276,10 @@ async fn jenkins_down_is_a_clear_reply() {
 #[tokio::test]
 async fn a_second_deploy_while_one_runs_is_refused_naming_the_holder() {
     let p = Platform::start(TOKEN).await;
-    p.jenkins
-        .set_job("platform/deploy-api", quick().build_duration(Duration::from_millis(800)));
+    p.jenkins.set_job(
+        "platform/deploy-api",
+        quick().build_duration(Duration::from_millis(800)),
+    );
     let bot = p.bot.clone();
     let first = tokio::spawn(async move { say(&bot, USER, "deploy staging api").await });
     // Wait until the first deploy's build is queued in Jenkins (it holds the lock by then).
@@ -236,8 +290,19 @@ async fn a_second_deploy_while_one_runs_is_refused_naming_the_holder() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let second = say(&p.bot, "U0ADMIN", "deploy staging").await;
-    assert_eq!(second.outcome, Outcome::Rejected, "{}", second.to_plain_text());
-    assert!(second.to_plain_text().contains(&format!("locked by <@{USER}>")), "{}", second.to_plain_text());
+    assert_eq!(
+        second.outcome,
+        Outcome::Rejected,
+        "{}",
+        second.to_plain_text()
+    );
+    assert!(
+        second
+            .to_plain_text()
+            .contains(&format!("locked by <@{USER}>")),
+        "{}",
+        second.to_plain_text()
+    );
     let first = first.await.expect("first deploy");
     assert_eq!(first.outcome, Outcome::Done, "{}", first.to_plain_text());
     assert_eq!(p.triggers("platform/deploy-api").len(), 1);
@@ -248,23 +313,43 @@ async fn only_deployers_may_deploy() {
     let p = Platform::start(TOKEN).await;
     let reply = say(&p.bot, "U0STRANGER", "deploy staging").await;
     assert_eq!(reply.outcome, Outcome::Rejected);
-    assert!(reply.to_plain_text().contains("limited to `deployers`"), "{}", reply.to_plain_text());
+    assert!(
+        reply.to_plain_text().contains("limited to `deployers`"),
+        "{}",
+        reply.to_plain_text()
+    );
     assert!(p.jenkins.triggers().is_empty());
 }
 
 #[tokio::test]
 async fn rollback_moves_traffic_back_after_checking_health() {
     let p = Platform::start(TOKEN).await;
-    assert_eq!(say(&p.bot, USER, "deploy staging api").await.outcome, Outcome::Done);
+    assert_eq!(
+        say(&p.bot, USER, "deploy staging api").await.outcome,
+        Outcome::Done
+    );
     assert_eq!(p.active("staging", "api").await, "green");
 
-    p.sim("STAGING_API_BLUE_URL").control().set_behaviour(Behaviour::Unhealthy);
+    p.sim("STAGING_API_BLUE_URL")
+        .control()
+        .set_behaviour(Behaviour::Unhealthy);
     let refused = say(&p.bot, USER, "rollback staging api").await;
-    assert_eq!(refused.outcome, Outcome::Failed, "{}", refused.to_plain_text());
-    assert!(refused.to_plain_text().contains("blue is not healthy"), "{}", refused.to_plain_text());
+    assert_eq!(
+        refused.outcome,
+        Outcome::Failed,
+        "{}",
+        refused.to_plain_text()
+    );
+    assert!(
+        refused.to_plain_text().contains("blue is not healthy"),
+        "{}",
+        refused.to_plain_text()
+    );
     assert_eq!(p.active("staging", "api").await, "green");
 
-    p.sim("STAGING_API_BLUE_URL").control().set_behaviour(Behaviour::Healthy);
+    p.sim("STAGING_API_BLUE_URL")
+        .control()
+        .set_behaviour(Behaviour::Healthy);
     let done = say(&p.bot, USER, "rollback staging api").await;
     assert_eq!(done.outcome, Outcome::Done, "{}", done.to_plain_text());
     assert_eq!(p.active("staging", "api").await, "blue");
@@ -276,14 +361,34 @@ async fn restart_refuses_the_live_instance_and_offers_force_restart() {
     let reply = say(&p.bot, USER, "restart staging active").await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Rejected, "{text}");
-    assert!(text.contains("*staging api blue* is taking traffic"), "{text}");
+    assert!(
+        text.contains("*staging api blue* is taking traffic"),
+        "{text}"
+    );
     assert_eq!(labels(&reply), vec!["Force restart staging api blue"]);
-    assert!(p.triggers("platform/restart").is_empty(), "nothing triggered");
+    assert!(
+        p.triggers("platform/restart").is_empty(),
+        "nothing triggered"
+    );
 
     let confirm = click(&p.bot, USER, &reply, "Force restart").await;
-    assert_eq!(confirm.outcome, Outcome::Confirm, "{}", confirm.to_plain_text());
-    assert!(confirm.to_plain_text().contains("*staging api blue* is LIVE"), "{}", confirm.to_plain_text());
-    assert!(p.triggers("platform/restart").is_empty(), "the confirmation itself runs nothing");
+    assert_eq!(
+        confirm.outcome,
+        Outcome::Confirm,
+        "{}",
+        confirm.to_plain_text()
+    );
+    assert!(
+        confirm
+            .to_plain_text()
+            .contains("*staging api blue* is LIVE"),
+        "{}",
+        confirm.to_plain_text()
+    );
+    assert!(
+        p.triggers("platform/restart").is_empty(),
+        "the confirmation itself runs nothing"
+    );
 
     let (a, b) = tokio::join!(
         click(&p.bot, USER, &confirm, "Yes"),
@@ -320,6 +425,14 @@ async fn toy_refreshes_the_requesters_own_database() {
 
     let reply = say(&p.bot, "U0NOBODY", "toy").await;
     assert_eq!(reply.outcome, Outcome::Rejected);
-    assert!(reply.to_plain_text().contains("you have no toy database"), "{}", reply.to_plain_text());
-    assert_eq!(p.triggers("toy/refresh-database").len(), 1, "nothing triggered for them");
+    assert!(
+        reply.to_plain_text().contains("you have no toy database"),
+        "{}",
+        reply.to_plain_text()
+    );
+    assert_eq!(
+        p.triggers("toy/refresh-database").len(),
+        1,
+        "nothing triggered for them"
+    );
 }

@@ -36,13 +36,17 @@ async fn platform(timeout: Duration, refused: &str) -> Platform {
             vars.push((*var, crossroads_sim::dead_url().expect("dead url")));
             continue;
         }
-        let sim = SimInstance::start(var, &format!("2.{i}.0")).await.expect("sim");
+        let sim = SimInstance::start(var, &format!("2.{i}.0"))
+            .await
+            .expect("sim");
         vars.push((*var, sim.url()));
         sims.push(sim);
     }
     let mut config = shipped(&vars);
     config.settings.probe_timeout = timeout;
-    let bot = Bot::builder(config).switch_all(Arc::new(MemorySwitch::new())).build();
+    let bot = Bot::builder(config)
+        .switch_all(Arc::new(MemorySwitch::new()))
+        .build();
     Platform { bot, sims }
 }
 
@@ -58,9 +62,15 @@ async fn status_reports_hung_and_refusing_instances_within_the_probe_timeout() {
     let took = started.elapsed();
     let text = reply.to_plain_text();
 
-    assert!(took < timeout + Duration::from_millis(100), "status took {took:?}");
+    assert!(
+        took < timeout + Duration::from_millis(100),
+        "status took {took:?}"
+    );
     assert_eq!(reply.outcome, Outcome::Info);
-    assert!(text.contains("green — down: no answer within 500ms"), "{text}");
+    assert!(
+        text.contains("green — down: no answer within 500ms"),
+        "{text}"
+    );
     assert!(text.contains("yellow — down: connection refused"), "{text}");
     assert!(text.contains("blue *← active* — healthy"), "{text}");
     assert!(text.contains("v2.0.0"), "versions are shown: {text}");
@@ -80,7 +90,10 @@ async fn status_of_one_environment_probes_only_it() {
     assert!(text.contains("Status of staging"), "{text}");
     assert!(!text.contains("*master*"), "{text}");
     assert_eq!(p.sims[0].control().health_hits(), 0, "master was probed");
-    assert!(p.sims[4].control().health_hits() > 0, "staging was not probed");
+    assert!(
+        p.sims[4].control().health_hits() > 0,
+        "staging was not probed"
+    );
 }
 
 #[tokio::test]
@@ -91,12 +104,21 @@ async fn health_shows_each_check_and_why_it_failed() {
     let text = reply.to_plain_text();
     assert!(text.contains("*master api blue* is unhealthy"), "{text}");
     assert!(text.contains(":x: status 200 — got 503"), "{text}");
-    assert!(text.contains(":x: /status = \"ok\" — got \"degraded\""), "{text}");
+    assert!(
+        text.contains(":x: /status = \"ok\" — got \"degraded\""),
+        "{text}"
+    );
     assert!(text.contains("active (taking traffic)"), "{text}");
 
-    p.sims[0].control().set_behaviour(Behaviour::Slow(Duration::from_millis(1600)));
+    p.sims[0]
+        .control()
+        .set_behaviour(Behaviour::Slow(Duration::from_millis(1600)));
     let reply = say(&p.bot, "U0DEMO", "health rh blue").await;
-    assert!(reply.to_plain_text().contains(":x: latency ≤ 1.5s"), "{}", reply.to_plain_text());
+    assert!(
+        reply.to_plain_text().contains(":x: latency ≤ 1.5s"),
+        "{}",
+        reply.to_plain_text()
+    );
 }
 
 #[tokio::test]
@@ -110,11 +132,21 @@ async fn show_tasks_lists_the_tasks_endpoint() {
     let reply = say(&p.bot, "U0DEMO", "show tasks staging purple").await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Info, "{text}");
-    assert!(text.starts_with("Tasks on *staging cron purple* (2)"), "{text}");
-    assert!(text.contains("*nightly-report* — running · 40% · #7"), "{text}");
+    assert!(
+        text.starts_with("Tasks on *staging cron purple* (2)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("*nightly-report* — running · 40% · #7"),
+        "{text}"
+    );
     assert!(text.contains("*cache-warmup* — queued"), "{text}");
 
     let reply = say(&p.bot, "U0DEMO", "tasks rh yellow").await;
     assert_eq!(reply.outcome, Outcome::Failed);
-    assert!(reply.to_plain_text().contains("connection refused"), "{}", reply.to_plain_text());
+    assert!(
+        reply.to_plain_text().contains("connection refused"),
+        "{}",
+        reply.to_plain_text()
+    );
 }

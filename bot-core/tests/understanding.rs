@@ -27,13 +27,25 @@ async fn every_phrasing_of_master_api_blue_runs_its_health_check() {
     for text in phrasings {
         let (bot, probe, _) = recording_bot();
         let reply = say(&bot, "U0DEMO", text).await;
-        assert_eq!(reply.outcome, Outcome::Info, "{text:?} → {}", reply.to_plain_text());
-        assert!(
-            reply.to_plain_text().contains("master api blue is healthy") || reply.to_plain_text().contains("*master api blue* is healthy"),
+        assert_eq!(
+            reply.outcome,
+            Outcome::Info,
             "{text:?} → {}",
             reply.to_plain_text()
         );
-        assert_eq!(probe.urls(), vec![MASTER_API_BLUE.to_owned()], "{text:?} probed the wrong instance");
+        assert!(
+            reply.to_plain_text().contains("master api blue is healthy")
+                || reply
+                    .to_plain_text()
+                    .contains("*master api blue* is healthy"),
+            "{text:?} → {}",
+            reply.to_plain_text()
+        );
+        assert_eq!(
+            probe.urls(),
+            vec![MASTER_API_BLUE.to_owned()],
+            "{text:?} probed the wrong instance"
+        );
     }
 }
 
@@ -42,10 +54,20 @@ async fn active_follows_the_live_switch_state() {
     let (bot, probe, switch) = recording_bot();
     let cfg = bot.config();
     let master = cfg.env("master").expect("master");
-    switch.switch_to(master, &master.pools[0], "green").await.expect("switch");
+    switch
+        .switch_to(master, &master.pools[0], "green")
+        .await
+        .expect("switch");
     let reply = say(&bot, "U0DEMO", "health master active").await;
-    assert!(reply.to_plain_text().contains("master api green"), "{}", reply.to_plain_text());
-    assert_eq!(probe.urls(), vec!["http://127.0.0.1:18082/health".to_owned()]);
+    assert!(
+        reply.to_plain_text().contains("master api green"),
+        "{}",
+        reply.to_plain_text()
+    );
+    assert_eq!(
+        probe.urls(),
+        vec!["http://127.0.0.1:18082/health".to_owned()]
+    );
 }
 
 #[tokio::test]
@@ -55,9 +77,17 @@ async fn an_environment_alone_offers_its_instances_not_a_guess() {
     assert_eq!(reply.outcome, Outcome::Choices);
     assert_eq!(
         labels(&reply),
-        vec!["master api blue (active)", "master api green", "master cron purple (active)", "master cron yellow"]
+        vec![
+            "master api blue (active)",
+            "master api green",
+            "master cron purple (active)",
+            "master cron yellow"
+        ]
     );
-    assert!(probe.urls().is_empty(), "nothing may be probed before the choice");
+    assert!(
+        probe.urls().is_empty(),
+        "nothing may be probed before the choice"
+    );
 }
 
 #[tokio::test]
@@ -70,14 +100,26 @@ async fn a_choice_runs_the_command_on_the_chosen_target_once() {
     let chosen = click(&bot, "U0OTHER", &reply, "staging cron yellow").await;
     let text = chosen.to_plain_text();
     assert_eq!(chosen.outcome, Outcome::Info, "{text}");
-    assert!(text.contains("<@U0OTHER> chose `health staging cron yellow`"), "{text}");
+    assert!(
+        text.contains("<@U0OTHER> chose `health staging cron yellow`"),
+        "{text}"
+    );
     assert!(text.contains("staging cron yellow* is healthy"), "{text}");
-    assert_eq!(probe.urls(), vec!["http://127.0.0.1:18088/health".to_owned()]);
+    assert_eq!(
+        probe.urls(),
+        vec!["http://127.0.0.1:18088/health".to_owned()]
+    );
 
     let again = click(&bot, "U0DEMO", &reply, "master api blue").await;
     assert_eq!(again.outcome, Outcome::Stale);
     assert!(again.ephemeral);
-    assert!(again.to_plain_text().contains("Already handled by <@U0OTHER>"), "{}", again.to_plain_text());
+    assert!(
+        again
+            .to_plain_text()
+            .contains("Already handled by <@U0OTHER>"),
+        "{}",
+        again.to_plain_text()
+    );
     assert_eq!(probe.urls().len(), 1, "a used button runs nothing");
 }
 
@@ -91,9 +133,16 @@ async fn a_misspelt_command_is_suggested_and_never_run() {
     ] {
         let (bot, probe, _) = recording_bot();
         let reply = say(&bot, "U0DEMO", typed).await;
-        assert_eq!(reply.outcome, Outcome::Suggestion, "{typed} → {}", reply.to_plain_text());
+        assert_eq!(
+            reply.outcome,
+            Outcome::Suggestion,
+            "{typed} → {}",
+            reply.to_plain_text()
+        );
         assert!(
-            reply.to_plain_text().contains(&format!("Did you mean `{corrected}`?")),
+            reply
+                .to_plain_text()
+                .contains(&format!("Did you mean `{corrected}`?")),
             "{typed} → {}",
             reply.to_plain_text()
         );
@@ -112,20 +161,37 @@ async fn unknown_words_are_named() {
     let (bot, probe, _) = recording_bot();
     let reply = say(&bot, "U0DEMO", "health master blue banana").await;
     assert_eq!(reply.outcome, Outcome::Rejected);
-    assert!(reply.to_plain_text().contains("`banana`"), "{}", reply.to_plain_text());
+    assert!(
+        reply.to_plain_text().contains("`banana`"),
+        "{}",
+        reply.to_plain_text()
+    );
     assert!(probe.urls().is_empty());
 
     let reply = say(&bot, "U0DEMO", "make coffee").await;
     assert_eq!(reply.outcome, Outcome::Rejected);
-    assert!(reply.to_plain_text().contains("`make`"), "{}", reply.to_plain_text());
+    assert!(
+        reply.to_plain_text().contains("`make`"),
+        "{}",
+        reply.to_plain_text()
+    );
 }
 
 #[tokio::test]
 async fn conflicting_words_say_what_exists() {
     let (bot, _, _) = recording_bot();
     let reply = say(&bot, "U0DEMO", "health staging rh blue").await;
-    assert_eq!(reply.outcome, Outcome::Rejected, "{}", reply.to_plain_text());
-    assert!(reply.to_plain_text().contains("staging"), "{}", reply.to_plain_text());
+    assert_eq!(
+        reply.outcome,
+        Outcome::Rejected,
+        "{}",
+        reply.to_plain_text()
+    );
+    assert!(
+        reply.to_plain_text().contains("staging"),
+        "{}",
+        reply.to_plain_text()
+    );
 }
 
 #[tokio::test]
@@ -133,7 +199,13 @@ async fn arguments_are_kept_for_commands_that_take_them() {
     let (bot, _, _) = recording_bot();
     let reply = say(&bot, "U0DEMO", "help deploy").await;
     assert_eq!(reply.outcome, Outcome::Info);
-    assert!(reply.to_plain_text().contains("`deploy staging api feature/login`"), "{}", reply.to_plain_text());
+    assert!(
+        reply
+            .to_plain_text()
+            .contains("`deploy staging api feature/login`"),
+        "{}",
+        reply.to_plain_text()
+    );
 }
 
 #[tokio::test]
@@ -152,12 +224,21 @@ async fn bad_input_gets_a_clear_reply_and_never_a_panic() {
     ];
     for text in inputs {
         let reply = say(&bot, "U0DEMO", &text).await;
-        assert!(!reply.to_plain_text().is_empty(), "empty reply for {:?}", text.chars().take(40).collect::<String>());
+        assert!(
+            !reply.to_plain_text().is_empty(),
+            "empty reply for {:?}",
+            text.chars().take(40).collect::<String>()
+        );
     }
     let _ = probe;
     // A button value the bot never produced is refused, not run.
-    let reply = bot.handle(Request::button("U0DEMO", "{\"set\":\"x\",\"run\":{}}")).await;
-    assert!(matches!(reply.outcome, Outcome::Rejected | Outcome::Stale), "{reply:?}");
+    let reply = bot
+        .handle(Request::button("U0DEMO", "{\"set\":\"x\",\"run\":{}}"))
+        .await;
+    assert!(
+        matches!(reply.outcome, Outcome::Rejected | Outcome::Stale),
+        "{reply:?}"
+    );
     let reply = bot.handle(Request::button("U0DEMO", "not json")).await;
     assert_eq!(reply.outcome, Outcome::Rejected);
 }

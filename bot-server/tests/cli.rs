@@ -28,23 +28,45 @@ fn check_summarises_the_shipped_config() {
     let out = run(&["check"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("14 commands, 2 environments, 4 pools, 8 instances"), "{stdout}");
+    assert!(
+        stdout.contains("14 commands, 2 environments, 4 pools, 8 instances"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn check_reports_errors_with_file_line_column_and_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(repo().join("commands.yaml"), dir.path().join("commands.yaml")).expect("copy");
+    std::fs::copy(
+        repo().join("commands.yaml"),
+        dir.path().join("commands.yaml"),
+    )
+    .expect("copy");
     let instances = std::fs::read_to_string(repo().join("instances.yaml")).expect("read");
     // Line 3 (1-based) of the broken file carries a misspelt key.
-    let broken = instances.replacen("settings:\n  probe_timeout: 2s", "settings:\n  probe_timeout: 2s\n  probe_timout: 3s", 1);
-    let line = broken.lines().position(|l| l.contains("probe_timout")).expect("line") + 1;
+    let broken = instances.replacen(
+        "settings:\n  probe_timeout: 2s",
+        "settings:\n  probe_timeout: 2s\n  probe_timout: 3s",
+        1,
+    );
+    let line = broken
+        .lines()
+        .position(|l| l.contains("probe_timout"))
+        .expect("line")
+        + 1;
     std::fs::write(dir.path().join("instances.yaml"), broken).expect("write");
 
-    let out = run(&["check", "--config-dir", dir.path().to_str().expect("utf-8 path")]);
+    let out = run(&[
+        "check",
+        "--config-dir",
+        dir.path().to_str().expect("utf-8 path"),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains(&format!("instances.yaml:{line}:3:")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("instances.yaml:{line}:3:")),
+        "{stderr}"
+    );
     assert!(stderr.contains("probe_timout"), "{stderr}");
     assert!(stderr.contains("did you mean `probe_timeout`?"), "{stderr}");
 }
@@ -53,7 +75,11 @@ fn check_reports_errors_with_file_line_column_and_exits_1() {
 fn run_prints_the_reply_as_text_or_block_kit() {
     let out = run(&["run", "--as", "U0DEMO", "help", "deploy"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("== help: deploy =="), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("== help: deploy =="),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = run(&["run", "--as", "U0DEMO", "--json", "health"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -89,6 +115,12 @@ fn demo_answers_read_only_commands_with_nothing_configured() {
     assert!(stdout.contains("7 of 8 instances healthy"), "{stdout}");
     assert!(stdout.contains("down: connection refused"), "{stdout}");
     assert!(stdout.contains("[8] staging cron yellow"), "{stdout}");
-    assert!(stdout.contains("<@U0DEMO> chose `health master api green`"), "{stdout}");
-    assert!(stdout.contains("Tasks on *staging cron purple* (3)"), "{stdout}");
+    assert!(
+        stdout.contains("<@U0DEMO> chose `health master api green`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Tasks on *staging cron purple* (3)"),
+        "{stdout}"
+    );
 }

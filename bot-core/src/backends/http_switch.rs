@@ -1,2 +1,300 @@
 //! [`HttpSwitch`] (a configured HTTP request + GET/JSON pointer read-back) and
 //! [`JenkinsSwitch`] (a switch job + the same read-back).
+//!
+//! Templates see `{colour}` (the member taking traffic), `{env}` and `{pool}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::backends::probe::{HttpProbe, ReqwestAction};
+use crate::backends::template::render_template;
+use crate::backends::{
+    BuildProgress, Ci, CiError, HttpAction, Probe, ProbeError, SwitchError, TrafficSwitch,
+};
+use crate::config::{Environment, HttpRequestSpec, JobSpec, Pool, SwitchSpec};
+
+/// Per-request limit for switch requests and read-backs.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest body excerpt carried in an error.
+const EXCERPT: usize = 200;
+
+fn vars<'a>(env: &'a Environment, pool: &'a Pool, colour: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("colour", colour),
+        ("env", env.name.as_str()),
+        ("pool", pool.name.as_str()),
+    ]
+}
+
+fn excerpt(body: &str) -> String {
+    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > EXCERPT {
+        format!("{}…", one_line.chars().take(EXCERPT).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+fn refuse_non_member(env: &Environment, pool: &Pool, member: &str) -> Result<(), SwitchError> {
+    if pool.members.iter().any(|m| m.name == member) {
+        Ok(())
+    } else {
+        Err(SwitchError::Refused(format!(
+            "{member} is not a member of {} {}",
+            env.name, pool.name
+        )))
+    }
+}
+
+fn unreachable(address: &str, err: &ProbeError) -> SwitchError {
+    SwitchError::Unreachable {
+        address: address.to_owned(),
+        reason: err.to_string(),
+    }
+}
+
+/// Reads the active member: GET a URL, take a JSON pointer.
+#[derive(Clone)]
+struct ReadBack {
+    url: String,
+    pointer: String,
+    probe: HttpProbe,
+}
+
+impl ReadBack {
+    async fn active(&self, env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
+        let vars = [("env", env.name.as_str()), ("pool", pool.name.as_str())];
+        let url = render_template(&self.url, &vars);
+        let snap = self
+            .probe
+            .get(&url, REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        if !(200..300).contains(&snap.status) {
+            return Err(SwitchError::Unknown(format!(
+                "HTTP {} from {url}: {}",
+                snap.status,
+                excerpt(&snap.body)
+            )));
+        }
+        let json: serde_json::Value = serde_json::from_str(&snap.body).map_err(|_| {
+            SwitchError::Unknown(format!(
+                "{url} did not answer JSON: {}",
+                excerpt(&snap.body)
+            ))
+        })?;
+        let active = json
+            .pointer(&self.pointer)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| {
+                SwitchError::Unknown(format!(
+                    "no string at {} in the answer from {url}: {}",
+                    self.pointer,
+                    excerpt(&snap.body)
+                ))
+            })?;
+        if !pool.members.iter().any(|m| m.name == active) {
+            return Err(SwitchError::Unknown(format!(
+                "{url} names `{active}`, which is not a member of {} {}",
+                env.name, pool.name
+            )));
+        }
+        Ok(active.to_owned())
+    }
+
+    /// Reads back after a switch; `NotApplied` unless `member` is now active.
+    async fn verify(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        member: &str,
+    ) -> Result<(), SwitchError> {
+        let active = self.active(env, pool).await.map_err(|e| match e {
+            SwitchError::Unknown(m) => SwitchError::NotApplied(m),
+            other => other,
+        })?;
+        if active == member {
+            tracing::info!(env = %env.name, pool = %pool.name, member, "traffic switched");
+            Ok(())
+        } else {
+            Err(SwitchError::NotApplied(format!(
+                "asked for {member}, but the switch still reports {active}"
+            )))
+        }
+    }
+}
+
+/// Switches with a configured HTTP request, verifies with a GET and a JSON pointer.
+#[derive(Clone)]
+pub struct HttpSwitch {
+    set: HttpRequestSpec,
+    read: ReadBack,
+    sender: Arc<dyn HttpAction>,
+}
+
+impl HttpSwitch {
+    /// A switch sending `set` (templated) and reading `pointer` from `get_url`.
+    pub fn new(
+        set: HttpRequestSpec,
+        get_url: impl Into<String>,
+        pointer: impl Into<String>,
+    ) -> Self {
+        Self {
+            set,
+            read: ReadBack {
+                url: get_url.into(),
+                pointer: pointer.into(),
+                probe: HttpProbe::new(),
+            },
+            sender: Arc::new(ReqwestAction::new()),
+        }
+    }
+
+    /// The switch a `type: http` pool describes; `None` for other switch types.
+    pub fn from_spec(spec: &SwitchSpec) -> Option<Self> {
+        match spec {
+            SwitchSpec::Http {
+                set,
+                get_url,
+                pointer,
+            } => Some(Self::new(set.clone(), get_url.clone(), pointer.clone())),
+            _ => None,
+        }
+    }
+
+    /// Sends the switch request through `sender` instead of the built-in client.
+    pub fn with_sender(mut self, sender: Arc<dyn HttpAction>) -> Self {
+        self.sender = sender;
+        self
+    }
+}
+
+#[async_trait]
+impl TrafficSwitch for HttpSwitch {
+    async fn active(&self, env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
+        self.read.active(env, pool).await
+    }
+
+    async fn switch_to(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        member: &str,
+    ) -> Result<(), SwitchError> {
+        refuse_non_member(env, pool, member)?;
+        let vars = vars(env, pool, member);
+        let req = HttpRequestSpec {
+            method: self.set.method.clone(),
+            url: render_template(&self.set.url, &vars),
+            headers: self
+                .set
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), render_template(v, &vars)))
+                .collect(),
+            body: self.set.body.as_ref().map(|b| render_template(b, &vars)),
+        };
+        let snap = self
+            .sender
+            .send(&req, REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(&req.url, &e))?;
+        if !(200..300).contains(&snap.status) {
+            return Err(SwitchError::Refused(format!(
+                "HTTP {} from {} {}: {}",
+                snap.status,
+                req.method.to_ascii_uppercase(),
+                req.url,
+                excerpt(&snap.body)
+            )));
+        }
+        self.read.verify(env, pool, member).await
+    }
+}
+
+/// Switches by running a CI job, verifies with a GET and a JSON pointer.
+#[derive(Clone)]
+pub struct JenkinsSwitch {
+    job: JobSpec,
+    ci: Arc<dyn Ci>,
+    read: ReadBack,
+}
+
+impl JenkinsSwitch {
+    /// A switch running `job` (parameters templated) on `ci`, reading `pointer` from `get_url`.
+    pub fn new(
+        job: JobSpec,
+        ci: Arc<dyn Ci>,
+        get_url: impl Into<String>,
+        pointer: impl Into<String>,
+    ) -> Self {
+        Self {
+            job,
+            ci,
+            read: ReadBack {
+                url: get_url.into(),
+                pointer: pointer.into(),
+                probe: HttpProbe::new(),
+            },
+        }
+    }
+
+    /// The switch a `type: jenkins` pool describes; `None` for other switch types.
+    pub fn from_spec(spec: &SwitchSpec, ci: Arc<dyn Ci>) -> Option<Self> {
+        match spec {
+            SwitchSpec::Jenkins {
+                job,
+                get_url,
+                pointer,
+            } => Some(Self::new(job.clone(), ci, get_url.clone(), pointer.clone())),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl TrafficSwitch for JenkinsSwitch {
+    async fn active(&self, env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
+        self.read.active(env, pool).await
+    }
+
+    async fn switch_to(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        member: &str,
+    ) -> Result<(), SwitchError> {
+        refuse_non_member(env, pool, member)?;
+        let vars = vars(env, pool, member);
+        let params: Vec<(String, String)> = self
+            .job
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), render_template(v, &vars)))
+            .collect();
+        let ignore = |_: BuildProgress| {};
+        let outcome = self
+            .ci
+            .run_job(&self.job.job, &params, &ignore)
+            .await
+            .map_err(|e| match e {
+                CiError::Unreachable { url, reason } => SwitchError::Unreachable {
+                    address: url,
+                    reason,
+                },
+                other => SwitchError::Refused(format!("switch job `{}`: {other}", self.job.job)),
+            })?;
+        if !outcome.result.is_success() {
+            return Err(SwitchError::Refused(format!(
+                "switch job `{}` #{} ended {} ({})",
+                self.job.job,
+                outcome.number,
+                outcome.result.as_str(),
+                outcome.console_url
+            )));
+        }
+        self.read.verify(env, pool, member).await
+    }
+}

@@ -343,12 +343,46 @@ pub trait Store: Send + Sync {
     async fn last_active(&self, env: &str, pool: &str) -> Result<Option<String>, StoreError>;
 }
 
-/// Builds the traffic switch a pool's config describes.
+/// Builds the traffic switch a pool's config describes: HAProxy runtime API, HTTP
+/// request, Jenkins job (run on `ci`), or the shared in-memory `memory` switch.
 pub fn switch_for(
     spec: &crate::config::SwitchSpec,
     ci: std::sync::Arc<dyn Ci>,
     memory: std::sync::Arc<memory::MemorySwitch>,
 ) -> std::sync::Arc<dyn TrafficSwitch> {
-    let _ = (spec, ci);
-    memory
+    use crate::config::SwitchSpec;
+    use std::sync::Arc;
+    match spec {
+        SwitchSpec::Haproxy {
+            address,
+            backend,
+            servers,
+            off_state,
+        } => Arc::new(haproxy::HaproxySwitch::new(
+            address.clone(),
+            backend.clone(),
+            servers.clone(),
+            off_state.clone(),
+        )),
+        SwitchSpec::Http {
+            set,
+            get_url,
+            pointer,
+        } => Arc::new(http_switch::HttpSwitch::new(
+            set.clone(),
+            get_url.clone(),
+            pointer.clone(),
+        )),
+        SwitchSpec::Jenkins {
+            job,
+            get_url,
+            pointer,
+        } => Arc::new(http_switch::JenkinsSwitch::new(
+            job.clone(),
+            ci,
+            get_url.clone(),
+            pointer.clone(),
+        )),
+        SwitchSpec::Memory { .. } => memory,
+    }
 }

@@ -15,10 +15,19 @@ pub const INSTANCES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/.
 
 /// The repository's config with `${VAR}`s taken from `vars` (defaults otherwise).
 pub fn shipped(vars: &[(&str, String)]) -> Config {
-    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let lookup = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    config::from_strs("commands.yaml", COMMANDS, "instances.yaml", INSTANCES, &lookup)
-        .unwrap_or_else(|e| panic!("shipped config must load: {e}"))
+    config::from_strs(
+        "commands.yaml",
+        COMMANDS,
+        "instances.yaml",
+        INSTANCES,
+        &lookup,
+    )
+    .unwrap_or_else(|e| panic!("shipped config must load: {e}"))
 }
 
 /// Answers every GET with a healthy JSON body and remembers the URLs asked.

@@ -1,0 +1,368 @@
+//! Switching traffic with an HTTP request or a Jenkins job, verified by reading back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bot_core::backends::http_switch::{HttpSwitch, JenkinsSwitch};
+use bot_core::backends::jenkins::{JenkinsClient, NoCi};
+use bot_core::backends::memory::MemorySwitch;
+use bot_core::backends::{switch_for, Ci, SwitchError, TrafficSwitch};
+use bot_core::config::{
+    Environment, HealthRecipe, HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool, Pos,
+    Secret, SwitchSpec,
+};
+use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
+use crossroads_sim::switch::{PoolSetup, SimSwitch, WriteMode};
+use serde_json::json;
+
+fn member(name: &str) -> Instance {
+    Instance {
+        name: name.into(),
+        aliases: vec![],
+        emoji: vec![],
+        url: "http://127.0.0.1:1".into(),
+        health: HealthRecipe::default(),
+        tasks: None,
+        restart: None,
+        pos: Pos::default(),
+    }
+}
+
+fn env_and_pool(spec: SwitchSpec) -> (Environment, Pool) {
+    let pool = Pool {
+        name: "api".into(),
+        aliases: vec!["api".into()],
+        switch: spec,
+        deploy: None,
+        members: vec![member("blue"), member("green")],
+        pos: Pos::default(),
+    };
+    let env = Environment {
+        name: "staging".into(),
+        aliases: vec!["staging".into()],
+        emoji: vec![],
+        protected: false,
+        allowed: vec![],
+        pools: vec![pool.clone()],
+        pos: Pos::default(),
+    };
+    (env, pool)
+}
+
+/// The shape shipped in instances.yaml, pointed at `base`.
+fn http_spec(base: &str) -> SwitchSpec {
+    SwitchSpec::Http {
+        set: HttpRequestSpec {
+            method: "POST".into(),
+            url: format!("{base}/pools/{{env}}/{{pool}}"),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Some(r#"{"active": "{colour}"}"#.into()),
+        },
+        get_url: format!("{base}/pools/{{env}}/{{pool}}"),
+        pointer: "/active".into(),
+    }
+}
+
+async fn sim_switch(members: &[&str]) -> SimSwitch {
+    SimSwitch::start(vec![PoolSetup::new("staging", "api", members, "blue")])
+        .await
+        .expect("start simulated switch")
+}
+
+#[tokio::test]
+async fn http_switch_moves_traffic_and_reads_it_back() {
+    let sim = sim_switch(&["blue", "green"]).await;
+    let spec = http_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let switch = HttpSwitch::from_spec(&spec).expect("http spec");
+
+    assert_eq!(switch.active(&env, &pool).await.expect("active"), "blue");
+    switch
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect("switch to green");
+    assert_eq!(sim.active("staging", "api").as_deref(), Some("green"));
+    assert_eq!(switch.active(&env, &pool).await.expect("active"), "green");
+
+    let posts: Vec<_> = sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        (posts[0].env.as_str(), posts[0].pool.as_str()),
+        ("staging", "api")
+    );
+    assert_eq!(posts[0].body, Some(json!({"active": "green"})));
+}
+
+#[tokio::test]
+async fn a_switch_that_answers_ok_but_does_not_move_is_not_applied() {
+    let sim = sim_switch(&["blue", "green"]).await;
+    sim.set_write_mode(WriteMode::Ignore);
+    let spec = http_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let err = HttpSwitch::from_spec(&spec)
+        .expect("http spec")
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("not applied");
+    assert!(
+        matches!(&err, SwitchError::NotApplied(m) if m.contains("green") && m.contains("blue")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_switch_error_answer_is_a_refusal_with_its_reason() {
+    let sim = sim_switch(&["blue", "green"]).await;
+    sim.set_write_mode(WriteMode::Fail);
+    let spec = http_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let switch = HttpSwitch::from_spec(&spec).expect("http spec");
+    let err = switch
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("500");
+    assert!(
+        matches!(&err, SwitchError::Refused(m) if m.contains("HTTP 500") && m.contains("switch backend failure")),
+        "{err:?}"
+    );
+
+    // The switch itself does not know the member: its 400 reason comes through.
+    let sim = sim_switch(&["blue", "teal"]).await;
+    let spec = http_spec(&sim.url());
+    let err = HttpSwitch::from_spec(&spec)
+        .expect("http spec")
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("400");
+    assert!(
+        matches!(&err, SwitchError::Refused(m) if m.contains("HTTP 400") && m.contains("not a member")),
+        "{err:?}"
+    );
+    assert_eq!(sim.active("staging", "api").as_deref(), Some("blue"));
+}
+
+#[tokio::test]
+async fn a_member_outside_the_pool_is_refused_without_calling_the_switch() {
+    let sim = sim_switch(&["blue", "green"]).await;
+    let spec = http_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let err = HttpSwitch::from_spec(&spec)
+        .expect("http spec")
+        .switch_to(&env, &pool, "purple")
+        .await
+        .expect_err("not a member");
+    assert!(matches!(err, SwitchError::Refused(_)), "{err:?}");
+    assert!(sim.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_switch_that_is_down_is_unreachable() {
+    let spec = http_spec(&crossroads_sim::dead_url().expect("port"));
+    let (env, pool) = env_and_pool(spec.clone());
+    let switch = HttpSwitch::from_spec(&spec).expect("http spec");
+    let err = switch.active(&env, &pool).await.expect_err("down");
+    assert!(matches!(err, SwitchError::Unreachable { .. }), "{err:?}");
+    let err = switch
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("down");
+    assert!(matches!(err, SwitchError::Unreachable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_read_back_naming_a_stranger_is_unknown() {
+    let sim = sim_switch(&["blue", "green"]).await;
+    sim.set_active("staging", "api", "magenta");
+    let spec = http_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let err = HttpSwitch::from_spec(&spec)
+        .expect("http spec")
+        .active(&env, &pool)
+        .await
+        .expect_err("stranger");
+    assert!(
+        matches!(&err, SwitchError::Unknown(m) if m.contains("magenta")),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------- Jenkins switch
+
+fn jenkins_client(url: &str) -> Arc<dyn Ci> {
+    Arc::new(JenkinsClient::new(JenkinsConfig {
+        url: url.into(),
+        user: "crossroads".into(),
+        token: Secret::new("demo-token"),
+        timeout: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(20),
+    }))
+}
+
+fn jenkins_spec(base: &str) -> SwitchSpec {
+    SwitchSpec::Jenkins {
+        job: JobSpec {
+            job: "platform/switch".into(),
+            parameters: vec![
+                ("ENVIRONMENT".into(), "{env}".into()),
+                ("POOL".into(), "{pool}".into()),
+                ("COLOUR".into(), "{colour}".into()),
+            ],
+        },
+        get_url: format!("{base}/pools/{{env}}/{{pool}}"),
+        pointer: "/active".into(),
+    }
+}
+
+/// A simulated Jenkins whose switch job moves the simulated switch on success.
+async fn jenkins_moving(sim: &Arc<SimSwitch>, result: &str, moves: bool) -> SimJenkins {
+    let target = sim.clone();
+    let job = JobSetup::new()
+        .queue_time(Duration::from_millis(20))
+        .build_duration(Duration::from_millis(50))
+        .result(result)
+        .on_success(move |params| {
+            let get = |k: &str| {
+                params
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            if moves {
+                target.set_active(&get("ENVIRONMENT"), &get("POOL"), &get("COLOUR"));
+            }
+        });
+    SimJenkins::start(JenkinsSetup::new("crossroads", "demo-token").job("platform/switch", job))
+        .await
+        .expect("start simulated Jenkins")
+}
+
+#[tokio::test]
+async fn jenkins_switch_runs_the_job_with_templated_parameters_and_reads_back() {
+    let sim = Arc::new(sim_switch(&["blue", "green"]).await);
+    let jenkins = jenkins_moving(&sim, "SUCCESS", true).await;
+    let spec = jenkins_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let switch = JenkinsSwitch::from_spec(&spec, jenkins_client(&jenkins.url())).expect("spec");
+
+    switch
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect("switch to green");
+    assert_eq!(switch.active(&env, &pool).await.expect("active"), "green");
+    let triggers = jenkins.triggers();
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(
+        triggers[0].params,
+        vec![
+            ("ENVIRONMENT".to_owned(), "staging".to_owned()),
+            ("POOL".to_owned(), "api".to_owned()),
+            ("COLOUR".to_owned(), "green".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_switch_job_is_refused_with_its_console_link() {
+    let sim = Arc::new(sim_switch(&["blue", "green"]).await);
+    let jenkins = jenkins_moving(&sim, "FAILURE", true).await;
+    let spec = jenkins_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let err = JenkinsSwitch::from_spec(&spec, jenkins_client(&jenkins.url()))
+        .expect("spec")
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("failed job");
+    assert!(
+        matches!(&err, SwitchError::Refused(m) if m.contains("FAILURE") && m.contains("/console")),
+        "{err:?}"
+    );
+    assert_eq!(sim.active("staging", "api").as_deref(), Some("blue"));
+}
+
+#[tokio::test]
+async fn a_successful_switch_job_that_moved_nothing_is_not_applied() {
+    let sim = Arc::new(sim_switch(&["blue", "green"]).await);
+    let jenkins = jenkins_moving(&sim, "SUCCESS", false).await;
+    let spec = jenkins_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let err = JenkinsSwitch::from_spec(&spec, jenkins_client(&jenkins.url()))
+        .expect("spec")
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("not applied");
+    assert!(matches!(err, SwitchError::NotApplied(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_jenkins_switch_without_jenkins_is_refused() {
+    let sim = sim_switch(&["blue", "green"]).await;
+    let spec = jenkins_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let err = JenkinsSwitch::from_spec(&spec, Arc::new(NoCi))
+        .expect("spec")
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("no CI");
+    assert!(
+        matches!(&err, SwitchError::Refused(m) if m.contains("no Jenkins is configured")),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------- switch_for
+
+#[tokio::test]
+async fn switch_for_builds_the_configured_kind() {
+    let memory = Arc::new(MemorySwitch::new());
+    let ci: Arc<dyn Ci> = Arc::new(NoCi);
+
+    let spec = SwitchSpec::Memory {
+        initial: "blue".into(),
+    };
+    let built = switch_for(&spec, ci.clone(), memory.clone());
+    assert_eq!(
+        Arc::as_ptr(&built).cast::<()>(),
+        Arc::as_ptr(&memory).cast::<()>(),
+        "memory pools share the one memory switch"
+    );
+
+    let sim = sim_switch(&["blue", "green"]).await;
+    let spec = http_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let built = switch_for(&spec, ci.clone(), memory.clone());
+    built
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect("http switch");
+    assert_eq!(sim.active("staging", "api").as_deref(), Some("green"));
+
+    let port = crossroads_sim::free_port().expect("port");
+    let spec = SwitchSpec::Haproxy {
+        address: format!("127.0.0.1:{port}"),
+        backend: "be_app".into(),
+        servers: vec![],
+        off_state: "drain".into(),
+    };
+    let (env, pool) = env_and_pool(spec.clone());
+    let err = switch_for(&spec, ci.clone(), memory.clone())
+        .active(&env, &pool)
+        .await
+        .expect_err("no haproxy there");
+    assert!(
+        matches!(&err, SwitchError::Unreachable { address, .. } if address.ends_with(&port.to_string())),
+        "{err:?}"
+    );
+
+    let spec = jenkins_spec(&sim.url());
+    let (env, pool) = env_and_pool(spec.clone());
+    let err = switch_for(&spec, ci, memory)
+        .switch_to(&env, &pool, "blue")
+        .await
+        .expect_err("NoCi");
+    assert!(matches!(err, SwitchError::Refused(_)), "{err:?}");
+}
