@@ -1,6 +1,5 @@
 //! Switching traffic with a real HAProxy in front of two simulated instances.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bot_core::backends::haproxy::HaproxySwitch;
@@ -8,6 +7,10 @@ use bot_core::backends::{SwitchError, TrafficSwitch};
 use bot_core::config::{Environment, HealthRecipe, Instance, Pool, Pos, SwitchSpec};
 use crossroads_sim::instance::SimInstance;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+
+use common::haproxy::{require_haproxy, traffic_reaches, Haproxy};
 
 fn member(name: &str, url: &str) -> Instance {
     Instance {
@@ -43,75 +46,6 @@ fn env_and_pool(spec: SwitchSpec, blue: &str, green: &str) -> (Environment, Pool
     (env, pool)
 }
 
-/// HAProxy as a child process, killed when dropped.
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn haproxy_installed() -> bool {
-    Command::new("haproxy")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `true` when the test should go on; panics in CI when HAProxy is missing.
-fn require_haproxy() -> bool {
-    if haproxy_installed() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("haproxy is not installed but CI=true: install it (apt-get install -y haproxy)");
-    }
-    eprintln!("skipped: haproxy not installed");
-    false
-}
-
-/// GETs `/health` through the frontend on a fresh connection; the version answered.
-async fn version_through(frontend: &str) -> Option<String> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(2))
-        .build()
-        .ok()?;
-    let resp = client.get(format!("{frontend}/health")).send().await.ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let v: serde_json::Value = resp.json().await.ok()?;
-    v["version"].as_str().map(str::to_owned)
-}
-
-/// Waits until requests through HAProxy reach `version`, then checks a few more do too.
-async fn traffic_reaches(frontend: &str, version: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if version_through(frontend).await.as_deref() == Some(version) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "traffic through HAProxy never reached {version}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for _ in 0..6 {
-        assert_eq!(
-            version_through(frontend).await.as_deref(),
-            Some(version),
-            "all requests go to {version}"
-        );
-    }
-}
-
 #[tokio::test]
 async fn switching_moves_real_traffic_through_haproxy() {
     if !require_haproxy() {
@@ -119,36 +53,11 @@ async fn switching_moves_real_traffic_through_haproxy() {
     }
     let blue = SimInstance::start("blue", "blue").await.expect("blue");
     let green = SimInstance::start("green", "green").await.expect("green");
-    let stats_port = crossroads_sim::free_port().expect("port");
-    let front_port = crossroads_sim::free_port().expect("port");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("haproxy.cfg");
     // The green member's server has another name, mapped in the switch spec.
-    std::fs::write(
-        &cfg,
-        format!(
-            "global\n    stats socket ipv4@127.0.0.1:{stats_port} level admin\n\
-             defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
-             frontend fe_app\n    bind 127.0.0.1:{front_port}\n    default_backend be_app\n\
-             backend be_app\n    option httpchk GET /health\n    default-server inter 200ms fall 2 rise 1\n\
-             \x20   server blue  {} check\n    server app_green {} check disabled\n",
-            blue.addr(),
-            green.addr()
-        ),
-    )
-    .expect("write config");
-    let child = Command::new("haproxy")
-        .arg("-f")
-        .arg(&cfg)
-        .arg("-db")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start haproxy");
-    let _haproxy = Haproxy(child);
+    let haproxy = Haproxy::start(&[("blue", blue.addr()), ("app_green", green.addr())]);
 
     let spec = SwitchSpec::Haproxy {
-        address: format!("ipv4@127.0.0.1:{stats_port}"),
+        address: haproxy.admin.clone(),
         backend: "be_app".into(),
         servers: vec![("green".into(), "app_green".into())],
         off_state: "maint".into(),
@@ -167,7 +76,7 @@ async fn switching_moves_real_traffic_through_haproxy() {
             Err(e) => panic!("HAProxy runtime API never answered: {e}"),
         }
     };
-    let frontend = format!("http://127.0.0.1:{front_port}");
+    let frontend = haproxy.frontend.clone();
     assert_eq!(first, "blue");
     traffic_reaches(&frontend, "blue").await;
 
@@ -187,7 +96,7 @@ async fn switching_moves_real_traffic_through_haproxy() {
 
     // The drain off-state works too: the drained server takes no new requests.
     let draining = HaproxySwitch::new(
-        format!("127.0.0.1:{stats_port}"),
+        haproxy.admin.trim_start_matches("ipv4@").to_owned(),
         "be_app",
         vec![("green".into(), "app_green".into())],
         "drain",
@@ -208,7 +117,7 @@ async fn switching_moves_real_traffic_through_haproxy() {
 
     // A server HAProxy does not know: HAProxy's own refusal comes through.
     let wrong = HaproxySwitch::new(
-        format!("127.0.0.1:{stats_port}"),
+        haproxy.admin.trim_start_matches("ipv4@").to_owned(),
         "be_app",
         vec![("green".into(), "no_such_server".into())],
         "maint",

@@ -15,7 +15,10 @@ use crate::backends::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
 use crate::config::JenkinsConfig;
 
 /// Polls back off up to this interval (or `poll_interval`, if that is longer).
-const MAX_POLL: Duration = Duration::from_secs(5);
+/// Polling never backs off beyond this, so a finished build is noticed within a
+/// second: the bot must add under 1 s on top of Jenkins (one GET per second per
+/// running build is nothing for Jenkins).
+const MAX_POLL: Duration = Duration::from_secs(1);
 /// Per-request limit; the overall `timeout` still applies on top.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connection attempts give up after this long.
@@ -399,7 +402,7 @@ fn unknown_estimate() -> i64 {
 
 // ---------------------------------------------------------------- helpers
 
-/// Polling interval that starts at `poll_interval` and grows ×1.5 up to a few seconds.
+/// Polling interval that starts at `poll_interval` and grows ×1.5 up to [`MAX_POLL`].
 struct Backoff {
     next: Duration,
     max: Duration,

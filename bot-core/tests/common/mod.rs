@@ -2,6 +2,8 @@
 //! a recording probe, a bot with in-memory switch state.
 #![allow(dead_code)]
 
+pub mod haproxy;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
