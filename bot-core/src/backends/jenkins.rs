@@ -14,8 +14,7 @@ use serde::Deserialize;
 use crate::backends::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
 use crate::config::JenkinsConfig;
 
-/// Polls back off up to this interval (or `poll_interval`, if that is longer).
-/// Polling never backs off beyond this, so a finished build is noticed within a
+/// Polls back off up to this interval (or `poll_interval`, if that is longer). Polling never backs off beyond this, so a finished build is noticed within a
 /// second: the bot must add under 1 s on top of Jenkins (one GET per second per
 /// running build is nothing for Jenkins).
 const MAX_POLL: Duration = Duration::from_secs(1);
