@@ -10,7 +10,7 @@ pub(crate) fn help(ctx: &Ctx<'_>, args: &[String]) -> Reply {
         let found = config
             .commands
             .iter()
-            .find(|c| c.name == asked || c.phrases.iter().any(|p| *p == asked));
+            .find(|c| c.name == asked || c.phrases.contains(&asked));
         let Some(cmd) = found else {
             return Reply::message(
                 Outcome::Rejected,
