@@ -2,7 +2,8 @@
 //!
 //! Every key is indexed under the hashes of all strings obtained by deleting up to two
 //! of its characters; a typed string looks up the hashes of its own deletions, and each
-//! key found is verified with [`strsim::osa_distance`]. A transposition (`stauts`) is one
+//! key found is verified by an optimal-string-alignment distance bounded by k (equal to
+//! [`strsim::osa_distance`] within the bound, without its allocations). A transposition (`stauts`) is one
 //! deletion on each side, so optimal-string-alignment distance ≤ k is always found with
 //! k deletions per side. Hash collisions only add candidates that verification rejects.
 
@@ -95,32 +96,88 @@ impl Fuzzy {
         if k == 0 {
             return Vec::new();
         }
-        let mut seen: Vec<u32> = Vec::new();
-        let mut found = Vec::new();
+        let mut ids: Vec<u32> = Vec::new();
         deletion_hashes(&chars[..n], k, |h| {
-            let Some(&(from, to)) = self.postings.get(&h) else {
-                return;
-            };
-            for &id in self.ids.get(from as usize..to as usize).unwrap_or(&[]) {
-                if seen.contains(&id) {
-                    continue;
-                }
-                seen.push(id);
-                let len = self.lens.get(id as usize).copied().unwrap_or(u8::MAX) as usize;
-                if len.abs_diff(n) > k {
-                    continue;
-                }
-                let Some(key) = key(id) else {
-                    continue;
-                };
-                let distance = strsim::osa_distance(typed, key);
-                if distance <= k {
-                    found.push((id, distance));
-                }
+            if let Some(&(from, to)) = self.postings.get(&h) {
+                let posted = self.ids.get(from as usize..to as usize).unwrap_or(&[]);
+                ids.extend(posted.iter().copied().filter(|&id| {
+                    let len = self.lens.get(id as usize).copied().unwrap_or(u8::MAX);
+                    usize::from(len).abs_diff(n) <= k
+                }));
             }
         });
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(distance) = key(id).and_then(|key| bounded_osa(&chars[..n], key, k)) {
+                found.push((id, distance));
+            }
+        }
         found
     }
+}
+
+/// Optimal-string-alignment distance between `a` and `b` when it is at most `k`
+/// (same result as [`strsim::osa_distance`], which the tests hold it to), computed
+/// on the stack and abandoned as soon as every alignment costs more than `k`.
+fn bounded_osa(a: &[u32], b: &str, k: usize) -> Option<usize> {
+    let mut bc = [0u32; MAX_CHARS];
+    let mut m = 0;
+    for c in b.chars() {
+        if m == MAX_CHARS {
+            return None;
+        }
+        bc[m] = u32::from(c);
+        m += 1;
+    }
+    let b = &bc[..m];
+    let n = a.len();
+    if n.abs_diff(m) > k || n > MAX_CHARS {
+        return None;
+    }
+    // Rows i-2, i-1 and i of the table, rotating. Only the band |i - j| ≤ k can hold
+    // a distance ≤ k; the cells just outside it are kept at `far` so that reads from
+    // the neighbouring rows see "too far" rather than a stale value.
+    // Distances above k are all "too far": cells fit in a byte.
+    let k8 = u8::try_from(k).unwrap_or(u8::MAX - 1);
+    let far = k8 + 1;
+    let mut rows = [[far; MAX_CHARS + 2]; 3];
+    for (j, cell) in rows[0].iter_mut().enumerate().take(m.min(k) + 1) {
+        *cell = u8::try_from(j).unwrap_or(far);
+    }
+    for i in 1..=n {
+        let [r0, r1, r2] = &mut rows;
+        let (two_back, prev, curr) = match i % 3 {
+            1 => (&*r2, &*r0, r1),
+            2 => (&*r0, &*r1, r2),
+            _ => (&*r1, &*r2, r0),
+        };
+        let lo = i.saturating_sub(k).max(1);
+        let hi = (i + k).min(m);
+        curr[lo - 1] = if lo == 1 {
+            u8::try_from(i).unwrap_or(far).min(far)
+        } else {
+            far
+        };
+        let mut row_min = curr[lo - 1];
+        for j in lo..=hi {
+            let cost = u8::from(a[i - 1] != b[j - 1]);
+            let mut best = (prev[j] + 1).min(curr[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && cost == 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(two_back[j - 2] + 1);
+            }
+            let best = best.min(far);
+            curr[j] = best;
+            row_min = row_min.min(best);
+        }
+        curr[hi + 1] = far;
+        if row_min > k8 {
+            return None;
+        }
+    }
+    let distance = usize::from(rows[n % 3][m]);
+    (distance <= k).then_some(distance)
 }
 
 const BASE: u64 = 0x9e37_79b9_7f4a_7c15 | 1;
@@ -286,6 +343,19 @@ mod tests {
                 .collect();
             expected.sort();
             assert_eq!(near(&keys, typed), expected, "typed {typed:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bounded_osa_is_strsim_within_the_bound(
+            a in "[abc ]{0,12}|\\PC{0,10}",
+            b in "[abc ]{0,12}|\\PC{0,10}",
+            k in 0usize..3,
+        ) {
+            let chars: Vec<u32> = a.chars().map(u32::from).collect();
+            let exact = strsim::osa_distance(&a, &b);
+            proptest::prop_assert_eq!(bounded_osa(&chars, &b, k), (exact <= k).then_some(exact));
         }
     }
 

@@ -137,6 +137,9 @@ struct Phrase {
 /// A contiguous run of global instance numbers `[start, end)`.
 type Span = (u32, u32);
 
+/// Up to this many instances left, selectors are applied by membership test.
+const FEW: u32 = 64;
+
 /// Alias index built once per config: exact lookups by hash, fuzzy lookups without
 /// scanning every alias.
 #[derive(Debug, Clone)]
@@ -369,14 +372,22 @@ impl Index {
 
     /// Instances matching all `selectors` (all instances when there are none).
     pub fn candidates(&self, config: &Config, selectors: &[Selector]) -> Candidates {
+        // Narrowest selector first: once few instances are left, each further selector
+        // is a membership test per instance instead of a walk over all it names
+        // (`blue` names hundreds of instances on a large platform).
+        let mut order: Vec<&Selector> = selectors.iter().collect();
+        order.sort_by_key(|s| s.matches.len());
         let mut current = vec![(0, self.total())];
-        for (k, selector) in selectors.iter().enumerate() {
-            let spans = self.spans(&selector.matches);
-            let next = intersect(&current, &spans);
-            if next.is_empty() {
-                return Candidates::Conflict(self.conflict(config, &selectors[..=k]));
+        for selector in order {
+            let left: u32 = current.iter().map(|(start, end)| end - start).sum();
+            current = if left <= FEW && selector.matches.is_sorted() {
+                self.keep(&current, &selector.matches)
+            } else {
+                intersect(&current, &self.spans(&selector.matches))
+            };
+            if current.is_empty() {
+                return Candidates::Conflict(self.conflict(config, selectors));
             }
-            current = next;
         }
         let mut instances = Vec::new();
         for &(start, end) in &current {
@@ -625,7 +636,10 @@ impl Index {
                 }
             })
             .collect();
-        spans.sort_unstable();
+        // Referents of one kind arrive in config order, which is span order.
+        if !spans.is_sorted() {
+            spans.sort_unstable();
+        }
         let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
         for (start, end) in spans {
             match merged.last_mut() {
@@ -648,8 +662,45 @@ impl Index {
         })
     }
 
-    /// Explains why the last of `selectors` leaves nothing.
+    /// The instances of `spans` that `referents` (sorted) name.
+    fn keep(&self, spans: &[Span], referents: &[Referent]) -> Vec<Span> {
+        let mut kept: Vec<Span> = Vec::new();
+        for n in spans.iter().flat_map(|&(start, end)| start..end) {
+            let Some(&(e, p, m)) = self.addresses.get(n as usize) else {
+                continue;
+            };
+            let (e, p, m) = (e as usize, p as usize, m as usize);
+            let named = [
+                Referent::Env(e),
+                Referent::Pool(e, p),
+                Referent::Instance(e, p, m),
+            ]
+            .iter()
+            .any(|r| referents.binary_search(r).is_ok());
+            if !named {
+                continue;
+            }
+            match kept.last_mut() {
+                Some(last) if last.1 == n => last.1 = n + 1,
+                _ => kept.push((n, n + 1)),
+            }
+        }
+        kept
+    }
+
+    /// Explains why `selectors`, taken in the order typed, leave nothing: names the
+    /// first selector that empties the set and an earlier one it clashes with.
     fn conflict(&self, config: &Config, selectors: &[Selector]) -> String {
+        let mut current = vec![(0, self.total())];
+        let mut upto = selectors.len();
+        for (k, selector) in selectors.iter().enumerate() {
+            current = intersect(&current, &self.spans(&selector.matches));
+            if current.is_empty() {
+                upto = k + 1;
+                break;
+            }
+        }
+        let selectors = &selectors[..upto];
         let Some((last, earlier)) = selectors.split_last() else {
             return "Those words don't name any instance.".to_string();
         };

@@ -410,6 +410,77 @@ fn stale_referents_are_ignored_not_trusted() {
     ));
 }
 
+/// What `candidates` must equal: every instance each selector names, in config order.
+fn brute_force(config: &Config, selectors: &[Selector]) -> Vec<InstanceRef> {
+    let mut out = Vec::new();
+    for (e, env) in config.environments.iter().enumerate() {
+        for (p, pool) in env.pools.iter().enumerate() {
+            for (m, member) in pool.members.iter().enumerate() {
+                let named = |s: &Selector| {
+                    s.matches.contains(&Referent::Env(e))
+                        || s.matches.contains(&Referent::Pool(e, p))
+                        || s.matches.contains(&Referent::Instance(e, p, m))
+                };
+                if selectors.iter().all(named) {
+                    out.push(InstanceRef {
+                        env: env.name.clone(),
+                        pool: pool.name.clone(),
+                        member: member.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn candidates_agree_with_a_brute_force_filter() {
+    // 300 instances: `blue` names 30, `api` names 30 pools (60 instances), so both the
+    // span intersection and the per-instance membership test are exercised.
+    let config = generated_config(300);
+    let index = Index::build(&config);
+    let words = [
+        "e3",
+        "env7",
+        "cluster 12",
+        "api",
+        "jobs",
+        "search",
+        "blue",
+        "white",
+        "e3 blue",
+        "env7 purple",
+        ":large_blue_circle:",
+        "e29 black",
+    ];
+    let selector = |w: &str| -> Selector {
+        match index.parse(&config, &tokenize(&format!("health {w}"))) {
+            Parsed::Command(m) if m.selectors.len() == 1 => m.selectors[0].clone(),
+            other => panic!("{w:?} parsed as {other:?}"),
+        }
+    };
+    let selectors: Vec<Selector> = words.iter().map(|w| selector(w)).collect();
+    let mut checked = 0;
+    for a in 0..selectors.len() {
+        for b in 0..selectors.len() {
+            for c in [None, Some(0), Some(3), Some(6)] {
+                let mut chosen = vec![selectors[a].clone(), selectors[b].clone()];
+                chosen.extend(c.map(|c| selectors[c].clone()));
+                let expected = brute_force(&config, &chosen);
+                match index.candidates(&config, &chosen) {
+                    Candidates::Instances(got) => assert_eq!(got, expected, "{chosen:?}"),
+                    Candidates::Conflict(msg) => {
+                        assert!(expected.is_empty(), "conflict {msg} but {expected:?}")
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 12 * 12 * 4);
+}
+
 proptest! {
     #[test]
     fn parse_and_candidates_never_panic(
