@@ -351,8 +351,29 @@ async fn handle_text(ctx: &Ctx<'_>, text: &str) -> Reply {
                 Ctx::button(&set, "Cancel", ButtonAction::Cancel, ButtonStyle::Default),
             ])
         }
-        Parsed::Command(m) => resolve_and_run(ctx, m).await,
+        Parsed::Command(mut m) => {
+            m.rest = restore_case(text, &m.rest);
+            resolve_and_run(ctx, m).await
+        }
     }
+}
+
+/// The grammar folds case; arguments (git refs, lock reasons) keep the case typed.
+fn restore_case(text: &str, words: &[String]) -> Vec<String> {
+    words
+        .iter()
+        .map(|word| {
+            text.split_whitespace()
+                .find_map(|chunk| {
+                    let lower = chunk.to_lowercase();
+                    let at = lower.find(word.as_str())?;
+                    // Slicing by the folded string's offsets is only safe when folding kept byte lengths.
+                    (lower.len() == chunk.len()).then(|| chunk.get(at..at + word.len()))?
+                })
+                .map(str::to_owned)
+                .unwrap_or_else(|| word.clone())
+        })
+        .collect()
 }
 
 /// Turns a recognised command into one invocation, or a reply asking to choose.

@@ -126,14 +126,14 @@ async fn deploy_builds_the_inactive_member_gates_it_and_switches() {
     let reply = p
         .bot
         .handle_with(
-            Request::text(USER, "deploy staging api feature/login"),
+            Request::text(USER, "deploy staging api Feature/Login-42"),
             &progress,
         )
         .await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Done, "{text}");
     assert!(
-        text.contains("Deployed `feature/login` to *staging*"),
+        text.contains("Deployed `Feature/Login-42` to *staging*"),
         "{text}"
     );
     assert!(text.contains("api: blue → *green*"), "{text}");
@@ -145,7 +145,11 @@ async fn deploy_builds_the_inactive_member_gates_it_and_switches() {
     assert_eq!(t.user.as_deref(), Some("crossroads"));
     assert_eq!(param(t, "ENVIRONMENT"), Some("staging"));
     assert_eq!(param(t, "COLOUR"), Some("green"));
-    assert_eq!(param(t, "REF"), Some("feature/login"));
+    assert_eq!(
+        param(t, "REF"),
+        Some("Feature/Login-42"),
+        "git refs keep their case"
+    );
     assert_eq!(param(t, "REQUESTED_BY"), Some(USER));
     assert!(
         p.triggers("platform/deploy-cron").is_empty(),
