@@ -305,7 +305,14 @@ impl JenkinsClient {
                     percent: percent(build.timestamp, build.estimated_duration, SystemTime::now()),
                 }),
             }
-            backoff.sleep().await;
+            // Back off while the build has long to go, but be back by its estimated end.
+            backoff
+                .sleep_at_most(remaining(
+                    build.timestamp,
+                    build.estimated_duration,
+                    SystemTime::now(),
+                ))
+                .await;
         }
     }
 }
@@ -403,6 +410,7 @@ fn unknown_estimate() -> i64 {
 
 /// Polling interval that starts at `poll_interval` and grows ×1.5 up to [`MAX_POLL`].
 struct Backoff {
+    start: Duration,
     next: Duration,
     max: Duration,
 }
@@ -411,14 +419,28 @@ impl Backoff {
     fn new(start: Duration) -> Self {
         let start = start.max(Duration::from_millis(10));
         Self {
+            start,
             next: start,
             max: MAX_POLL.max(start),
         }
     }
     async fn sleep(&mut self) {
-        tokio::time::sleep(self.next).await;
+        self.sleep_at_most(None).await;
+    }
+    /// Sleeps the backed-off interval, or less when `limit` comes sooner (never under the start interval).
+    async fn sleep_at_most(&mut self, limit: Option<Duration>) {
+        let wait = limit.map_or(self.next, |l| self.next.min(l.max(self.start)));
+        tokio::time::sleep(wait).await;
         self.next = self.next.mul_f64(1.5).min(self.max);
     }
+}
+
+/// Time left until a build's estimated end, when Jenkins gave an estimate.
+fn remaining(timestamp_ms: u64, estimated_ms: i64, now: SystemTime) -> Option<Duration> {
+    let estimated = u64::try_from(estimated_ms).ok().filter(|e| *e > 0)?;
+    let now_ms = u64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    let end = timestamp_ms.checked_add(estimated)?;
+    Some(Duration::from_millis(end.saturating_sub(now_ms)))
 }
 
 /// Progress from Jenkins' start time and estimate, capped at 99 while running.
@@ -517,6 +539,22 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remaining_counts_down_to_the_estimated_end_and_stops_at_zero() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_000);
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(
+            remaining(1_000_000, 4_000, at(1_000)),
+            Some(Duration::from_millis(3_000))
+        );
+        assert_eq!(
+            remaining(1_000_000, 4_000, at(9_000)),
+            Some(Duration::ZERO),
+            "overdue: poll now"
+        );
+        assert_eq!(remaining(1_000_000, -1, at(1_000)), None, "no estimate");
+    }
 
     #[test]
     fn percent_is_capped_and_needs_an_estimate() {
