@@ -235,15 +235,25 @@ impl Dispatcher {
 }
 
 /// Where replies to one request go.
-enum Target {
+#[derive(Debug, Clone)]
+pub enum Target {
     /// A conversation: `chat.postMessage`, then `chat.update` of that message.
     Channel {
+        /// Channel id.
         channel: String,
+        /// Thread to post in.
         thread_ts: Option<String>,
+        /// Requester, for ephemeral answers in shared channels.
         user: String,
     },
     /// A `response_url` (button click or slash command).
-    ResponseUrl { url: String, slash: bool },
+    ResponseUrl {
+        /// The URL.
+        url: String,
+        /// `true` for a slash command (first answer is a new message), `false` for a
+        /// click (answers replace the clicked message).
+        slash: bool,
+    },
 }
 
 #[derive(Default)]
@@ -254,8 +264,11 @@ struct SinkState {
     uses: u8,
 }
 
-/// Delivers progress updates and the final reply of one request.
-struct Sink {
+/// Delivers progress updates and the final reply of one request: the first
+/// update is posted, later ones and the final reply edit that same message
+/// (`chat.update`, or `replace_original` on a `response_url`, keeping one of its
+/// five uses for the final reply).
+pub struct Sink {
     web: WebApi,
     target: Target,
     state: Mutex<SinkState>,
@@ -269,7 +282,8 @@ impl Progress for Sink {
 }
 
 impl Sink {
-    fn new(web: WebApi, target: Target) -> Self {
+    /// A sink delivering to `target` through `web`.
+    pub fn new(web: WebApi, target: Target) -> Self {
         Self {
             web,
             target,
@@ -277,7 +291,8 @@ impl Sink {
         }
     }
 
-    async fn finish(&self, reply: &Reply) {
+    /// Delivers the final reply.
+    pub async fn finish(&self, reply: &Reply) {
         self.deliver(reply, true).await;
     }
 

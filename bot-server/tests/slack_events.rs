@@ -30,7 +30,10 @@ async fn a_dm_is_acked_empty_and_answered_once_in_that_dm() {
     assert_eq!(app.slack.calls("chat.postMessage").len(), 1);
     let post = &posts[0].body;
     assert_eq!(post["channel"], "D1");
-    assert!(post.get("thread_ts").is_none(), "a top-level DM is answered top-level");
+    assert!(
+        post.get("thread_ts").is_none(),
+        "a top-level DM is answered top-level"
+    );
     assert_eq!(
         posts[0].authorization.as_deref(),
         Some("Bearer xoxb-test-token")

@@ -24,7 +24,10 @@ async fn a_click_replaces_the_message_with_the_health_of_that_instance() {
         "the bot token is never sent to a response_url"
     );
     let text = block_text(body);
-    assert!(text.contains("<@U1> chose `health staging api green`"), "{text}");
+    assert!(
+        text.contains("<@U1> chose `health staging api green`"),
+        "{text}"
+    );
     assert!(text.contains("green"), "{text}");
     assert!(button_values(body).is_empty(), "no buttons left: {body}");
     assert!(app.slack.calls("chat.postMessage").is_empty());
@@ -47,10 +50,13 @@ async fn a_second_click_is_told_ephemerally_who_handled_it() {
     let body = &calls[0].body;
     assert_eq!(body["response_type"], "ephemeral");
     assert_eq!(body["replace_original"], false, "the original stays");
-    assert!(body["text"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("Already handled by <@U1>"), "{body}");
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Already handled by <@U1>"),
+        "{body}"
+    );
     // Nothing else touched the conversation.
     assert_eq!(app.slack.all_calls().len(), 2);
 }

@@ -18,8 +18,14 @@ async fn socket_mode_events_clicks_and_commands_use_the_same_dispatch() {
                   "text": "hello", "ts": "1700000000.000900"}
     }))
     .expect("slack-morphism parses a DM event");
-    assert_eq!(dispatch_push(&app.dispatcher, &push).await, Accepted::Scheduled);
-    assert_eq!(dispatch_push(&app.dispatcher, &push).await, Accepted::Duplicate);
+    assert_eq!(
+        dispatch_push(&app.dispatcher, &push).await,
+        Accepted::Scheduled
+    );
+    assert_eq!(
+        dispatch_push(&app.dispatcher, &push).await,
+        Accepted::Duplicate
+    );
     let posts = app.slack.wait_for("chat.postMessage", 1).await;
     assert_eq!(posts[0].body["channel"], "D9");
 
@@ -33,7 +39,10 @@ async fn socket_mode_events_clicks_and_commands_use_the_same_dispatch() {
         "actions": [{"type": "button", "action_id": "crossroads-0", "value": value}]
     }))
     .expect("slack-morphism parses a click");
-    assert_eq!(dispatch_interaction(&app.dispatcher, &click), Accepted::Scheduled);
+    assert_eq!(
+        dispatch_interaction(&app.dispatcher, &click),
+        Accepted::Scheduled
+    );
     let answer = app.slack.wait_for("response/sock", 1).await;
     assert_eq!(answer[0].body["replace_original"], true);
 

@@ -59,14 +59,18 @@ async fn a_stale_or_future_timestamp_is_401() {
 async fn missing_headers_are_401_naming_the_header() {
     let app = TestApp::start().await;
     for (route, ct) in ROUTES {
-        let (status, reason) =
-            json_error(app.post(route, ct, vec![], "x=1".into()).await).await;
+        let (status, reason) = json_error(app.post(route, ct, vec![], "x=1".into()).await).await;
         assert_eq!(status, 401, "{route}");
         assert!(reason.contains("X-Slack-Request-Timestamp"), "{reason}");
         let ts = now_ts();
         let (status, reason) = json_error(
-            app.post(route, ct, vec![("x-slack-request-timestamp", ts)], "x=1".into())
-                .await,
+            app.post(
+                route,
+                ct,
+                vec![("x-slack-request-timestamp", ts)],
+                "x=1".into(),
+            )
+            .await,
         )
         .await;
         assert_eq!(status, 401, "{route}");
@@ -78,10 +82,26 @@ async fn missing_headers_are_401_naming_the_header() {
 async fn malformed_bodies_are_400() {
     let app = TestApp::start().await;
     let cases = [
-        ("/slack/events", "application/json", "{\"type\": event_callback"),
-        ("/slack/interactions", "application/x-www-form-urlencoded", "payload=%7Bnot-json"),
-        ("/slack/interactions", "application/x-www-form-urlencoded", "nopayload=1"),
-        ("/slack/commands", "application/x-www-form-urlencoded", "command=%2Fcrossroads"),
+        (
+            "/slack/events",
+            "application/json",
+            "{\"type\": event_callback",
+        ),
+        (
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            "payload=%7Bnot-json",
+        ),
+        (
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            "nopayload=1",
+        ),
+        (
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            "command=%2Fcrossroads",
+        ),
     ];
     for (route, ct, body) in cases {
         let res = app
@@ -101,7 +121,12 @@ async fn a_body_over_one_mib_is_413() {
         "x".repeat(1024 * 1024)
     );
     let res = app
-        .post("/slack/events", "application/json", signed(&now_ts(), &body), body)
+        .post(
+            "/slack/events",
+            "application/json",
+            signed(&now_ts(), &body),
+            body,
+        )
         .await;
     let (status, reason) = json_error(res).await;
     assert_eq!(status, 413);
@@ -111,16 +136,28 @@ async fn a_body_over_one_mib_is_413() {
 #[tokio::test]
 async fn ops_routes_answer_and_metrics_count_requests() {
     let app = TestApp::start().await;
-    let health = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    let health = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.expect("body"), r#"{"ok":true}"#);
-    let ready = app.http.get(app.url("/readyz")).send().await.expect("readyz");
+    let ready = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 200);
     let body = dm("Ev4", "U1", "status");
     let mut headers = signed(&now_ts(), &body);
     headers[1].1 = "v0=00".into();
-    app.post("/slack/events", "application/json", headers, body).await;
-    let (status, _) = json_error(app.http.get(app.url("/nowhere")).send().await.expect("404")).await;
+    app.post("/slack/events", "application/json", headers, body)
+        .await;
+    let (status, _) =
+        json_error(app.http.get(app.url("/nowhere")).send().await.expect("404")).await;
     assert_eq!(status, 404);
     let metrics = app
         .http

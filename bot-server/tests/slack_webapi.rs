@@ -27,7 +27,11 @@ async fn a_rate_limited_post_is_retried_after_retry_after_and_arrives_once() {
     let calls = app.slack.wait_for("chat.postMessage", 2).await;
     app.settle().await;
     let calls_after = app.slack.calls("chat.postMessage");
-    assert_eq!(calls_after.len(), 2, "one 429, one success: {calls_after:?}");
+    assert_eq!(
+        calls_after.len(),
+        2,
+        "one 429, one success: {calls_after:?}"
+    );
     assert_eq!(calls[0].body, calls[1].body, "the same message, retried");
     let waited = calls[1].at - calls[0].at;
     assert!(
@@ -50,7 +54,11 @@ async fn rate_limiting_gives_up_after_the_bounded_attempts() {
     let app = TestApp::start_with(|c| c.max_attempts = 2).await;
     app.slack.script(
         "chat.postMessage",
-        &[Scripted::RateLimited, Scripted::RateLimited, Scripted::RateLimited],
+        &[
+            Scripted::RateLimited,
+            Scripted::RateLimited,
+            Scripted::RateLimited,
+        ],
     );
     app.event(&dm("Ev601", "U1", "hello")).await;
     app.slack.wait_for("chat.postMessage", 2).await;
@@ -66,7 +74,11 @@ async fn slack_errors_are_counted_by_method_and_code() {
     app.event(&dm("Ev602", "U1", "hello")).await;
     app.slack.wait_for("chat.postMessage", 1).await;
     app.settle().await;
-    assert_eq!(app.slack.calls("chat.postMessage").len(), 1, "no retry on a Slack error");
+    assert_eq!(
+        app.slack.calls("chat.postMessage").len(),
+        1,
+        "no retry on a Slack error"
+    );
     let m = metrics(&app).await;
     assert!(
         m.contains(r#"crossroads_slack_api_failures_total{method="chat.postMessage",error="channel_not_found"} 1"#),
@@ -81,7 +93,10 @@ async fn auth_test_teaches_the_bot_its_own_user_id() {
     app.dispatcher.learn_bot_user().await;
     assert_eq!(app.dispatcher.bot_user(), Some(BOT_USER));
     let calls = app.slack.calls("auth.test");
-    assert_eq!(calls[0].authorization.as_deref(), Some("Bearer xoxb-test-token"));
+    assert_eq!(
+        calls[0].authorization.as_deref(),
+        Some("Bearer xoxb-test-token")
+    );
     // Its own messages (no bot_id) are now ignored.
     let own = serde_json::json!({
         "type": "event_callback", "event_id": "Ev603",

@@ -18,21 +18,21 @@ fn verified(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Bytes, Response> {
+) -> Result<Bytes, Refusal> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            error(
+            Refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body larger than {} bytes", crate::config::MAX_BODY_BYTES),
             )
         } else {
-            error(StatusCode::BAD_REQUEST, "could not read the body")
+            Refusal(StatusCode::BAD_REQUEST, "could not read the body".into())
         }
     })?;
     let Some(secret) = &state.signing_secret else {
-        return Err(error(
+        return Err(Refusal(
             StatusCode::SERVICE_UNAVAILABLE,
-            "SLACK_SIGNING_SECRET is not set; Slack requests cannot be verified",
+            "SLACK_SIGNING_SECRET is not set; Slack requests cannot be verified".into(),
         ));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -42,8 +42,17 @@ fn verified(
         header(SIGNATURE_HEADER),
         &body,
     )
-    .map_err(|e| error(StatusCode::UNAUTHORIZED, e))?;
+    .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))?;
     Ok(body)
+}
+
+/// A request refused before parsing: status and reason.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
 }
 
 fn overloaded() -> Response {
@@ -61,7 +70,7 @@ pub async fn events(
 ) -> Response {
     let body = match verified(&state, &headers, body) {
         Ok(b) => b,
-        Err(res) => return res,
+        Err(refusal) => return refusal.into_response(),
     };
     let parsed = match payload::parse_events(&body, state.dispatcher.bot_user()) {
         Ok(p) => p,
@@ -93,7 +102,7 @@ pub async fn interactions(
 ) -> Response {
     let body = match verified(&state, &headers, body) {
         Ok(b) => b,
-        Err(res) => return res,
+        Err(refusal) => return refusal.into_response(),
     };
     match payload::parse_interaction(&body) {
         Err(e) => error(StatusCode::BAD_REQUEST, e),
@@ -116,7 +125,7 @@ pub async fn commands(
 ) -> Response {
     let body = match verified(&state, &headers, body) {
         Ok(b) => b,
-        Err(res) => return res,
+        Err(refusal) => return refusal.into_response(),
     };
     let command = match payload::parse_command(&body) {
         Ok(c) => c,
