@@ -197,16 +197,20 @@ struct Tally {
 
 static EVENT_SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn event_body(conn: usize) -> String {
+/// A `message.im` delivery with a fresh event id; `echo` makes it the bot's own
+/// post coming back (it carries `bot_id`), which Slack delivers for every reply.
+fn event_body(conn: usize, echo: bool) -> String {
     let n = EVENT_SEQ.fetch_add(1, Ordering::Relaxed);
+    let bot = if echo { r#""bot_id":"B1","# } else { "" };
     format!(
-        r#"{{"token":"t","team_id":"T1","api_app_id":"A1","type":"event_callback","event_id":"Ev{n:012}","event_time":1700000000,"event":{{"type":"message","channel_type":"im","channel":"D{conn:04}","user":"U{conn:04}","text":"hello there","ts":"1700000000.{n:06}","event_ts":"1700000000.{n:06}"}}}}"#
+        r#"{{"token":"t","team_id":"T1","api_app_id":"A1","type":"event_callback","event_id":"Ev{n:012}","event_time":1700000000,"event":{{"type":"message",{bot}"channel_type":"im","channel":"D{conn:04}","user":"U{conn:04}","text":"hello there","ts":"1700000000.{n:06}","event_ts":"1700000000.{n:06}"}}}}"#
     )
 }
 
 async fn connection(
     addr: SocketAddr,
     conn: usize,
+    echo: bool,
     until: Instant,
     record_after: Instant,
 ) -> anyhow::Result<Tally> {
@@ -218,7 +222,7 @@ async fn connection(
     let mut tally = Tally::default();
     let host = addr.to_string();
     while Instant::now() < until {
-        let body = event_body(conn);
+        let body = event_body(conn, echo);
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)?
             .as_secs()
@@ -263,9 +267,11 @@ struct Figures {
     peak_kib: u64,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     name: &'static str,
     kind: &str,
+    echo: bool,
     api_url: &str,
     posted: &AtomicU64,
     conns: usize,
@@ -278,7 +284,7 @@ async fn run(
     let until = record_after + Duration::from_secs(secs);
     let posted_before = posted.load(Ordering::Relaxed);
     let tasks: Vec<_> = (0..conns)
-        .map(|c| tokio::spawn(connection(addr, c, until, record_after)))
+        .map(|c| tokio::spawn(connection(addr, c, echo, until, record_after)))
         .collect();
     // Sample the server's memory while under load, then once more at the end.
     let mut peak_rss = 0;
@@ -355,6 +361,17 @@ async fn parent() -> anyhow::Result<()> {
     let base = run(
         "bare axum + HMAC (baseline)",
         "baseline",
+        false,
+        &api_url,
+        &posted,
+        conns,
+        secs,
+    )
+    .await?;
+    let echo = run(
+        "crossroads, no reply needed",
+        "crossroads",
+        true,
         &api_url,
         &posted,
         conns,
@@ -362,8 +379,9 @@ async fn parent() -> anyhow::Result<()> {
     )
     .await?;
     let cr = run(
-        "crossroads /slack/events",
+        "crossroads, every DM answered",
         "crossroads",
+        false,
         &api_url,
         &posted,
         conns,
@@ -374,7 +392,7 @@ async fn parent() -> anyhow::Result<()> {
         "{:<30} {:>10} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9}",
         "server", "acked/s", "shed/s", "p50 ms", "p99 ms", "replies/s", "RSS MiB", "peak MiB"
     );
-    for f in [&base, &cr] {
+    for f in [&base, &echo, &cr] {
         println!(
             "{:<30} {:>10.0} {:>9.0} {:>8.3} {:>8.3} {:>11.0} {:>9.1} {:>9.1}",
             f.name,

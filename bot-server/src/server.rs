@@ -87,7 +87,11 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves the Slack HTTP endpoints for `bot` on `config.listen` until Ctrl-C/SIGTERM.
+/// Refuses to start without `SLACK_SIGNING_SECRET` (nothing could be verified).
 pub async fn serve(config: ServeConfig, bot: Bot) -> anyhow::Result<()> {
+    if config.signing_secret.is_none() {
+        anyhow::bail!("SLACK_SIGNING_SECRET is not set; Slack requests could not be verified");
+    }
     install_crypto_provider();
     let state = AppState::new(&config, bot)?;
     let learner = state.dispatcher.clone();
