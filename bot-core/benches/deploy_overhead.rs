@@ -27,9 +27,10 @@ async fn measure(poll: Duration) -> Vec<Duration> {
         .queue_time(QUEUE)
         .build_duration(BUILD)
         .estimated_duration(Some(BUILD));
-    let jenkins = SimJenkins::start(JenkinsSetup::new("crossroads", "tok").job("platform/deploy-api", job))
-        .await
-        .expect("jenkins");
+    let jenkins =
+        SimJenkins::start(JenkinsSetup::new("crossroads", "tok").job("platform/deploy-api", job))
+            .await
+            .expect("jenkins");
     let blue = SimInstance::start("blue", "1").await.expect("blue");
     let green = SimInstance::start("green", "1").await.expect("green");
     let vars = [
@@ -39,16 +40,27 @@ async fn measure(poll: Duration) -> Vec<Duration> {
         ("STAGING_API_GREEN_URL", green.url()),
     ];
     let lookup = |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
-    let mut cfg = config::from_strs("commands.yaml", COMMANDS, "instances.yaml", INSTANCES, &lookup).expect("config");
+    let mut cfg = config::from_strs(
+        "commands.yaml",
+        COMMANDS,
+        "instances.yaml",
+        INSTANCES,
+        &lookup,
+    )
+    .expect("config");
     cfg.settings.gate_consecutive = 1;
     if let Some(j) = cfg.jenkins.as_mut() {
         j.poll_interval = poll;
     }
-    let bot = Bot::builder(cfg).switch_all(Arc::new(MemorySwitch::new())).build();
+    let bot = Bot::builder(cfg)
+        .switch_all(Arc::new(MemorySwitch::new()))
+        .build();
     let mut added = Vec::new();
     for _ in 0..RUNS {
         let started = Instant::now();
-        let reply = bot.handle(Request::text("U0DEPLOYER", "deploy staging api")).await;
+        let reply = bot
+            .handle(Request::text("U0DEPLOYER", "deploy staging api"))
+            .await;
         let total = started.elapsed();
         assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
         added.push(total.saturating_sub(QUEUE + BUILD));
@@ -63,13 +75,27 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
-    println!("Jenkins time per deploy (queue + build): {}", ms(QUEUE + BUILD));
-    println!("{:<22} {:>10} {:>10} {:>10}", "poll_interval", "min added", "median", "max");
+    println!(
+        "Jenkins time per deploy (queue + build): {}",
+        ms(QUEUE + BUILD)
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>10}",
+        "poll_interval", "min added", "median", "max"
+    );
     for poll in [Duration::from_millis(500), Duration::from_millis(100)] {
         let added = measure(poll).await;
         println!(
             "{:<22} {:>10} {:>10} {:>10}",
-            format!("{} ({})", ms(poll), if poll.as_millis() == 500 { "shipped" } else { "tuned" }),
+            format!(
+                "{} ({})",
+                ms(poll),
+                if poll.as_millis() == 500 {
+                    "shipped"
+                } else {
+                    "tuned"
+                }
+            ),
             ms(added[0]),
             ms(added[added.len() / 2]),
             ms(added[added.len() - 1])

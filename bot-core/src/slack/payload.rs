@@ -1,0 +1,467 @@
+//! Slack payloads: Events API bodies, `block_actions` interactions and slash commands,
+//! parsed into the few facts the bot acts on.
+//!
+//! HTTP bodies are parsed with small tolerant serde structs (fast, and an event type
+//! or field Slack adds tomorrow never turns a valid delivery into a 400). Socket Mode
+//! hands over slack-morphism's models; the `from_*` functions map those onto the same
+//! types so both transports share one dispatch.
+
+use serde::Deserialize;
+use slack_morphism::prelude::{
+    SlackCommandEvent, SlackEventCallbackBody, SlackInteractionEvent, SlackPushEventCallback,
+};
+
+/// Why a payload could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The body is not the JSON Slack sends.
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    /// The body is not the form Slack sends.
+    #[error("malformed form: {0}")]
+    Form(String),
+    /// A field Slack always sends is missing.
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+}
+
+/// What an Events API body asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsPayload {
+    /// The URL check Slack makes when the endpoint is configured: answer with `challenge`.
+    UrlVerification {
+        /// Value to echo back.
+        challenge: String,
+    },
+    /// An event delivery.
+    Callback {
+        /// Slack's id for the delivery, the same across retries.
+        event_id: String,
+        /// The message to act on, or `None` when the event is to be ignored.
+        message: Option<MessageEvent>,
+    },
+    /// Anything else (`app_rate_limited`, future types): acknowledge and ignore.
+    Other,
+}
+
+/// A person's message the bot should answer (a DM or a mention).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEvent {
+    /// Sender's user id.
+    pub user: String,
+    /// Channel (`D…` for a DM).
+    pub channel: String,
+    /// Text as typed, Slack markup included.
+    pub text: String,
+    /// The message's own `ts`.
+    pub ts: String,
+    /// Thread to answer in: the thread the message is in, or, for a channel
+    /// mention, a new thread under the message. `None` for a top-level DM.
+    pub thread_ts: Option<String>,
+}
+
+/// A button click (`block_actions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ButtonClick {
+    /// Who clicked.
+    pub user: String,
+    /// Channel of the message holding the button.
+    pub channel: Option<String>,
+    /// The button's `value`, verbatim.
+    pub value: String,
+    /// Where to send the answer.
+    pub response_url: String,
+}
+
+/// What an interactivity body holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InteractionPayload {
+    /// A button click.
+    Click(ButtonClick),
+    /// Another interaction type (or an action without a value): acknowledge and ignore.
+    Other(String),
+}
+
+/// A slash command (`/crossroads status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlashCommand {
+    /// The command, e.g. `/crossroads`.
+    pub command: String,
+    /// Everything after the command.
+    pub text: String,
+    /// Who typed it.
+    pub user: String,
+    /// Where.
+    pub channel: String,
+    /// Where to send the answer.
+    pub response_url: String,
+}
+
+// ------------------------------------------------------------------ events
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    #[serde(rename = "type")]
+    kind: String,
+    challenge: Option<String>,
+    event_id: Option<String>,
+    event: Option<RawEvent>,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    subtype: Option<String>,
+    bot_id: Option<String>,
+    user: Option<String>,
+    text: Option<String>,
+    channel: Option<String>,
+    channel_type: Option<String>,
+    ts: Option<String>,
+    thread_ts: Option<String>,
+}
+
+/// The facts of one event, whichever model it came from.
+struct EventFacts<'a> {
+    kind: &'a str,
+    has_subtype: bool,
+    has_bot_id: bool,
+    user: Option<&'a str>,
+    text: Option<&'a str>,
+    channel: Option<&'a str>,
+    channel_type: Option<&'a str>,
+    ts: Option<&'a str>,
+    thread_ts: Option<&'a str>,
+}
+
+impl EventFacts<'_> {
+    /// Keeps only subtype-less human DMs and mentions not sent by the bot itself.
+    fn into_message(self, bot_user: Option<&str>) -> Option<MessageEvent> {
+        let mention = match (self.kind, self.channel_type) {
+            ("message", Some("im")) => false,
+            ("app_mention", _) => true,
+            _ => return None,
+        };
+        if self.has_subtype || self.has_bot_id {
+            return None;
+        }
+        let user = self.user?;
+        if bot_user == Some(user) {
+            return None;
+        }
+        let ts = self.ts.unwrap_or_default();
+        let thread_ts = match (self.thread_ts, mention) {
+            (Some(t), _) => Some(t.to_owned()),
+            (None, true) if !ts.is_empty() => Some(ts.to_owned()),
+            (None, _) => None,
+        };
+        Some(MessageEvent {
+            user: user.to_owned(),
+            channel: self.channel?.to_owned(),
+            text: self.text.unwrap_or_default().to_owned(),
+            ts: ts.to_owned(),
+            thread_ts,
+        })
+    }
+}
+
+/// Parses an Events API body. `bot_user` is the bot's own user id, whose messages are ignored.
+pub fn parse_events(body: &[u8], bot_user: Option<&str>) -> Result<EventsPayload, PayloadError> {
+    let env: RawEnvelope =
+        serde_json::from_slice(body).map_err(|e| PayloadError::Json(e.to_string()))?;
+    match env.kind.as_str() {
+        "url_verification" => Ok(EventsPayload::UrlVerification {
+            challenge: env.challenge.ok_or(PayloadError::Missing("challenge"))?,
+        }),
+        "event_callback" => {
+            let event_id = env.event_id.ok_or(PayloadError::Missing("event_id"))?;
+            let event = env.event.ok_or(PayloadError::Missing("event"))?;
+            let message = EventFacts {
+                kind: event.kind.as_deref().unwrap_or_default(),
+                has_subtype: event.subtype.is_some(),
+                has_bot_id: event.bot_id.is_some(),
+                user: event.user.as_deref(),
+                text: event.text.as_deref(),
+                channel: event.channel.as_deref(),
+                channel_type: event.channel_type.as_deref(),
+                ts: event.ts.as_deref(),
+                thread_ts: event.thread_ts.as_deref(),
+            }
+            .into_message(bot_user);
+            Ok(EventsPayload::Callback { event_id, message })
+        }
+        _ => Ok(EventsPayload::Other),
+    }
+}
+
+/// Maps a Socket Mode event (slack-morphism's model) onto the message to act on, if any.
+pub fn message_from_push_event(
+    event: &SlackPushEventCallback,
+    bot_user: Option<&str>,
+) -> Option<MessageEvent> {
+    match &event.event {
+        SlackEventCallbackBody::Message(m) => EventFacts {
+            kind: "message",
+            has_subtype: m.subtype.is_some(),
+            has_bot_id: m.sender.bot_id.is_some(),
+            user: m.sender.user.as_ref().map(|u| u.0.as_str()),
+            text: m.content.as_ref().and_then(|c| c.text.as_deref()),
+            channel: m.origin.channel.as_ref().map(|c| c.0.as_str()),
+            channel_type: m.origin.channel_type.as_ref().map(|c| c.0.as_str()),
+            ts: Some(m.origin.ts.0.as_str()),
+            thread_ts: m.origin.thread_ts.as_ref().map(|t| t.0.as_str()),
+        }
+        .into_message(bot_user),
+        SlackEventCallbackBody::AppMention(m) => EventFacts {
+            kind: "app_mention",
+            has_subtype: false,
+            has_bot_id: false,
+            user: Some(m.user.0.as_str()),
+            text: m.content.text.as_deref(),
+            channel: Some(m.channel.0.as_str()),
+            channel_type: None,
+            ts: Some(m.origin.ts.0.as_str()),
+            thread_ts: m.origin.thread_ts.as_ref().map(|t| t.0.as_str()),
+        }
+        .into_message(bot_user),
+        _ => None,
+    }
+}
+
+// ------------------------------------------------------------ interactions
+
+#[derive(Deserialize)]
+struct RawForm {
+    payload: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawInteraction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<RawId>,
+    channel: Option<RawId>,
+    response_url: Option<String>,
+    #[serde(default)]
+    actions: Vec<RawAction>,
+}
+
+#[derive(Deserialize)]
+struct RawId {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct RawAction {
+    value: Option<String>,
+}
+
+/// Parses an interactivity body: the form field `payload` holding JSON.
+pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError> {
+    let form: RawForm =
+        serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+    let payload = form.payload.ok_or(PayloadError::Missing("payload"))?;
+    let raw: RawInteraction =
+        serde_json::from_str(&payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    if raw.kind != "block_actions" {
+        return Ok(InteractionPayload::Other(raw.kind));
+    }
+    let user = raw.user.ok_or(PayloadError::Missing("user"))?.id;
+    let response_url = raw
+        .response_url
+        .ok_or(PayloadError::Missing("response_url"))?;
+    let Some(value) = raw.actions.into_iter().next().and_then(|a| a.value) else {
+        return Ok(InteractionPayload::Other(
+            "block_actions without a value".into(),
+        ));
+    };
+    Ok(InteractionPayload::Click(ButtonClick {
+        user,
+        channel: raw.channel.map(|c| c.id),
+        value,
+        response_url,
+    }))
+}
+
+/// Maps a Socket Mode interaction (slack-morphism's model) onto a click, if it is one.
+pub fn click_from_interaction(event: &SlackInteractionEvent) -> InteractionPayload {
+    let SlackInteractionEvent::BlockActions(b) = event else {
+        return InteractionPayload::Other("not block_actions".into());
+    };
+    let value = b
+        .actions
+        .as_ref()
+        .and_then(|a| a.first())
+        .and_then(|a| a.value.clone());
+    match (&b.user, &b.response_url, value) {
+        (Some(user), Some(url), Some(value)) => InteractionPayload::Click(ButtonClick {
+            user: user.id.0.clone(),
+            channel: b.channel.as_ref().map(|c| c.id.0.clone()),
+            value,
+            response_url: url.0.to_string(),
+        }),
+        _ => InteractionPayload::Other("block_actions without user, response_url or value".into()),
+    }
+}
+
+// ---------------------------------------------------------- slash commands
+
+#[derive(Deserialize)]
+struct RawCommand {
+    command: Option<String>,
+    text: Option<String>,
+    user_id: Option<String>,
+    channel_id: Option<String>,
+    response_url: Option<String>,
+}
+
+/// Parses a slash command body (form-encoded).
+pub fn parse_command(body: &[u8]) -> Result<SlashCommand, PayloadError> {
+    let raw: RawCommand =
+        serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+    Ok(SlashCommand {
+        command: raw.command.unwrap_or_default(),
+        text: raw.text.unwrap_or_default(),
+        user: raw.user_id.ok_or(PayloadError::Missing("user_id"))?,
+        channel: raw.channel_id.ok_or(PayloadError::Missing("channel_id"))?,
+        response_url: raw
+            .response_url
+            .ok_or(PayloadError::Missing("response_url"))?,
+    })
+}
+
+/// Maps a Socket Mode slash command (slack-morphism's model) onto ours.
+pub fn command_from_event(event: &SlackCommandEvent) -> SlashCommand {
+    SlashCommand {
+        command: event.command.0.clone(),
+        text: event.text.clone().unwrap_or_default(),
+        user: event.user_id.0.clone(),
+        channel: event.channel_id.0.clone(),
+        response_url: event.response_url.0.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dm(extra: &str) -> String {
+        format!(
+            r#"{{"type":"event_callback","event_id":"Ev1","team_id":"T1","event":{{"type":"message","channel_type":"im","channel":"D1","user":"U1","text":"status","ts":"1.1"{extra}}}}}"#
+        )
+    }
+
+    #[test]
+    fn url_verification_yields_the_challenge() {
+        let p = parse_events(
+            br#"{"type":"url_verification","challenge":"abc","token":"t"}"#,
+            None,
+        );
+        assert_eq!(
+            p,
+            Ok(EventsPayload::UrlVerification {
+                challenge: "abc".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_dm_is_a_message_to_answer_in_the_dm() {
+        let p = parse_events(dm("").as_bytes(), Some("UBOT")).expect("parses");
+        assert_eq!(
+            p,
+            EventsPayload::Callback {
+                event_id: "Ev1".into(),
+                message: Some(MessageEvent {
+                    user: "U1".into(),
+                    channel: "D1".into(),
+                    text: "status".into(),
+                    ts: "1.1".into(),
+                    thread_ts: None,
+                })
+            }
+        );
+    }
+
+    #[test]
+    fn bots_edits_and_the_bot_itself_are_ignored() {
+        for extra in [
+            r#","bot_id":"B1""#,
+            r#","subtype":"message_changed""#,
+            r#","subtype":"bot_message""#,
+        ] {
+            let p = parse_events(dm(extra).as_bytes(), None).expect("parses");
+            assert!(
+                matches!(p, EventsPayload::Callback { message: None, .. }),
+                "{extra}"
+            );
+        }
+        let p = parse_events(dm("").as_bytes(), Some("U1")).expect("parses");
+        assert!(matches!(p, EventsPayload::Callback { message: None, .. }));
+    }
+
+    #[test]
+    fn a_channel_mention_is_answered_in_a_thread() {
+        let body = br#"{"type":"event_callback","event_id":"Ev2","event":{"type":"app_mention","channel":"C1","user":"U1","text":"<@UBOT> status","ts":"5.5"}}"#;
+        let Ok(EventsPayload::Callback {
+            message: Some(m), ..
+        }) = parse_events(body, None)
+        else {
+            panic!("a mention is a message");
+        };
+        assert_eq!(m.thread_ts.as_deref(), Some("5.5"));
+        assert_eq!(m.text, "<@UBOT> status");
+    }
+
+    #[test]
+    fn channel_messages_and_unknown_types_are_ignored_not_errors() {
+        let body = br#"{"type":"event_callback","event_id":"Ev3","event":{"type":"message","channel_type":"channel","channel":"C1","user":"U1","text":"hi","ts":"1"}}"#;
+        assert!(matches!(
+            parse_events(body, None),
+            Ok(EventsPayload::Callback { message: None, .. })
+        ));
+        assert_eq!(
+            parse_events(br#"{"type":"app_rate_limited"}"#, None),
+            Ok(EventsPayload::Other)
+        );
+        assert!(matches!(
+            parse_events(b"{not json", None),
+            Err(PayloadError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn a_button_click_carries_value_user_and_response_url() {
+        let payload = r#"{"type":"block_actions","user":{"id":"U9"},"channel":{"id":"D1"},"response_url":"http://127.0.0.1:1/r","actions":[{"action_id":"a","block_id":"b","type":"button","value":"{\"set\":\"s\"}"}]}"#;
+        let body = serde_urlencoded::to_string([("payload", payload)]).expect("encodes");
+        assert_eq!(
+            parse_interaction(body.as_bytes()),
+            Ok(InteractionPayload::Click(ButtonClick {
+                user: "U9".into(),
+                channel: Some("D1".into()),
+                value: r#"{"set":"s"}"#.into(),
+                response_url: "http://127.0.0.1:1/r".into(),
+            }))
+        );
+        assert_eq!(
+            parse_interaction(b"other=1"),
+            Err(PayloadError::Missing("payload"))
+        );
+    }
+
+    #[test]
+    fn a_slash_command_is_read_from_the_form() {
+        let body = "command=%2Fcrossroads&text=status+staging&user_id=U1&channel_id=C1&response_url=http%3A%2F%2F127.0.0.1%3A1%2Fr&trigger_id=t";
+        assert_eq!(
+            parse_command(body.as_bytes()),
+            Ok(SlashCommand {
+                command: "/crossroads".into(),
+                text: "status staging".into(),
+                user: "U1".into(),
+                channel: "C1".into(),
+                response_url: "http://127.0.0.1:1/r".into(),
+            })
+        );
+    }
+}

@@ -1,0 +1,515 @@
+//! Load benchmark: signed `message.im` deliveries to `/slack/events` over loopback,
+//! 64 connections, against the real Crossroads server and, as a baseline, a bare
+//! axum route that only checks the HMAC. Each server runs in its own child process
+//! (this binary re-executed) so its resident memory is measured alone; the load
+//! generator and the Slack Web API stand-in run in this process.
+//!
+//! Run: `cargo bench -p bot-server --bench slack_load` (`BENCH_SECS`, `BENCH_CONNS`
+//! override the 10 s / 64 connections).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use bot_core::backends::store::memory::MemoryStore;
+use bot_core::backends::{
+    AuditRecord, Claim, HttpSnapshot, Lock, LockOutcome, Probe, ProbeError, Store, StoreError,
+};
+use bot_core::config::{
+    ActionKind, CommandSpec, Config, Environment, Instance, Pool, Pos, Secret, SwitchSpec,
+    TargetKind,
+};
+use bot_core::slack::verify;
+use bot_core::Bot;
+use bot_server::{AppState, ServeConfig, Server};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+const SECRET: &str = "bench-signing-secret";
+
+// ------------------------------------------------------------- children
+
+struct AlwaysHealthy;
+
+#[async_trait]
+impl Probe for AlwaysHealthy {
+    async fn get(&self, _url: &str, _t: Duration) -> Result<HttpSnapshot, ProbeError> {
+        Ok(HttpSnapshot {
+            status: 200,
+            body: r#"{"status":"ok"}"#.into(),
+            latency: Duration::from_millis(1),
+        })
+    }
+}
+
+fn config() -> Config {
+    let instance = |name: &str| Instance {
+        name: name.into(),
+        aliases: vec![],
+        emoji: vec![],
+        url: "http://127.0.0.1:9".into(),
+        health: Default::default(),
+        tasks: None,
+        restart: None,
+        pos: Pos::default(),
+    };
+    Config {
+        commands: vec![CommandSpec {
+            name: "status".into(),
+            phrases: vec!["status".into()],
+            action: ActionKind::Status,
+            target: TargetKind::Environment,
+            target_optional: true,
+            takes_args: false,
+            confirm: false,
+            allowed: vec![],
+            help: "status".into(),
+            examples: vec![],
+            pos: Pos::default(),
+        }],
+        environments: vec![Environment {
+            name: "staging".into(),
+            aliases: vec!["staging".into()],
+            emoji: vec![],
+            protected: false,
+            allowed: vec![],
+            pools: vec![Pool {
+                name: "api".into(),
+                aliases: vec!["api".into()],
+                switch: SwitchSpec::Memory {
+                    initial: "blue".into(),
+                },
+                deploy: None,
+                members: vec![instance("blue"), instance("green")],
+                pos: Pos::default(),
+            }],
+            pos: Pos::default(),
+        }],
+        ..Config::default()
+    }
+}
+
+/// The shipped [`MemoryStore`] for everything except `first_delivery`, which
+/// forgets ids by two rotating generations (O(1) per delivery). Only used by the
+/// `BENCH_STORE=generations` row, to show what the shipped store's full scan
+/// per delivery (once it holds 100k ids) costs.
+struct GenerationDedup {
+    inner: MemoryStore,
+    gens: std::sync::Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::HashSet<String>,
+        SystemTime,
+    )>,
+}
+
+#[async_trait]
+impl Store for GenerationDedup {
+    async fn first_delivery(&self, event_id: &str, now: SystemTime) -> Result<bool, StoreError> {
+        let mut g = self
+            .gens
+            .lock()
+            .map_err(|_| StoreError("poisoned".into()))?;
+        if now.duration_since(g.2).unwrap_or_default() > Duration::from_secs(600) {
+            g.1 = std::mem::take(&mut g.0);
+            g.2 = now;
+        }
+        if g.1.contains(event_id) {
+            return Ok(false);
+        }
+        Ok(g.0.insert(event_id.to_owned()))
+    }
+    async fn issue_buttons(&self, set_id: &str, expires: SystemTime) -> Result<(), StoreError> {
+        self.inner.issue_buttons(set_id, expires).await
+    }
+    async fn claim_buttons(
+        &self,
+        set_id: &str,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Claim, StoreError> {
+        self.inner.claim_buttons(set_id, user, now).await
+    }
+    async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError> {
+        self.inner.try_lock(lock, now).await
+    }
+    async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError> {
+        self.inner.unlock(env).await
+    }
+    async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError> {
+        self.inner.lock_of(env, now).await
+    }
+    async fn audit(&self, record: AuditRecord) -> Result<(), StoreError> {
+        self.inner.audit(record).await
+    }
+    async fn history(
+        &self,
+        env: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.history(env, limit).await
+    }
+    async fn set_last_active(&self, env: &str, pool: &str, member: &str) -> Result<(), StoreError> {
+        self.inner.set_last_active(env, pool, member).await
+    }
+    async fn last_active(&self, env: &str, pool: &str) -> Result<Option<String>, StoreError> {
+        self.inner.last_active(env, pool).await
+    }
+}
+
+async fn baseline(headers: HeaderMap, body: Bytes) -> StatusCode {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    match verify::verify(
+        SECRET,
+        h(verify::TIMESTAMP_HEADER),
+        h(verify::SIGNATURE_HEADER),
+        &body,
+    ) {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::UNAUTHORIZED,
+    }
+}
+
+/// Child process: serve until stdin closes; print the address first.
+async fn child(kind: &str, api_url: &str) -> anyhow::Result<()> {
+    let stop = async {
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_line(&mut s);
+        })
+        .await;
+    };
+    if kind == "baseline" {
+        let app = Router::new()
+            .route("/slack/events", post(baseline))
+            .layer(DefaultBodyLimit::max(1024 * 1024));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("LISTEN {}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await?;
+        return Ok(());
+    }
+    let mut builder = Bot::builder(config()).probe(Arc::new(AlwaysHealthy));
+    if kind == "crossroads-generations" {
+        builder = builder.store(Arc::new(GenerationDedup {
+            inner: MemoryStore::new(),
+            gens: std::sync::Mutex::new((
+                Default::default(),
+                Default::default(),
+                SystemTime::now(),
+            )),
+        }));
+    }
+    let bot = builder.build();
+    let mut sc = ServeConfig::new(
+        "127.0.0.1:0".parse()?,
+        Secret::new(SECRET),
+        Secret::new("xoxb-bench"),
+    );
+    sc.api_url = api_url.to_owned();
+    sc.bot_user_id = Some("UBOT".into());
+    if let Some(n) = std::env::var("BENCH_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        sc.max_in_flight = n;
+    }
+    let server = Server::bind(sc.listen, AppState::new(&sc, bot)?).await?;
+    println!("LISTEN {}", server.local_addr()?);
+    std::io::stdout().flush()?;
+    server.run_until(stop).await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------- parent
+
+fn spawn_child(kind: &str, api_url: &str) -> anyhow::Result<(Child, SocketAddr)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--child", kind, api_url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no child stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("LISTEN ")
+        .ok_or_else(|| anyhow::anyhow!("child said {line:?}"))?
+        .parse()?;
+    Ok((child, addr))
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    ok: u64,
+    shed: u64,
+    other: u64,
+}
+
+static EVENT_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A `message.im` delivery with a fresh event id; `echo` makes it the bot's own
+/// post coming back (it carries `bot_id`), which Slack delivers for every reply.
+fn event_body(conn: usize, echo: bool) -> String {
+    let n = EVENT_SEQ.fetch_add(1, Ordering::Relaxed);
+    let bot = if echo { r#""bot_id":"B1","# } else { "" };
+    format!(
+        r#"{{"token":"t","team_id":"T1","api_app_id":"A1","type":"event_callback","event_id":"Ev{n:012}","event_time":1700000000,"event":{{"type":"message",{bot}"channel_type":"im","channel":"D{conn:04}","user":"U{conn:04}","text":"hello there","ts":"1700000000.{n:06}","event_ts":"1700000000.{n:06}"}}}}"#
+    )
+}
+
+async fn connection(
+    addr: SocketAddr,
+    conn: usize,
+    echo: bool,
+    until: Instant,
+    record_after: Instant,
+) -> anyhow::Result<Tally> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, driver) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+    tokio::spawn(driver);
+    let mut tally = Tally::default();
+    let host = addr.to_string();
+    while Instant::now() < until {
+        let body = event_body(conn, echo);
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)?
+            .as_secs()
+            .to_string();
+        let sig = verify::sign(SECRET, &ts, body.as_bytes());
+        let req = hyper::Request::post("/slack/events")
+            .header("host", &host)
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", sig)
+            .body(Full::new(Bytes::from(body)))?;
+        sender.ready().await?;
+        let t0 = Instant::now();
+        let res = sender.send_request(req).await?;
+        let status = res.status();
+        res.into_body().collect().await?;
+        let took = t0.elapsed();
+        if t0 < record_after {
+            continue;
+        }
+        tally
+            .latencies_us
+            .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+        match status.as_u16() {
+            200 => tally.ok += 1,
+            503 => tally.shed += 1,
+            _ => tally.other += 1,
+        }
+    }
+    Ok(tally)
+}
+
+struct Figures {
+    name: &'static str,
+    acked_per_s: f64,
+    shed_per_s: f64,
+    other: u64,
+    p50_us: u32,
+    p99_us: u32,
+    replies_per_s: f64,
+    rss_kib: u64,
+    peak_kib: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    name: &'static str,
+    kind: &str,
+    echo: bool,
+    api_url: &str,
+    posted: &AtomicU64,
+    conns: usize,
+    secs: u64,
+) -> anyhow::Result<Figures> {
+    let (mut child, addr) = spawn_child(kind, api_url)?;
+    let warmup = Duration::from_secs(1);
+    let start = Instant::now();
+    let record_after = start + warmup;
+    let until = record_after + Duration::from_secs(secs);
+    let posted_before = posted.load(Ordering::Relaxed);
+    let tasks: Vec<_> = (0..conns)
+        .map(|c| tokio::spawn(connection(addr, c, echo, until, record_after)))
+        .collect();
+    // Sample the server's memory while under load, then once more at the end.
+    let mut peak_rss = 0;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak_rss = peak_rss.max(rss_kib(child.id()).0);
+    }
+    let mut all = Tally::default();
+    for t in tasks {
+        let t = t.await??;
+        all.latencies_us.extend(t.latencies_us);
+        all.ok += t.ok;
+        all.shed += t.shed;
+        all.other += t.other;
+    }
+    let posted_during = posted.load(Ordering::Relaxed) - posted_before;
+    let (rss, hwm) = rss_kib(child.id());
+    drop(child.stdin.take());
+    let _ = child.wait();
+    all.latencies_us.sort_unstable();
+    let pct = |p: f64| {
+        let n = all.latencies_us.len();
+        if n == 0 {
+            return 0;
+        }
+        all.latencies_us[((n as f64 * p) as usize).min(n - 1)]
+    };
+    let secs = secs as f64;
+    Ok(Figures {
+        name,
+        acked_per_s: all.ok as f64 / secs,
+        shed_per_s: all.shed as f64 / secs,
+        other: all.other,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        replies_per_s: posted_during as f64 / (secs + 1.0),
+        rss_kib: rss.max(peak_rss),
+        peak_kib: hwm,
+    })
+}
+
+async fn parent() -> anyhow::Result<()> {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let conns: usize = std::env::var("BENCH_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    // Slack Web API stand-in: answers every chat.postMessage at once.
+    let posted = Arc::new(AtomicU64::new(0));
+    let counter = posted.clone();
+    let standin = Router::new().route(
+        "/api/{method}",
+        post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                (
+                    [("content-type", "application/json")],
+                    r#"{"ok":true,"channel":"D1","ts":"1700000000.000001"}"#,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api_url = format!("http://{}/api/", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, standin).await;
+    });
+
+    println!("slack_load: {conns} connections, {secs}s measured after 1s warm-up, loopback");
+    let base = run(
+        "bare axum + HMAC (baseline)",
+        "baseline",
+        false,
+        &api_url,
+        &posted,
+        conns,
+        secs,
+    )
+    .await?;
+    let echo = run(
+        "crossroads, no reply needed",
+        "crossroads",
+        true,
+        &api_url,
+        &posted,
+        conns,
+        secs,
+    )
+    .await?;
+    let generations = run(
+        "  same, O(1) dedup store",
+        "crossroads-generations",
+        false,
+        &api_url,
+        &posted,
+        conns,
+        secs,
+    )
+    .await?;
+    let cr = run(
+        "crossroads, every DM answered",
+        "crossroads",
+        false,
+        &api_url,
+        &posted,
+        conns,
+        secs,
+    )
+    .await?;
+    println!(
+        "{:<30} {:>10} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9}",
+        "server", "acked/s", "shed/s", "p50 ms", "p99 ms", "replies/s", "RSS MiB", "peak MiB"
+    );
+    for f in [&base, &echo, &cr, &generations] {
+        println!(
+            "{:<30} {:>10.0} {:>9.0} {:>8.3} {:>8.3} {:>11.0} {:>9.1} {:>9.1}",
+            f.name,
+            f.acked_per_s,
+            f.shed_per_s,
+            f.p50_us as f64 / 1000.0,
+            f.p99_us as f64 / 1000.0,
+            f.replies_per_s,
+            f.rss_kib as f64 / 1024.0,
+            f.peak_kib as f64 / 1024.0,
+        );
+        if f.other > 0 {
+            println!("  {} answers were neither 200 nor 503", f.other);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let kind = args.get(i + 1).cloned().unwrap_or_default();
+        let api = args.get(i + 2).cloned().unwrap_or_default();
+        return rt.block_on(child(&kind, &api));
+    }
+    rt.block_on(parent())
+}

@@ -1,0 +1,136 @@
+//! Server settings: listen address, Slack secrets (typed so they never print), Web API base URL.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bot_core::config::Secret;
+
+/// Default Slack Web API base URL.
+pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
+
+/// Largest Slack request body accepted (larger bodies get 413).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A setting is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServeConfigError {
+    /// A required environment variable is not set.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// The Web API URL is not an http(s) URL.
+    #[error("SLACK_API_URL must be an http:// or https:// URL, got `{0}`")]
+    BadApiUrl(String),
+}
+
+/// Everything the Slack server needs besides the [`bot_core::Bot`].
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// `SLACK_SIGNING_SECRET`; Slack routes answer 503 without it.
+    pub signing_secret: Option<Secret>,
+    /// `SLACK_BOT_TOKEN` (`xoxb-…`) for the Web API.
+    pub bot_token: Secret,
+    /// `SLACK_APP_TOKEN` (`xapp-…`) for Socket Mode.
+    pub app_token: Option<Secret>,
+    /// Web API base URL, e.g. `https://slack.com/api/` (`SLACK_API_URL`).
+    pub api_url: String,
+    /// The bot's own user id; learnt with `auth.test` at start when `None`.
+    pub bot_user_id: Option<String>,
+    /// Most requests processed in the background at once; beyond it deliveries get 503.
+    pub max_in_flight: usize,
+    /// Attempts per Web API call when Slack answers 429.
+    pub max_attempts: u32,
+    /// Timeout of one Web API call.
+    pub api_timeout: Duration,
+}
+
+impl ServeConfig {
+    /// Settings with the given secret and token, everything else default.
+    pub fn new(listen: SocketAddr, signing_secret: Secret, bot_token: Secret) -> Self {
+        Self {
+            listen,
+            signing_secret: Some(signing_secret),
+            bot_token,
+            app_token: None,
+            api_url: DEFAULT_API_URL.to_owned(),
+            bot_user_id: None,
+            max_in_flight: 512,
+            max_attempts: 4,
+            api_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Reads `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN` and
+    /// `SLACK_API_URL` through `env` (pass [`bot_core::config::process_env`]).
+    pub fn from_env(
+        listen: SocketAddr,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ServeConfigError> {
+        let non_empty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let bot_token =
+            non_empty("SLACK_BOT_TOKEN").ok_or(ServeConfigError::Missing("SLACK_BOT_TOKEN"))?;
+        let mut config = Self::new(listen, Secret::default(), Secret::new(bot_token));
+        config.signing_secret = non_empty("SLACK_SIGNING_SECRET").map(Secret::new);
+        config.app_token = non_empty("SLACK_APP_TOKEN").map(Secret::new);
+        if let Some(url) = non_empty("SLACK_API_URL") {
+            config.api_url = url;
+        }
+        if !(config.api_url.starts_with("http://") || config.api_url.starts_with("https://")) {
+            return Err(ServeConfigError::BadApiUrl(config.api_url));
+        }
+        Ok(config)
+    }
+
+    /// The Web API base URL without its trailing slash.
+    pub fn api_base(&self) -> &str {
+        self.api_url.trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_never_print() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let c = ServeConfig::from_env(
+            addr,
+            &env(&[
+                ("SLACK_BOT_TOKEN", "xoxb-very-secret"),
+                ("SLACK_SIGNING_SECRET", "sign-very-secret"),
+                ("SLACK_API_URL", "http://127.0.0.1:9/api/"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.api_base(), "http://127.0.0.1:9/api");
+        assert_eq!(c.bot_token.expose(), "xoxb-very-secret");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+    }
+
+    #[test]
+    fn a_missing_token_or_odd_url_is_named() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        assert_eq!(
+            ServeConfig::from_env(addr, &env(&[])).err(),
+            Some(ServeConfigError::Missing("SLACK_BOT_TOKEN"))
+        );
+        assert!(matches!(
+            ServeConfig::from_env(
+                addr,
+                &env(&[("SLACK_BOT_TOKEN", "x"), ("SLACK_API_URL", "ftp://x")])
+            ),
+            Err(ServeConfigError::BadApiUrl(_))
+        ));
+    }
+}

@@ -1,0 +1,73 @@
+//! Operational routes: `/healthz`, `/readyz`, `/metrics`, and the JSON 404/405 answers.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error;
+use crate::AppState;
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Response {
+    axum::Json(serde_json::json!({ "ok": true })).into_response()
+}
+
+/// `GET /readyz`: 200 once the server is serving, 503 while starting or shutting down.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        axum::Json(serde_json::json!({ "ok": true })).into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.dispatcher.metrics().render(),
+    )
+        .into_response()
+}
+
+/// Unknown path.
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Known path, wrong method.
+pub async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
+}
+
+/// Counts every answer by route and status.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = match req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some("/slack/events") => "/slack/events",
+        Some("/slack/interactions") => "/slack/interactions",
+        Some("/slack/commands") => "/slack/commands",
+        Some("/healthz") => "/healthz",
+        Some("/readyz") => "/readyz",
+        Some("/metrics") => "/metrics",
+        _ => "other",
+    };
+    let res = next.run(req).await;
+    state
+        .dispatcher
+        .metrics()
+        .request(route, res.status().as_u16());
+    res
+}

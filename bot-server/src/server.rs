@@ -1,0 +1,109 @@
+//! The bound HTTP server: bind (port 0 allowed), report the address, serve until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bot_core::Bot;
+use tokio::net::TcpListener;
+
+use crate::{app, AppState, ServeConfig};
+
+/// How long shutdown waits for background work (replies being posted).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server bound to its port, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Binds `addr` (`127.0.0.1:0` picks a free port).
+    pub async fn bind(addr: SocketAddr, state: AppState) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self { listener, state })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The state shared with the routes.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then waits (bounded) for background work.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state.clone();
+        state.ready.store(true, Ordering::Relaxed);
+        let ready = state.ready.clone();
+        let result = axum::serve(self.listener, app(self.state))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                ready.store(false, Ordering::Relaxed);
+            })
+            .await;
+        if !state.dispatcher.drain(DRAIN_TIMEOUT).await {
+            tracing::warn!("shut down with replies still in flight");
+        }
+        result
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Serves the Slack HTTP endpoints for `bot` on `config.listen` until Ctrl-C/SIGTERM.
+/// Refuses to start without `SLACK_SIGNING_SECRET` (nothing could be verified).
+pub async fn serve(config: ServeConfig, bot: Bot) -> anyhow::Result<()> {
+    if config.signing_secret.is_none() {
+        anyhow::bail!("SLACK_SIGNING_SECRET is not set; Slack requests could not be verified");
+    }
+    install_crypto_provider();
+    let state = AppState::new(&config, bot)?;
+    let learner = state.dispatcher.clone();
+    tokio::spawn(async move { learner.learn_bot_user().await });
+    let server = Server::bind(config.listen, state).await?;
+    tracing::info!(addr = %server.local_addr()?, "serving Slack endpoints");
+    server.run().await?;
+    Ok(())
+}
+
+/// Installs rustls' `ring` provider once (slack-morphism and reqwest both use ring;
+/// installing explicitly avoids a panic if another crate ever enables aws-lc-rs).
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

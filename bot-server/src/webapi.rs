@@ -1,0 +1,310 @@
+//! A thin Slack Web API client: JSON bodies from slack-morphism's request models,
+//! bearer auth, HTTP 429 `Retry-After` honoured with bounded attempts, failures
+//! counted by method and Slack error code. Also posts to `response_url`s.
+//!
+//! Why not slack-morphism's `SlackClient` here: its hyper connector is https-only
+//! unless rebuilt by hand, it surfaces 429 only after its own optional rate
+//! controller, and its `response_url` request has no `response_type`; one reqwest
+//! client covers the Web API and `response_url`s with the same retry and metrics.
+
+use std::time::Duration;
+
+use bot_core::config::Secret;
+use bot_core::Reply;
+use serde::{Deserialize, Serialize};
+use slack_morphism::prelude::*;
+
+use crate::metrics::Metrics;
+
+/// Longest `Retry-After` honoured; longer waits give up instead.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Why a Web API call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebApiError {
+    /// Slack answered `{"ok":false,"error":…}`.
+    #[error("Slack refused {method}: {error}")]
+    Slack {
+        /// API method.
+        method: String,
+        /// Slack's error code, e.g. `channel_not_found`.
+        error: String,
+    },
+    /// Still rate limited after every attempt.
+    #[error("Slack kept rate limiting {method} after {attempts} attempts")]
+    RateLimited {
+        /// API method.
+        method: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An HTTP status other than 200 or 429.
+    #[error("Slack answered {method} with HTTP {status}")]
+    Http {
+        /// API method.
+        method: String,
+        /// Status code.
+        status: u16,
+    },
+    /// No answer (connection, timeout) or an unreadable one.
+    #[error("could not call Slack {method}: {reason}")]
+    Transport {
+        /// API method.
+        method: String,
+        /// What went wrong (never contains the token).
+        reason: String,
+    },
+}
+
+impl WebApiError {
+    /// Short code for metrics: Slack's error or `http_500`, `ratelimited`, `transport`.
+    pub fn code(&self) -> String {
+        match self {
+            WebApiError::Slack { error, .. } => error.clone(),
+            WebApiError::RateLimited { .. } => "ratelimited".into(),
+            WebApiError::Http { status, .. } => format!("http_{status}"),
+            WebApiError::Transport { .. } => "transport".into(),
+        }
+    }
+}
+
+/// Where a posted message landed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Posted {
+    /// Channel id.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Message timestamp (its id for `chat.update`).
+    #[serde(default)]
+    pub ts: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    ok: bool,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AuthTest {
+    user_id: Option<String>,
+}
+
+/// The body posted to a `response_url`: slack-morphism's webhook message plus
+/// `response_type`, which its model lacks.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseUrlMessage {
+    /// Content and `replace_original`.
+    #[serde(flatten)]
+    pub message: SlackApiPostWebhookMessageRequest,
+    /// `in_channel` or `ephemeral`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_type: Option<SlackMessageResponseType>,
+}
+
+/// Message content for a reply: Block Kit blocks plus the plain-text fallback.
+pub fn content(reply: &Reply) -> SlackMessageContent {
+    SlackMessageContent::new()
+        .with_text(reply.to_plain_text())
+        .with_blocks(reply.blocks())
+}
+
+/// The Slack Web API client; cheap to clone.
+#[derive(Clone)]
+pub struct WebApi {
+    http: reqwest::Client,
+    base: String,
+    token: Secret,
+    metrics: Metrics,
+    max_attempts: u32,
+}
+
+impl std::fmt::Debug for WebApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebApi")
+            .field("base", &self.base)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl WebApi {
+    /// A client for the Web API at `base` (e.g. `https://slack.com/api`) with `token`.
+    pub fn new(
+        base: &str,
+        token: Secret,
+        metrics: Metrics,
+        timeout: Duration,
+        max_attempts: u32,
+    ) -> Result<Self, WebApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| WebApiError::Transport {
+                method: "client".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            metrics,
+            max_attempts: max_attempts.max(1),
+        })
+    }
+
+    /// `chat.postMessage`.
+    pub async fn post_message(
+        &self,
+        req: &SlackApiChatPostMessageRequest,
+    ) -> Result<Posted, WebApiError> {
+        self.call("chat.postMessage", req).await
+    }
+
+    /// `chat.update`.
+    pub async fn update(&self, req: &SlackApiChatUpdateRequest) -> Result<Posted, WebApiError> {
+        self.call("chat.update", req).await
+    }
+
+    /// `chat.postEphemeral`.
+    pub async fn post_ephemeral(
+        &self,
+        req: &SlackApiChatPostEphemeralRequest,
+    ) -> Result<(), WebApiError> {
+        self.call::<_, serde_json::Value>("chat.postEphemeral", req)
+            .await
+            .map(|_| ())
+    }
+
+    /// `auth.test`: the bot's own user id.
+    pub async fn auth_test(&self) -> Result<Option<String>, WebApiError> {
+        let r: AuthTest = self.call("auth.test", &serde_json::json!({})).await?;
+        Ok(r.user_id)
+    }
+
+    /// Calls Web API `method` with a JSON body.
+    pub async fn call<Req: Serialize + ?Sized, Resp: for<'de> Deserialize<'de>>(
+        &self,
+        method: &str,
+        body: &Req,
+    ) -> Result<Resp, WebApiError> {
+        let url = format!("{}/{method}", self.base);
+        let text = self.send(method, &url, true, body).await?;
+        let envelope: Envelope = serde_json::from_str(&text).map_err(|e| {
+            self.fail(WebApiError::Transport {
+                method: method.to_owned(),
+                reason: format!("unreadable answer: {e}"),
+            })
+        })?;
+        if !envelope.ok {
+            return Err(self.fail(WebApiError::Slack {
+                method: method.to_owned(),
+                error: envelope.error.unwrap_or_else(|| "unknown_error".into()),
+            }));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            self.fail(WebApiError::Transport {
+                method: method.to_owned(),
+                reason: format!("unexpected answer: {e}"),
+            })
+        })
+    }
+
+    /// Posts `message` to a `response_url` (no token: the URL is the credential).
+    pub async fn respond(
+        &self,
+        url: &str,
+        message: &ResponseUrlMessage,
+    ) -> Result<(), WebApiError> {
+        // Slack answers response_url posts with `ok` (text) or `{"ok":true}`.
+        let text = self.send("response_url", url, false, message).await?;
+        if let Ok(Envelope {
+            ok: false,
+            error: Some(error),
+        }) = serde_json::from_str::<Envelope>(&text)
+        {
+            return Err(self.fail(WebApiError::Slack {
+                method: "response_url".into(),
+                error,
+            }));
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: WebApiError) -> WebApiError {
+        let method = match &e {
+            WebApiError::Slack { method, .. }
+            | WebApiError::RateLimited { method, .. }
+            | WebApiError::Http { method, .. }
+            | WebApiError::Transport { method, .. } => method.clone(),
+        };
+        self.metrics.api_failure(&method, &e.code());
+        tracing::warn!(method = %method, error = %e.code(), "Slack call failed: {e}");
+        e
+    }
+
+    /// POSTs JSON, retrying on 429 after `Retry-After`; returns the 2xx body.
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        url: &str,
+        auth: bool,
+        body: &B,
+    ) -> Result<String, WebApiError> {
+        for attempt in 1..=self.max_attempts {
+            self.metrics.api_call(method);
+            let mut req = self.http.post(url).json(body);
+            if auth {
+                req = req.bearer_auth(self.token.expose());
+            }
+            let res = req.send().await.map_err(|e| {
+                self.fail(WebApiError::Transport {
+                    method: method.to_owned(),
+                    // reqwest errors name the URL, never headers: no token leaks here.
+                    reason: e.without_url().to_string(),
+                })
+            })?;
+            let status = res.status();
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                let wait = res
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or(Duration::from_secs(1));
+                self.metrics.api_failure(method, "ratelimited");
+                if attempt == self.max_attempts || wait > MAX_RETRY_AFTER {
+                    break;
+                }
+                tracing::info!(
+                    method,
+                    attempt,
+                    wait_secs = wait.as_secs(),
+                    "Slack rate limited; retrying"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(self.fail(WebApiError::Http {
+                    method: method.to_owned(),
+                    status: status.as_u16(),
+                }));
+            }
+            return res.text().await.map_err(|e| {
+                self.fail(WebApiError::Transport {
+                    method: method.to_owned(),
+                    reason: e.without_url().to_string(),
+                })
+            });
+        }
+        let e = WebApiError::RateLimited {
+            method: method.to_owned(),
+            attempts: self.max_attempts,
+        };
+        tracing::warn!(method, "Slack call failed: {e}");
+        Err(e)
+    }
+}

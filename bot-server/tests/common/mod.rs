@@ -1,0 +1,486 @@
+//! Test kit: a tiny config, a fake probe, a local stand-in for the Slack Web API
+//! that records every call, request signing like Slack's, and the real server on
+//! 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bot_core::backends::{HttpSnapshot, Probe, ProbeError};
+use bot_core::config::{
+    ActionKind, CommandSpec, Config, Environment, Instance, InstanceRef, Pool, Pos, Secret,
+    SwitchSpec, TargetKind,
+};
+use bot_core::reply::{ButtonAction, ButtonValue};
+use bot_core::{Bot, Invocation, Target};
+use bot_server::{AppState, Dispatcher, ServeConfig, Server};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "test-signing-secret";
+pub const TOKEN: &str = "xoxb-test-token";
+pub const BOT_USER: &str = "UBOT";
+
+// ------------------------------------------------------------------ config
+
+fn command(name: &str, action: ActionKind, target: TargetKind, optional: bool) -> CommandSpec {
+    CommandSpec {
+        name: name.into(),
+        phrases: vec![name.into()],
+        action,
+        target,
+        target_optional: optional,
+        takes_args: false,
+        confirm: false,
+        allowed: vec![],
+        help: format!("{name} help"),
+        examples: vec![name.into()],
+        pos: Pos::default(),
+    }
+}
+
+fn instance(name: &str, port: u16) -> Instance {
+    Instance {
+        name: name.into(),
+        aliases: vec![],
+        emoji: vec![],
+        url: format!("http://127.0.0.1:{port}"),
+        health: Default::default(),
+        tasks: None,
+        restart: None,
+        pos: Pos::default(),
+    }
+}
+
+/// One env `staging`, pool `api`, members blue/green; commands status, health, help.
+pub fn config() -> Config {
+    Config {
+        commands: vec![
+            command("status", ActionKind::Status, TargetKind::Environment, true),
+            command("health", ActionKind::Health, TargetKind::Instance, false),
+            command("help", ActionKind::Help, TargetKind::Nothing, true),
+        ],
+        environments: vec![Environment {
+            name: "staging".into(),
+            aliases: vec!["staging".into()],
+            emoji: vec![],
+            protected: false,
+            allowed: vec![],
+            pools: vec![Pool {
+                name: "api".into(),
+                aliases: vec!["api".into()],
+                switch: SwitchSpec::Memory {
+                    initial: "blue".into(),
+                },
+                deploy: None,
+                members: vec![instance("blue", 9), instance("green", 9)],
+                pos: Pos::default(),
+            }],
+            pos: Pos::default(),
+        }],
+        ..Config::default()
+    }
+}
+
+/// Every instance answers healthy, instantly.
+pub struct FakeProbe;
+
+#[async_trait]
+impl Probe for FakeProbe {
+    async fn get(&self, _url: &str, _timeout: Duration) -> Result<HttpSnapshot, ProbeError> {
+        Ok(HttpSnapshot {
+            status: 200,
+            body: r#"{"status":"ok","version":"1.2.3"}"#.into(),
+            latency: Duration::from_millis(3),
+        })
+    }
+}
+
+pub fn bot() -> Bot {
+    Bot::builder(config()).probe(Arc::new(FakeProbe)).build()
+}
+
+/// A button value for `health staging api <member>` in a freshly issued button set.
+pub async fn health_button(bot: &Bot, set: &str, member: &str) -> String {
+    bot.store()
+        .issue_buttons(set, SystemTime::now() + Duration::from_secs(600))
+        .await
+        .expect("issue buttons");
+    serde_json::to_string(&ButtonValue {
+        set: set.into(),
+        action: ButtonAction::Run(Invocation {
+            command: "health".into(),
+            target: Target::Instance(InstanceRef {
+                env: "staging".into(),
+                pool: "api".into(),
+                member: member.into(),
+            }),
+            args: vec![],
+            params: vec![],
+            confirmed: false,
+        }),
+    })
+    .expect("serialise button value")
+}
+
+// --------------------------------------------------------------- stand-in
+
+/// One call the stand-in received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `chat.postMessage`, … or `response/<id>` for response_url posts.
+    pub method: String,
+    pub body: Value,
+    pub authorization: Option<String>,
+    pub at: std::time::Instant,
+}
+
+/// A scripted answer for the next call of a method.
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    RateLimited,
+    Error(&'static str),
+}
+
+#[derive(Default)]
+struct StandInState {
+    calls: Vec<Call>,
+    script: HashMap<String, VecDeque<Scripted>>,
+    next_ts: u64,
+}
+
+/// A local stand-in for the Slack Web API and response_urls.
+#[derive(Clone)]
+pub struct StandIn {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<StandInState>>,
+}
+
+async fn api(
+    State(state): State<Arc<Mutex<StandInState>>>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    record(&state, method, headers, body)
+}
+
+async fn respond(
+    State(state): State<Arc<Mutex<StandInState>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    record(&state, format!("response/{id}"), headers, body)
+}
+
+fn record(
+    state: &Arc<Mutex<StandInState>>,
+    method: String,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    let mut s = state.lock().expect("stand-in lock");
+    s.calls.push(Call {
+        method: method.clone(),
+        body: body.clone(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        at: std::time::Instant::now(),
+    });
+    match s.script.get_mut(&method).and_then(VecDeque::pop_front) {
+        Some(Scripted::RateLimited) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1")],
+                axum::Json(serde_json::json!({"ok": false, "error": "ratelimited"})),
+            )
+                .into_response()
+        }
+        Some(Scripted::Error(code)) => {
+            return axum::Json(serde_json::json!({"ok": false, "error": code})).into_response()
+        }
+        None => {}
+    }
+    if method.starts_with("response/") {
+        return "ok".into_response();
+    }
+    if method == "auth.test" {
+        return axum::Json(serde_json::json!({"ok": true, "user_id": BOT_USER, "team": "T", "team_id": "T1", "url": "http://127.0.0.1/"}))
+            .into_response();
+    }
+    s.next_ts += 1;
+    let ts = format!("1700000000.{:06}", s.next_ts);
+    let channel = body.get("channel").cloned().unwrap_or(Value::Null);
+    axum::Json(serde_json::json!({"ok": true, "channel": channel, "ts": ts})).into_response()
+}
+
+impl StandIn {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(StandInState::default()));
+        let app = Router::new()
+            .route("/api/{method}", post(api))
+            .route("/response/{id}", post(respond))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stand-in");
+        let addr = listener.local_addr().expect("stand-in addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api/", self.addr)
+    }
+
+    pub fn response_url(&self, id: &str) -> String {
+        format!("http://{}/response/{id}", self.addr)
+    }
+
+    /// The next call(s) of `method` get these answers.
+    pub fn script(&self, method: &str, answers: &[Scripted]) {
+        self.state
+            .lock()
+            .expect("stand-in lock")
+            .script
+            .entry(method.into())
+            .or_default()
+            .extend(answers.iter().cloned());
+    }
+
+    /// Every call so far of `method`.
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        self.state
+            .lock()
+            .expect("stand-in lock")
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+
+    /// Every call so far except `auth.test`.
+    pub fn all_calls(&self) -> Vec<Call> {
+        self.state
+            .lock()
+            .expect("stand-in lock")
+            .calls
+            .iter()
+            .filter(|c| c.method != "auth.test")
+            .cloned()
+            .collect()
+    }
+
+    /// Polls (bounded) until `method` has at least `n` calls; returns them.
+    pub async fn wait_for(&self, method: &str, n: usize) -> Vec<Call> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let calls = self.calls(method);
+            if calls.len() >= n {
+                return calls;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 10s for {n} call(s) of {method}; got {calls:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+// ----------------------------------------------------------------- signing
+
+pub fn now_ts() -> String {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+        .to_string()
+}
+
+/// Headers exactly as Slack signs a request with `SECRET` at `ts`.
+pub fn signed(ts: &str, body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-slack-request-timestamp", ts.to_owned()),
+        (
+            "x-slack-signature",
+            bot_core::slack::verify::sign(SECRET, ts, body.as_bytes()),
+        ),
+    ]
+}
+
+// ------------------------------------------------------------------ server
+
+/// The real server on 127.0.0.1:0 talking to a stand-in.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub slack: StandIn,
+    pub bot: Bot,
+    pub dispatcher: Dispatcher,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let slack = StandIn::start().await;
+        let bot = bot();
+        let mut config = ServeConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            Secret::new(SECRET),
+            Secret::new(TOKEN),
+        );
+        config.api_url = slack.api_url();
+        config.bot_user_id = Some(BOT_USER.into());
+        tweak(&mut config);
+        let state = AppState::new(&config, bot.clone()).expect("state");
+        let dispatcher = state.dispatcher.clone();
+        let server = Server::bind(config.listen, state).await.expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(server.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            slack,
+            bot,
+            dispatcher,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs `body` with `headers`.
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send().await.expect("server answers")
+    }
+
+    /// POSTs an Events API body signed like Slack.
+    pub async fn event(&self, body: &str) -> reqwest::Response {
+        self.post(
+            "/slack/events",
+            "application/json",
+            signed(&now_ts(), body),
+            body.to_owned(),
+        )
+        .await
+    }
+
+    /// POSTs a `block_actions` click signed like Slack.
+    pub async fn click(&self, user: &str, value: &str, response_url: &str) -> reqwest::Response {
+        let payload = serde_json::json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": "someone", "team_id": "T1"},
+            "api_app_id": "A1",
+            "team": {"id": "T1", "domain": "t"},
+            "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "D1"},
+            "channel": {"id": "D1", "name": "directmessage"},
+            "trigger_id": "1.2.3",
+            "response_url": response_url,
+            "actions": [{"action_id": "crossroads-0", "block_id": "b", "type": "button",
+                         "value": value, "action_ts": "1700000001.000000",
+                         "text": {"type": "plain_text", "text": "x"}}]
+        })
+        .to_string();
+        let body = serde_urlencoded::to_string([("payload", payload)]).expect("form");
+        self.post(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            signed(&now_ts(), &body),
+            body,
+        )
+        .await
+    }
+
+    /// Waits until all background work has finished.
+    pub async fn settle(&self) {
+        assert!(
+            self.dispatcher.drain(Duration::from_secs(10)).await,
+            "background work did not finish within 10s"
+        );
+    }
+}
+
+/// A DM event body.
+pub fn dm(event_id: &str, user: &str, text: &str) -> String {
+    serde_json::json!({
+        "token": "t", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+        "event_id": event_id, "event_time": 1700000000,
+        "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": user,
+                  "text": text, "ts": "1700000000.000100", "event_ts": "1700000000.000100"}
+    })
+    .to_string()
+}
+
+/// Text of the blocks of a posted message (every string value, joined).
+pub fn block_text(body: &Value) -> String {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&body["blocks"], &mut out);
+    out.join("\n")
+}
+
+/// The `value`s of every button in a posted message.
+pub fn button_values(body: &Value) -> Vec<String> {
+    body["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["value"].as_str().map(str::to_owned))
+        .collect()
+}
