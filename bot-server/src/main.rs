@@ -66,6 +66,9 @@ enum Command {
         /// Directory holding commands.yaml and instances.yaml (the repository's by default).
         #[arg(long)]
         config_dir: Option<PathBuf>,
+        /// Where to serve Slack's endpoints when SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are set.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: String,
     },
 }
 
@@ -137,7 +140,11 @@ async fn main() -> ExitCode {
                     .context("console")?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Demo { user, config_dir } => {
+            Command::Demo {
+                user,
+                config_dir,
+                listen,
+            } => {
                 let config = bot_server::demo::load_config(config_dir.as_deref())?;
                 let demo = bot_server::demo::Demo::start(config.clone()).await?;
                 println!(
@@ -147,6 +154,20 @@ async fn main() -> ExitCode {
                     demo.down.join(", ")
                 );
                 let bot = Bot::builder(config).build();
+                // With Slack credentials, the demo platform is also reachable from Slack.
+                if config::process_env("SLACK_SIGNING_SECRET").is_some() {
+                    let addr: std::net::SocketAddr = listen
+                        .parse()
+                        .with_context(|| format!("--listen {listen} is not an address"))?;
+                    let serve_config = bot_server::ServeConfig::from_env(addr, &config::process_env)?;
+                    let server_bot = bot.clone();
+                    println!("Serving Slack on http://{addr}/slack/events (POST) as well.");
+                    tokio::spawn(async move {
+                        if let Err(e) = bot_server::serve(serve_config, server_bot).await {
+                            eprintln!("Slack server stopped: {e:#}");
+                        }
+                    });
+                }
                 let result = bot_server::console::run(bot, user).await;
                 demo.shutdown().await;
                 result.context("console")?;
@@ -157,8 +178,17 @@ async fn main() -> ExitCode {
                 listen,
                 socket_mode,
             } => {
-                let _ = (config_dir, listen, socket_mode);
-                anyhow::bail!("serve: not wired yet")
+                let listen: std::net::SocketAddr = listen
+                    .parse()
+                    .with_context(|| format!("--listen {listen} is not an address"))?;
+                let serve_config = bot_server::ServeConfig::from_env(listen, &config::process_env)?;
+                let bot = Bot::builder(load(&config_dir)?).build();
+                if socket_mode {
+                    bot_server::serve_socket_mode(serve_config, bot).await?;
+                } else {
+                    bot_server::serve(serve_config, bot).await?;
+                }
+                Ok(ExitCode::SUCCESS)
             }
         }
     }

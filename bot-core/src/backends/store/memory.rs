@@ -1,6 +1,6 @@
 //! In-memory [`Store`]: for tests, the demo and embedders that keep no state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -10,10 +10,14 @@ use crate::backends::{AuditRecord, Claim, Lock, LockOutcome, Store, StoreError};
 
 /// How long processed event ids are remembered (Slack retries for ~5 minutes).
 const EVENT_MEMORY: Duration = Duration::from_secs(60 * 60);
+/// At most this many event ids are remembered; the oldest go first.
+const MAX_EVENTS: usize = 1_000_000;
 
 #[derive(Default)]
 struct State {
-    events: HashMap<String, SystemTime>,
+    /// Ids seen, and the same ids oldest first for O(1) expiry.
+    events: HashSet<String>,
+    event_order: VecDeque<(SystemTime, String)>,
     buttons: HashMap<String, (SystemTime, Option<String>)>,
     locks: HashMap<String, Lock>,
     audit: Vec<AuditRecord>,
@@ -45,11 +49,19 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn first_delivery(&self, event_id: &str, now: SystemTime) -> Result<bool, StoreError> {
         self.with(|s| {
-            if s.events.len() > 100_000 {
-                s.events
-                    .retain(|_, at| now.duration_since(*at).unwrap_or_default() < EVENT_MEMORY);
+            while let Some((at, id)) = s.event_order.front() {
+                let expired = now.duration_since(*at).unwrap_or_default() >= EVENT_MEMORY;
+                if !expired && s.event_order.len() < MAX_EVENTS {
+                    break;
+                }
+                s.events.remove(id);
+                s.event_order.pop_front();
             }
-            s.events.insert(event_id.to_owned(), now).is_none()
+            if !s.events.insert(event_id.to_owned()) {
+                return false;
+            }
+            s.event_order.push_back((now, event_id.to_owned()));
+            true
         })
     }
 
@@ -123,5 +135,36 @@ impl Store for MemoryStore {
 
     async fn last_active(&self, env: &str, pool: &str) -> Result<Option<String>, StoreError> {
         self.with(|s| s.active.get(&(env.to_owned(), pool.to_owned())).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_repeated_event_is_seen_once_until_it_expires() {
+        let store = MemoryStore::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(store.first_delivery("Ev1", t0).await, Ok(true));
+        assert_eq!(
+            store
+                .first_delivery("Ev1", t0 + Duration::from_secs(300))
+                .await,
+            Ok(false)
+        );
+        assert_eq!(
+            store
+                .first_delivery("Ev2", t0 + Duration::from_secs(1))
+                .await,
+            Ok(true)
+        );
+        // An hour later Ev1 is forgotten (Slack stopped retrying long before).
+        assert_eq!(
+            store
+                .first_delivery("Ev1", t0 + EVENT_MEMORY + Duration::from_secs(1))
+                .await,
+            Ok(true)
+        );
     }
 }
