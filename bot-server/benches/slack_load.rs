@@ -20,10 +20,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use bot_core::backends::store::memory::MemoryStore;
-use bot_core::backends::{
-    AuditRecord, Claim, HttpSnapshot, Lock, LockOutcome, Probe, ProbeError, Store, StoreError,
-};
+use bot_core::backends::{HttpSnapshot, Probe, ProbeError};
 use bot_core::config::{
     ActionKind, CommandSpec, Config, Environment, Instance, Pool, Pos, Secret, SwitchSpec,
     TargetKind,
@@ -98,73 +95,6 @@ fn config() -> Config {
     }
 }
 
-/// The shipped [`MemoryStore`] for everything except `first_delivery`, which
-/// forgets ids by two rotating generations (O(1) per delivery). Only used by the
-/// `BENCH_STORE=generations` row, to show what the shipped store's full scan
-/// per delivery (once it holds 100k ids) costs.
-struct GenerationDedup {
-    inner: MemoryStore,
-    gens: std::sync::Mutex<(
-        std::collections::HashSet<String>,
-        std::collections::HashSet<String>,
-        SystemTime,
-    )>,
-}
-
-#[async_trait]
-impl Store for GenerationDedup {
-    async fn first_delivery(&self, event_id: &str, now: SystemTime) -> Result<bool, StoreError> {
-        let mut g = self
-            .gens
-            .lock()
-            .map_err(|_| StoreError("poisoned".into()))?;
-        if now.duration_since(g.2).unwrap_or_default() > Duration::from_secs(600) {
-            g.1 = std::mem::take(&mut g.0);
-            g.2 = now;
-        }
-        if g.1.contains(event_id) {
-            return Ok(false);
-        }
-        Ok(g.0.insert(event_id.to_owned()))
-    }
-    async fn issue_buttons(&self, set_id: &str, expires: SystemTime) -> Result<(), StoreError> {
-        self.inner.issue_buttons(set_id, expires).await
-    }
-    async fn claim_buttons(
-        &self,
-        set_id: &str,
-        user: &str,
-        now: SystemTime,
-    ) -> Result<Claim, StoreError> {
-        self.inner.claim_buttons(set_id, user, now).await
-    }
-    async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError> {
-        self.inner.try_lock(lock, now).await
-    }
-    async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError> {
-        self.inner.unlock(env).await
-    }
-    async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError> {
-        self.inner.lock_of(env, now).await
-    }
-    async fn audit(&self, record: AuditRecord) -> Result<(), StoreError> {
-        self.inner.audit(record).await
-    }
-    async fn history(
-        &self,
-        env: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.history(env, limit).await
-    }
-    async fn set_last_active(&self, env: &str, pool: &str, member: &str) -> Result<(), StoreError> {
-        self.inner.set_last_active(env, pool, member).await
-    }
-    async fn last_active(&self, env: &str, pool: &str) -> Result<Option<String>, StoreError> {
-        self.inner.last_active(env, pool).await
-    }
-}
-
 async fn baseline(headers: HeaderMap, body: Bytes) -> StatusCode {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     match verify::verify(
@@ -199,18 +129,9 @@ async fn child(kind: &str, api_url: &str) -> anyhow::Result<()> {
             .await?;
         return Ok(());
     }
-    let mut builder = Bot::builder(config()).probe(Arc::new(AlwaysHealthy));
-    if kind == "crossroads-generations" {
-        builder = builder.store(Arc::new(GenerationDedup {
-            inner: MemoryStore::new(),
-            gens: std::sync::Mutex::new((
-                Default::default(),
-                Default::default(),
-                SystemTime::now(),
-            )),
-        }));
-    }
-    let bot = builder.build();
+    let bot = Bot::builder(config())
+        .probe(Arc::new(AlwaysHealthy))
+        .build();
     let mut sc = ServeConfig::new(
         "127.0.0.1:0".parse()?,
         Secret::new(SECRET),
@@ -457,16 +378,6 @@ async fn parent() -> anyhow::Result<()> {
         secs,
     )
     .await?;
-    let generations = run(
-        "  same, O(1) dedup store",
-        "crossroads-generations",
-        false,
-        &api_url,
-        &posted,
-        conns,
-        secs,
-    )
-    .await?;
     let cr = run(
         "crossroads, every DM answered",
         "crossroads",
@@ -481,7 +392,7 @@ async fn parent() -> anyhow::Result<()> {
         "{:<30} {:>10} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9}",
         "server", "acked/s", "shed/s", "p50 ms", "p99 ms", "replies/s", "RSS MiB", "peak MiB"
     );
-    for f in [&base, &echo, &cr, &generations] {
+    for f in [&base, &echo, &cr] {
         println!(
             "{:<30} {:>10.0} {:>9.0} {:>8.3} {:>8.3} {:>11.0} {:>9.1} {:>9.1}",
             f.name,
