@@ -119,18 +119,7 @@ async fn gate(
             }
         } else {
             streak = 0;
-            last = match &verdict.down {
-                Some(reason) => format!("down: {reason}"),
-                None => {
-                    let failed: Vec<String> = verdict
-                        .checks
-                        .iter()
-                        .filter(|c| !c.ok)
-                        .map(|c| format!("{} ({})", c.name, c.detail))
-                        .collect();
-                    format!("unhealthy: {}", failed.join(", "))
-                }
-            };
+            last = verdict.problem().unwrap_or_default();
             ctx.progress.update(&render(0, &last)).await;
         }
         if started.elapsed() + settings.gate_interval > settings.gate_timeout {
@@ -450,9 +439,7 @@ pub(crate) async fn move_traffic(
             };
             let verdict = probe(ctx, instance).await;
             if !verdict.healthy {
-                let why = verdict.down.clone().unwrap_or_else(|| {
-                    verdict.checks.iter().filter(|c| !c.ok).map(|c| format!("{} ({})", c.name, c.detail)).collect::<Vec<_>>().join(", ")
-                });
+                let why = verdict.problem().unwrap_or_default();
                 audit(ctx, inv, &format!("refused: {target} unhealthy"), None).await;
                 return Reply::message(
                     Outcome::Failed,

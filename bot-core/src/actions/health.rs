@@ -34,6 +34,28 @@ pub struct Verdict {
     pub latency: Option<Duration>,
 }
 
+impl Verdict {
+    /// One line saying what is wrong — `down: …` or `unhealthy: check (seen), …` —
+    /// or `None` when healthy.
+    pub fn problem(&self) -> Option<String> {
+        if self.healthy {
+            return None;
+        }
+        Some(match &self.down {
+            Some(reason) => format!("down: {reason}"),
+            None => {
+                let failed: Vec<String> = self
+                    .checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| format!("{} ({})", c.name, c.detail))
+                    .collect();
+                format!("unhealthy: {}", failed.join(", "))
+            }
+        })
+    }
+}
+
 /// The URL probed for an instance's health.
 pub fn health_url(instance: &Instance) -> String {
     join_url(&instance.url, &instance.health.path)

@@ -60,19 +60,7 @@ pub(crate) async fn status(ctx: &Ctx<'_>, env: Option<&str>) -> Reply {
                 }
                 let is_active = matches!(active, Some(Ok(a)) if *a == m.name);
                 let mut facts = Vec::new();
-                match &v.down {
-                    Some(reason) => facts.push(format!("down: {reason}")),
-                    None if v.healthy => facts.push("healthy".to_owned()),
-                    None => {
-                        let failed: Vec<&str> = v
-                            .checks
-                            .iter()
-                            .filter(|c| !c.ok)
-                            .map(|c| c.name.as_str())
-                            .collect();
-                        facts.push(format!("unhealthy: {}", failed.join(", ")));
-                    }
-                }
+                facts.push(v.problem().unwrap_or_else(|| "healthy".to_owned()));
                 if v.down.is_none() {
                     if let Some(l) = v.latency {
                         facts.push(human(l));

@@ -327,12 +327,7 @@ impl TrafficSwitch for HaproxySwitch {
         pool: &Pool,
         member: &str,
     ) -> Result<(), SwitchError> {
-        if !pool.members.iter().any(|m| m.name == member) {
-            return Err(SwitchError::Refused(format!(
-                "{member} is not a member of {} {}",
-                env.name, pool.name
-            )));
-        }
+        crate::backends::refuse_non_member(env, pool, member)?;
         let backend = &self.backend;
         self.set(&format!(
             "set server {backend}/{} state ready",

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::backends::probe::{HttpProbe, ReqwestAction};
+use crate::backends::refuse_non_member;
 use crate::backends::template::render_template;
 use crate::backends::{
     BuildProgress, Ci, CiError, HttpAction, Probe, ProbeError, SwitchError, TrafficSwitch,
@@ -34,17 +35,6 @@ fn excerpt(body: &str) -> String {
         format!("{}…", one_line.chars().take(EXCERPT).collect::<String>())
     } else {
         one_line
-    }
-}
-
-fn refuse_non_member(env: &Environment, pool: &Pool, member: &str) -> Result<(), SwitchError> {
-    if pool.members.iter().any(|m| m.name == member) {
-        Ok(())
-    } else {
-        Err(SwitchError::Refused(format!(
-            "{member} is not a member of {} {}",
-            env.name, pool.name
-        )))
     }
 }
 

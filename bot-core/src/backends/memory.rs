@@ -47,12 +47,7 @@ impl TrafficSwitch for MemorySwitch {
         pool: &Pool,
         member: &str,
     ) -> Result<(), SwitchError> {
-        if !pool.members.iter().any(|m| m.name == member) {
-            return Err(SwitchError::Refused(format!(
-                "{member} is not a member of {} {}",
-                env.name, pool.name
-            )));
-        }
+        crate::backends::refuse_non_member(env, pool, member)?;
         let mut map = self
             .active
             .lock()

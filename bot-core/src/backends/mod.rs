@@ -106,6 +106,22 @@ pub trait TrafficSwitch: Send + Sync {
     ) -> Result<(), SwitchError>;
 }
 
+/// Refuses to switch to a name that is not a member of `pool` (before anything is sent).
+pub(crate) fn refuse_non_member(
+    env: &Environment,
+    pool: &Pool,
+    member: &str,
+) -> Result<(), SwitchError> {
+    if pool.members.iter().any(|m| m.name == member) {
+        Ok(())
+    } else {
+        Err(SwitchError::Refused(format!(
+            "{member} is not a member of {} {}",
+            env.name, pool.name
+        )))
+    }
+}
+
 // ---------------------------------------------------------------- CI
 
 /// Where a CI run is.
@@ -350,39 +366,14 @@ pub fn switch_for(
     ci: std::sync::Arc<dyn Ci>,
     memory: std::sync::Arc<memory::MemorySwitch>,
 ) -> std::sync::Arc<dyn TrafficSwitch> {
-    use crate::config::SwitchSpec;
-    use std::sync::Arc;
-    match spec {
-        SwitchSpec::Haproxy {
-            address,
-            backend,
-            servers,
-            off_state,
-        } => Arc::new(haproxy::HaproxySwitch::new(
-            address.clone(),
-            backend.clone(),
-            servers.clone(),
-            off_state.clone(),
-        )),
-        SwitchSpec::Http {
-            set,
-            get_url,
-            pointer,
-        } => Arc::new(http_switch::HttpSwitch::new(
-            set.clone(),
-            get_url.clone(),
-            pointer.clone(),
-        )),
-        SwitchSpec::Jenkins {
-            job,
-            get_url,
-            pointer,
-        } => Arc::new(http_switch::JenkinsSwitch::new(
-            job.clone(),
-            ci,
-            get_url.clone(),
-            pointer.clone(),
-        )),
-        SwitchSpec::Memory { .. } => memory,
+    if let Some(s) = haproxy::HaproxySwitch::from_spec(spec) {
+        return std::sync::Arc::new(s);
     }
+    if let Some(s) = http_switch::HttpSwitch::from_spec(spec) {
+        return std::sync::Arc::new(s);
+    }
+    if let Some(s) = http_switch::JenkinsSwitch::from_spec(spec, ci) {
+        return std::sync::Arc::new(s);
+    }
+    memory
 }
