@@ -11,22 +11,12 @@ use async_trait::async_trait;
 use bot_core::backends::memory::MemorySwitch;
 use bot_core::backends::TrafficSwitch;
 use bot_core::{Bot, Outcome, Progress, Reply, Request};
-use common::{click, labels, say, shipped};
+use common::{click, labels, say, shipped, INSTANCE_URL_VARS};
 use crossroads_sim::instance::{Behaviour, SimInstance};
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins, Trigger};
 
 const USER: &str = "U0DEPLOYER";
 const TOKEN: &str = "s3cret-token";
-const VARS: [&str; 8] = [
-    "MASTER_API_BLUE_URL",
-    "MASTER_API_GREEN_URL",
-    "MASTER_CRON_PURPLE_URL",
-    "MASTER_CRON_YELLOW_URL",
-    "STAGING_API_BLUE_URL",
-    "STAGING_API_GREEN_URL",
-    "STAGING_CRON_PURPLE_URL",
-    "STAGING_CRON_YELLOW_URL",
-];
 
 fn quick() -> JobSetup {
     JobSetup::new()
@@ -55,7 +45,7 @@ impl Platform {
             ("JENKINS_TOKEN", token_in_config.to_owned()),
         ];
         let mut sims = Vec::new();
-        for var in VARS {
+        for var in INSTANCE_URL_VARS {
             let sim = SimInstance::start(var, "1.0.0").await.expect("instance");
             vars.push((var, sim.url()));
             sims.push(sim);
@@ -94,7 +84,10 @@ impl Platform {
     }
 
     fn sim(&self, var: &str) -> &SimInstance {
-        let i = VARS.iter().position(|v| *v == var).expect("known var");
+        let i = INSTANCE_URL_VARS
+            .iter()
+            .position(|v| *v == var)
+            .expect("known var");
         &self.sims[i]
     }
 }

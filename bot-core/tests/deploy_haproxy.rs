@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use bot_core::backends::store::memory::MemoryStore;
 use bot_core::backends::Store;
-use bot_core::{config, Bot, Config, Outcome};
+use bot_core::{Bot, Outcome};
 use common::haproxy::{require_haproxy, traffic_reaches, Haproxy};
-use common::{click, say, COMMANDS};
+use common::{click, load, say};
 use crossroads_sim::instance::SimInstance;
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 
@@ -53,22 +53,6 @@ environments:
             health: { version: /version }
 "#;
 
-fn load(vars: Vec<(&'static str, String)>) -> Config {
-    let lookup = move |name: &str| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    };
-    config::from_strs(
-        "commands.yaml",
-        COMMANDS,
-        "instances.yaml",
-        INSTANCES,
-        &lookup,
-    )
-    .unwrap_or_else(|e| panic!("test config: {e}"))
-}
-
 #[tokio::test]
 async fn deploy_master_moves_real_traffic_through_haproxy_and_rollback_moves_it_back() {
     if !require_haproxy() {
@@ -100,13 +84,16 @@ async fn deploy_master_moves_real_traffic_through_haproxy_and_rollback_moves_it_
         SimJenkins::start(JenkinsSetup::new("crossroads", "t0ken").job("platform/deploy-api", job))
             .await
             .expect("jenkins");
-    let bot = Bot::builder(load(vec![
-        ("JENKINS_URL", jenkins.url()),
-        ("JENKINS_TOKEN", "t0ken".into()),
-        ("HAPROXY_ADMIN", haproxy.admin.clone()),
-        ("BLUE_URL", blue.url()),
-        ("GREEN_URL", green.url()),
-    ]))
+    let bot = Bot::builder(load(
+        INSTANCES,
+        &[
+            ("JENKINS_URL", jenkins.url()),
+            ("JENKINS_TOKEN", "t0ken".into()),
+            ("HAPROXY_ADMIN", haproxy.admin.clone()),
+            ("BLUE_URL", blue.url()),
+            ("GREEN_URL", green.url()),
+        ],
+    ))
     .build();
 
     // Production asks first.
@@ -170,13 +157,16 @@ async fn an_unreachable_haproxy_stops_the_deploy_and_records_no_switch() {
     .expect("jenkins");
     let dead = crossroads_sim::free_port().expect("port");
     let store = Arc::new(MemoryStore::new());
-    let bot = Bot::builder(load(vec![
-        ("JENKINS_URL", jenkins.url()),
-        ("JENKINS_TOKEN", "t0ken".into()),
-        ("HAPROXY_ADMIN", format!("127.0.0.1:{dead}")),
-        ("BLUE_URL", blue.url()),
-        ("GREEN_URL", green.url()),
-    ]))
+    let bot = Bot::builder(load(
+        INSTANCES,
+        &[
+            ("JENKINS_URL", jenkins.url()),
+            ("JENKINS_TOKEN", "t0ken".into()),
+            ("HAPROXY_ADMIN", format!("127.0.0.1:{dead}")),
+            ("BLUE_URL", blue.url()),
+            ("GREEN_URL", green.url()),
+        ],
+    ))
     .store(store.clone())
     .build();
 

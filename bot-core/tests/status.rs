@@ -8,19 +8,8 @@ use std::time::{Duration, Instant};
 
 use bot_core::backends::memory::MemorySwitch;
 use bot_core::{Bot, Outcome};
-use common::{say, shipped};
+use common::{say, shipped, INSTANCE_URL_VARS};
 use crossroads_sim::instance::{Behaviour, SimInstance, Task, TaskState};
-
-const VARS: [&str; 8] = [
-    "MASTER_API_BLUE_URL",
-    "MASTER_API_GREEN_URL",
-    "MASTER_CRON_PURPLE_URL",
-    "MASTER_CRON_YELLOW_URL",
-    "STAGING_API_BLUE_URL",
-    "STAGING_API_GREEN_URL",
-    "STAGING_CRON_PURPLE_URL",
-    "STAGING_CRON_YELLOW_URL",
-];
 
 struct Platform {
     bot: Bot,
@@ -31,7 +20,7 @@ struct Platform {
 async fn platform(timeout: Duration, refused: &str) -> Platform {
     let mut sims = Vec::new();
     let mut vars = Vec::new();
-    for (i, var) in VARS.iter().enumerate() {
+    for (i, var) in INSTANCE_URL_VARS.iter().enumerate() {
         if *var == refused {
             vars.push((*var, crossroads_sim::dead_url().expect("dead url")));
             continue;

@@ -15,8 +15,20 @@ use bot_core::{config, Bot, Config, Reply, Request};
 pub const COMMANDS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../commands.yaml"));
 pub const INSTANCES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../instances.yaml"));
 
-/// The repository's config with `${VAR}`s taken from `vars` (defaults otherwise).
-pub fn shipped(vars: &[(&str, String)]) -> Config {
+/// The variables naming each shipped instance's URL, in config order.
+pub const INSTANCE_URL_VARS: [&str; 8] = [
+    "MASTER_API_BLUE_URL",
+    "MASTER_API_GREEN_URL",
+    "MASTER_CRON_PURPLE_URL",
+    "MASTER_CRON_YELLOW_URL",
+    "STAGING_API_BLUE_URL",
+    "STAGING_API_GREEN_URL",
+    "STAGING_CRON_PURPLE_URL",
+    "STAGING_CRON_YELLOW_URL",
+];
+
+/// The shipped commands with `instances` (YAML text), `${VAR}`s taken from `vars`.
+pub fn load(instances: &str, vars: &[(&str, String)]) -> Config {
     let vars: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -26,10 +38,15 @@ pub fn shipped(vars: &[(&str, String)]) -> Config {
         "commands.yaml",
         COMMANDS,
         "instances.yaml",
-        INSTANCES,
+        instances,
         &lookup,
     )
-    .unwrap_or_else(|e| panic!("shipped config must load: {e}"))
+    .unwrap_or_else(|e| panic!("test config must load: {e}"))
+}
+
+/// The repository's config with `${VAR}`s taken from `vars` (defaults otherwise).
+pub fn shipped(vars: &[(&str, String)]) -> Config {
+    load(INSTANCES, vars)
 }
 
 /// Answers every GET with a healthy JSON body and remembers the URLs asked.
