@@ -8,16 +8,31 @@ use async_trait::async_trait;
 
 use crate::backends::{AuditRecord, Claim, Lock, LockOutcome, Store, StoreError};
 
-/// How long processed event ids are remembered (Slack retries for ~5 minutes).
-const EVENT_MEMORY: Duration = Duration::from_secs(60 * 60);
-/// At most this many event ids are remembered; the oldest go first.
-const MAX_EVENTS: usize = 1_000_000;
+/// How long processed event ids are remembered (Slack retries at once, after ~1 and ~5 minutes).
+const EVENT_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// At most this many event ids are remembered (about 12 MiB); the oldest go first.
+const MAX_EVENTS: usize = 250_000;
+
+/// A fixed-size key for an event id: two independently keyed 64-bit hashes, so ids
+/// take 16 bytes however long they are and a false "duplicate" is out of reach.
+fn event_key(event_id: &str) -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let hash = |seed: u64| {
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        h.write_u64(seed);
+        h.write(event_id.as_bytes());
+        h.finish()
+    };
+    (u128::from(hash(0x9e37_79b9_7f4a_7c15)) << 64) | u128::from(hash(0xc2b2_ae3d_27d4_eb4f))
+}
 
 #[derive(Default)]
 struct State {
     /// Ids seen, and the same ids oldest first for O(1) expiry.
-    events: HashSet<String>,
-    event_order: VecDeque<(SystemTime, String)>,
+    events: HashSet<u128>,
+    event_order: VecDeque<(SystemTime, u128)>,
     buttons: HashMap<String, (SystemTime, Option<String>)>,
     locks: HashMap<String, Lock>,
     audit: Vec<AuditRecord>,
@@ -57,10 +72,11 @@ impl Store for MemoryStore {
                 s.events.remove(id);
                 s.event_order.pop_front();
             }
-            if !s.events.insert(event_id.to_owned()) {
+            let key = event_key(event_id);
+            if !s.events.insert(key) {
                 return false;
             }
-            s.event_order.push_back((now, event_id.to_owned()));
+            s.event_order.push_back((now, key));
             true
         })
     }
@@ -159,12 +175,32 @@ mod tests {
                 .await,
             Ok(true)
         );
-        // An hour later Ev1 is forgotten (Slack stopped retrying long before).
+        // Once the window has passed Ev1 is forgotten (Slack stopped retrying long before).
         assert_eq!(
             store
                 .first_delivery("Ev1", t0 + EVENT_MEMORY + Duration::from_secs(1))
                 .await,
             Ok(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_oldest_ids_go_first_when_the_cap_is_reached() {
+        let store = MemoryStore::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for i in 0..=MAX_EVENTS {
+            assert_eq!(store.first_delivery(&format!("Ev{i}"), t0).await, Ok(true));
+        }
+        let newest = format!("Ev{MAX_EVENTS}");
+        assert_eq!(
+            store.first_delivery(&newest, t0).await,
+            Ok(false),
+            "recent ids stay"
+        );
+        assert_eq!(
+            store.first_delivery("Ev0", t0).await,
+            Ok(true),
+            "the oldest was evicted"
         );
     }
 }
