@@ -433,3 +433,42 @@ async fn toy_refreshes_the_requesters_own_database() {
         "nothing triggered for them"
     );
 }
+
+#[tokio::test]
+async fn switch_moves_a_pool_to_the_named_or_the_other_member() {
+    let p = Platform::start(TOKEN).await;
+    let reply = say(&p.bot, USER, "switch staging api green").await;
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    assert!(
+        reply.to_plain_text().contains("api: blue → *green*"),
+        "{}",
+        reply.to_plain_text()
+    );
+    assert_eq!(p.active("staging", "api").await, "green");
+    assert_eq!(
+        p.active("staging", "cron").await,
+        "purple",
+        "only the named pool moves"
+    );
+
+    let reply = say(&p.bot, USER, "switch staging api green").await;
+    assert!(
+        reply.to_plain_text().contains("green is already active"),
+        "{}",
+        reply.to_plain_text()
+    );
+
+    // Without a member: the other one, after checking it is healthy.
+    p.sim("STAGING_API_BLUE_URL")
+        .control()
+        .set_behaviour(Behaviour::Unhealthy);
+    let refused = say(&p.bot, USER, "flip staging api").await;
+    assert_eq!(
+        refused.outcome,
+        Outcome::Failed,
+        "{}",
+        refused.to_plain_text()
+    );
+    assert_eq!(p.active("staging", "api").await, "green");
+    assert!(p.jenkins.triggers().is_empty(), "switching builds nothing");
+}
