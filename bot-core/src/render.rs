@@ -63,6 +63,42 @@ fn chunks(text: &str, max: usize) -> Vec<String> {
     out
 }
 
+/// Slack markup → readable text: `<url|label>` → `label (url)`, `<@U1>` → `@U1`,
+/// `<#C1|general>` → `#general`, `<!date^…|fallback>` → `fallback`, `<!here>` → `@here`.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        let Some(close) = rest[open..].find('>').map(|c| open + c) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 1..close];
+        // A `<` followed by a space, or one with another `<` before its `>`, is just a character.
+        if inner.is_empty() || inner.starts_with(char::is_whitespace) || inner.contains('<') {
+            out.push('<');
+            rest = &rest[open + 1..];
+            continue;
+        }
+        let (target, label) = match inner.split_once('|') {
+            Some((t, l)) => (t, Some(l)),
+            None => (inner, None),
+        };
+        match (target.chars().next(), label) {
+            (Some('@'), Some(l)) => out.push_str(&format!("@{l}")),
+            (Some('@'), None) => out.push_str(target),
+            (Some('#'), Some(l)) => out.push_str(&format!("#{l}")),
+            (Some('!'), Some(l)) => out.push_str(l),
+            (Some('!'), None) => out.push_str(&format!("@{}", &target[1..])),
+            (_, Some(l)) => out.push_str(&format!("{l} ({target})")),
+            (_, None) => out.push_str(target),
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Reply {
     /// Block Kit blocks for `chat.postMessage` / `chat.update` / `response_url`.
     pub fn blocks(&self) -> Vec<SlackBlock> {
@@ -118,8 +154,8 @@ impl Reply {
         let mut n = 0;
         for part in &self.parts {
             match part {
-                Part::Header(t) => lines.push(format!("== {t} ==")),
-                Part::Text(t) | Part::Context(t) => lines.push(t.clone()),
+                Part::Header(t) => lines.push(format!("== {} ==", plain(t))),
+                Part::Text(t) | Part::Context(t) => lines.push(plain(t)),
                 Part::Divider => lines.push("--".into()),
                 Part::Buttons(buttons) => {
                     for b in buttons {
@@ -183,6 +219,23 @@ mod tests {
             blocks[1]["elements"][1]["action_id"]
         );
         assert_eq!(reply.to_plain_text(), "Which one?\n  [1] blue\n  [2] green");
+    }
+
+    #[test]
+    fn plain_text_reads_slack_markup() {
+        let cases = [
+            ("build <http://j/1/|#1> ok", "build #1 (http://j/1/) ok"),
+            ("by <@U1> in <#C1|ops>", "by @U1 in #ops"),
+            (
+                "<!date^1700000000^{date_short_pretty}|2023-11-14T22:13:20Z> · <!here>",
+                "2023-11-14T22:13:20Z · @here",
+            ),
+            ("a < b and <http://x>", "a < b and http://x"),
+            ("unbalanced <tail", "unbalanced <tail"),
+        ];
+        for (markup, text) in cases {
+            assert_eq!(plain(markup), text, "{markup}");
+        }
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn demo_answers_read_only_commands_with_nothing_configured() {
     assert!(stdout.contains("down: connection refused"), "{stdout}");
     assert!(stdout.contains("[8] staging cron yellow"), "{stdout}");
     assert!(
-        stdout.contains("<@U0DEMO> chose `health master api green`"),
+        stdout.contains("@U0DEMO chose `health master api green`") && !stdout.contains("<@"),
         "{stdout}"
     );
     assert!(

@@ -16,10 +16,11 @@ fn ago(now: SystemTime, then: SystemTime) -> String {
     )
 }
 
-/// `<!date^…>` renders in each reader's time zone in Slack; plain text falls back to UTC seconds.
+/// `<!date^…>` renders in each reader's time zone in Slack; elsewhere the UTC time shows.
 pub(crate) fn when(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    format!("<!date^{secs}^{{date_short_pretty}} {{time}}|{secs}>")
+    let utc = humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    format!("<!date^{secs}^{{date_short_pretty}} {{time}}|{utc}>")
 }
 
 pub(crate) async fn lock(ctx: &Ctx<'_>, inv: &Invocation, env: &str) -> Reply {
