@@ -320,7 +320,20 @@ fn code(s: &str) -> String {
     format!("`{}`", s.replace('`', "'"))
 }
 
+/// Longest message read as a command. Commands are short; the limit also keeps every
+/// button value (which carries the command) under Slack's 2,000 characters.
+pub const MAX_COMMAND_CHARS: usize = 1000;
+
 async fn handle_text(ctx: &Ctx<'_>, text: &str) -> Reply {
+    let length = text.chars().count();
+    if length > MAX_COMMAND_CHARS {
+        return Reply::message(
+            Outcome::Rejected,
+            format!(
+                "That is {length} characters: too long to be a command (I read at most {MAX_COMMAND_CHARS}). Try `help`."
+            ),
+        );
+    }
     let tokens = grammar::tokenize(text);
     match ctx.engine.index.parse(ctx.config(), &tokens) {
         Parsed::Empty => Reply::message(
@@ -337,6 +350,8 @@ async fn handle_text(ctx: &Ctx<'_>, text: &str) -> Reply {
         Parsed::Misspelt {
             typed, corrected, ..
         } => {
+            let words: Vec<String> = corrected.split_whitespace().map(str::to_owned).collect();
+            let corrected = restore_case(text, &words).join(" ");
             let set = ctx.button_set().await;
             Reply::message(
                 Outcome::Suggestion,
@@ -669,6 +684,14 @@ async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
     let Ok(value) = serde_json::from_str::<ButtonValue>(value) else {
         return Reply::message(Outcome::Rejected, "That button is not one of mine.").ephemeral();
     };
+    // Someone who may not run the command must not use up the buttons of those who may.
+    if let ButtonAction::Run(inv) = &value.action {
+        if let Some(cmd) = ctx.config().command(&inv.command) {
+            if let Err(refusal) = policy::permitted(ctx.config(), cmd, &inv.target, ctx.user) {
+                return Reply::message(Outcome::Rejected, refusal).ephemeral();
+            }
+        }
+    }
     let claim = match ctx
         .b
         .store
@@ -761,6 +784,9 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     if let Err(refusal) = policy::permitted(config, cmd, &inv.target, ctx.user) {
         audit(ctx, &inv, &format!("refused: {refusal}"), None).await;
         return Reply::message(Outcome::Rejected, refusal);
+    }
+    if let Err(reply) = actions::check(config, cmd, &inv) {
+        return reply;
     }
     if policy::needs_confirmation(config, cmd, &inv.target) && !inv.confirmed {
         return confirmation(ctx, cmd, inv).await;

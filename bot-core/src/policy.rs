@@ -94,9 +94,22 @@ pub(crate) async fn confirmation_text(
                 .env()
                 .and_then(|e| ctx.config().env(e))
                 .is_some_and(|e| e.protected);
+            let question = match other {
+                Target::Env { env, pools } if cmd.action == ActionKind::Deploy => {
+                    let what = if pools.is_empty() {
+                        "every pool".to_owned()
+                    } else {
+                        pools.join(", ")
+                    };
+                    format!(
+                        "Really deploy `{}` to *{env}* ({what})?",
+                        crate::actions::deploy::git_ref(inv)
+                    )
+                }
+                _ => format!("Really `{}`?", inv.as_text()),
+            };
             format!(
-                "Really `{}`?{}",
-                inv.as_text(),
+                "{question}{}",
                 if protected {
                     " This is a protected environment serving live traffic."
                 } else {

@@ -147,15 +147,26 @@ impl Reply {
         serde_json::json!({ "blocks": self.blocks() })
     }
 
-    /// Plain text: Slack's notification fallback and the console's output.
-    /// Buttons are listed as numbered choices `[1] label`, in [`Reply::all_buttons`] order.
+    /// Plain text with Slack markup kept (`<@U1>`, `<url|label>`): the `text` fallback
+    /// Slack shows in notifications. Buttons are listed as numbered choices `[1] label`,
+    /// in [`Reply::all_buttons`] order.
     pub fn to_plain_text(&self) -> String {
+        self.text_with(|t| t.to_owned())
+    }
+
+    /// Plain text for a terminal: like [`Reply::to_plain_text`], with Slack markup made
+    /// readable (`@U1`, `label (url)`, dates in UTC).
+    pub fn to_console_text(&self) -> String {
+        self.text_with(plain)
+    }
+
+    fn text_with(&self, convert: impl Fn(&str) -> String) -> String {
         let mut lines: Vec<String> = Vec::new();
         let mut n = 0;
         for part in &self.parts {
             match part {
-                Part::Header(t) => lines.push(format!("== {} ==", plain(t))),
-                Part::Text(t) | Part::Context(t) => lines.push(plain(t)),
+                Part::Header(t) => lines.push(format!("== {} ==", convert(t))),
+                Part::Text(t) | Part::Context(t) => lines.push(convert(t)),
                 Part::Divider => lines.push("--".into()),
                 Part::Buttons(buttons) => {
                     for b in buttons {

@@ -472,3 +472,168 @@ async fn switch_moves_a_pool_to_the_named_or_the_other_member() {
     assert_eq!(p.active("staging", "api").await, "green");
     assert!(p.jenkins.triggers().is_empty(), "switching builds nothing");
 }
+
+#[tokio::test]
+async fn a_running_deploy_cannot_be_unlocked_and_blocks_restarts_and_jobs() {
+    let p = Platform::start(TOKEN).await;
+    p.jenkins.set_job(
+        "platform/deploy-api",
+        quick().build_duration(Duration::from_millis(800)),
+    );
+    let bot = p.bot.clone();
+    let deploy = tokio::spawn(async move { say(&bot, USER, "deploy staging api").await });
+    for _ in 0..100 {
+        if !p.triggers("platform/deploy-api").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let unlock = say(&p.bot, "U0ADMIN", "unlock staging").await;
+    assert_eq!(
+        unlock.outcome,
+        Outcome::Rejected,
+        "{}",
+        unlock.to_plain_text()
+    );
+    assert!(
+        unlock.to_plain_text().contains("running `deploy`"),
+        "{}",
+        unlock.to_plain_text()
+    );
+
+    let restart = say(&p.bot, USER, "restart staging green").await;
+    assert_eq!(
+        restart.outcome,
+        Outcome::Rejected,
+        "{}",
+        restart.to_plain_text()
+    );
+    assert!(
+        restart.to_plain_text().contains("locked by <@U0DEPLOYER>"),
+        "{}",
+        restart.to_plain_text()
+    );
+    assert!(
+        p.triggers("platform/restart").is_empty(),
+        "no restart while traffic may move to it"
+    );
+
+    assert_eq!(deploy.await.expect("deploy").outcome, Outcome::Done);
+    // Released by the deploy itself: restarts work again.
+    let restart = say(&p.bot, USER, "restart staging blue").await;
+    assert_eq!(
+        restart.outcome,
+        Outcome::Done,
+        "{}",
+        restart.to_plain_text()
+    );
+}
+
+#[tokio::test]
+async fn a_manual_lock_freezes_deploys_and_jobs_until_unlocked() {
+    let p = Platform::start(TOKEN).await;
+    assert_eq!(
+        say(&p.bot, USER, "lock staging release freeze")
+            .await
+            .outcome,
+        Outcome::Done
+    );
+    let deploy = say(&p.bot, "U0ADMIN", "deploy staging").await;
+    assert_eq!(deploy.outcome, Outcome::Rejected);
+    assert!(
+        deploy.to_plain_text().contains("release freeze"),
+        "{}",
+        deploy.to_plain_text()
+    );
+    let job = say(&p.bot, "U0ADMIN", "clear cache staging").await;
+    assert_eq!(job.outcome, Outcome::Rejected, "{}", job.to_plain_text());
+    assert!(p.jenkins.triggers().is_empty());
+
+    assert_eq!(
+        say(&p.bot, "U0ADMIN", "unlock staging").await.outcome,
+        Outcome::Done
+    );
+    assert_eq!(
+        say(&p.bot, "U0ADMIN", "deploy staging api").await.outcome,
+        Outcome::Done
+    );
+}
+
+#[tokio::test]
+async fn the_ref_can_be_given_as_ref_equals_and_extra_words_are_refused() {
+    let p = Platform::start(TOKEN).await;
+    let reply = say(&p.bot, USER, "deploy staging api ref=Release/2.0").await;
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    assert_eq!(
+        param(&p.triggers("platform/deploy-api")[0], "REF"),
+        Some("Release/2.0")
+    );
+
+    let reply = say(&p.bot, USER, "deploy staging after lunch").await;
+    assert_eq!(
+        reply.outcome,
+        Outcome::Rejected,
+        "{}",
+        reply.to_plain_text()
+    );
+    assert!(
+        reply.to_plain_text().contains("`lunch`"),
+        "{}",
+        reply.to_plain_text()
+    );
+    assert_eq!(p.jenkins.triggers().len(), 1, "nothing more was built");
+
+    // Production's confirmation names what will be built.
+    let ask = say(&p.bot, USER, "deploy prod api v2.1").await;
+    assert!(
+        ask.to_plain_text()
+            .contains("Really deploy `v2.1` to *master* (api)?"),
+        "{}",
+        ask.to_plain_text()
+    );
+}
+
+#[tokio::test]
+async fn pools_without_a_deploy_job_are_found_before_anything_runs() {
+    let p = Platform::start(TOKEN).await;
+    let mut config = p.bot.config();
+    for env in &mut config.environments {
+        for pool in &mut env.pools {
+            if pool.name == "cron" {
+                pool.deploy = None;
+            }
+        }
+    }
+    let bot = Bot::builder(config).switch_all(p.switch.clone()).build();
+    let reply = say(&bot, USER, "deploy staging").await;
+    assert_eq!(
+        reply.outcome,
+        Outcome::Rejected,
+        "{}",
+        reply.to_plain_text()
+    );
+    assert!(
+        reply
+            .to_plain_text()
+            .contains("No `deploy` job is configured for cron"),
+        "{}",
+        reply.to_plain_text()
+    );
+    assert!(
+        p.jenkins.triggers().is_empty(),
+        "api was not deployed half-way"
+    );
+    assert_eq!(p.active("staging", "api").await, "blue");
+}
+
+#[tokio::test]
+async fn a_click_by_someone_not_allowed_leaves_the_buttons_to_those_who_are() {
+    let p = Platform::start(TOKEN).await;
+    let ask = say(&p.bot, USER, "deploy prod").await;
+    assert_eq!(ask.outcome, Outcome::Confirm);
+    let stranger = click(&p.bot, "U0STRANGER", &ask, "Yes").await;
+    assert_eq!(stranger.outcome, Outcome::Rejected);
+    assert!(stranger.ephemeral, "the refusal is for the stranger only");
+    let done = click(&p.bot, USER, &ask, "Yes").await;
+    assert_eq!(done.outcome, Outcome::Done, "{}", done.to_plain_text());
+}

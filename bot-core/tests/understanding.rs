@@ -242,3 +242,35 @@ async fn bad_input_gets_a_clear_reply_and_never_a_panic() {
     let reply = bot.handle(Request::button("U0DEMO", "not json")).await;
     assert_eq!(reply.outcome, Outcome::Rejected);
 }
+
+#[tokio::test]
+async fn a_suggestion_keeps_the_case_of_the_arguments() {
+    let (bot, _, _) = recording_bot();
+    let reply = say(&bot, "U0DEMO", "deplyo staging Feature/Login").await;
+    assert_eq!(reply.outcome, Outcome::Suggestion);
+    assert!(
+        reply
+            .to_plain_text()
+            .contains("Did you mean `deploy staging Feature/Login`?"),
+        "{}",
+        reply.to_plain_text()
+    );
+}
+
+#[tokio::test]
+async fn an_overlong_message_is_refused_with_a_reason() {
+    let (bot, probe, _) = recording_bot();
+    let reply = say(
+        &bot,
+        "U0DEMO",
+        &format!("health rh blue {}", "x".repeat(2000)),
+    )
+    .await;
+    assert_eq!(reply.outcome, Outcome::Rejected);
+    assert!(
+        reply.to_plain_text().contains("too long to be a command"),
+        "{}",
+        reply.to_plain_text()
+    );
+    assert!(probe.urls().is_empty());
+}

@@ -31,7 +31,7 @@ impl Default for PrintProgress {
 #[async_trait]
 impl Progress for PrintProgress {
     async fn update(&self, reply: &Reply) {
-        let text = reply.to_plain_text();
+        let text = reply.to_console_text();
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         let Ok(mut last) = self.last.lock() else {
             return;
@@ -98,7 +98,7 @@ pub async fn run(bot: Bot, user: String) -> std::io::Result<()> {
             ConsoleInput::Text(text) => Request::text(user.clone(), text),
         };
         let reply = bot.handle_with(request, &PrintProgress::new()).await;
-        println!("{}\n", reply.to_plain_text());
+        println!("{}\n", reply.to_console_text());
         let fresh: Vec<String> = reply.all_buttons().map(|b| b.value.clone()).collect();
         if !fresh.is_empty() || !reply.ephemeral {
             buttons = fresh;

@@ -34,7 +34,8 @@ enum Command {
         #[arg(long, default_value = ".")]
         config_dir: PathBuf,
     },
-    /// Run one command through the engine and print the reply.
+    /// Run one command through the engine and print the reply. Exit status: 0 done,
+    /// 1 refused or failed, 2 needs a click (choices, suggestion, confirmation).
     Run {
         /// Slack user id to act as.
         #[arg(long = "as", value_name = "USER_ID")]
@@ -74,6 +75,17 @@ enum Command {
 
 fn load(dir: &Path) -> anyhow::Result<bot_core::Config> {
     config::load_dir(dir).map_err(|errors| anyhow::anyhow!("{errors}"))
+}
+
+/// `run`'s exit status, for scripts: 0 done or shown, 1 refused or failed,
+/// 2 the bot needs a click (choices, suggestion, confirmation) that a script cannot give.
+fn exit_code(outcome: bot_core::Outcome) -> ExitCode {
+    use bot_core::Outcome::*;
+    match outcome {
+        Info | Done | Progress => ExitCode::SUCCESS,
+        Rejected | Failed | Stale => ExitCode::from(1),
+        Choices | Suggestion | Confirm => ExitCode::from(2),
+    }
 }
 
 fn init_tracing() {
@@ -129,9 +141,9 @@ async fn main() -> ExitCode {
                         serde_json::to_string_pretty(&reply.to_block_kit_json())?
                     );
                 } else {
-                    println!("{}", reply.to_plain_text());
+                    println!("{}", reply.to_console_text());
                 }
-                Ok(ExitCode::SUCCESS)
+                Ok(exit_code(reply.outcome))
             }
             Command::Console { user, config_dir } => {
                 let bot = Bot::builder(load(&config_dir)?).build();

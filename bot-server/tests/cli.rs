@@ -81,8 +81,9 @@ fn run_prints_the_reply_as_text_or_block_kit() {
         text(&out.stdout)
     );
 
+    // Exit 2: the reply asks for a click, which a script cannot give.
     let out = run(&["run", "--as", "U0DEMO", "--json", "health"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let blocks = json["blocks"].as_array().expect("blocks");
     let buttons: usize = blocks
@@ -91,6 +92,17 @@ fn run_prints_the_reply_as_text_or_block_kit() {
         .map(|b| b["elements"].as_array().map_or(0, Vec::len))
         .sum();
     assert_eq!(buttons, 8, "one button per instance: {json}");
+}
+
+#[test]
+fn run_exits_1_when_the_bot_refuses() {
+    let out = run(&["run", "--as", "U0DEMO", "make", "coffee"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("I don't know the command `make`"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

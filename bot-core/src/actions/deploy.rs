@@ -14,6 +14,66 @@ use crate::reply::{Invocation, Outcome, Reply};
 /// Git ref built when none is given.
 const DEFAULT_REF: &str = "main";
 
+/// The git ref a deploy builds: `ref=…`, else the one word given, else [`DEFAULT_REF`].
+pub(crate) fn git_ref(inv: &Invocation) -> String {
+    inv.params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("ref"))
+        .map(|(_, v)| v.clone())
+        .or_else(|| inv.args.first().cloned())
+        .unwrap_or_else(|| DEFAULT_REF.to_owned())
+}
+
+/// Checks a deploy before anything runs (and before asking for confirmation): one ref
+/// at most, and every pool it touches has a deploy job.
+pub(crate) fn check(config: &crate::config::Config, inv: &Invocation) -> Result<(), Reply> {
+    let given_ref = inv
+        .params
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("ref"));
+    let extra: &[String] = if given_ref {
+        &inv.args
+    } else {
+        inv.args.get(1..).unwrap_or(&[])
+    };
+    if !extra.is_empty() {
+        let words: Vec<String> = extra.iter().map(|w| format!("`{w}`")).collect();
+        return Err(Reply::message(
+            Outcome::Rejected,
+            format!(
+                "I didn't understand {} — `deploy` takes an environment, optionally pools, and one git ref (or `ref=…`).",
+                words.join(", ")
+            ),
+        ));
+    }
+    let crate::reply::Target::Env { env, pools } = &inv.target else {
+        return Ok(());
+    };
+    let Some(env) = config.env(env) else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = env
+        .pools
+        .iter()
+        .filter(|p| pools.is_empty() || pools.contains(&p.name))
+        .filter(|p| p.deploy.is_none())
+        .map(|p| p.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Reply::message(
+            Outcome::Rejected,
+            format!(
+                "No `deploy` job is configured for {} in *{}*, so I deploy nothing. Name the pools to deploy, e.g. `deploy {} {}`.",
+                missing.join(", "),
+                env.name,
+                env.name,
+                env.pools.iter().find(|p| p.deploy.is_some()).map_or("api", |p| p.name.as_str())
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Times of one pool's deploy, for the report (and for measuring the bot's own overhead).
 #[derive(Default, Clone, Copy)]
 struct Timings {
@@ -43,8 +103,17 @@ impl Board {
     }
 }
 
-/// Takes the environment lock for the duration of `f`; refuses, naming the holder, when taken.
-async fn with_lock<'a, F, Fut>(ctx: &'a Ctx<'a>, env: &str, why: &str, f: F) -> Reply
+/// Takes the environment lock for the duration of `f` (leased for `lease`, which must
+/// outlast the action); refuses, naming the holder, when someone holds it. Only this
+/// action's own lock is released at the end, never one taken by someone else meanwhile.
+async fn with_lock<'a, F, Fut>(
+    ctx: &'a Ctx<'a>,
+    env: &str,
+    action: &str,
+    why: &str,
+    lease: Duration,
+    f: F,
+) -> Reply
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Reply>,
@@ -55,22 +124,12 @@ where
         holder: ctx.user.to_owned(),
         reason: why.to_owned(),
         since: now,
-        expires: now + ctx.config().settings.lock_lease,
+        expires: now + lease,
+        action: Some(action.to_owned()),
     };
-    match ctx.b.store.try_lock(lock, now).await {
+    match ctx.b.store.try_lock(lock.clone(), now).await {
         Ok(LockOutcome::Acquired) => {}
-        Ok(LockOutcome::HeldBy(held)) => {
-            let for_how_long = human(now.duration_since(held.since).unwrap_or_default());
-            return Reply::message(
-                Outcome::Rejected,
-                format!(
-                    ":lock: *{env}* is locked by <@{}> ({}, for {for_how_long}). Try again when they are done{}.",
-                    held.holder,
-                    held.reason,
-                    if held.reason.starts_with("deploy") { "" } else { " or ask them to `unlock`" }
-                ),
-            );
-        }
+        Ok(LockOutcome::HeldBy(held)) => return locked_reply(now, &held),
         Err(e) => {
             return Reply::message(
                 Outcome::Failed,
@@ -79,10 +138,43 @@ where
         }
     }
     let reply = f().await;
-    if let Err(e) = ctx.b.store.unlock(env).await {
-        tracing::error!(env, error = %e, "could not release lock");
+    match ctx.b.store.release(&lock).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(env, "the lock had lapsed before the action finished"),
+        Err(e) => tracing::error!(env, error = %e, "could not release lock"),
     }
     reply
+}
+
+/// "Locked by …" for anything that finds an environment locked.
+pub(crate) fn locked_reply(now: std::time::SystemTime, held: &Lock) -> Reply {
+    let for_how_long = human(now.duration_since(held.since).unwrap_or_default());
+    let hint = match &held.action {
+        Some(_) => "Try again when it is done.".to_owned(),
+        None => format!("Ask them, or `unlock {}` when it is safe.", held.env),
+    };
+    Reply::message(
+        Outcome::Rejected,
+        format!(
+            ":lock: *{}* is locked by <@{}> ({}, for {for_how_long}). {hint}",
+            held.env, held.holder, held.reason
+        ),
+    )
+}
+
+/// A lease long enough for every step of an action on `pools` pools: each build may
+/// take Jenkins' whole timeout and each gate its whole timeout.
+fn lease_for(ctx: &Ctx<'_>, pools: usize) -> Duration {
+    let settings = &ctx.config().settings;
+    let build = ctx
+        .config()
+        .jenkins
+        .as_ref()
+        .map_or(Duration::from_secs(30 * 60), |j| j.timeout);
+    let per_pool = build + settings.gate_timeout + Duration::from_secs(60);
+    settings
+        .lock_lease
+        .max(per_pool * u32::try_from(pools.max(1)).unwrap_or(u32::MAX))
 }
 
 /// The member a deploy builds: the one after the active member, in file order.
@@ -176,77 +268,80 @@ pub(crate) async fn deploy(
             format!("There is no environment {env_name}."),
         );
     };
-    let git_ref = inv
-        .args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| DEFAULT_REF.to_owned());
+    let git_ref = git_ref(inv);
     let pools: Vec<&Pool> = env
         .pools
         .iter()
         .filter(|p| pools.is_empty() || pools.contains(&p.name))
         .collect();
     let why = format!("deploy {git_ref}");
-    with_lock(ctx, &env.name, &why, || async {
-        let started = Instant::now();
-        let mut board = Board {
-            title: format!(
-                ":rocket: Deploying `{git_ref}` to *{}* for <@{}>",
-                env.name, ctx.user
-            ),
-            lines: pools
-                .iter()
-                .map(|p| format!("• {}: waiting", p.name))
-                .collect(),
-        };
-        let mut done = Vec::new();
-        let mut timings = Timings::default();
-        let mut links = Vec::new();
-        for (i, pool) in pools.iter().enumerate() {
-            match deploy_pool(ctx, env, pool, &git_ref, &mut board, i).await {
-                Ok((line, t, link)) => {
-                    timings.build += t.build;
-                    timings.gate += t.gate;
-                    timings.switch += t.switch;
-                    links.push(link);
-                    done.push(line);
-                }
-                Err(failure) => {
-                    let mut reply = board.reply(Outcome::Failed).text(failure.clone());
-                    if !done.is_empty() {
-                        reply = reply.context(format!(
-                            "Already switched: {}. `rollback {}` moves them back.",
-                            done.join(", "),
-                            env.name
-                        ));
+    with_lock(
+        ctx,
+        &env.name,
+        "deploy",
+        &why,
+        lease_for(ctx, pools.len()),
+        || async {
+            let started = Instant::now();
+            let mut board = Board {
+                title: format!(
+                    ":rocket: Deploying `{git_ref}` to *{}* for <@{}>",
+                    env.name, ctx.user
+                ),
+                lines: pools
+                    .iter()
+                    .map(|p| format!("• {}: waiting", p.name))
+                    .collect(),
+            };
+            let mut done = Vec::new();
+            let mut timings = Timings::default();
+            let mut links = Vec::new();
+            for (i, pool) in pools.iter().enumerate() {
+                match deploy_pool(ctx, env, pool, &git_ref, &mut board, i).await {
+                    Ok((line, t, link)) => {
+                        timings.build += t.build;
+                        timings.gate += t.gate;
+                        timings.switch += t.switch;
+                        links.push(link);
+                        done.push(line);
                     }
-                    audit(
-                        ctx,
-                        inv,
-                        &format!("failed: {}", strip(&failure)),
-                        links.last().cloned(),
-                    )
-                    .await;
-                    return reply;
+                    Err(failure) => {
+                        let mut reply = board.reply(Outcome::Failed).text(failure.clone());
+                        if !done.is_empty() {
+                            reply = reply.context(format!(
+                                "Already switched: {}. `rollback {}` moves them back.",
+                                done.join(", "),
+                                env.name
+                            ));
+                        }
+                        audit(
+                            ctx,
+                            inv,
+                            &format!("failed: {}", strip(&failure)),
+                            links.last().cloned(),
+                        )
+                        .await;
+                        return reply;
+                    }
                 }
             }
-        }
-        let total = started.elapsed();
-        let overhead = total.saturating_sub(timings.build + timings.gate);
-        audit(ctx, inv, "ok", links.last().cloned()).await;
-        board.title = format!(
-            ":white_check_mark: Deployed `{git_ref}` to *{}* in {}",
-            env.name,
-            human(total)
-        );
-        board.reply(Outcome::Done).context(format!(
-            "build {} · health gate {} · switch {} · bot overhead {}",
-            human(timings.build),
-            human(timings.gate),
-            human(timings.switch),
-            human(overhead)
-        ))
-    })
+            let total = started.elapsed();
+            let overhead = total.saturating_sub(timings.build + timings.gate);
+            audit(ctx, inv, "ok", links.last().cloned()).await;
+            board.title = format!(
+                ":white_check_mark: Deployed `{git_ref}` to *{}* in {}",
+                env.name,
+                human(total)
+            );
+            board.reply(Outcome::Done).context(format!(
+                "build {} · health gate {} · switch {} · bot overhead {}",
+                human(timings.build),
+                human(timings.gate),
+                human(timings.switch),
+                human(overhead)
+            ))
+        },
+    )
     .await
 }
 
@@ -412,7 +507,7 @@ pub(crate) async fn move_traffic(
         .filter(|p| pools.is_empty() || pools.contains(&p.name))
         .collect();
     let verb = if rollback { "rollback" } else { "switch" };
-    with_lock(ctx, &env.name, verb, || async {
+    with_lock(ctx, &env.name, verb, verb, lease_for(ctx, 0), || async {
         let mut lines = Vec::new();
         for pool in &pools {
             let active = match ctx.active(&env.name, &pool.name).await {

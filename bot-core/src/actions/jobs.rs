@@ -196,22 +196,13 @@ pub(crate) async fn job_reply(
     }
 }
 
-/// A YAML-defined `job` command.
-pub(crate) async fn custom_job(ctx: &Ctx<'_>, inv: &Invocation, job: &JobSpec) -> Reply {
+/// A command defined entirely in YAML: runs its job or sends its request, with
+/// `{env}`, `{user}`, `{args}` and every `key=value` given available to templates.
+pub(crate) async fn custom(ctx: &Ctx<'_>, inv: &Invocation, action: ActionSpec) -> Reply {
     let env = inv.target.env().unwrap_or("").to_owned();
     let args = inv.args.join(" ");
     let mut vars: Vec<(&str, &str)> = vec![("env", &env), ("user", ctx.user), ("args", &args)];
     vars.extend(inv.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let title = format!("`{}`", inv.as_text());
-    run_action(ctx, inv, &title, &ActionSpec::Job(job.clone()), &vars).await
-}
-
-/// A YAML-defined `http` command.
-pub(crate) async fn custom_http(ctx: &Ctx<'_>, inv: &Invocation, spec: &HttpRequestSpec) -> Reply {
-    let env = inv.target.env().unwrap_or("").to_owned();
-    let args = inv.args.join(" ");
-    let mut vars: Vec<(&str, &str)> = vec![("env", &env), ("user", ctx.user), ("args", &args)];
-    vars.extend(inv.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let title = format!("`{}`", inv.as_text());
-    run_action(ctx, inv, &title, &ActionSpec::Http(spec.clone()), &vars).await
+    run_action(ctx, inv, &title, &action, &vars).await
 }

@@ -9,13 +9,6 @@ use crate::reply::{Invocation, Outcome, Reply};
 /// A manual lock lasts until unlocked (or a week, whichever comes first).
 const MANUAL_LOCK: Duration = Duration::from_secs(7 * 24 * 3600);
 
-fn ago(now: SystemTime, then: SystemTime) -> String {
-    format!(
-        "{} ago",
-        human(now.duration_since(then).unwrap_or_default())
-    )
-}
-
 /// `<!date^…>` renders in each reader's time zone in Slack; elsewhere the UTC time shows.
 pub(crate) fn when(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -36,26 +29,38 @@ pub(crate) async fn lock(ctx: &Ctx<'_>, inv: &Invocation, env: &str) -> Reply {
         reason: reason.clone(),
         since: now,
         expires: now + MANUAL_LOCK,
+        action: None,
     };
     match ctx.b.store.try_lock(lock, now).await {
         Ok(LockOutcome::Acquired) => {
             audit(ctx, inv, "ok", None).await;
             Reply::message(Outcome::Done, format!(":lock: *{env}* is locked by <@{}>: {reason}. Deploys wait until `unlock {env}`.", ctx.user))
         }
-        Ok(LockOutcome::HeldBy(held)) => Reply::message(
-            Outcome::Rejected,
-            format!(
-                ":lock: *{env}* is already locked by <@{}> ({}, {}).",
-                held.holder,
-                held.reason,
-                ago(now, held.since)
-            ),
-        ),
+        Ok(LockOutcome::HeldBy(held)) => crate::actions::deploy::locked_reply(now, &held),
         Err(e) => Reply::message(Outcome::Failed, format!("I could not lock {env}: {e}")),
     }
 }
 
 pub(crate) async fn unlock(ctx: &Ctx<'_>, inv: &Invocation, env: &str) -> Reply {
+    let now = ctx.now();
+    // A running deploy, rollback or switch releases its own lock; pulling it from
+    // under the action would let a second one start while traffic is moving.
+    match ctx.b.store.lock_of(env, now).await {
+        Ok(Some(held)) if held.action.is_some() => {
+            return Reply::message(
+                Outcome::Rejected,
+                format!(
+                    ":lock: *{env}* is held by a running `{}` of <@{}> ({}, for {}). It unlocks itself when that is done.",
+                    held.action.as_deref().unwrap_or("action"),
+                    held.holder,
+                    held.reason,
+                    human(now.duration_since(held.since).unwrap_or_default())
+                ),
+            )
+        }
+        Ok(_) => {}
+        Err(e) => return Reply::message(Outcome::Failed, format!("I could not unlock {env}: {e}")),
+    }
     match ctx.b.store.unlock(env).await {
         Ok(Some(held)) => {
             audit(ctx, inv, "ok", None).await;

@@ -279,6 +279,10 @@ pub struct Lock {
     pub since: SystemTime,
     /// When it lapses on its own.
     pub expires: SystemTime,
+    /// The running action that holds it (`deploy`, `rollback`, `switch`); `None` for a
+    /// lock taken by hand with `lock`. Only the action itself releases an action's lock.
+    #[serde(default)]
+    pub action: Option<String>,
 }
 
 /// Result of trying to take a lock.
@@ -341,8 +345,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Claim, StoreError>;
     /// Takes the lock on `env` unless someone else holds an unexpired one.
     async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError>;
-    /// Releases `env`'s lock; returns the lock that was released, if any.
+    /// Releases `env`'s lock whoever holds it; returns the lock that was released, if any.
     async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError>;
+    /// Releases exactly `lock` (same holder, same start); `false` when the lock on its
+    /// environment is another one by now (it lapsed and was taken again).
+    async fn release(&self, lock: &Lock) -> Result<bool, StoreError>;
     /// The unexpired lock on `env`, if any.
     async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError>;
     /// Appends to the audit log.

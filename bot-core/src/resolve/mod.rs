@@ -582,6 +582,19 @@ impl Index {
         let best = near.iter().map(|&(_, d)| d).min()?;
         near.retain(|&(_, d)| d == best);
         near.sort_unstable();
+        // A typo as close to `active` as to `inactive` says nothing: never guess which.
+        let qualifiers: std::collections::BTreeSet<bool> = near
+            .iter()
+            .filter_map(
+                |&(id, _)| match self.aliases.get(id as usize).map(|a| &a.meaning) {
+                    Some(Meaning::Qualifier(q)) => Some(*q == Qualifier::Active),
+                    _ => None,
+                },
+            )
+            .collect();
+        if qualifiers.len() > 1 {
+            return None;
+        }
         let first = self.aliases.get(near.first()?.0 as usize)?;
         let meaning = match &first.meaning {
             Meaning::Qualifier(q) => Meaning::Qualifier(*q),

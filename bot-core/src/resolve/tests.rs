@@ -116,6 +116,11 @@ fn targets_narrow_by_every_word() {
         ("health staging standby", "health [inactive] → {STAGING}"),
         ("restart rh inactive", "restart [inactive] → {MASTER}"),
         ("restart rh inactve", "restart [inactive] → {MASTER}"),
+        // As close to `active` as to `inactive`: not understood, never a guess.
+        (
+            "force restart rh iactive",
+            "force restart → {MASTER} | rest: iactive",
+        ),
         (
             "health staging cron",
             "health → staging cron purple, staging cron yellow",

@@ -13,6 +13,9 @@ const EVENT_MEMORY: Duration = Duration::from_secs(15 * 60);
 /// At most this many event ids are remembered (about 12 MiB); the oldest go first.
 const MAX_EVENTS: usize = 250_000;
 
+/// Past this many button sets, expired ones are pruned.
+const BUTTON_SETS_BEFORE_PRUNING: usize = 10_240;
+
 /// A fixed-size key for an event id: two independently keyed 64-bit hashes, so ids
 /// take 16 bytes however long they are and a false "duplicate" is out of reach.
 fn event_key(event_id: &str) -> u128 {
@@ -83,6 +86,14 @@ impl Store for MemoryStore {
 
     async fn issue_buttons(&self, set_id: &str, expires: SystemTime) -> Result<(), StoreError> {
         self.with(|s| {
+            // Button sets live minutes; once there are many, forget those expired a day
+            // before this one (amortised: only every 1,024th set past the threshold).
+            if s.buttons.len() >= BUTTON_SETS_BEFORE_PRUNING && s.buttons.len() % 1024 == 0 {
+                let horizon = expires
+                    .checked_sub(Duration::from_secs(24 * 3600))
+                    .unwrap_or(expires);
+                s.buttons.retain(|_, (exp, _)| *exp > horizon);
+            }
             s.buttons.insert(set_id.to_owned(), (expires, None));
         })
     }
@@ -116,6 +127,16 @@ impl Store for MemoryStore {
 
     async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError> {
         self.with(|s| s.locks.remove(env))
+    }
+
+    async fn release(&self, lock: &Lock) -> Result<bool, StoreError> {
+        self.with(|s| match s.locks.get(&lock.env) {
+            Some(held) if held.holder == lock.holder && held.since == lock.since => {
+                s.locks.remove(&lock.env);
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError> {
@@ -202,5 +223,42 @@ mod tests {
             Ok(true),
             "the oldest was evicted"
         );
+    }
+
+    #[tokio::test]
+    async fn release_frees_only_the_lock_it_names() {
+        let store = MemoryStore::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let lock = |holder: &str, since: SystemTime| Lock {
+            env: "master".into(),
+            holder: holder.into(),
+            reason: "deploy".into(),
+            since,
+            expires: since + Duration::from_secs(60),
+            action: Some("deploy".into()),
+        };
+        let first = lock("U1", t0);
+        assert_eq!(
+            store.try_lock(first.clone(), t0).await,
+            Ok(LockOutcome::Acquired)
+        );
+        // The first lease lapses and someone else takes the environment.
+        let later = t0 + Duration::from_secs(120);
+        let second = lock("U2", later);
+        assert_eq!(
+            store.try_lock(second.clone(), later).await,
+            Ok(LockOutcome::Acquired)
+        );
+        assert_eq!(
+            store.release(&first).await,
+            Ok(false),
+            "the lapsed holder frees nothing"
+        );
+        assert_eq!(
+            store.lock_of("master", later).await,
+            Ok(Some(second.clone()))
+        );
+        assert_eq!(store.release(&second).await, Ok(true));
+        assert_eq!(store.lock_of("master", later).await, Ok(None));
     }
 }
