@@ -370,7 +370,7 @@ async fn a_server_that_never_comes_up_is_not_switched_to() {
         .expect_err("green never comes UP");
     let took = started.elapsed();
     assert!(
-        matches!(&err, SwitchError::NotApplied(m) if m.contains("green") && m.contains("down")),
+        matches!(&err, SwitchError::NotApplied(m) if m.contains("green") && m.contains("down") && m.contains("put it back in drain")),
         "{err}"
     );
     assert!(

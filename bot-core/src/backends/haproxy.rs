@@ -376,9 +376,14 @@ impl TrafficSwitch for HaproxySwitch {
         if let Err(e) = self.wait_until_up(member).await {
             let restored = self.restore(server, before.as_ref()).await;
             return Err(match (e, restored) {
-                (SwitchError::NotApplied(m), Ok(())) => SwitchError::NotApplied(m),
+                (SwitchError::NotApplied(m), Ok(Some(state))) => SwitchError::NotApplied(format!(
+                    "{m}; put it back in {state}, traffic unchanged"
+                )),
+                (SwitchError::NotApplied(m), Ok(None)) => {
+                    SwitchError::NotApplied(format!("{m}; traffic unchanged"))
+                }
                 (SwitchError::NotApplied(m), Err(r)) => SwitchError::NotApplied(format!(
-                    "{m}; putting it back failed too, check HAProxy: {r}"
+                    "{m}; putting it back failed, check HAProxy: {r}"
                 )),
                 (other, _) => other,
             });
@@ -427,8 +432,7 @@ impl HaproxySwitch {
             if now >= deadline {
                 let last = state.map_or_else(|| "no such server".to_owned(), ServerState::describe);
                 return Err(SwitchError::NotApplied(format!(
-                    "{member} did not come UP within {}s of being made ready (HAProxy reports it {last}); \
-                     left it as it was, traffic unchanged",
+                    "{member} did not come UP within {}s of being made ready (HAProxy reports it {last})",
                     self.up_timeout.as_secs_f64()
                 )));
             }
@@ -436,23 +440,29 @@ impl HaproxySwitch {
         }
     }
 
-    /// Puts `server` back in the admin state it had before the switch began.
-    async fn restore(&self, server: &str, before: Option<&ServerState>) -> Result<(), SwitchError> {
+    /// Puts `server` back in the admin state it had before the switch began; the
+    /// state set, if it needed one.
+    async fn restore(
+        &self,
+        server: &str,
+        before: Option<&ServerState>,
+    ) -> Result<Option<&'static str>, SwitchError> {
         let Some(before) = before else {
-            return Ok(());
+            return Ok(None);
         };
         let state = if before.in_maint() {
             "maint"
         } else if before.draining() {
             "drain"
         } else {
-            return Ok(());
+            return Ok(None);
         };
         self.set(&format!(
             "set server {}/{server} state {state}",
             self.backend
         ))
-        .await
+        .await?;
+        Ok(Some(state))
     }
 }
 
