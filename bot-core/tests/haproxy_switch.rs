@@ -1,16 +1,18 @@
 //! Switching traffic with a real HAProxy in front of two simulated instances.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bot_core::backends::haproxy::HaproxySwitch;
 use bot_core::backends::{SwitchError, TrafficSwitch};
 use bot_core::config::{Environment, HealthRecipe, Instance, Pool, Pos, SwitchSpec};
-use crossroads_sim::instance::SimInstance;
+use crossroads_sim::instance::{Behaviour, SimInstance};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
 
-use common::haproxy::{require_haproxy, traffic_reaches, Haproxy};
+use common::haproxy::{answer_through, require_haproxy, traffic_reaches, Haproxy};
 
 fn member(name: &str, url: &str) -> Instance {
     Instance {
@@ -208,4 +210,220 @@ async fn a_switch_that_does_not_take_is_not_applied() {
     );
     let err = switch.active(&env, &pool).await.expect_err("two ready");
     assert!(matches!(err, SwitchError::Unknown(_)), "{err:?}");
+}
+
+/// Waits until the runtime API answers and reports `expected` active.
+async fn wait_for_api(switch: &HaproxySwitch, env: &Environment, pool: &Pool, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match switch.active(env, pool).await {
+            Ok(active) if active == expected => return,
+            Ok(_) | Err(SwitchError::Unreachable { .. }) | Err(SwitchError::Unknown(_))
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("HAProxy never reported {expected} active: {other:?}"),
+        }
+    }
+}
+
+/// Waits until HAProxy's own health checks report `server` with `op_state`.
+async fn wait_for_op_state(switch: &HaproxySwitch, server: &str, op_state: u8) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let states = switch.servers_state().await.expect("show servers state");
+        if states
+            .iter()
+            .any(|s| s.name == server && s.op_state == op_state)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{server} never reached op state {op_state}: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The deploy flow with `off_state: drain` and realistic health checks (`rise 3
+/// inter 300ms`): the idle member restarts (HAProxy marks it DOWN), comes back
+/// healthy, and the switch happens at once. HAProxy needs three good checks (about
+/// 0.9 s) before it sends traffic there; the switch must wait for that before
+/// draining the old member, so users never see a 503.
+#[tokio::test]
+async fn no_request_fails_while_switching_with_slow_health_checks() {
+    if !require_haproxy() {
+        return;
+    }
+    let blue = SimInstance::start("blue", "blue").await.expect("blue");
+    let green = SimInstance::start("green", "green").await.expect("green");
+    let haproxy = Haproxy::start_with_checks(
+        &[("blue", blue.addr()), ("green", green.addr())],
+        "inter 300ms fall 2 rise 3",
+    );
+    let spec = SwitchSpec::Haproxy {
+        address: haproxy.admin.clone(),
+        backend: "be_app".into(),
+        servers: vec![],
+        off_state: "drain".into(),
+    };
+    let (env, pool) = env_and_pool(spec.clone(), &blue.url(), &green.url());
+    let switch = HaproxySwitch::from_spec(&spec).expect("haproxy spec");
+    wait_for_api(&switch, &env, &pool, "blue").await;
+    // Blue live, green drained (and health-checked).
+    switch
+        .switch_to(&env, &pool, "blue")
+        .await
+        .expect("blue live, green drained");
+    let frontend = haproxy.frontend.clone();
+    traffic_reaches(&frontend, "blue").await;
+
+    // The deploy restarts green: HAProxy sees it DOWN, then it is healthy again.
+    green.control().set_behaviour(Behaviour::Unhealthy);
+    wait_for_op_state(&switch, "green", 0).await;
+    green.control().set_behaviour(Behaviour::Healthy);
+
+    // Requests through the frontend, one after another, for as long as the switch
+    // takes (bounded: at most 500 requests).
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = {
+        let stop = stop.clone();
+        let frontend = frontend.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::SeqCst) && seen.len() < 500 {
+                seen.push(answer_through(&frontend).await);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            seen
+        })
+    };
+    switch
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect("switch to green");
+    // What read-back reports is what the frontend does.
+    assert_eq!(switch.active(&env, &pool).await.expect("active"), "green");
+    assert_eq!(
+        answer_through(&frontend).await,
+        Ok((200, Some("green".into()))),
+        "green takes traffic as soon as the switch returns"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::SeqCst);
+    let seen = requests.await.expect("request loop");
+
+    let failed: Vec<_> = seen.iter().filter(|a| !matches!(a, Ok((200, _)))).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the switch: {failed:?}",
+        failed.len(),
+        seen.len()
+    );
+    let versions: Vec<&str> = seen
+        .iter()
+        .filter_map(|a| a.as_ref().ok().and_then(|(_, v)| v.as_deref()))
+        .collect();
+    assert!(
+        versions.contains(&"blue") && versions.contains(&"green"),
+        "{versions:?}"
+    );
+}
+
+/// A new member that never passes its health checks is not switched to: the old one
+/// keeps traffic and the new one is put back in its off state.
+#[tokio::test]
+async fn a_server_that_never_comes_up_is_not_switched_to() {
+    if !require_haproxy() {
+        return;
+    }
+    let blue = SimInstance::start("blue", "blue").await.expect("blue");
+    let green = SimInstance::start("green", "green").await.expect("green");
+    let haproxy = Haproxy::start(&[("blue", blue.addr()), ("green", green.addr())]);
+    let spec = SwitchSpec::Haproxy {
+        address: haproxy.admin.clone(),
+        backend: "be_app".into(),
+        servers: vec![],
+        off_state: "drain".into(),
+    };
+    let (env, pool) = env_and_pool(spec.clone(), &blue.url(), &green.url());
+    let up_timeout = Duration::from_millis(1500);
+    let switch = HaproxySwitch::from_spec(&spec)
+        .expect("haproxy spec")
+        .up_timeout(up_timeout);
+    wait_for_api(&switch, &env, &pool, "blue").await;
+    switch
+        .switch_to(&env, &pool, "blue")
+        .await
+        .expect("blue live, green drained");
+    green.control().set_behaviour(Behaviour::Unhealthy);
+    wait_for_op_state(&switch, "green", 0).await;
+    let frontend = haproxy.frontend.clone();
+    traffic_reaches(&frontend, "blue").await;
+
+    let started = Instant::now();
+    let err = switch
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("green never comes UP");
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, SwitchError::NotApplied(m) if m.contains("green") && m.contains("down") && m.contains("put it back in drain")),
+        "{err}"
+    );
+    assert!(
+        took >= up_timeout && took < up_timeout + Duration::from_millis(1000),
+        "gave up after the wait: {took:?}"
+    );
+    assert_eq!(
+        switch.active(&env, &pool).await.expect("active"),
+        "blue",
+        "blue keeps traffic"
+    );
+    let green_state = switch
+        .servers_state()
+        .await
+        .expect("state")
+        .into_iter()
+        .find(|s| s.name == "green")
+        .expect("green row");
+    assert!(
+        green_state.draining(),
+        "green drained again: {green_state:?}"
+    );
+    traffic_reaches(&frontend, "blue").await;
+}
+
+/// A fake runtime API reporting blue in maintenance and green ready but DOWN:
+/// nobody takes traffic, and `active` says so instead of naming green.
+#[tokio::test]
+async fn a_ready_server_that_is_down_is_not_active() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            let answer = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight\n\
+                 3 be_app 1 blue 127.0.0.1 2 1 1\n3 be_app 2 green 127.0.0.1 0 4 1\n\n";
+            let _ = sock.write_all(answer.as_bytes()).await;
+        }
+    });
+    let spec = SwitchSpec::Haproxy {
+        address: addr.to_string(),
+        backend: "be_app".into(),
+        servers: vec![],
+        off_state: "maint".into(),
+    };
+    let (env, pool) = env_and_pool(spec.clone(), "http://127.0.0.1:1", "http://127.0.0.1:2");
+    let switch = HaproxySwitch::from_spec(&spec).expect("haproxy spec");
+    let err = switch.active(&env, &pool).await.expect_err("green is DOWN");
+    assert!(
+        matches!(&err, SwitchError::Unknown(m) if m.contains("green") && m.contains("DOWN") && m.contains("no traffic")),
+        "{err}"
+    );
 }

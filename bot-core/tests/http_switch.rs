@@ -6,7 +6,7 @@ use std::time::Duration;
 use bot_core::backends::http_switch::{HttpSwitch, JenkinsSwitch};
 use bot_core::backends::jenkins::{JenkinsClient, NoCi};
 use bot_core::backends::memory::MemorySwitch;
-use bot_core::backends::{switch_for, Ci, SwitchError, TrafficSwitch};
+use bot_core::backends::{switch_for, Ci, CiError, SwitchError, TrafficSwitch};
 use bot_core::config::{
     Environment, HealthRecipe, HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool, Pos,
     Secret, SwitchSpec,
@@ -365,4 +365,107 @@ async fn switch_for_builds_the_configured_kind() {
         .await
         .expect_err("NoCi");
     assert!(matches!(err, SwitchError::Refused(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------- secrets in URLs
+
+/// The HTTP switch's URLs with a password and a token in the query.
+fn http_spec_with_secrets(base: &str) -> SwitchSpec {
+    let base = base.replace("http://", "http://ops:pa55word@");
+    let url = format!("{base}/pools/{{env}}/{{pool}}?token=t0k3n");
+    SwitchSpec::Http {
+        set: HttpRequestSpec {
+            method: "POST".into(),
+            url: url.clone(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Some(r#"{"active": "{colour}"}"#.into()),
+        },
+        get_url: url,
+        pointer: "/active".into(),
+    }
+}
+
+fn assert_redacted(err: &SwitchError) {
+    let text = err.to_string();
+    assert!(
+        !text.contains("pa55word") && !text.contains("t0k3n"),
+        "secret in `{text}`"
+    );
+    assert!(text.contains("token=***"), "still says where: `{text}`");
+}
+
+/// Credentials in a switch URL (userinfo, a token in the query) never reach chat or
+/// the audit log through an error message.
+#[tokio::test]
+async fn switch_errors_never_show_credentials_from_urls() {
+    let (env, pool) = env_and_pool(http_spec(
+        crossroads_sim::dead_url().expect("port").as_str(),
+    ));
+
+    // Refused: the switch answers 500.
+    let sim = sim_switch(&["blue", "green"]).await;
+    sim.set_write_mode(WriteMode::Fail);
+    let switch = HttpSwitch::from_spec(&http_spec_with_secrets(&sim.url())).expect("http spec");
+    let err = switch
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("500");
+    assert!(matches!(err, SwitchError::Refused(_)), "{err:?}");
+    assert_redacted(&err);
+
+    // Unknown: the read-back names a stranger.
+    sim.set_active("staging", "api", "magenta");
+    let err = switch.active(&env, &pool).await.expect_err("stranger");
+    assert!(matches!(err, SwitchError::Unknown(_)), "{err:?}");
+    assert_redacted(&err);
+
+    // Unreachable: nobody listens.
+    let dead = crossroads_sim::dead_url().expect("port");
+    let switch = HttpSwitch::from_spec(&http_spec_with_secrets(&dead)).expect("http spec");
+    let err = switch.active(&env, &pool).await.expect_err("down");
+    assert!(matches!(err, SwitchError::Unreachable { .. }), "{err:?}");
+    assert_redacted(&err);
+    let err = switch
+        .switch_to(&env, &pool, "green")
+        .await
+        .expect_err("down");
+    assert!(matches!(err, SwitchError::Unreachable { .. }), "{err:?}");
+    assert_redacted(&err);
+}
+
+/// A CI backend whose errors carry a URL with credentials.
+struct LeakyCi(CiError);
+
+#[async_trait::async_trait]
+impl Ci for LeakyCi {
+    async fn run_job(
+        &self,
+        _job: &str,
+        _params: &[(String, String)],
+        _progress: &(dyn Fn(bot_core::backends::BuildProgress) + Send + Sync),
+    ) -> Result<bot_core::backends::BuildOutcome, CiError> {
+        Err(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn jenkins_switch_errors_never_show_credentials_from_urls() {
+    let leaky = "http://ops:pa55word@127.0.0.1:1/queue/item/7/?token=t0k3n";
+    for ci_err in [
+        CiError::Unreachable {
+            url: leaky.into(),
+            reason: format!("error sending request for url ({leaky})"),
+        },
+        CiError::Protocol(format!("HTTP 404 at {leaky}")),
+    ] {
+        let spec = jenkins_spec("http://127.0.0.1:1");
+        let (env, pool) = env_and_pool(spec.clone());
+        let switch =
+            JenkinsSwitch::from_spec(&spec, Arc::new(LeakyCi(ci_err))).expect("jenkins spec");
+        let err = switch
+            .switch_to(&env, &pool, "green")
+            .await
+            .expect_err("CI failed");
+        assert_redacted(&err);
+    }
 }

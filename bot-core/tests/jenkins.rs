@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use bot_core::backends::jenkins::JenkinsClient;
@@ -369,6 +369,97 @@ async fn malformed_json_is_a_protocol_error() {
     assert!(
         matches!(&err, CiError::Protocol(m) if m.contains("queue item")),
         "{err:?}"
+    );
+}
+
+/// A Jenkins whose root URL names another origin (`http://…` behind a TLS proxy, or
+/// a hostile answer) never gets the API token sent there: the client follows the
+/// queue item and the build on the configured base, and the build still succeeds.
+#[tokio::test]
+async fn credentials_only_go_to_the_configured_origin() {
+    // Another server, on another loopback address, recording every call it gets.
+    let calls: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let record = calls.clone();
+    let elsewhere = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let record = record.clone();
+        async move {
+            record
+                .lock()
+                .expect("calls lock")
+                .push((uri.to_string(), headers.contains_key(header::AUTHORIZATION)));
+            StatusCode::NOT_FOUND
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
+    let other_origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let _elsewhere = tokio::spawn(async move {
+        let _ = axum::serve(listener, elsewhere).await;
+    });
+
+    let sim = SimJenkins::start(
+        JenkinsSetup::new(USER, TOKEN)
+            .job("platform/deploy-api", JobSetup::new())
+            .root_url(&other_origin),
+    )
+    .await
+    .expect("start");
+    let outcome = client(&sim.url())
+        .run_job(
+            "platform/deploy-api",
+            &params(&[("COLOUR", "green")]),
+            &ignore,
+        )
+        .await
+        .expect("the build is followed on the configured base");
+    assert_eq!(outcome.result, BuildResult::Success);
+    let calls = calls.lock().expect("calls lock").clone();
+    assert!(
+        calls.is_empty(),
+        "nothing may go to {other_origin}, let alone the token: {calls:?}"
+    );
+    // The links shown to people are still the ones Jenkins gives.
+    assert_eq!(
+        outcome.url,
+        format!("{other_origin}/job/platform/job/deploy-api/1/")
+    );
+}
+
+/// Credentials in the configured URL never show in errors or in Debug output.
+#[tokio::test]
+async fn credentials_in_the_configured_url_never_show() {
+    let dead = crossroads_sim::dead_url().expect("free port");
+    let with_password = dead.replace("http://", "http://crossroads:pa55word@");
+    let client = JenkinsClient::new(config(&with_password, Duration::from_secs(5)));
+    let err = client
+        .run_job("x", &[], &ignore)
+        .await
+        .expect_err("nobody listens");
+    assert!(matches!(err, CiError::Unreachable { .. }), "{err:?}");
+    assert!(!err.to_string().contains("pa55word"), "{err}");
+    assert!(
+        err.to_string().contains(dead.trim_start_matches("http://")),
+        "{err}"
+    );
+    assert!(!format!("{client:?}").contains("pa55word"));
+
+    // A queue item that vanished: the error names the URL, without the password.
+    let app = axum::Router::new().route(
+        "/job/x/build",
+        post(|| async {
+            (StatusCode::CREATED, [(header::LOCATION, "/queue/item/7/")]).into_response()
+        }),
+    );
+    let (url, _server) = serve(app).await;
+    let with_password = url.replace("http://", "http://crossroads:pa55word@");
+    let err = JenkinsClient::new(config(&with_password, Duration::from_secs(5)))
+        .run_job("x", &[], &ignore)
+        .await
+        .expect_err("404");
+    assert!(
+        matches!(&err, CiError::Protocol(m) if m.contains("/queue/item/7/") && !m.contains("pa55word")),
+        "{err}"
     );
 }
 

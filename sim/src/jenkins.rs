@@ -137,6 +137,10 @@ pub struct JenkinsSetup {
     pub jobs: Vec<(String, JobSetup)>,
     /// How long a left queue item stays readable (Jenkins: about 5 minutes).
     pub left_item_ttl: Duration,
+    /// The root URL Jenkins believes it has ("Jenkins URL" in its system settings),
+    /// used in `Location` and in every `url` it answers; `None`: where it listens.
+    /// A Jenkins behind a TLS proxy often has this wrong (`http://…`).
+    pub root_url: Option<String>,
 }
 
 impl JenkinsSetup {
@@ -148,11 +152,17 @@ impl JenkinsSetup {
             require_crumb: false,
             jobs: Vec::new(),
             left_item_ttl: Duration::from_secs(300),
+            root_url: None,
         }
     }
     /// Adds a job.
     pub fn job(mut self, path: &str, setup: JobSetup) -> Self {
         self.jobs.push((path.to_owned(), setup));
+        self
+    }
+    /// Sets the root URL Jenkins names in its answers (no trailing slash needed).
+    pub fn root_url(mut self, url: &str) -> Self {
+        self.root_url = Some(url.trim_end_matches('/').to_owned());
         self
     }
     /// Requires a crumb on triggers.
@@ -245,7 +255,10 @@ impl SimJenkins {
     /// Starts on `127.0.0.1:port` (0 = any free port).
     pub async fn start_on(port: u16, setup: JenkinsSetup) -> io::Result<Self> {
         let listener = ServerHandle::bind(port).await?;
-        let base = format!("http://{}", listener.local_addr()?);
+        let base = match setup.root_url {
+            Some(root) => root,
+            None => format!("http://{}", listener.local_addr()?),
+        };
         let inner = Arc::new(Mutex::new(Inner {
             base,
             user: setup.user,

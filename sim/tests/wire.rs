@@ -337,3 +337,36 @@ async fn jenkins_auth_unknown_jobs_and_crumbs() {
         .expect("crumb");
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn jenkins_names_its_configured_root_url() {
+    let jenkins = SimJenkins::start(
+        JenkinsSetup::new("bot", "tok")
+            .job("a", JobSetup::new().queue_time(Duration::from_millis(20)))
+            .root_url("https://ci.invalid/"),
+    )
+    .await
+    .expect("start");
+    let c = client();
+    let resp = c
+        .post(format!("{}/job/a/build", jenkins.url()))
+        .basic_auth("bot", Some("tok"))
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        resp.headers()["location"],
+        "https://ci.invalid/queue/item/1/"
+    );
+    // It still answers where it listens.
+    let item = c
+        .get(format!("{}/queue/item/1/api/json", jenkins.url()))
+        .basic_auth("bot", Some("tok"))
+        .send()
+        .await
+        .expect("queue item");
+    assert_eq!(item.status(), 200);
+    let item = json(item).await;
+    assert_eq!(item["task"]["url"], "https://ci.invalid/job/a/");
+}

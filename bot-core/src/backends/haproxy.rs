@@ -1,8 +1,10 @@
 //! [`HaproxySwitch`]: blue/green over HAProxy's runtime API (TCP or unix socket).
 //!
 //! One command per connection, answer read to EOF. Switching marks the target
-//! `ready` first, then puts every other member in the configured off state
-//! (`drain` or `maint`), then reads `show servers state` back to verify.
+//! `ready` first, waits until HAProxy's health checks report it UP (`srv_op_state`
+//! 2), then puts every other member in the configured off state (`drain` or
+//! `maint`), then reads `show servers state` back to verify. A target that never
+//! comes UP is put back the way it was: nothing changes.
 
 use std::time::Duration;
 
@@ -16,6 +18,10 @@ use crate::config::{Environment, Pool, SwitchSpec};
 const MAINT_MASK: u32 = 0x23;
 /// Drain bits of `srv_admin_state` (forced, inherited).
 const DRAIN_MASK: u32 = 0x18;
+/// How often a switch asks whether the new server is UP yet.
+const UP_POLL: Duration = Duration::from_millis(100);
+/// How long a switch waits, by default, for the new server to come UP.
+pub const DEFAULT_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Answers longer than this are cut (a `show servers state` of a huge backend).
 const MAX_ANSWER: u64 = 1024 * 1024;
 
@@ -39,9 +45,27 @@ impl ServerState {
     pub fn draining(&self) -> bool {
         self.admin_state & DRAIN_MASK != 0
     }
-    /// Neither in maintenance nor draining: may take new traffic.
+    /// Neither in maintenance nor draining: may take new traffic once UP.
     pub fn ready(&self) -> bool {
         !self.in_maint() && !self.draining()
+    }
+    /// HAProxy's health checks pass (`srv_op_state` 2, running).
+    pub fn up(&self) -> bool {
+        self.op_state == 2
+    }
+    /// `ready` and UP: HAProxy sends it new requests.
+    pub fn taking_traffic(&self) -> bool {
+        self.ready() && self.up()
+    }
+    /// The health part alone: `UP`, `DOWN`, `starting`, `stopping`.
+    fn health(&self) -> String {
+        match self.op_state {
+            2 => "UP".to_owned(),
+            0 => "DOWN".to_owned(),
+            1 => "starting".to_owned(),
+            3 => "stopping".to_owned(),
+            n => format!("in op state {n}"),
+        }
     }
     /// `ready`, `drain` or `maint`, with the health state when not running.
     pub fn describe(&self) -> String {
@@ -71,6 +95,7 @@ pub struct HaproxySwitch {
     off_state: String,
     connect_timeout: Duration,
     answer_timeout: Duration,
+    up_timeout: Duration,
 }
 
 impl HaproxySwitch {
@@ -90,6 +115,7 @@ impl HaproxySwitch {
             off_state: off_state.into(),
             connect_timeout: Duration::from_secs(2),
             answer_timeout: Duration::from_secs(5),
+            up_timeout: DEFAULT_UP_TIMEOUT,
         }
     }
 
@@ -114,6 +140,13 @@ impl HaproxySwitch {
     /// Changes how long connecting may take (default 2 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Changes how long a switch waits for the new server to come UP (pass its health
+    /// checks) before giving up (default 30 s).
+    pub fn up_timeout(mut self, timeout: Duration) -> Self {
+        self.up_timeout = timeout;
         self
     }
 
@@ -301,13 +334,15 @@ pub fn parse_servers_state(answer: &str) -> Result<Vec<ServerState>, String> {
 impl TrafficSwitch for HaproxySwitch {
     async fn active(&self, _env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
         let states = self.member_states(pool).await?;
-        let ready: Vec<&str> = states
-            .iter()
-            .filter(|(_, s)| s.ready())
-            .map(|(m, _)| *m)
-            .collect();
+        let ready: Vec<&(&str, ServerState)> = states.iter().filter(|(_, s)| s.ready()).collect();
         match ready.as_slice() {
-            [one] => Ok((*one).to_owned()),
+            [(member, state)] if state.up() => Ok((*member).to_owned()),
+            [(member, state)] => Err(SwitchError::Unknown(format!(
+                "{member} is the ready member of backend {} but HAProxy's health checks report it {}, so it takes no traffic ({})",
+                self.backend,
+                state.health(),
+                summary(&states)
+            ))),
             [] => Err(SwitchError::Unknown(format!(
                 "no member of backend {} is ready ({})",
                 self.backend,
@@ -329,11 +364,30 @@ impl TrafficSwitch for HaproxySwitch {
     ) -> Result<(), SwitchError> {
         crate::backends::refuse_non_member(env, pool, member)?;
         let backend = &self.backend;
-        self.set(&format!(
-            "set server {backend}/{} state ready",
-            self.server_of(member)
-        ))
-        .await?;
+        let server = self.server_of(member);
+        // An unknown server is left for HAProxy to refuse by name just below.
+        let before = self
+            .servers_state()
+            .await?
+            .into_iter()
+            .find(|s| s.name == server);
+        self.set(&format!("set server {backend}/{server} state ready"))
+            .await?;
+        if let Err(e) = self.wait_until_up(member).await {
+            let restored = self.restore(server, before.as_ref()).await;
+            return Err(match (e, restored) {
+                (SwitchError::NotApplied(m), Ok(Some(state))) => SwitchError::NotApplied(format!(
+                    "{m}; put it back in {state}, traffic unchanged"
+                )),
+                (SwitchError::NotApplied(m), Ok(None)) => {
+                    SwitchError::NotApplied(format!("{m}; traffic unchanged"))
+                }
+                (SwitchError::NotApplied(m), Err(r)) => SwitchError::NotApplied(format!(
+                    "{m}; putting it back failed, check HAProxy: {r}"
+                )),
+                (other, _) => other,
+            });
+        }
         for other in pool.members.iter().filter(|m| m.name != member) {
             self.set(&format!(
                 "set server {backend}/{} state {}",
@@ -343,9 +397,13 @@ impl TrafficSwitch for HaproxySwitch {
             .await?;
         }
         let states = self.member_states(pool).await?;
-        let took = states
-            .iter()
-            .all(|(m, s)| if *m == member { s.ready() } else { !s.ready() });
+        let took = states.iter().all(|(m, s)| {
+            if *m == member {
+                s.taking_traffic()
+            } else {
+                !s.ready()
+            }
+        });
         if took {
             tracing::info!(env = %env.name, pool = %pool.name, member, backend = %self.backend, "traffic switched");
             Ok(())
@@ -355,6 +413,56 @@ impl TrafficSwitch for HaproxySwitch {
                 summary(&states)
             )))
         }
+    }
+}
+
+impl HaproxySwitch {
+    /// Polls `show servers state` until `member` is ready and UP, for at most
+    /// `up_timeout`; `NotApplied` naming its last state otherwise.
+    async fn wait_until_up(&self, member: &str) -> Result<(), SwitchError> {
+        let server = self.server_of(member);
+        let deadline = tokio::time::Instant::now() + self.up_timeout;
+        loop {
+            let states = self.servers_state().await?;
+            let state = states.iter().find(|s| s.name == server);
+            if state.is_some_and(ServerState::taking_traffic) {
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let last = state.map_or_else(|| "no such server".to_owned(), ServerState::describe);
+                return Err(SwitchError::NotApplied(format!(
+                    "{member} did not come UP within {}s of being made ready (HAProxy reports it {last})",
+                    self.up_timeout.as_secs_f64()
+                )));
+            }
+            tokio::time::sleep(UP_POLL.min(deadline - now)).await;
+        }
+    }
+
+    /// Puts `server` back in the admin state it had before the switch began; the
+    /// state set, if it needed one.
+    async fn restore(
+        &self,
+        server: &str,
+        before: Option<&ServerState>,
+    ) -> Result<Option<&'static str>, SwitchError> {
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        let state = if before.in_maint() {
+            "maint"
+        } else if before.draining() {
+            "drain"
+        } else {
+            return Ok(None);
+        };
+        self.set(&format!(
+            "set server {}/{server} state {state}",
+            self.backend
+        ))
+        .await?;
+        Ok(Some(state))
     }
 }
 

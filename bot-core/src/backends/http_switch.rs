@@ -2,6 +2,7 @@
 //! [`JenkinsSwitch`] (a switch job + the same read-back).
 //!
 //! Templates see `{colour}` (the member taking traffic), `{env}` and `{pool}`.
+//! URLs put into errors go through [`redact_url`]: no userinfo, no query values.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::backends::probe::{HttpProbe, ReqwestAction};
+use crate::backends::redact::{redact_url, redact_urls_in};
 use crate::backends::refuse_non_member;
 use crate::backends::template::render_template;
 use crate::backends::{
@@ -40,8 +42,8 @@ fn excerpt(body: &str) -> String {
 
 fn unreachable(address: &str, err: &ProbeError) -> SwitchError {
     SwitchError::Unreachable {
-        address: address.to_owned(),
-        reason: err.to_string(),
+        address: redact_url(address),
+        reason: redact_urls_in(&err.to_string()),
     }
 }
 
@@ -62,6 +64,8 @@ impl ReadBack {
             .get(&url, REQUEST_TIMEOUT)
             .await
             .map_err(|e| unreachable(&url, &e))?;
+        // From here on, `url` only goes into messages.
+        let url = redact_url(&url);
         if !(200..300).contains(&snap.status) {
             return Err(SwitchError::Unknown(format!(
                 "HTTP {} from {url}: {}",
@@ -196,7 +200,7 @@ impl TrafficSwitch for HttpSwitch {
                 "HTTP {} from {} {}: {}",
                 snap.status,
                 req.method.to_ascii_uppercase(),
-                req.url,
+                redact_url(&req.url),
                 excerpt(&snap.body)
             )));
         }
@@ -271,10 +275,13 @@ impl TrafficSwitch for JenkinsSwitch {
             .await
             .map_err(|e| match e {
                 CiError::Unreachable { url, reason } => SwitchError::Unreachable {
-                    address: url,
-                    reason,
+                    address: redact_url(&url),
+                    reason: redact_urls_in(&reason),
                 },
-                other => SwitchError::Refused(format!("switch job `{}`: {other}", self.job.job)),
+                other => SwitchError::Refused(redact_urls_in(&format!(
+                    "switch job `{}`: {other}",
+                    self.job.job
+                ))),
             })?;
         if !outcome.result.is_success() {
             return Err(SwitchError::Refused(format!(
@@ -282,7 +289,7 @@ impl TrafficSwitch for JenkinsSwitch {
                 self.job.job,
                 outcome.number,
                 outcome.result.as_str(),
-                outcome.console_url
+                redact_url(&outcome.console_url)
             )));
         }
         self.read.verify(env, pool, member).await

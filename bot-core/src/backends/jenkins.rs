@@ -3,7 +3,13 @@
 //! Trigger (`buildWithParameters` / `build`, Basic auth, crumb retry on 403) →
 //! queue item (until `executable`) → build (until `building` is false), with
 //! backing-off polls and one overall deadline.
+//!
+//! Credentials only ever go to the configured base URL's origin: a URL Jenkins names
+//! (`Location`, `executable.url`, a build's `url`) on another origin — a root URL
+//! misconfigured as `http://…` behind a TLS proxy, or a hostile answer — is followed
+//! on the configured origin instead (same path and query), with a warning logged once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -11,6 +17,7 @@ use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::backends::redact::{redact_url, redact_urls_in};
 use crate::backends::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
 use crate::config::JenkinsConfig;
 
@@ -32,12 +39,14 @@ pub struct JenkinsClient {
     config: JenkinsConfig,
     base: String,
     http: reqwest::Client,
+    /// Set once the "Jenkins names another origin" warning has been logged.
+    warned_origin: AtomicBool,
 }
 
 impl std::fmt::Debug for JenkinsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JenkinsClient")
-            .field("url", &self.base)
+            .field("url", &redact_url(&self.base))
             .field("user", &self.config.user)
             .finish_non_exhaustive()
     }
@@ -54,7 +63,12 @@ impl JenkinsClient {
             .build()
             .unwrap_or_default();
         let base = config.url.trim_end_matches('/').to_owned();
-        Self { config, base, http }
+        Self {
+            config,
+            base,
+            http,
+            warned_origin: AtomicBool::new(false),
+        }
     }
 
     /// `{base}/job/a/job/b` for the job path `a/b` (segments percent-encoded).
@@ -69,8 +83,8 @@ impl JenkinsClient {
 
     fn unreachable(&self, err: &reqwest::Error) -> CiError {
         CiError::Unreachable {
-            url: self.base.clone(),
-            reason: describe(err),
+            url: redact_url(&self.base),
+            reason: redact_urls_in(&describe(err)),
         }
     }
 
@@ -118,7 +132,7 @@ impl JenkinsClient {
                             status.as_u16()
                         ))
                     })?;
-                Ok(self.absolute(&location))
+                Ok(self.on_base_origin(&location))
             }
             401 | 403 => Err(CiError::Unauthorized {
                 job: job.to_owned(),
@@ -180,15 +194,35 @@ impl JenkinsClient {
         Ok(Some(headers))
     }
 
-    /// Resolves a `Location` that may be relative to the base URL.
-    fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            return location.to_owned();
+    /// Resolves a URL Jenkins named (absolute, or relative to the base) onto the
+    /// configured base's origin, so credentials never go anywhere else: on another
+    /// origin (or with other userinfo) only its path and query are kept.
+    fn on_base_origin(&self, named: &str) -> String {
+        let fallback = || format!("{}/{}", self.base, named.trim_start_matches('/'));
+        let Ok(base) = url::Url::parse(&format!("{}/", self.base)) else {
+            return fallback();
+        };
+        let Ok(joined) = base.join(named) else {
+            return fallback();
+        };
+        if joined.origin() == base.origin()
+            && joined.username() == base.username()
+            && joined.password() == base.password()
+        {
+            return joined.into();
         }
-        match url::Url::parse(&format!("{}/", self.base)).and_then(|b| b.join(location)) {
-            Ok(u) => u.to_string(),
-            Err(_) => format!("{}/{}", self.base, location.trim_start_matches('/')),
+        if !self.warned_origin.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                configured = %base.origin().ascii_serialization(),
+                named = %redact_url(&joined.origin().ascii_serialization()),
+                "Jenkins names URLs on another origin than the configured one (check its \
+                 root URL setting); following them on the configured origin instead"
+            );
         }
+        let mut rebased = base;
+        rebased.set_path(joined.path());
+        rebased.set_query(joined.query());
+        rebased.into()
     }
 
     /// GETs `{url}api/json`, tolerating a few transport failures; maps 401/403.
@@ -209,7 +243,7 @@ impl JenkinsClient {
                     if failures > POLL_RETRIES {
                         return Err(self.unreachable(&e));
                     }
-                    tracing::debug!(job, what, error = %describe(&e), "poll failed; retrying");
+                    tracing::debug!(job, what, error = %redact_urls_in(&describe(&e)), "poll failed; retrying");
                     tokio::time::sleep(self.config.poll_interval).await;
                     continue;
                 }
@@ -228,7 +262,8 @@ impl JenkinsClient {
                 }
                 404 => {
                     return Err(CiError::Protocol(format!(
-                        "the {what} of `{job}` disappeared from Jenkins (HTTP 404 at {api})"
+                        "the {what} of `{job}` disappeared from Jenkins (HTTP 404 at {})",
+                        redact_url(&api)
                     )))
                 }
                 code => {
@@ -249,7 +284,7 @@ impl JenkinsClient {
         progress: &(dyn Fn(BuildProgress) + Send + Sync),
     ) -> Result<BuildOutcome, CiError> {
         let item_url = self.trigger(job, params).await?;
-        tracing::info!(job, queue_item = %item_url, "build queued");
+        tracing::info!(job, queue_item = %redact_url(&item_url), "build queued");
 
         // Queue item → executable.
         let mut backoff = Backoff::new(self.config.poll_interval);
@@ -272,8 +307,10 @@ impl JenkinsClient {
             }
             backoff.sleep().await;
         };
+        // `build_url` is Jenkins' own link, shown to people; `poll_url` is where we ask.
         let mut build_url = with_slash(&executable.url);
-        tracing::info!(job, number = executable.number, url = %build_url, "build started");
+        let mut poll_url = self.on_base_origin(&build_url);
+        tracing::info!(job, number = executable.number, url = %redact_url(&build_url), "build started");
         progress(BuildProgress::Building {
             number: executable.number,
             url: build_url.clone(),
@@ -283,9 +320,10 @@ impl JenkinsClient {
         // Build → result.
         let mut backoff = Backoff::new(self.config.poll_interval);
         loop {
-            let build: Build = self.poll_json(&build_url, job, "build").await?;
+            let build: Build = self.poll_json(&poll_url, job, "build").await?;
             if let Some(url) = build.url.as_deref().filter(|u| !u.is_empty()) {
                 build_url = with_slash(url);
+                poll_url = self.on_base_origin(&build_url);
             }
             match (build.building, build.result.as_deref()) {
                 (false, Some(result)) => {
@@ -591,5 +629,53 @@ mod tests {
             "http://127.0.0.1:18090/job/platform/job/deploy%20api"
         );
         assert!(!format!("{client:?}").contains("s3cr3t-token"));
+    }
+
+    #[test]
+    fn named_urls_stay_on_the_configured_origin() {
+        let client = JenkinsClient::new(JenkinsConfig {
+            url: "https://127.0.0.1:18090/".into(),
+            user: "u".into(),
+            token: crate::config::Secret::new("s3cr3t-token"),
+            timeout: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(10),
+        });
+        let cases = [
+            ("/queue/item/7/", "https://127.0.0.1:18090/queue/item/7/"),
+            ("queue/item/7/", "https://127.0.0.1:18090/queue/item/7/"),
+            (
+                "https://127.0.0.1:18090/job/a/1/",
+                "https://127.0.0.1:18090/job/a/1/",
+            ),
+            // Root URL misconfigured as http behind a TLS proxy.
+            (
+                "http://127.0.0.1:18090/job/a/1/",
+                "https://127.0.0.1:18090/job/a/1/",
+            ),
+            // Another host, port, a scheme-relative URL, injected userinfo.
+            (
+                "https://127.0.0.2:18090/queue/item/7/?x=1",
+                "https://127.0.0.1:18090/queue/item/7/?x=1",
+            ),
+            (
+                "https://127.0.0.1:1/job/a/1/",
+                "https://127.0.0.1:18090/job/a/1/",
+            ),
+            (
+                "//127.0.0.2/queue/item/7/",
+                "https://127.0.0.1:18090/queue/item/7/",
+            ),
+            (
+                "https://someone@127.0.0.1:18090/job/a/",
+                "https://127.0.0.1:18090/job/a/",
+            ),
+            ("ftp://127.0.0.1/x", "https://127.0.0.1:18090/x"),
+        ];
+        for (named, want) in cases {
+            assert_eq!(client.on_base_origin(named), want, "{named}");
+        }
+        assert!(client
+            .on_base_origin("http://[::1")
+            .starts_with("https://127.0.0.1:18090/"));
     }
 }

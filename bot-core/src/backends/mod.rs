@@ -20,6 +20,7 @@ pub mod http_switch;
 pub mod jenkins;
 pub mod memory;
 pub mod probe;
+pub mod redact;
 pub mod store;
 pub mod template;
 

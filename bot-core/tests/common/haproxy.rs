@@ -44,8 +44,16 @@ pub fn require_haproxy() -> bool {
 
 impl Haproxy {
     /// Starts HAProxy with backend `be_app` holding `servers` (name, address); every
-    /// server after the first starts `disabled`.
+    /// server after the first starts `disabled`. Health checks every 200 ms, one
+    /// success to come UP.
     pub fn start(servers: &[(&str, std::net::SocketAddr)]) -> Self {
+        Self::start_with_checks(servers, "inter 200ms fall 2 rise 1")
+    }
+
+    /// Like [`Haproxy::start`] with the health-check settings of the `default-server`
+    /// line given, e.g. `inter 300ms fall 2 rise 3` (a server needs three successful
+    /// checks, about 0.9 s, to come UP after leaving maintenance).
+    pub fn start_with_checks(servers: &[(&str, std::net::SocketAddr)], checks: &str) -> Self {
         let stats_port = crossroads_sim::free_port().expect("port");
         let front_port = crossroads_sim::free_port().expect("port");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -54,7 +62,7 @@ impl Haproxy {
             "global\n    stats socket ipv4@127.0.0.1:{stats_port} level admin\n\
              defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
              frontend fe_app\n    bind 127.0.0.1:{front_port}\n    default_backend be_app\n\
-             backend be_app\n    option httpchk GET /health\n    default-server inter 200ms fall 2 rise 1\n"
+             backend be_app\n    option httpchk GET /health\n    default-server {checks}\n"
         );
         for (i, (name, addr)) in servers.iter().enumerate() {
             text.push_str(&format!(
@@ -116,4 +124,27 @@ pub async fn traffic_reaches(frontend: &str, version: &str) {
             "all requests go to {version}"
         );
     }
+}
+
+/// What one request through the frontend got: the status and the version answered,
+/// or why there was no answer.
+pub async fn answer_through(frontend: &str) -> Result<(u16, Option<String>), String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .get(format!("{frontend}/health"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let version = resp
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|v| v["version"].as_str().map(str::to_owned));
+    Ok((status, version))
 }
