@@ -158,7 +158,10 @@ mod tests {
         assert_eq!(
             ServeConfig::from_env(
                 addr,
-                &env(&[("SLACK_BOT_TOKEN", "x"), ("CROSSROADS_DRAIN_TIMEOUT", "soon")])
+                &env(&[
+                    ("SLACK_BOT_TOKEN", "x"),
+                    ("CROSSROADS_DRAIN_TIMEOUT", "soon")
+                ])
             )
             .err(),
             Some(ServeConfigError::BadDrainTimeout("soon".into()))
@@ -172,7 +175,10 @@ mod tests {
         assert_eq!(c.drain_timeout, Duration::from_secs(900));
         let c = ServeConfig::from_env(
             addr,
-            &env(&[("SLACK_BOT_TOKEN", "x"), ("CROSSROADS_DRAIN_TIMEOUT", "1800")]),
+            &env(&[
+                ("SLACK_BOT_TOKEN", "x"),
+                ("CROSSROADS_DRAIN_TIMEOUT", "1800"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c.drain_timeout, Duration::from_secs(1800));

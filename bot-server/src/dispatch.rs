@@ -314,7 +314,11 @@ impl Dispatcher {
             click.channel.as_deref().unwrap_or("?")
         );
         let this = self.clone();
-        self.spawn(what, Some(permit), async move { this.run_click(click).await });
+        self.spawn(
+            what,
+            Some(permit),
+            async move { this.run_click(click).await },
+        );
         Accepted::Scheduled
     }
 

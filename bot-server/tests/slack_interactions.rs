@@ -62,7 +62,12 @@ async fn a_second_click_is_told_ephemerally_who_handled_it() {
         "the bot token is never sent to a response_url"
     );
     // Nothing else touched the conversation: one edit, one ephemeral answer.
-    assert_eq!(app.slack.all_calls().len(), 2, "{:?}", app.slack.all_calls());
+    assert_eq!(
+        app.slack.all_calls().len(),
+        2,
+        "{:?}",
+        app.slack.all_calls()
+    );
     assert_eq!(app.slack.calls("chat.update").len(), 1);
 }
 
@@ -75,7 +80,10 @@ async fn a_foreign_button_value_is_refused_ephemerally() {
     assert_eq!(calls[0].body["response_type"], "ephemeral");
     assert_eq!(calls[0].body["replace_original"], false);
     app.settle().await;
-    assert!(app.slack.calls("chat.update").is_empty(), "the message stays");
+    assert!(
+        app.slack.calls("chat.update").is_empty(),
+        "the message stays"
+    );
 }
 
 #[tokio::test]

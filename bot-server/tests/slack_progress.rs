@@ -94,7 +94,8 @@ async fn fifty_quick_updates_make_a_few_calls_ending_with_the_final_reply() {
             .await;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    sink.finish(&Reply::message(Outcome::Done, "deployed")).await;
+    sink.finish(&Reply::message(Outcome::Done, "deployed"))
+        .await;
     let calls = slack.all_calls();
     assert!(
         (2..=4).contains(&calls.len()),
@@ -127,11 +128,20 @@ async fn edits_are_spaced_by_the_interval_and_carry_the_newest_state() {
         40,
         "the newest state arrives"
     );
-    sink.finish(&Reply::message(Outcome::Done, "deployed")).await;
+    sink.finish(&Reply::message(Outcome::Done, "deployed"))
+        .await;
     let calls = slack.calls("chat.update");
-    assert_eq!(text(&calls[calls.len() - 1]), "deployed", "the reply is last");
+    assert_eq!(
+        text(&calls[calls.len() - 1]),
+        "deployed",
+        "the reply is last"
+    );
     let progress = &calls[..calls.len() - 1];
-    assert!(progress.len() < 40, "{} edits for 40 updates", progress.len());
+    assert!(
+        progress.len() < 40,
+        "{} edits for 40 updates",
+        progress.len()
+    );
     for pair in progress.windows(2) {
         assert!(step(&pair[1]) > step(&pair[0]), "newer states only");
         let gap = pair[1].at - pair[0].at;
@@ -150,7 +160,8 @@ async fn a_rate_limited_progress_edit_does_not_hold_up_the_action() {
             .await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    sink.finish(&Reply::message(Outcome::Done, "deployed")).await;
+    sink.finish(&Reply::message(Outcome::Done, "deployed"))
+        .await;
     let took = started.elapsed();
     assert!(
         took < Duration::from_secs(10),

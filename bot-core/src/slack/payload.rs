@@ -304,9 +304,8 @@ pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError
         ));
     };
     let container = raw.container.as_ref();
-    let message_ts = container.and_then(|c| {
-        editable_ts(c.kind.as_deref(), c.message_ts.as_deref(), c.is_ephemeral)
-    });
+    let message_ts = container
+        .and_then(|c| editable_ts(c.kind.as_deref(), c.message_ts.as_deref(), c.is_ephemeral));
     let channel = raw
         .channel
         .map(|c| c.id)

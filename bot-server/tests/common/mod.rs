@@ -174,6 +174,11 @@ impl FakeCi {
         self.gate.send_replace(true);
     }
 
+    /// How many builds have started so far.
+    pub fn started_count(&self) -> u32 {
+        *self.started.borrow()
+    }
+
     /// Waits (bounded) until `n` builds have started.
     pub async fn wait_started(&self, n: u32) {
         let mut rx = self.started.subscribe();
@@ -404,6 +409,22 @@ impl StandIn {
             .filter(|c| c.method != "auth.test")
             .cloned()
             .collect()
+    }
+
+    /// Polls (bounded) until a call of `method` matches `pred`; returns it.
+    pub async fn wait_for_one(&self, method: &str, pred: impl Fn(&Call) -> bool) -> Call {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(call) = self.calls(method).into_iter().find(|c| pred(c)) {
+                return call;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 10s for a matching call of {method}; got {:?}",
+                self.calls(method)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Polls (bounded) until `method` has at least `n` calls; returns them.
