@@ -8,6 +8,9 @@ use bot_core::config::Secret;
 /// Default Slack Web API base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 
+/// Default for [`ServeConfig::drain_timeout`].
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// Largest Slack request body accepted (larger bodies get 413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -20,6 +23,9 @@ pub enum ServeConfigError {
     /// The Web API URL is not an http(s) URL.
     #[error("SLACK_API_URL must be an http:// or https:// URL, got `{0}`")]
     BadApiUrl(String),
+    /// The drain timeout is not a number of seconds.
+    #[error("CROSSROADS_DRAIN_TIMEOUT must be a number of seconds, got `{0}`")]
+    BadDrainTimeout(String),
 }
 
 /// Everything the Slack server needs besides the [`bot_core::Bot`].
@@ -43,6 +49,13 @@ pub struct ServeConfig {
     pub max_attempts: u32,
     /// Timeout of one Web API call.
     pub api_timeout: Duration,
+    /// On shutdown, how long to wait for work in flight (a deploy must be able to
+    /// finish); `CROSSROADS_DRAIN_TIMEOUT` in seconds, default 15 minutes. Give the
+    /// process manager a longer stop timeout than this.
+    pub drain_timeout: Duration,
+    /// Shortest gap between two progress edits of one message (Slack's
+    /// `chat.update` allows about 50 calls a minute).
+    pub progress_interval: Duration,
 }
 
 impl ServeConfig {
@@ -58,11 +71,14 @@ impl ServeConfig {
             max_in_flight: 512,
             max_attempts: 4,
             api_timeout: Duration::from_secs(10),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            progress_interval: crate::dispatch::PROGRESS_INTERVAL,
         }
     }
 
-    /// Reads `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN` and
-    /// `SLACK_API_URL` through `env` (pass [`bot_core::config::process_env`]).
+    /// Reads `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`,
+    /// `SLACK_API_URL` and `CROSSROADS_DRAIN_TIMEOUT` through `env` (pass
+    /// [`bot_core::config::process_env`]).
     pub fn from_env(
         listen: SocketAddr,
         env: &dyn Fn(&str) -> Option<String>,
@@ -78,6 +94,13 @@ impl ServeConfig {
         }
         if !(config.api_url.starts_with("http://") || config.api_url.starts_with("https://")) {
             return Err(ServeConfigError::BadApiUrl(config.api_url));
+        }
+        if let Some(secs) = non_empty("CROSSROADS_DRAIN_TIMEOUT") {
+            let parsed = secs
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ServeConfigError::BadDrainTimeout(secs.clone()))?;
+            config.drain_timeout = Duration::from_secs(parsed);
         }
         Ok(config)
     }
@@ -132,5 +155,32 @@ mod tests {
             ),
             Err(ServeConfigError::BadApiUrl(_))
         ));
+        assert_eq!(
+            ServeConfig::from_env(
+                addr,
+                &env(&[
+                    ("SLACK_BOT_TOKEN", "x"),
+                    ("CROSSROADS_DRAIN_TIMEOUT", "soon")
+                ])
+            )
+            .err(),
+            Some(ServeConfigError::BadDrainTimeout("soon".into()))
+        );
+    }
+
+    #[test]
+    fn shutdown_waits_fifteen_minutes_unless_told_otherwise() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let c = ServeConfig::from_env(addr, &env(&[("SLACK_BOT_TOKEN", "x")])).expect("valid");
+        assert_eq!(c.drain_timeout, Duration::from_secs(900));
+        let c = ServeConfig::from_env(
+            addr,
+            &env(&[
+                ("SLACK_BOT_TOKEN", "x"),
+                ("CROSSROADS_DRAIN_TIMEOUT", "1800"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.drain_timeout, Duration::from_secs(1800));
     }
 }

@@ -33,7 +33,7 @@ use bot_core::config::Secret;
 use bot_core::Bot;
 
 pub use config::{ServeConfig, ServeConfigError};
-pub use dispatch::{Accepted, Dispatcher};
+pub use dispatch::{Accepted, Dispatcher, InFlight};
 pub use metrics::Metrics;
 pub use server::{serve, Server};
 pub use socket_mode::serve_socket_mode;
@@ -48,6 +48,8 @@ pub struct AppState {
     pub signing_secret: Option<Secret>,
     /// Whether `/readyz` answers 200.
     pub ready: Arc<AtomicBool>,
+    /// On shutdown, how long to wait for work in flight.
+    pub drain_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -61,7 +63,8 @@ impl AppState {
             config.api_timeout,
             config.max_attempts,
         )?;
-        let dispatcher = Dispatcher::new(bot, web, metrics, config.max_in_flight);
+        let dispatcher = Dispatcher::new(bot, web, metrics, config.max_in_flight)
+            .with_progress_interval(config.progress_interval);
         if let Some(id) = &config.bot_user_id {
             dispatcher.set_bot_user(id.clone());
         }
@@ -69,6 +72,7 @@ impl AppState {
             dispatcher,
             signing_secret: config.signing_secret.clone(),
             ready: Arc::new(AtomicBool::new(false)),
+            drain_timeout: config.drain_timeout,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The bound HTTP server: bind (port 0 allowed), report the address, serve until shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 
 use crate::{app, AppState, ServeConfig};
 
-/// How long shutdown waits for background work (replies being posted).
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the drain, how long open HTTP connections get to finish.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server bound to its port, not yet serving.
 pub struct Server {
@@ -36,30 +36,68 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then waits (bounded) for background work.
+    /// Serves until `shutdown` completes, then shuts down gracefully: `/readyz`
+    /// answers 503 at once and new Slack work is refused (503, so Slack delivers
+    /// it elsewhere or later) while the HTTP side keeps answering; the work in
+    /// flight is awaited up to [`AppState::drain_timeout`] (what is still running
+    /// then is logged); then the listener closes.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         state.ready.store(true, Ordering::Relaxed);
-        let ready = state.ready.clone();
-        let result = axum::serve(self.listener, app(self.state))
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                ready.store(false, Ordering::Relaxed);
-            })
-            .await;
-        if !state.dispatcher.drain(DRAIN_TIMEOUT).await {
-            tracing::warn!("shut down with replies still in flight");
+        let (close, closed) = tokio::sync::oneshot::channel::<()>();
+        let mut serving = tokio::spawn(
+            axum::serve(self.listener, app(self.state))
+                .with_graceful_shutdown(async move {
+                    let _ = closed.await;
+                })
+                .into_future(),
+        );
+        tokio::select! {
+            () = shutdown => {}
+            ended = &mut serving => return joined(ended),
         }
-        result
+        state.ready.store(false, Ordering::Relaxed);
+        state.dispatcher.stop_accepting();
+        let running = state.dispatcher.in_flight().len();
+        if running > 0 {
+            tracing::info!(
+                running,
+                drain_secs = state.drain_timeout.as_secs(),
+                "shutting down: waiting for the work in flight"
+            );
+        }
+        if !state.dispatcher.drain(state.drain_timeout).await {
+            for task in state.dispatcher.in_flight() {
+                tracing::warn!(
+                    task = %task.what,
+                    running_secs = task.running_for.as_secs(),
+                    "shut down with this still running"
+                );
+            }
+        }
+        let _ = close.send(());
+        match tokio::time::timeout(CLOSE_TIMEOUT, &mut serving).await {
+            Ok(ended) => joined(ended),
+            Err(_) => {
+                tracing::warn!("HTTP connections still open after the drain; closing them");
+                serving.abort();
+                Ok(())
+            }
+        }
     }
 
     /// Serves until Ctrl-C or SIGTERM.
     pub async fn run(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// The HTTP server task's result.
+fn joined(ended: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    ended.map_err(std::io::Error::other)?
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -9,33 +9,54 @@ use bot_core::slack::payload::{
 use bot_core::Bot;
 use slack_morphism::prelude::*;
 
-use crate::dispatch::{command_ack, Accepted, Dispatcher};
+use crate::dispatch::{command_ack, command_refusal, Accepted, Dispatcher};
 use crate::{AppState, ServeConfig, Server};
 
-/// A Socket Mode event delivery: deduplicate and answer in the background.
+/// A Socket Mode event delivery: deduplicate and answer in the background. Socket
+/// Mode cannot ask Slack to deliver again later, so refused work is answered with a
+/// short "try again" (in the DM, or ephemerally in a channel) instead of silence.
 pub async fn dispatch_push(d: &Dispatcher, event: &SlackPushEventCallback) -> Accepted {
-    let message = message_from_push_event(event, d.bot_user());
-    d.accept_message(&event.event_id.0, message).await
+    let Some(message) = message_from_push_event(event, d.bot_user()) else {
+        return Accepted::Ignored;
+    };
+    let accepted = d
+        .accept_message(&event.event_id.0, Some(message.clone()))
+        .await;
+    if accepted.refused() {
+        tracing::warn!(event_id = %event.event_id.0, ?accepted, "event refused; asking the sender to retry");
+        d.refuse_message(message, accepted);
+    }
+    accepted
 }
 
-/// A Socket Mode interaction: run a click in the background.
+/// A Socket Mode interaction: run a click in the background; a refused click is
+/// told ephemerally to try again (the message and its buttons stay).
 pub fn dispatch_interaction(d: &Dispatcher, event: &SlackInteractionEvent) -> Accepted {
     match click_from_interaction(event) {
-        InteractionPayload::Click(click) => d.accept_click(click),
+        InteractionPayload::Click(click) => {
+            let accepted = d.accept_click(click.clone());
+            if accepted.refused() {
+                tracing::warn!(?accepted, "click refused; asking the user to retry");
+                d.refuse_click(click, accepted);
+            }
+            accepted
+        }
         InteractionPayload::Other(_) => Accepted::Ignored,
     }
 }
 
-/// A Socket Mode slash command: run it in the background, return the immediate ack.
-pub fn dispatch_command(d: &Dispatcher, event: &SlackCommandEvent) -> SlackCommandEventResponse {
+/// A Socket Mode slash command: run it in the background, return the immediate
+/// ack (a short "try again" when refused).
+pub async fn dispatch_command(
+    d: &Dispatcher,
+    event: &SlackCommandEvent,
+) -> SlackCommandEventResponse {
     let command = command_from_event(event);
     let ack = command_ack(&command.text);
-    if d.accept_command(command) == Accepted::Overloaded {
-        return SlackCommandEventResponse::new(
-            SlackMessageContent::new()
-                .with_text("I'm overloaded right now; try again in a moment.".into()),
-        )
-        .with_response_type(SlackMessageResponseType::Ephemeral);
+    let accepted = d.accept_command(command).await;
+    if accepted.refused() {
+        tracing::warn!(?accepted, "slash command refused; asking the user to retry");
+        return command_refusal(accepted);
     }
     ack
 }
@@ -50,9 +71,7 @@ async fn on_push(
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
     if let Some(d) = dispatcher(&states).await {
-        if dispatch_push(&d, &event).await == Accepted::Overloaded {
-            tracing::warn!(event_id = %event.event_id.0, "event shed: too much work in flight");
-        }
+        dispatch_push(&d, &event).await;
     }
     Ok(())
 }
@@ -63,9 +82,7 @@ async fn on_interaction(
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
     if let Some(d) = dispatcher(&states).await {
-        if dispatch_interaction(&d, &event) == Accepted::Overloaded {
-            tracing::warn!("click shed: too much work in flight");
-        }
+        dispatch_interaction(&d, &event);
     }
     Ok(())
 }
@@ -76,7 +93,7 @@ async fn on_command(
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     match dispatcher(&states).await {
-        Some(d) => Ok(dispatch_command(&d, &event)),
+        Some(d) => Ok(dispatch_command(&d, &event).await),
         None => Ok(SlackCommandEventResponse::new(
             SlackMessageContent::new().with_text("Crossroads is starting; try again.".into()),
         )),
@@ -97,8 +114,10 @@ pub enum SocketModeError {
     Connect(String),
 }
 
-/// Runs Socket Mode with `SLACK_APP_TOKEN` until Ctrl-C, and serves `/healthz`,
-/// `/readyz` and `/metrics` (plus the Slack HTTP routes) on `config.listen`.
+/// Runs Socket Mode with `SLACK_APP_TOKEN` until Ctrl-C or SIGTERM, and serves
+/// `/healthz`, `/readyz` and `/metrics` (plus the Slack HTTP routes) on
+/// `config.listen`. On shutdown: not ready at once, Socket Mode closed, then the
+/// work in flight drained (up to `config.drain_timeout`).
 pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> anyhow::Result<()> {
     crate::server::install_crypto_provider();
     let app_token = config
@@ -111,26 +130,42 @@ pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> anyhow::Result<
 
     let server = Server::bind(config.listen, state).await?;
     tracing::info!(addr = %server.local_addr()?, "serving health and metrics");
-    let http = tokio::spawn(server.run());
+    let ready = server.state().ready.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The HTTP side marks not ready, drains the work in flight, then stops.
+    let http = tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
 
-    let connector = SlackClientHyperConnector::new()
-        .map_err(SocketModeError::Tls)?
-        .with_slack_api_url(config.api_base());
+    let connector = match SlackClientHyperConnector::new() {
+        Ok(c) => c.with_slack_api_url(config.api_base()),
+        Err(e) => {
+            http.abort();
+            return Err(SocketModeError::Tls(e).into());
+        }
+    };
     let client = Arc::new(SlackClient::new(connector));
     let callbacks = SlackSocketModeListenerCallbacks::new()
         .with_push_events(on_push)
         .with_interaction_events(on_interaction)
         .with_command_events(on_command);
-    let env = Arc::new(SlackClientEventsListenerEnvironment::new(client).with_user_state(d));
+    let env =
+        Arc::new(SlackClientEventsListenerEnvironment::new(client).with_user_state(d.clone()));
     let listener =
         SlackClientSocketModeListener::new(&SlackClientSocketModeConfig::new(), env, callbacks);
     let token = SlackApiToken::new(app_token.expose().to_owned().into());
-    listener
-        .listen_for(&token)
-        .await
-        .map_err(|e| SocketModeError::Connect(e.to_string()))?;
+    if let Err(e) = listener.listen_for(&token).await {
+        http.abort();
+        return Err(SocketModeError::Connect(e.to_string()).into());
+    }
+    listener.start().await;
     tracing::info!("Socket Mode connected");
-    listener.serve().await;
-    http.abort();
+    crate::server::shutdown_signal().await;
+    tracing::info!("shutting down: closing Socket Mode, then draining the work in flight");
+    ready.store(false, std::sync::atomic::Ordering::Relaxed);
+    d.stop_accepting();
+    listener.shutdown().await;
+    let _ = stop.send(());
+    http.await??;
     Ok(())
 }

@@ -37,6 +37,8 @@ pub enum WebApiError {
         method: String,
         /// Attempts made.
         attempts: u32,
+        /// Slack's last `Retry-After`: how long to leave this method alone.
+        retry_after: Duration,
     },
     /// An HTTP status other than 200 or 429.
     #[error("Slack answered {method} with HTTP {status}")]
@@ -154,6 +156,16 @@ impl WebApi {
         })
     }
 
+    /// The same client making one attempt per call: a 429 comes back at once as
+    /// [`WebApiError::RateLimited`] with its `Retry-After` instead of being waited
+    /// out (for best-effort calls such as progress updates).
+    pub fn single_attempt(&self) -> WebApi {
+        WebApi {
+            max_attempts: 1,
+            ..self.clone()
+        }
+    }
+
     /// `chat.postMessage`.
     pub async fn post_message(
         &self,
@@ -252,6 +264,7 @@ impl WebApi {
         auth: bool,
         body: &B,
     ) -> Result<String, WebApiError> {
+        let mut retry_after = Duration::ZERO;
         for attempt in 1..=self.max_attempts {
             self.metrics.api_call(method);
             let mut req = self.http.post(url).json(body);
@@ -274,6 +287,7 @@ impl WebApi {
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs)
                     .unwrap_or(Duration::from_secs(1));
+                retry_after = wait;
                 self.metrics.api_failure(method, "ratelimited");
                 if attempt == self.max_attempts || wait > MAX_RETRY_AFTER {
                     break;
@@ -303,6 +317,7 @@ impl WebApi {
         let e = WebApiError::RateLimited {
             method: method.to_owned(),
             attempts: self.max_attempts,
+            retry_after,
         };
         tracing::warn!(method, "Slack call failed: {e}");
         Err(e)

@@ -1,4 +1,5 @@
-//! `/crossroads <text>`: acknowledged within the request, answered at `response_url`.
+//! `/crossroads <text>`: acknowledged within the request, answered at
+//! `response_url`, and run once even if the signed request is replayed.
 
 mod common;
 
@@ -6,6 +7,10 @@ use bot_core::Request;
 use common::*;
 
 fn command_body(text: &str, response_url: &str) -> String {
+    command_body_with(text, response_url, "1.2.3")
+}
+
+fn command_body_with(text: &str, response_url: &str, trigger_id: &str) -> String {
     serde_urlencoded::to_string([
         ("token", "t"),
         ("team_id", "T1"),
@@ -17,7 +22,7 @@ fn command_body(text: &str, response_url: &str) -> String {
         ("command", "/crossroads"),
         ("text", text),
         ("response_url", response_url),
-        ("trigger_id", "1.2.3"),
+        ("trigger_id", trigger_id),
         ("api_app_id", "A1"),
     ])
     .expect("form")
@@ -48,4 +53,55 @@ async fn a_slash_command_is_acked_ephemerally_and_answered_in_channel() {
     let expected = app.bot.handle(Request::text("U1", "hello world")).await;
     assert_eq!(answer["text"], expected.to_plain_text());
     assert!(app.slack.calls("chat.postMessage").is_empty());
+}
+
+#[tokio::test]
+async fn a_replayed_slash_command_runs_once() {
+    let app = TestApp::start().await;
+    let body = command_body_with("build", &app.slack.response_url("once"), "77.88.99");
+    let headers = signed(&now_ts(), &body);
+    let first = app
+        .post(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            headers.clone(),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    let replay = app
+        .post(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            headers,
+            body,
+        )
+        .await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(replay.text().await.expect("body"), "", "no second ack");
+    app.settle().await;
+    assert_eq!(app.ci.started_count(), 1, "one build, not two");
+    let answers = app.slack.calls("response/once");
+    assert!(
+        answers
+            .iter()
+            .filter(|c| c.body["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("succeeded"))
+            .count()
+            == 1,
+        "{answers:?}"
+    );
+    // Another invocation of the same text (a new trigger_id) runs again.
+    let again = command_body_with("build", &app.slack.response_url("twice"), "77.88.100");
+    app.post(
+        "/slack/commands",
+        "application/x-www-form-urlencoded",
+        signed(&now_ts(), &again),
+        again,
+    )
+    .await;
+    app.settle().await;
+    assert_eq!(app.ci.started_count(), 2);
 }

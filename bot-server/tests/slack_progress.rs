@@ -1,9 +1,11 @@
-//! Progress of long actions: posted once, then edited in place; `response_url`
-//! answers stay within Slack's five uses and always deliver the final reply.
+//! Progress of long actions: the action never waits on Slack; the newest state
+//! is posted once, then edited in place at most every interval; the final reply
+//! comes last; `response_url` answers stay within Slack's five uses and always
+//! deliver the final reply.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bot_core::config::Secret;
 use bot_core::{Outcome, Progress, Reply};
@@ -22,23 +24,45 @@ fn web(slack: &StandIn) -> WebApi {
     .expect("client")
 }
 
+fn dm_target() -> Target {
+    Target::Channel {
+        channel: "D1".into(),
+        thread_ts: None,
+        user: "U1".into(),
+    }
+}
+
+fn message_target(slack: &StandIn) -> Target {
+    Target::Message {
+        channel: "C5".into(),
+        ts: CLICKED_TS.into(),
+        response_url: slack.response_url("unused"),
+    }
+}
+
+fn text(call: &Call) -> String {
+    call.body["text"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The step number of a "step N" progress text.
+fn step(call: &Call) -> u32 {
+    text(call)
+        .strip_prefix("step ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a progress step: {}", call.body))
+}
+
 #[tokio::test]
 async fn progress_is_posted_once_then_updated_in_place() {
     let slack = StandIn::start().await;
-    let sink = Sink::new(
-        web(&slack),
-        Target::Channel {
-            channel: "D1".into(),
-            thread_ts: None,
-            user: "U1".into(),
-        },
-    );
+    let sink = Sink::with_interval(web(&slack), dm_target(), Duration::from_millis(20));
     for pct in [10, 50, 90] {
         sink.update(&Reply::message(
             Outcome::Progress,
             format!("building {pct}%"),
         ))
         .await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
     }
     sink.finish(&Reply::message(Outcome::Done, "switched to green"))
         .await;
@@ -46,7 +70,11 @@ async fn progress_is_posted_once_then_updated_in_place() {
     let updates = slack.calls("chat.update");
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].body["text"], "building 10%");
-    assert_eq!(updates.len(), 3);
+    assert!(
+        (1..=3).contains(&updates.len()),
+        "{} edits for 2 progress updates and the reply",
+        updates.len()
+    );
     for u in &updates {
         assert_eq!(u.body["channel"], "D1");
         assert_eq!(
@@ -54,28 +82,121 @@ async fn progress_is_posted_once_then_updated_in_place() {
             "edits the posted message"
         );
     }
-    assert_eq!(updates[2].body["text"], "switched to green");
+    assert_eq!(text(&updates[updates.len() - 1]), "switched to green");
 }
 
 #[tokio::test]
-async fn a_click_sink_keeps_the_last_response_url_use_for_the_final_reply() {
+async fn fifty_quick_updates_make_a_few_calls_ending_with_the_final_reply() {
     let slack = StandIn::start().await;
-    let sink = Sink::new(
+    let sink = Sink::new(web(&slack), message_target(&slack));
+    for i in 1..=50 {
+        sink.update(&Reply::message(Outcome::Progress, format!("step {i}")))
+            .await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    sink.finish(&Reply::message(Outcome::Done, "deployed"))
+        .await;
+    let calls = slack.all_calls();
+    assert!(
+        (2..=4).contains(&calls.len()),
+        "50 updates within one interval: the first, then the reply; got {}",
+        calls.len()
+    );
+    assert!(calls.iter().all(|c| c.method == "chat.update"));
+    assert!(calls.iter().all(|c| c.body["ts"] == CLICKED_TS));
+    assert_eq!(text(&calls[calls.len() - 1]), "deployed");
+    // Nothing arrives after the final reply.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(slack.all_calls().len(), calls.len());
+}
+
+#[tokio::test]
+async fn edits_are_spaced_by_the_interval_and_carry_the_newest_state() {
+    let slack = StandIn::start().await;
+    let every = Duration::from_millis(100);
+    let sink = Sink::with_interval(web(&slack), message_target(&slack), every);
+    for i in 1..=40 {
+        sink.update(&Reply::message(Outcome::Progress, format!("step {i}")))
+            .await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Everything the action reported has been flushed once the interval passes.
+    tokio::time::sleep(every * 3).await;
+    let progress = slack.calls("chat.update");
+    assert_eq!(
+        step(&progress[progress.len() - 1]),
+        40,
+        "the newest state arrives"
+    );
+    sink.finish(&Reply::message(Outcome::Done, "deployed"))
+        .await;
+    let calls = slack.calls("chat.update");
+    assert_eq!(
+        text(&calls[calls.len() - 1]),
+        "deployed",
+        "the reply is last"
+    );
+    let progress = &calls[..calls.len() - 1];
+    assert!(
+        progress.len() < 40,
+        "{} edits for 40 updates",
+        progress.len()
+    );
+    for pair in progress.windows(2) {
+        assert!(step(&pair[1]) > step(&pair[0]), "newer states only");
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= every, "two edits {gap:?} apart");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_progress_edit_does_not_hold_up_the_action() {
+    let slack = StandIn::start().await;
+    slack.script("chat.update", &[Scripted::RateLimitedFor(30)]);
+    let sink = Sink::new(web(&slack), message_target(&slack));
+    let started = Instant::now();
+    for i in 1..=50 {
+        sink.update(&Reply::message(Outcome::Progress, format!("step {i}")))
+            .await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    sink.finish(&Reply::message(Outcome::Done, "deployed"))
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the action waited {took:?} on a Retry-After of 30 s"
+    );
+    let calls = slack.calls("chat.update");
+    assert_eq!(calls.len(), 2, "the 429'd edit and the reply: {calls:?}");
+    assert_eq!(text(&calls[1]), "deployed");
+}
+
+#[tokio::test]
+async fn a_response_url_gets_at_most_four_progress_uses_and_always_the_reply() {
+    let slack = StandIn::start().await;
+    let sink = Sink::with_interval(
         web(&slack),
         Target::ResponseUrl {
             url: slack.response_url("p"),
             slash: false,
         },
+        Duration::from_millis(1),
     );
-    for i in 0..8 {
+    for i in 1..=20 {
         sink.update(&Reply::message(Outcome::Progress, format!("step {i}")))
             .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sink.finish(&Reply::message(Outcome::Done, "done")).await;
     let calls = slack.calls("response/p");
-    assert_eq!(calls.len(), 5, "Slack allows five uses");
+    assert!(
+        (2..=5).contains(&calls.len()),
+        "Slack allows five uses: {}",
+        calls.len()
+    );
     assert!(calls.iter().all(|c| c.body["replace_original"] == true));
-    assert_eq!(calls[4].body["text"], "done");
+    assert_eq!(text(&calls[calls.len() - 1]), "done");
 }
 
 #[tokio::test]
@@ -90,10 +211,28 @@ async fn a_slash_sink_posts_first_then_replaces() {
     );
     sink.update(&Reply::message(Outcome::Progress, "queued"))
         .await;
+    // The first update goes out at once, not held back by the interval.
+    slack.wait_for("response/s", 1).await;
     sink.finish(&Reply::message(Outcome::Done, "done")).await;
     let calls = slack.calls("response/s");
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].body["replace_original"], false);
     assert_eq!(calls[0].body["response_type"], "in_channel");
+    assert_eq!(text(&calls[0]), "queued");
     assert_eq!(calls[1].body["replace_original"], true);
+    assert_eq!(text(&calls[1]), "done");
+}
+
+#[tokio::test]
+async fn a_dm_build_with_fifty_progress_steps_makes_a_few_calls() {
+    let app = TestApp::start().await;
+    app.event(&dm("Ev700", "U1", "build")).await;
+    app.slack.wait_for("chat.postMessage", 1).await;
+    app.settle().await;
+    let calls = app.slack.all_calls();
+    assert!(calls.len() <= 4, "{} Web API calls", calls.len());
+    assert_eq!(calls[0].method, "chat.postMessage");
+    let last = &calls[calls.len() - 1];
+    assert_eq!(last.method, "chat.update");
+    assert!(text(last).contains("succeeded"), "{}", last.body);
 }

@@ -8,7 +8,8 @@
 
 use serde::Deserialize;
 use slack_morphism::prelude::{
-    SlackCommandEvent, SlackEventCallbackBody, SlackInteractionEvent, SlackPushEventCallback,
+    SlackCommandEvent, SlackEventCallbackBody, SlackInteractionActionContainer,
+    SlackInteractionEvent, SlackPushEventCallback,
 };
 
 /// Why a payload could not be read.
@@ -67,6 +68,10 @@ pub struct ButtonClick {
     pub user: String,
     /// Channel of the message holding the button.
     pub channel: Option<String>,
+    /// `ts` of the message holding the button (`container.message_ts`), to edit it
+    /// with `chat.update`; `None` when it cannot be edited that way (an ephemeral
+    /// message, a view).
+    pub message_ts: Option<String>,
     /// The button's `value`, verbatim.
     pub value: String,
     /// Where to send the answer.
@@ -95,6 +100,8 @@ pub struct SlashCommand {
     pub channel: String,
     /// Where to send the answer.
     pub response_url: String,
+    /// Slack's id for this invocation, the same if the request is replayed.
+    pub trigger_id: Option<String>,
 }
 
 // ------------------------------------------------------------------ events
@@ -242,9 +249,29 @@ struct RawInteraction {
     kind: String,
     user: Option<RawId>,
     channel: Option<RawId>,
+    container: Option<RawContainer>,
     response_url: Option<String>,
     #[serde(default)]
     actions: Vec<RawAction>,
+}
+
+#[derive(Deserialize)]
+struct RawContainer {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    message_ts: Option<String>,
+    channel_id: Option<String>,
+    #[serde(default)]
+    is_ephemeral: bool,
+}
+
+/// The message a click came from, when `chat.update` can edit it: a message
+/// container (not a view), not ephemeral, with its `ts`.
+fn editable_ts(kind: Option<&str>, ts: Option<&str>, ephemeral: bool) -> Option<String> {
+    match kind {
+        Some("message") | None if !ephemeral => ts.filter(|t| !t.is_empty()).map(str::to_owned),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -276,9 +303,17 @@ pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError
             "block_actions without a value".into(),
         ));
     };
+    let container = raw.container.as_ref();
+    let message_ts = container
+        .and_then(|c| editable_ts(c.kind.as_deref(), c.message_ts.as_deref(), c.is_ephemeral));
+    let channel = raw
+        .channel
+        .map(|c| c.id)
+        .or_else(|| container.and_then(|c| c.channel_id.clone()));
     Ok(InteractionPayload::Click(ButtonClick {
         user,
-        channel: raw.channel.map(|c| c.id),
+        channel,
+        message_ts,
         value,
         response_url,
     }))
@@ -294,10 +329,26 @@ pub fn click_from_interaction(event: &SlackInteractionEvent) -> InteractionPaylo
         .as_ref()
         .and_then(|a| a.first())
         .and_then(|a| a.value.clone());
+    let (message_ts, container_channel) = match &b.container {
+        SlackInteractionActionContainer::Message(m) => (
+            editable_ts(
+                Some("message"),
+                Some(m.message_ts.0.as_str()),
+                m.is_ephemeral.unwrap_or(false),
+            ),
+            m.channel_id.as_ref().map(|c| c.0.clone()),
+        ),
+        _ => (None, None),
+    };
     match (&b.user, &b.response_url, value) {
         (Some(user), Some(url), Some(value)) => InteractionPayload::Click(ButtonClick {
             user: user.id.0.clone(),
-            channel: b.channel.as_ref().map(|c| c.id.0.clone()),
+            channel: b
+                .channel
+                .as_ref()
+                .map(|c| c.id.0.clone())
+                .or(container_channel),
+            message_ts,
             value,
             response_url: url.0.to_string(),
         }),
@@ -314,6 +365,7 @@ struct RawCommand {
     user_id: Option<String>,
     channel_id: Option<String>,
     response_url: Option<String>,
+    trigger_id: Option<String>,
 }
 
 /// Parses a slash command body (form-encoded).
@@ -328,6 +380,7 @@ pub fn parse_command(body: &[u8]) -> Result<SlashCommand, PayloadError> {
         response_url: raw
             .response_url
             .ok_or(PayloadError::Missing("response_url"))?,
+        trigger_id: raw.trigger_id.filter(|t| !t.is_empty()),
     })
 }
 
@@ -339,6 +392,7 @@ pub fn command_from_event(event: &SlackCommandEvent) -> SlashCommand {
         user: event.user_id.0.clone(),
         channel: event.channel_id.0.clone(),
         response_url: event.response_url.0.to_string(),
+        trigger_id: Some(event.trigger_id.0.clone()).filter(|t| !t.is_empty()),
     }
 }
 
@@ -440,6 +494,7 @@ mod tests {
             Ok(InteractionPayload::Click(ButtonClick {
                 user: "U9".into(),
                 channel: Some("D1".into()),
+                message_ts: None,
                 value: r#"{"set":"s"}"#.into(),
                 response_url: "http://127.0.0.1:1/r".into(),
             }))
@@ -461,7 +516,51 @@ mod tests {
                 user: "U1".into(),
                 channel: "C1".into(),
                 response_url: "http://127.0.0.1:1/r".into(),
+                trigger_id: Some("t".into()),
             })
         );
+    }
+
+    fn click_with_container(container: &str) -> ButtonClick {
+        let payload = format!(
+            r#"{{"type":"block_actions","user":{{"id":"U9"}},"channel":{{"id":"C5"}},"container":{container},"response_url":"http://127.0.0.1:1/r","actions":[{{"type":"button","value":"v"}}]}}"#
+        );
+        let body = serde_urlencoded::to_string([("payload", payload)]).expect("encodes");
+        match parse_interaction(body.as_bytes()) {
+            Ok(InteractionPayload::Click(c)) => c,
+            other => panic!("a click, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_click_names_the_message_to_edit_unless_it_is_ephemeral() {
+        let c = click_with_container(
+            r#"{"type":"message","message_ts":"1700000000.000200","channel_id":"C5","is_ephemeral":false}"#,
+        );
+        assert_eq!(c.message_ts.as_deref(), Some("1700000000.000200"));
+        assert_eq!(c.channel.as_deref(), Some("C5"));
+        let c = click_with_container(
+            r#"{"type":"message","message_ts":"1700000000.000200","channel_id":"C5","is_ephemeral":true}"#,
+        );
+        assert_eq!(c.message_ts, None, "ephemeral messages cannot be edited");
+        let c = click_with_container(r#"{"type":"view","view_id":"V1"}"#);
+        assert_eq!(c.message_ts, None);
+    }
+
+    #[test]
+    fn socket_mode_clicks_name_the_message_too() {
+        let event: SlackInteractionEvent = serde_json::from_value(serde_json::json!({
+            "type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
+            "api_app_id": "A1", "trigger_id": "1.2",
+            "container": {"type": "message", "message_ts": "1.5", "channel_id": "D9"},
+            "response_url": "http://127.0.0.1:1/r",
+            "actions": [{"type": "button", "action_id": "a", "value": "v"}]
+        }))
+        .expect("slack-morphism parses a click");
+        let InteractionPayload::Click(c) = click_from_interaction(&event) else {
+            panic!("a click");
+        };
+        assert_eq!(c.message_ts.as_deref(), Some("1.5"));
+        assert_eq!(c.channel.as_deref(), Some("D9"), "from the container");
     }
 }

@@ -55,11 +55,14 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn overloaded() -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too much work in flight; deliver again later",
-    )
+/// The answer to refused work (overload or shutdown): 503, so Slack delivers an
+/// event again later (to this replica or another).
+fn refused(why: Accepted) -> Response {
+    let reason = match why {
+        Accepted::ShuttingDown => "shutting down; deliver again later",
+        _ => "too much work in flight; deliver again later",
+    };
+    error(StatusCode::SERVICE_UNAVAILABLE, reason)
 }
 
 /// `POST /slack/events`.
@@ -88,7 +91,7 @@ pub async fn events(
                         .insert("x-slack-no-retry", HeaderValue::from_static("1"));
                     res
                 }
-                Accepted::Overloaded => overloaded(),
+                why @ (Accepted::Overloaded | Accepted::ShuttingDown) => refused(why),
             }
         }
     }
@@ -111,7 +114,7 @@ pub async fn interactions(
             StatusCode::OK.into_response()
         }
         Ok(InteractionPayload::Click(click)) => match state.dispatcher.accept_click(click) {
-            Accepted::Overloaded => overloaded(),
+            why if why.refused() => refused(why),
             _ => StatusCode::OK.into_response(),
         },
     }
@@ -132,8 +135,10 @@ pub async fn commands(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let ack = crate::dispatch::command_ack(&command.text);
-    match state.dispatcher.accept_command(command) {
-        Accepted::Overloaded => overloaded(),
+    match state.dispatcher.accept_command(command).await {
+        why if why.refused() => refused(why),
+        // A replayed request (same trigger_id): answered once already.
+        Accepted::Duplicate => StatusCode::OK.into_response(),
         _ => axum::Json(ack).into_response(),
     }
 }

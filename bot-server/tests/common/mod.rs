@@ -14,20 +14,53 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use bot_core::backends::{HttpSnapshot, Probe, ProbeError};
+use bot_core::backends::{
+    BuildOutcome, BuildProgress, BuildResult, Ci, CiError, HttpSnapshot, Probe, ProbeError,
+};
 use bot_core::config::{
-    ActionKind, CommandSpec, Config, Environment, Instance, InstanceRef, Pool, Pos, Secret,
-    SwitchSpec, TargetKind,
+    ActionKind, CommandSpec, Config, Environment, Instance, InstanceRef, JobSpec, Pool, Pos,
+    Secret, SwitchSpec, TargetKind,
 };
 use bot_core::reply::{ButtonAction, ButtonValue};
 use bot_core::{Bot, Invocation, Target};
 use bot_server::{AppState, Dispatcher, ServeConfig, Server};
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 
 pub const SECRET: &str = "test-signing-secret";
 pub const TOKEN: &str = "xoxb-test-token";
 pub const BOT_USER: &str = "UBOT";
+/// `ts` of the message holding the buttons in [`TestApp::click`].
+pub const CLICKED_TS: &str = "1699999999.000042";
+
+/// A button value for `build` in a freshly issued button set.
+pub async fn build_button(bot: &Bot, set: &str) -> String {
+    run_button(
+        bot,
+        set,
+        Invocation {
+            command: "build".into(),
+            target: Target::None,
+            args: vec![],
+            params: vec![],
+            confirmed: false,
+        },
+    )
+    .await
+}
+
+async fn run_button(bot: &Bot, set: &str, inv: Invocation) -> String {
+    bot.store()
+        .issue_buttons(set, SystemTime::now() + Duration::from_secs(600))
+        .await
+        .expect("issue buttons");
+    serde_json::to_string(&ButtonValue {
+        set: set.into(),
+        action: ButtonAction::Run(inv),
+    })
+    .expect("serialise button value")
+}
 
 // ------------------------------------------------------------------ config
 
@@ -60,13 +93,23 @@ fn instance(name: &str, port: u16) -> Instance {
     }
 }
 
-/// One env `staging`, pool `api`, members blue/green; commands status, health, help.
+/// One env `staging`, pool `api`, members blue/green; commands status, health,
+/// help, and `build` (a CI job: a long action with progress, see [`FakeCi`]).
 pub fn config() -> Config {
     Config {
         commands: vec![
             command("status", ActionKind::Status, TargetKind::Environment, true),
             command("health", ActionKind::Health, TargetKind::Instance, false),
             command("help", ActionKind::Help, TargetKind::Nothing, true),
+            command(
+                "build",
+                ActionKind::Job(JobSpec {
+                    job: "app/build".into(),
+                    parameters: vec![],
+                }),
+                TargetKind::Nothing,
+                true,
+            ),
         ],
         environments: vec![Environment {
             name: "staging".into(),
@@ -104,19 +147,95 @@ impl Probe for FakeProbe {
     }
 }
 
+/// A CI whose every build reports `steps` progress changes (1 %, 2 %, …) a
+/// millisecond apart, then waits until the gate is open, then succeeds.
+pub struct FakeCi {
+    pub steps: u8,
+    gate: watch::Sender<bool>,
+    started: watch::Sender<u32>,
+}
+
+impl FakeCi {
+    pub fn new(steps: u8) -> Self {
+        Self {
+            steps,
+            gate: watch::Sender::new(true),
+            started: watch::Sender::new(0),
+        }
+    }
+
+    /// Builds wait at the end until [`FakeCi::release`].
+    pub fn hold(&self) {
+        self.gate.send_replace(false);
+    }
+
+    /// Lets held builds finish.
+    pub fn release(&self) {
+        self.gate.send_replace(true);
+    }
+
+    /// How many builds have started so far.
+    pub fn started_count(&self) -> u32 {
+        *self.started.borrow()
+    }
+
+    /// Waits (bounded) until `n` builds have started.
+    pub async fn wait_started(&self, n: u32) {
+        let mut rx = self.started.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| *s >= n))
+            .await
+            .expect("a build started within 10s")
+            .expect("the CI is alive");
+    }
+}
+
+#[async_trait]
+impl Ci for FakeCi {
+    async fn run_job(
+        &self,
+        _job: &str,
+        _params: &[(String, String)],
+        progress: &(dyn Fn(BuildProgress) + Send + Sync),
+    ) -> Result<BuildOutcome, CiError> {
+        self.started.send_modify(|n| *n += 1);
+        let url = "http://127.0.0.1:9/job/app/build/7/".to_owned();
+        for percent in 1..=self.steps {
+            progress(BuildProgress::Building {
+                number: 7,
+                url: url.clone(),
+                percent: Some(percent),
+            });
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut gate = self.gate.subscribe();
+        let _ = gate.wait_for(|open| *open).await;
+        Ok(BuildOutcome {
+            number: 7,
+            url: url.clone(),
+            console_url: format!("{url}console"),
+            result: BuildResult::Success,
+            duration: Duration::from_secs(1),
+        })
+    }
+}
+
 pub fn bot() -> Bot {
-    Bot::builder(config()).probe(Arc::new(FakeProbe)).build()
+    bot_with(Arc::new(FakeCi::new(50)))
+}
+
+pub fn bot_with(ci: Arc<FakeCi>) -> Bot {
+    Bot::builder(config())
+        .probe(Arc::new(FakeProbe))
+        .ci(ci)
+        .build()
 }
 
 /// A button value for `health staging api <member>` in a freshly issued button set.
 pub async fn health_button(bot: &Bot, set: &str, member: &str) -> String {
-    bot.store()
-        .issue_buttons(set, SystemTime::now() + Duration::from_secs(600))
-        .await
-        .expect("issue buttons");
-    serde_json::to_string(&ButtonValue {
-        set: set.into(),
-        action: ButtonAction::Run(Invocation {
+    run_button(
+        bot,
+        set,
+        Invocation {
             command: "health".into(),
             target: Target::Instance(InstanceRef {
                 env: "staging".into(),
@@ -126,9 +245,9 @@ pub async fn health_button(bot: &Bot, set: &str, member: &str) -> String {
             args: vec![],
             params: vec![],
             confirmed: false,
-        }),
-    })
-    .expect("serialise button value")
+        },
+    )
+    .await
 }
 
 // --------------------------------------------------------------- stand-in
@@ -146,7 +265,10 @@ pub struct Call {
 /// A scripted answer for the next call of a method.
 #[derive(Debug, Clone)]
 pub enum Scripted {
+    /// HTTP 429 with `Retry-After: 1`.
     RateLimited,
+    /// HTTP 429 with `Retry-After` of this many seconds.
+    RateLimitedFor(u64),
     Error(&'static str),
 }
 
@@ -200,14 +322,8 @@ fn record(
         at: std::time::Instant::now(),
     });
     match s.script.get_mut(&method).and_then(VecDeque::pop_front) {
-        Some(Scripted::RateLimited) => {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", "1")],
-                axum::Json(serde_json::json!({"ok": false, "error": "ratelimited"})),
-            )
-                .into_response()
-        }
+        Some(Scripted::RateLimited) => return rate_limited(1),
+        Some(Scripted::RateLimitedFor(secs)) => return rate_limited(secs),
         Some(Scripted::Error(code)) => {
             return axum::Json(serde_json::json!({"ok": false, "error": code})).into_response()
         }
@@ -224,6 +340,15 @@ fn record(
     let ts = format!("1700000000.{:06}", s.next_ts);
     let channel = body.get("channel").cloned().unwrap_or(Value::Null);
     axum::Json(serde_json::json!({"ok": true, "channel": channel, "ts": ts})).into_response()
+}
+
+fn rate_limited(secs: u64) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", secs.to_string())],
+        axum::Json(serde_json::json!({"ok": false, "error": "ratelimited"})),
+    )
+        .into_response()
 }
 
 impl StandIn {
@@ -286,6 +411,22 @@ impl StandIn {
             .collect()
     }
 
+    /// Polls (bounded) until a call of `method` matches `pred`; returns it.
+    pub async fn wait_for_one(&self, method: &str, pred: impl Fn(&Call) -> bool) -> Call {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(call) = self.calls(method).into_iter().find(|c| pred(c)) {
+                return call;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 10s for a matching call of {method}; got {:?}",
+                self.calls(method)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Polls (bounded) until `method` has at least `n` calls; returns them.
     pub async fn wait_for(&self, method: &str, n: usize) -> Vec<Call> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -331,9 +472,11 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub slack: StandIn,
     pub bot: Bot,
+    pub ci: Arc<FakeCi>,
     pub dispatcher: Dispatcher,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestApp {
@@ -351,7 +494,8 @@ impl TestApp {
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let slack = StandIn::start().await;
-        let bot = bot();
+        let ci = Arc::new(FakeCi::new(50));
+        let bot = bot_with(ci.clone());
         let mut config = ServeConfig::new(
             "127.0.0.1:0".parse().expect("addr"),
             Secret::new(SECRET),
@@ -365,17 +509,42 @@ impl TestApp {
         let server = Server::bind(config.listen, state).await.expect("bind");
         let addr = server.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(server.run_until(async move {
+        let server = tokio::spawn(server.run_until(async move {
             let _ = rx.await;
         }));
         Self {
             addr,
             slack,
             bot,
+            ci,
             dispatcher,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
+            server: Some(server),
         }
+    }
+
+    /// Signals shutdown (like SIGTERM); the server then drains and stops.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// The server task (`run_until`), to await its end.
+    pub fn server(&mut self) -> JoinHandle<std::io::Result<()>> {
+        self.server.take().expect("server task taken once")
+    }
+
+    /// `GET path`: status code.
+    pub async fn get_status(&self, path: &str) -> u16 {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("server answers")
+            .status()
+            .as_u16()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -412,14 +581,35 @@ impl TestApp {
         .await
     }
 
-    /// POSTs a `block_actions` click signed like Slack.
+    /// POSTs a `block_actions` click on the bot's message `CLICKED_TS` in D1, signed like Slack.
     pub async fn click(&self, user: &str, value: &str, response_url: &str) -> reqwest::Response {
+        self.click_in(user, value, response_url, false).await
+    }
+
+    /// POSTs a click on an ephemeral message (which `chat.update` cannot edit).
+    pub async fn click_ephemeral(
+        &self,
+        user: &str,
+        value: &str,
+        response_url: &str,
+    ) -> reqwest::Response {
+        self.click_in(user, value, response_url, true).await
+    }
+
+    async fn click_in(
+        &self,
+        user: &str,
+        value: &str,
+        response_url: &str,
+        ephemeral: bool,
+    ) -> reqwest::Response {
         let payload = serde_json::json!({
             "type": "block_actions",
             "user": {"id": user, "username": "someone", "team_id": "T1"},
             "api_app_id": "A1",
             "team": {"id": "T1", "domain": "t"},
-            "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "D1"},
+            "container": {"type": "message", "message_ts": CLICKED_TS, "channel_id": "D1",
+                          "is_ephemeral": ephemeral},
             "channel": {"id": "D1", "name": "directmessage"},
             "trigger_id": "1.2.3",
             "response_url": response_url,
