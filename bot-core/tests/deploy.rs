@@ -75,6 +75,24 @@ impl Platform {
         self.switch.active(e, p).await.expect("active")
     }
 
+    /// Starts `deploy staging api` with a slow build and returns once Jenkins has queued
+    /// it, i.e. once the deploy holds the lock.
+    async fn deploy_in_background(&self) -> tokio::task::JoinHandle<Reply> {
+        self.jenkins.set_job(
+            "platform/deploy-api",
+            quick().build_duration(Duration::from_millis(800)),
+        );
+        let bot = self.bot.clone();
+        let deploy = tokio::spawn(async move { say(&bot, USER, "deploy staging api").await });
+        for _ in 0..100 {
+            if !self.triggers("platform/deploy-api").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        deploy
+    }
+
     fn triggers(&self, job: &str) -> Vec<Trigger> {
         self.jenkins
             .triggers()
@@ -273,19 +291,7 @@ async fn jenkins_down_is_a_clear_reply() {
 #[tokio::test]
 async fn a_second_deploy_while_one_runs_is_refused_naming_the_holder() {
     let p = Platform::start(TOKEN).await;
-    p.jenkins.set_job(
-        "platform/deploy-api",
-        quick().build_duration(Duration::from_millis(800)),
-    );
-    let bot = p.bot.clone();
-    let first = tokio::spawn(async move { say(&bot, USER, "deploy staging api").await });
-    // Wait until the first deploy's build is queued in Jenkins (it holds the lock by then).
-    for _ in 0..100 {
-        if !p.triggers("platform/deploy-api").is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let first = p.deploy_in_background().await;
     let second = say(&p.bot, "U0ADMIN", "deploy staging").await;
     assert_eq!(
         second.outcome,
@@ -476,18 +482,7 @@ async fn switch_moves_a_pool_to_the_named_or_the_other_member() {
 #[tokio::test]
 async fn a_running_deploy_cannot_be_unlocked_and_blocks_restarts_and_jobs() {
     let p = Platform::start(TOKEN).await;
-    p.jenkins.set_job(
-        "platform/deploy-api",
-        quick().build_duration(Duration::from_millis(800)),
-    );
-    let bot = p.bot.clone();
-    let deploy = tokio::spawn(async move { say(&bot, USER, "deploy staging api").await });
-    for _ in 0..100 {
-        if !p.triggers("platform/deploy-api").is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let deploy = p.deploy_in_background().await;
     let unlock = say(&p.bot, "U0ADMIN", "unlock staging").await;
     assert_eq!(
         unlock.outcome,
