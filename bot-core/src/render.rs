@@ -178,17 +178,6 @@ impl Reply {
         }
         lines.join("\n")
     }
-
-    /// A short one-line summary for notifications: the first header or paragraph.
-    pub fn summary(&self) -> String {
-        self.parts
-            .iter()
-            .find_map(|p| match p {
-                Part::Header(t) | Part::Text(t) => Some(clip(t.lines().next().unwrap_or(""), 200)),
-                _ => None,
-            })
-            .unwrap_or_default()
-    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod console;
 pub mod demo;
 pub mod dispatch;
 pub mod metrics;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod socket_mode;

@@ -88,9 +88,10 @@ fn exit_code(outcome: bot_core::Outcome) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr; `RUST_LOG` wins, else `default` (servers say more than one-shot commands).
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -117,8 +118,11 @@ fn check(dir: &Path) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    init_tracing(match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    });
     let result: anyhow::Result<ExitCode> = async {
         match cli.command {
             Command::Check { config_dir } => Ok(check(&config_dir)),
@@ -195,6 +199,7 @@ async fn main() -> ExitCode {
                     .with_context(|| format!("--listen {listen} is not an address"))?;
                 let serve_config = bot_server::ServeConfig::from_env(listen, &config::process_env)?;
                 let bot = Bot::builder(load(&config_dir)?).build();
+                bot_server::reload::spawn_reload_on_sighup(bot.clone(), config_dir.clone());
                 if socket_mode {
                     bot_server::serve_socket_mode(serve_config, bot).await?;
                 } else {
