@@ -729,14 +729,47 @@ async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
     match value.action {
         ButtonAction::Cancel => Reply::message(Outcome::Done, format!("Cancelled by <@{user}>.")),
         ButtonAction::Text(text) => {
-            let reply = Box::pin(handle_text(ctx, &text)).await;
-            prepend(reply, format!("<@{user}> chose {}", code(&text)))
+            let chosen = format!("<@{user}> chose {}", code(&text));
+            let progress = Chosen {
+                inner: ctx.progress,
+                chosen: &chosen,
+            };
+            let ctx = Ctx {
+                progress: &progress,
+                ..*ctx
+            };
+            let reply = Box::pin(handle_text(&ctx, &text)).await;
+            prepend(reply, chosen.clone())
         }
         ButtonAction::Run(inv) => {
-            let chosen = inv.as_text();
-            let reply = Box::pin(run_invocation(ctx, inv)).await;
-            prepend(reply, format!("<@{user}> chose {}", code(&chosen)))
+            let chosen = format!("<@{user}> chose {}", code(&inv.as_text()));
+            let progress = Chosen {
+                inner: ctx.progress,
+                chosen: &chosen,
+            };
+            let ctx = Ctx {
+                progress: &progress,
+                ..*ctx
+            };
+            let reply = Box::pin(run_invocation(&ctx, inv)).await;
+            prepend(reply, chosen.clone())
         }
+    }
+}
+
+/// Progress of an action started by a click: every update keeps saying who chose what,
+/// since it replaces the message that held the buttons.
+struct Chosen<'a> {
+    inner: &'a dyn Progress,
+    chosen: &'a str,
+}
+
+#[async_trait]
+impl Progress for Chosen<'_> {
+    async fn update(&self, reply: &Reply) {
+        self.inner
+            .update(&prepend(reply.clone(), self.chosen.to_owned()))
+            .await;
     }
 }
 
