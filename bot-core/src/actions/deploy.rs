@@ -129,7 +129,7 @@ where
     };
     match ctx.b.store.try_lock(lock.clone(), now).await {
         Ok(LockOutcome::Acquired) => {}
-        Ok(LockOutcome::HeldBy(held)) => return locked_reply(now, &held),
+        Ok(LockOutcome::HeldBy(held)) => return super::locks::locked_reply(now, &held),
         Err(e) => {
             return Reply::message(
                 Outcome::Failed,
@@ -144,22 +144,6 @@ where
         Err(e) => tracing::error!(env, error = %e, "could not release lock"),
     }
     reply
-}
-
-/// "Locked by …" for anything that finds an environment locked.
-pub(crate) fn locked_reply(now: std::time::SystemTime, held: &Lock) -> Reply {
-    let for_how_long = human(now.duration_since(held.since).unwrap_or_default());
-    let hint = match &held.action {
-        Some(_) => "Try again when it is done.".to_owned(),
-        None => format!("Ask them, or `unlock {}` when it is safe.", held.env),
-    };
-    Reply::message(
-        Outcome::Rejected,
-        format!(
-            ":lock: *{}* is locked by <@{}> ({}, for {for_how_long}). {hint}",
-            held.env, held.holder, held.reason
-        ),
-    )
 }
 
 /// A lease long enough for every step of an action on `pools` pools: each build may

@@ -16,6 +16,22 @@ pub(crate) fn when(t: SystemTime) -> String {
     format!("<!date^{secs}^{{date_short_pretty}} {{time}}|{utc}>")
 }
 
+/// "Locked by …" for anything that finds an environment locked.
+pub(crate) fn locked_reply(now: SystemTime, held: &Lock) -> Reply {
+    let for_how_long = human(now.duration_since(held.since).unwrap_or_default());
+    let hint = match &held.action {
+        Some(_) => "Try again when it is done.".to_owned(),
+        None => format!("Ask them, or `unlock {}` when it is safe.", held.env),
+    };
+    Reply::message(
+        Outcome::Rejected,
+        format!(
+            ":lock: *{}* is locked by <@{}> ({}, for {for_how_long}). {hint}",
+            held.env, held.holder, held.reason
+        ),
+    )
+}
+
 pub(crate) async fn lock(ctx: &Ctx<'_>, inv: &Invocation, env: &str) -> Reply {
     let now = ctx.now();
     let reason = if inv.args.is_empty() {
@@ -36,7 +52,7 @@ pub(crate) async fn lock(ctx: &Ctx<'_>, inv: &Invocation, env: &str) -> Reply {
             audit(ctx, inv, "ok", None).await;
             Reply::message(Outcome::Done, format!(":lock: *{env}* is locked by <@{}>: {reason}. Deploys wait until `unlock {env}`.", ctx.user))
         }
-        Ok(LockOutcome::HeldBy(held)) => crate::actions::deploy::locked_reply(now, &held),
+        Ok(LockOutcome::HeldBy(held)) => locked_reply(now, &held),
         Err(e) => Reply::message(Outcome::Failed, format!("I could not lock {env}: {e}")),
     }
 }

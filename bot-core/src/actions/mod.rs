@@ -41,7 +41,7 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) 
         if let Some(env) = inv.target.env() {
             let now = ctx.now();
             match ctx.b.store.lock_of(env, now).await {
-                Ok(Some(held)) => return deploy::locked_reply(now, &held),
+                Ok(Some(held)) => return locks::locked_reply(now, &held),
                 Ok(None) => {}
                 Err(e) => {
                     return Reply::message(
