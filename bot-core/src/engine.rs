@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use crate::actions;
+use crate::actions::status::PlatformStatus;
 use crate::backends::jenkins::{JenkinsClient, NoCi};
 use crate::backends::memory::MemorySwitch;
 use crate::backends::probe::{HttpProbe, ReqwestAction};
@@ -58,6 +59,16 @@ pub(crate) struct Backends {
     switch_overrides: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
     switch_all: Option<Arc<dyn TrafficSwitch>>,
     memory_switch: Arc<MemorySwitch>,
+}
+
+/// [`Bot::platform_status`] was asked for an environment that is not configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("there is no environment `{name}` (known: {})", known.join(", "))]
+pub struct UnknownEnv {
+    /// The name asked for.
+    pub name: String,
+    /// The configured environments.
+    pub known: Vec<String>,
 }
 
 /// The chat bot: build it from a [`Config`] and backends, then [`Bot::handle`] requests.
@@ -293,6 +304,32 @@ impl Bot {
     /// The current time by the bot's clock.
     pub fn now(&self) -> SystemTime {
         (self.backends.clock)()
+    }
+
+    /// Probes every instance of `env` (every environment when `None`) and reads
+    /// every switch, like the chat `status` command, and returns it as data.
+    pub async fn platform_status(&self, env: Option<&str>) -> Result<PlatformStatus, UnknownEnv> {
+        let engine = self.engine();
+        if let Some(name) = env {
+            if engine.config.env(name).is_none() {
+                return Err(UnknownEnv {
+                    name: name.to_owned(),
+                    known: engine
+                        .config
+                        .environments
+                        .iter()
+                        .map(|e| e.name.clone())
+                        .collect(),
+                });
+            }
+        }
+        let ctx = Ctx {
+            engine: &engine,
+            b: &self.backends,
+            user: "",
+            progress: &NoProgress,
+        };
+        Ok(crate::actions::status::gather(&ctx, env).await)
     }
 
     /// Handles a request, ignoring progress updates of long actions.

@@ -21,4 +21,5 @@ pub mod actions;
 pub mod engine;
 pub mod policy;
 
-pub use engine::{Bot, BotBuilder, NoProgress, Progress};
+pub use actions::status::{EnvStatus, MemberStatus, PlatformStatus, PoolStatus};
+pub use engine::{Bot, BotBuilder, NoProgress, Progress, UnknownEnv};

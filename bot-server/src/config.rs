@@ -53,6 +53,9 @@ pub struct ServeConfig {
     /// finish); `CROSSROADS_DRAIN_TIMEOUT` in seconds, default 15 minutes. Give the
     /// process manager a longer stop timeout than this.
     pub drain_timeout: Duration,
+    /// `CROSSROADS_API_TOKEN`: bearer token for `POST /api/v1/notify`, which
+    /// answers 503 without it.
+    pub api_token: Option<Secret>,
     /// Shortest gap between two progress edits of one message (Slack's
     /// `chat.update` allows about 50 calls a minute).
     pub progress_interval: Duration,
@@ -72,12 +75,13 @@ impl ServeConfig {
             max_attempts: 4,
             api_timeout: Duration::from_secs(10),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            api_token: None,
             progress_interval: crate::dispatch::PROGRESS_INTERVAL,
         }
     }
 
     /// Reads `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`,
-    /// `SLACK_API_URL` and `CROSSROADS_DRAIN_TIMEOUT` through `env` (pass
+    /// `SLACK_API_URL`, `CROSSROADS_DRAIN_TIMEOUT` and `CROSSROADS_API_TOKEN` through `env` (pass
     /// [`bot_core::config::process_env`]).
     pub fn from_env(
         listen: SocketAddr,
@@ -89,6 +93,7 @@ impl ServeConfig {
         let mut config = Self::new(listen, Secret::default(), Secret::new(bot_token));
         config.signing_secret = non_empty("SLACK_SIGNING_SECRET").map(Secret::new);
         config.app_token = non_empty("SLACK_APP_TOKEN").map(Secret::new);
+        config.api_token = non_empty("CROSSROADS_API_TOKEN").map(Secret::new);
         if let Some(url) = non_empty("SLACK_API_URL") {
             config.api_url = url;
         }
@@ -132,11 +137,16 @@ mod tests {
                 ("SLACK_BOT_TOKEN", "xoxb-very-secret"),
                 ("SLACK_SIGNING_SECRET", "sign-very-secret"),
                 ("SLACK_API_URL", "http://127.0.0.1:9/api/"),
+                ("CROSSROADS_API_TOKEN", "api-very-secret"),
             ]),
         )
         .expect("valid");
         assert_eq!(c.api_base(), "http://127.0.0.1:9/api");
         assert_eq!(c.bot_token.expose(), "xoxb-very-secret");
+        assert_eq!(
+            c.api_token.as_ref().map(Secret::expose),
+            Some("api-very-secret")
+        );
         let shown = format!("{c:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
     }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// On shutdown, how long to wait for work in flight.
     pub drain_timeout: std::time::Duration,
+    /// `CROSSROADS_API_TOKEN`; `POST /api/v1/notify` answers 503 without it.
+    pub api_token: Option<Secret>,
 }
 
 impl AppState {
@@ -74,11 +76,12 @@ impl AppState {
             signing_secret: config.signing_secret.clone(),
             ready: Arc::new(AtomicBool::new(false)),
             drain_timeout: config.drain_timeout,
+            api_token: config.api_token.clone(),
         })
     }
 }
 
-/// The router: Slack routes, `/healthz`, `/readyz`, `/metrics`. Merge it into
+/// The router: Slack routes, `/healthz`, `/readyz`, `/metrics`, `/api/v1/*`. Merge it into
 /// another axum app to embed Crossroads.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -88,6 +91,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
+        .route("/api/v1/status", get(routes::api::status))
+        .route("/api/v1/notify", post(routes::api::notify))
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(config::MAX_BODY_BYTES))

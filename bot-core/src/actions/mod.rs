@@ -10,7 +10,7 @@ mod help;
 mod jobs;
 mod locks;
 mod restart;
-mod status;
+pub mod status;
 mod tasks;
 mod toy;
 

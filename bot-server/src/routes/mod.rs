@@ -1,5 +1,6 @@
-//! HTTP routes: Slack endpoints, health, readiness and metrics.
+//! HTTP routes: Slack endpoints, health, readiness, metrics and the `/api/v1` contract.
 
+pub mod api;
 pub mod ops;
 pub mod slack;
 

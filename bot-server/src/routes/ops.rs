@@ -62,6 +62,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",
+        Some("/api/v1/status") => "/api/v1/status",
+        Some("/api/v1/notify") => "/api/v1/notify",
         _ => "other",
     };
     let res = next.run(req).await;

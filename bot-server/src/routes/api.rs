@@ -1,0 +1,248 @@
+//! The `/api/v1` contract for other services: `GET /api/v1/status` (platform status
+//! as JSON, no auth) and `POST /api/v1/notify` (bearer token; posts to Slack).
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::error;
+use crate::webapi::{Posted, WebApiError};
+use crate::AppState;
+
+/// Query of `GET /api/v1/status`.
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    /// Only this environment (exact name).
+    pub env: Option<String>,
+}
+
+/// `GET /api/v1/status[?env=NAME]`: every instance probed, every switch read, as
+/// [`bot_core::PlatformStatus`] JSON; an unknown environment gets 404.
+pub async fn status(
+    State(state): State<AppState>,
+    query: Result<Query<StatusQuery>, QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match state
+        .dispatcher
+        .bot()
+        .platform_status(query.env.as_deref())
+        .await
+    {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(unknown) => error(StatusCode::NOT_FOUND, unknown),
+    }
+}
+
+/// Body of `POST /api/v1/notify`.
+#[derive(Debug, Deserialize)]
+struct Notify {
+    /// A channel id (`C…`), a `#name`, or an alias from `instances.yaml` `channels:`.
+    channel: String,
+    /// Message text (the notification fallback when `blocks` is given).
+    #[serde(default)]
+    text: Option<String>,
+    /// Block Kit blocks, passed to Slack as they are.
+    #[serde(default)]
+    blocks: Option<Value>,
+}
+
+/// A request refused before reaching Slack: status and one-line reason.
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn new(status: StatusCode, reason: impl std::fmt::Display) -> Self {
+        Self(status, reason.to_string())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
+/// Compares in constant time, so the time taken does not say how much of a guessed
+/// token was right (lengths may differ: that much is not secret).
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    given.ct_eq(expected).into()
+}
+
+/// Checks `Authorization: Bearer …` against the configured token.
+fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(token) = &state.api_token else {
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "notify is disabled: CROSSROADS_API_TOKEN is not set",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty());
+    match given {
+        None => Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <CROSSROADS_API_TOKEN>`",
+        )),
+        Some(t) if same_secret(t.as_bytes(), token.expose().as_bytes()) => Ok(()),
+        Some(_) => Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong API token")),
+    }
+}
+
+/// A Slack channel id: `C…`, `G…` or `D…` followed by upper-case letters and digits.
+fn is_channel_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('C' | 'G' | 'D'))
+        && s.len() > 1
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Resolves an alias from `channels:`; ids and `#names` go to Slack as they are.
+fn resolve_channel(state: &AppState, channel: &str) -> Result<String, Refusal> {
+    let channel = channel.trim();
+    let config = state.dispatcher.bot().config();
+    if let Some(id) = config.channels.get(channel) {
+        return Ok(id.clone());
+    }
+    if (channel.starts_with('#') && channel.len() > 1) || is_channel_id(channel) {
+        return Ok(channel.to_owned());
+    }
+    let known: Vec<&str> = config.channels.keys().map(String::as_str).collect();
+    Err(Refusal::new(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "unknown channel `{channel}`: give a channel id (C…), a #name or one of the aliases in instances.yaml `channels:` ({})",
+            if known.is_empty() {
+                "none configured".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ),
+    ))
+}
+
+/// Parses and checks the body; returns the `chat.postMessage` body.
+fn message(state: &AppState, body: &[u8]) -> Result<Map<String, Value>, Refusal> {
+    let notify: Notify = serde_json::from_slice(body).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("body is not a valid notify request: {e}"),
+        )
+    })?;
+    let text = notify.text.filter(|t| !t.trim().is_empty());
+    let blocks = match notify.blocks {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(b)) if b.is_empty() => None,
+        Some(Value::Array(b)) => Some(Value::Array(b)),
+        Some(_) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "`blocks` must be an array of Block Kit blocks",
+            ))
+        }
+    };
+    if text.is_none() && blocks.is_none() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "give `text` or `blocks` (or both)",
+        ));
+    }
+    let channel = resolve_channel(state, &notify.channel)?;
+    let mut out = Map::new();
+    out.insert("channel".into(), Value::String(channel));
+    if let Some(t) = text {
+        out.insert("text".into(), Value::String(t));
+    }
+    if let Some(b) = blocks {
+        out.insert("blocks".into(), b);
+    }
+    Ok(out)
+}
+
+/// `POST /api/v1/notify` with `Authorization: Bearer <CROSSROADS_API_TOKEN>` and
+/// `{"channel": …, "text": …, "blocks": […]}`: posts with `chat.postMessage`.
+/// 401 bad token, 503 no token configured, 400 bad body or unknown alias, 413 too
+/// large, 502 Slack refused; 200 `{"ok":true,"channel":…,"ts":…}`.
+pub async fn notify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(refusal) = authorised(&state, &headers) {
+        return refusal.into_response();
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {} bytes", crate::config::MAX_BODY_BYTES),
+            )
+        }
+        Err(_) => return error(StatusCode::BAD_REQUEST, "could not read the body"),
+    };
+    let msg = match message(&state, &body) {
+        Ok(m) => m,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let channel = msg.get("channel").cloned().unwrap_or(Value::Null);
+    let posted: Result<Posted, WebApiError> = state
+        .dispatcher
+        .web()
+        .call("chat.postMessage", &Value::Object(msg))
+        .await;
+    match posted {
+        Ok(p) => {
+            tracing::info!(channel = %channel, ts = ?p.ts, "notify posted");
+            axum::Json(json!({
+                "ok": true,
+                "channel": p.channel.map(Value::String).unwrap_or(channel),
+                "ts": p.ts,
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(channel = %channel, error = %e, "notify failed");
+            let reason = match &e {
+                WebApiError::Slack { error, .. } => format!("slack: {error}"),
+                other => format!("slack: {other}"),
+            };
+            error(StatusCode::BAD_GATEWAY, reason)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_when_equal() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abd", b"abc"));
+        assert!(!same_secret(b"ab", b"abc"));
+        assert!(!same_secret(b"abcabc", b"abc"));
+        assert!(!same_secret(b"", b"abc"));
+    }
+
+    #[test]
+    fn channel_ids_are_recognised() {
+        assert!(is_channel_id("C0ANNOUNCE"));
+        assert!(is_channel_id("G123"));
+        assert!(!is_channel_id("announcements"));
+        assert!(!is_channel_id("C"));
+        assert!(!is_channel_id("Cabc"));
+    }
+}
