@@ -463,6 +463,29 @@ impl<'a> Builder<'a> {
 
     /// Claims `word` for `owner`; a different owner already holding it is an error.
     /// `what` says what the word is here, e.g. "alias of environment `master`".
+    /// Normalises, claims and collects a list of words (aliases or emoji) into `into`,
+    /// distinct and in file order; a word equal to `skip` (the member's own name) is ignored.
+    fn claim_all(
+        &mut self,
+        raw: &[S<String>],
+        norm: fn(&str) -> String,
+        what: &str,
+        owner: &Owner,
+        skip: Option<&str>,
+        into: &mut Vec<String>,
+    ) {
+        for item in raw {
+            let word = norm(&self.text(item));
+            if skip == Some(word.as_str()) {
+                continue;
+            }
+            self.claim(&word, what.to_owned(), owner.clone(), &item.referenced);
+            if !word.is_empty() && !into.contains(&word) {
+                into.push(word);
+            }
+        }
+    }
+
     fn claim(&mut self, word: &str, what: String, owner: Owner, loc: &Location) {
         if word.is_empty() {
             self.error(loc, format!("empty {what}"), Some("remove it".into()));
@@ -885,31 +908,11 @@ impl<'a> Builder<'a> {
             owner.clone(),
             &name.referenced,
         );
-        for a in &raw.aliases {
-            let word = normalise(&self.text(a));
-            self.claim(
-                &word,
-                format!("alias of environment `{env_name}`"),
-                owner.clone(),
-                &a.referenced,
-            );
-            if !word.is_empty() && !aliases.contains(&word) {
-                aliases.push(word);
-            }
-        }
+        let what = format!("alias of environment `{env_name}`");
+        self.claim_all(&raw.aliases, normalise, &what, &owner, None, &mut aliases);
         let mut emoji = Vec::new();
-        for e in &raw.emoji {
-            let word = normalise_emoji(&self.text(e));
-            self.claim(
-                &word,
-                format!("emoji of environment `{env_name}`"),
-                owner.clone(),
-                &e.referenced,
-            );
-            if !word.is_empty() && !emoji.contains(&word) {
-                emoji.push(word);
-            }
-        }
+        let what = format!("emoji of environment `{env_name}`");
+        self.claim_all(&raw.emoji, normalise_emoji, &what, &owner, None, &mut emoji);
         let allowed = self.check_groups(&raw.allowed);
         let mut pools = Vec::new();
         let mut pool_names: HashMap<String, Pos> = HashMap::new();
@@ -964,18 +967,8 @@ impl<'a> Builder<'a> {
             owner.clone(),
             &name.referenced,
         );
-        for a in &raw.aliases {
-            let word = normalise(&self.text(a));
-            self.claim(
-                &word,
-                format!("alias of pool `{env} {pool_name}`"),
-                owner.clone(),
-                &a.referenced,
-            );
-            if !word.is_empty() && !aliases.contains(&word) {
-                aliases.push(word);
-            }
-        }
+        let what = format!("alias of pool `{env} {pool_name}`");
+        self.claim_all(&raw.aliases, normalise, &what, &owner, None, &mut aliases);
         let deploy = raw.deploy.as_ref().and_then(|d| {
             match self.action(d, &format!("`deploy` of pool `{pool_name}`"))? {
                 ActionSpec::Job(job) => Some(job),
@@ -1066,34 +1059,26 @@ impl<'a> Builder<'a> {
         );
         let owner = Owner::Instance(format!("{env} {pool} {member_name}"));
         let mut aliases = Vec::new();
-        for a in &raw.aliases {
-            let alias = normalise(&self.text(a));
-            if alias == word {
-                continue;
-            }
-            self.claim(
-                &alias,
-                format!("alias of instance `{env} {pool} {member_name}`"),
-                owner.clone(),
-                &a.referenced,
-            );
-            if !alias.is_empty() && !aliases.contains(&alias) {
-                aliases.push(alias);
-            }
-        }
+        let what = format!("alias of instance `{env} {pool} {member_name}`");
+        self.claim_all(
+            &raw.aliases,
+            normalise,
+            &what,
+            &owner,
+            Some(&word),
+            &mut aliases,
+        );
         let mut emoji = Vec::new();
-        for e in &raw.emoji {
-            let shortcode = normalise_emoji(&self.text(e));
-            self.claim(
-                &shortcode,
-                format!("emoji of member `{env} {pool} {member_name}`"),
-                Owner::MemberEmoji(word.clone()),
-                &e.referenced,
-            );
-            if !shortcode.is_empty() && !emoji.contains(&shortcode) {
-                emoji.push(shortcode);
-            }
-        }
+        let what = format!("emoji of member `{env} {pool} {member_name}`");
+        let emoji_owner = Owner::MemberEmoji(word.clone());
+        self.claim_all(
+            &raw.emoji,
+            normalise_emoji,
+            &what,
+            &emoji_owner,
+            None,
+            &mut emoji,
+        );
         let url = match &raw.url {
             Some(u) => self.url(u),
             None => {
