@@ -95,11 +95,23 @@ impl Board {
             format!("{}\n{}", self.title, self.lines.join("\n")),
         )
     }
+    /// The progress message as it would read with pool `i`'s line replaced by `line`.
+    fn with_line(&self, i: usize, line: String) -> Reply {
+        let mut lines = self.lines.clone();
+        if let Some(l) = lines.get_mut(i) {
+            *l = line;
+        }
+        Reply::message(
+            Outcome::Progress,
+            format!("{}\n{}", self.title, lines.join("\n")),
+        )
+    }
     async fn set(&mut self, ctx: &Ctx<'_>, i: usize, line: String) {
+        let reply = self.with_line(i, line.clone());
         if let Some(l) = self.lines.get_mut(i) {
             *l = line;
         }
-        ctx.progress.update(&self.reply(Outcome::Progress)).await;
+        ctx.progress.update(&reply).await;
     }
 }
 
@@ -364,14 +376,8 @@ async fn deploy_pool(
     ];
     // 2. Build.
     let prefix = format!("• {name}: {active} → {target}");
-    let title = board.title.clone();
-    let others = board.lines.clone();
     let (result, build_time) = run_job(ctx, job, &vars, |line| {
-        let mut lines = others.clone();
-        if let Some(l) = lines.get_mut(i) {
-            *l = format!("{prefix} — {line}");
-        }
-        Reply::message(Outcome::Progress, format!("{title}\n{}", lines.join("\n")))
+        board.with_line(i, format!("{prefix} — {line}"))
     })
     .await;
     let build = match result {
@@ -404,16 +410,15 @@ async fn deploy_pool(
         )
         .await;
     let gate_result = {
-        let (title, lines) = (board.title.clone(), board.lines.clone());
+        let board = &*board;
         let render = |streak: u32, what: &str| {
-            let mut lines = lines.clone();
-            if let Some(l) = lines.get_mut(i) {
-                *l = format!(
+            board.with_line(
+                i,
+                format!(
                     "{prefix} — build <{}|#{}> ok, health gate {streak}/{consecutive} ({what})",
                     build.url, build.number
-                );
-            }
-            Reply::message(Outcome::Progress, format!("{title}\n{}", lines.join("\n")))
+                ),
+            )
         };
         gate(ctx, pool, &target, consecutive, &render).await
     };
