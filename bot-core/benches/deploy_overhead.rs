@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bot_core::backends::memory::MemorySwitch;
-use bot_core::{config, Bot, Outcome, Request};
+use bot_core::adapters::memory_switch::MemorySwitch;
+use bot_core::{Bot, Outcome, Request};
 use crossroads_sim::instance::SimInstance;
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 
@@ -40,14 +40,7 @@ async fn measure(poll: Duration) -> Vec<Duration> {
         ("STAGING_API_GREEN_URL", green.url()),
     ];
     let lookup = |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
-    let mut cfg = config::from_strs(
-        "commands.yaml",
-        COMMANDS,
-        "instances.yaml",
-        INSTANCES,
-        &lookup,
-    )
-    .expect("config");
+    let mut cfg = bot_core::load_strs_with_env(COMMANDS, INSTANCES, &lookup).expect("config");
     cfg.settings.gate_consecutive = 1;
     if let Some(j) = cfg.jenkins.as_mut() {
         j.poll_interval = poll;

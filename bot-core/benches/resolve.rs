@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use bot_core::config::Config;
-use bot_core::grammar::tokenize;
+use bot_core::lexer::tokenize;
 use bot_core::resolve::{Candidates, Index, Parsed};
 use bot_core::testing::{generated_config, shipped_like_config};
 use criterion::{criterion_group, criterion_main, Criterion};

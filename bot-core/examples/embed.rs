@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bot_core::backends::memory::MemorySwitch;
-use bot_core::backends::{HttpSnapshot, Probe, ProbeError};
-use bot_core::{config, Bot, Request};
+use bot_core::adapters::memory_switch::MemorySwitch;
+use bot_core::ports::{HttpSnapshot, Probe, ProbeError};
+use bot_core::{Bot, Request};
 
 /// A probe that knows the answer without asking: every `green` instance is
 /// degraded, everything else healthy. Swap in your own service discovery here.
@@ -33,10 +33,8 @@ impl Probe for CannedProbe {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = config::from_strs(
-        "commands.yaml",
+    let config = bot_core::load_strs_with_env(
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../commands.yaml")),
-        "instances.yaml",
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../instances.yaml")),
         &|_| None, // no environment variables: every ${VAR:-default} takes its default
     )?;

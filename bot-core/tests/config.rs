@@ -25,7 +25,7 @@ fn shipped() -> (String, String) {
 
 #[test]
 fn shipped_files_load_with_an_empty_environment() {
-    let config = config::load_dir_with_env(Path::new(ROOT), &no_env)
+    let config = bot_core::load_dir_with_env(Path::new(ROOT), &no_env)
         .unwrap_or_else(|e| panic!("shipped config must load:\n{e}"));
 
     let summary = config.summary();
@@ -54,7 +54,7 @@ fn shipped_files_load_with_an_empty_environment() {
 
 #[test]
 fn shipped_instances_have_urls_health_tasks_and_restart() {
-    let config = config::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
+    let config = bot_core::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
     let blue = config
         .instance(&InstanceRef {
             env: "master".into(),
@@ -119,10 +119,10 @@ fn shipped_instances_have_urls_health_tasks_and_restart() {
 
 #[test]
 fn shipped_commands_vocabulary() {
-    let config = config::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
+    let config = bot_core::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
     let force = config.command("force restart").expect("force restart");
     assert!(force.confirm);
-    assert_eq!(force.action, ActionKind::ForceRestart);
+    assert_eq!(force.action, ActionKind::Builtin("force_restart".into()));
     assert_eq!(force.target, TargetKind::Instance);
     assert_eq!(
         force.phrases,
@@ -153,7 +153,7 @@ fn shipped_commands_vocabulary() {
 
 #[test]
 fn shipped_jenkins_defaults_and_secret_token() {
-    let config = config::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
+    let config = bot_core::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
     let jenkins = config.jenkins.as_ref().expect("jenkins");
     assert_eq!(jenkins.url, "http://127.0.0.1:18090");
     assert_eq!(jenkins.user, "crossroads");
@@ -190,7 +190,7 @@ fn environment_variables_override_defaults() {
         "MASTER_API_BLUE_URL" => Some(String::new()), // empty: default applies
         _ => None,
     };
-    let config = config::from_strs("commands.yaml", &c, "instances.yaml", &i, &env).expect("loads");
+    let config = bot_core::load_strs_with_env(&c, &i, &env).expect("loads");
     let jenkins = config.jenkins.as_ref().expect("jenkins");
     assert_eq!(jenkins.url, "http://127.0.0.1:9");
     assert_eq!(jenkins.token.expose(), "s3cr3t-from-env");
@@ -203,7 +203,7 @@ fn environment_variables_override_defaults() {
 
 #[test]
 fn summary_counts_distinct_alias_words() {
-    let config = config::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
+    let config = bot_core::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
     let summary = config.summary();
     // master: 7 names + 2 emoji; staging: 4 + 1; pools api/web/app, cron/crons/jobs/worker;
     // members blue green purple yellow; member emoji 4×3; instance aliases 6 + 6.
@@ -245,7 +245,7 @@ fn load_with(
     instances: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<config::Config, ConfigErrors> {
-    config::from_strs("commands.yaml", commands, "instances.yaml", instances, env)
+    bot_core::load_strs_with_env(commands, instances, env)
 }
 
 /// Every error, rendered as the user sees it.
@@ -304,7 +304,7 @@ fn invalid_utf8_names_the_file_and_line() {
     let at = INSTANCES.find("U1").expect("U1");
     bytes[at + 1] = 0xff; // line 2, `U\xff`
     std::fs::write(dir.path().join("instances.yaml"), bytes).expect("write");
-    let err = config::load_dir_with_env(dir.path(), &no_env).expect_err("not UTF-8");
+    let err = bot_core::load_dir_with_env(dir.path(), &no_env).expect_err("not UTF-8");
     let file = dir.path().join("instances.yaml").display().to_string();
     assert_eq!(err.0.len(), 1);
     assert_eq!(
@@ -317,7 +317,7 @@ fn invalid_utf8_names_the_file_and_line() {
 fn missing_file_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("commands.yaml"), COMMANDS).expect("write");
-    let err = config::load_dir_with_env(dir.path(), &no_env).expect_err("missing");
+    let err = bot_core::load_dir_with_env(dir.path(), &no_env).expect_err("missing");
     let text = err.to_string();
     assert!(text.contains("instances.yaml"), "{text}");
     assert!(text.starts_with("cannot read"), "{text}");

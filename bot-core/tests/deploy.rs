@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bot_core::backends::memory::MemorySwitch;
-use bot_core::backends::TrafficSwitch;
+use bot_core::adapters::memory_switch::MemorySwitch;
+use bot_core::ports::TrafficSwitch;
 use bot_core::{Bot, Outcome, Progress, Reply, Request};
 use common::{click, labels, say, shipped, INSTANCE_URL_VARS};
 use crossroads_sim::instance::{Behaviour, SimInstance};

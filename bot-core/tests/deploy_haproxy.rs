@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bot_core::backends::store::memory::MemoryStore;
-use bot_core::backends::Store;
+use bot_core::adapters::store::memory::MemoryStore;
+use bot_core::ports::{AuditLog, Locks};
 use bot_core::{Bot, Outcome};
 use common::haproxy::{require_haproxy, traffic_reaches, Haproxy};
 use common::{click, load, say};
@@ -182,11 +182,6 @@ async fn an_unreachable_haproxy_stops_the_deploy_and_records_no_switch() {
     assert!(
         jenkins.triggers().is_empty(),
         "nothing is built when the switch cannot be read"
-    );
-    assert_eq!(
-        store.last_active("master", "api").await.expect("store"),
-        None,
-        "no state change recorded"
     );
     let history = store.history(Some("master"), 5).await.expect("history");
     assert!(history[0].outcome.starts_with("failed"), "{history:?}");

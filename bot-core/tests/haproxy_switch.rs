@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bot_core::backends::haproxy::HaproxySwitch;
-use bot_core::backends::{SwitchError, TrafficSwitch};
+use bot_core::adapters::haproxy::HaproxySwitch;
 use bot_core::config::{Environment, HealthRecipe, Instance, Pool, Pos, SwitchSpec};
+use bot_core::ports::{SwitchError, TrafficSwitch};
 use crossroads_sim::instance::{Behaviour, SimInstance};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -24,6 +24,24 @@ fn member(name: &str, url: &str) -> Instance {
         tasks: None,
         restart: None,
         pos: Pos::default(),
+    }
+}
+
+/// The HAProxy switch a `type: haproxy` spec describes.
+fn switch_for_spec(spec: &SwitchSpec) -> HaproxySwitch {
+    match spec {
+        SwitchSpec::Haproxy {
+            address,
+            backend,
+            servers,
+            off_state,
+        } => HaproxySwitch::new(
+            address.clone(),
+            backend.clone(),
+            servers.clone(),
+            off_state.clone(),
+        ),
+        other => panic!("not a haproxy spec: {other:?}"),
     }
 }
 
@@ -65,7 +83,7 @@ async fn switching_moves_real_traffic_through_haproxy() {
         off_state: "maint".into(),
     };
     let (env, pool) = env_and_pool(spec.clone(), &blue.url(), &green.url());
-    let switch = HaproxySwitch::from_spec(&spec).expect("haproxy spec");
+    let switch = switch_for_spec(&spec);
 
     // Wait for the runtime API to come up.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -149,7 +167,7 @@ async fn an_unreachable_runtime_api_is_reported_quickly() {
         off_state: "drain".into(),
     };
     let (env, pool) = env_and_pool(spec.clone(), "http://127.0.0.1:1", "http://127.0.0.1:2");
-    let switch = HaproxySwitch::from_spec(&spec).expect("haproxy spec");
+    let switch = switch_for_spec(&spec);
     let started = Instant::now();
     let err = switch
         .switch_to(&env, &pool, "green")
@@ -199,7 +217,7 @@ async fn a_switch_that_does_not_take_is_not_applied() {
         off_state: "drain".into(),
     };
     let (env, pool) = env_and_pool(spec.clone(), "http://127.0.0.1:1", "http://127.0.0.1:2");
-    let switch = HaproxySwitch::from_spec(&spec).expect("haproxy spec");
+    let switch = switch_for_spec(&spec);
     let err = switch
         .switch_to(&env, &pool, "green")
         .await
@@ -270,7 +288,7 @@ async fn no_request_fails_while_switching_with_slow_health_checks() {
         off_state: "drain".into(),
     };
     let (env, pool) = env_and_pool(spec.clone(), &blue.url(), &green.url());
-    let switch = HaproxySwitch::from_spec(&spec).expect("haproxy spec");
+    let switch = switch_for_spec(&spec);
     wait_for_api(&switch, &env, &pool, "blue").await;
     // Blue live, green drained (and health-checked).
     switch
@@ -350,9 +368,7 @@ async fn a_server_that_never_comes_up_is_not_switched_to() {
     };
     let (env, pool) = env_and_pool(spec.clone(), &blue.url(), &green.url());
     let up_timeout = Duration::from_millis(1500);
-    let switch = HaproxySwitch::from_spec(&spec)
-        .expect("haproxy spec")
-        .up_timeout(up_timeout);
+    let switch = switch_for_spec(&spec).up_timeout(up_timeout);
     wait_for_api(&switch, &env, &pool, "blue").await;
     switch
         .switch_to(&env, &pool, "blue")
@@ -420,7 +436,7 @@ async fn a_ready_server_that_is_down_is_not_active() {
         off_state: "maint".into(),
     };
     let (env, pool) = env_and_pool(spec.clone(), "http://127.0.0.1:1", "http://127.0.0.1:2");
-    let switch = HaproxySwitch::from_spec(&spec).expect("haproxy spec");
+    let switch = switch_for_spec(&spec);
     let err = switch.active(&env, &pool).await.expect_err("green is DOWN");
     assert!(
         matches!(&err, SwitchError::Unknown(m) if m.contains("green") && m.contains("DOWN") && m.contains("no traffic")),

@@ -3,14 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bot_core::backends::http_switch::{HttpSwitch, JenkinsSwitch};
-use bot_core::backends::jenkins::{JenkinsClient, NoCi};
-use bot_core::backends::memory::MemorySwitch;
-use bot_core::backends::{switch_for, Ci, CiError, SwitchError, TrafficSwitch};
+use bot_core::adapters::http_switch::{HttpSwitch, JenkinsSwitch};
+use bot_core::adapters::jenkins::{JenkinsClient, NoCi};
+use bot_core::adapters::memory_switch::MemorySwitch;
+use bot_core::adapters::probe::{HttpProbe, ReqwestAction};
+use bot_core::adapters::{switch_for, SwitchParts};
 use bot_core::config::{
     Environment, HealthRecipe, HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool, Pos,
     Secret, SwitchSpec,
 };
+use bot_core::ports::{Ci, CiError, SwitchError, TrafficSwitch};
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::switch::{PoolSetup, SimSwitch, WriteMode};
 use serde_json::json;
@@ -25,6 +27,42 @@ fn member(name: &str) -> Instance {
         tasks: None,
         restart: None,
         pos: Pos::default(),
+    }
+}
+
+/// The HTTP switch a `type: http` spec describes, on the real probe and sender.
+fn http_switch(spec: &SwitchSpec) -> HttpSwitch {
+    match spec {
+        SwitchSpec::Http {
+            set,
+            get_url,
+            pointer,
+        } => HttpSwitch::new(
+            set.clone(),
+            get_url.clone(),
+            pointer.clone(),
+            Arc::new(HttpProbe::new()),
+            Arc::new(ReqwestAction::new()),
+        ),
+        other => panic!("not an http spec: {other:?}"),
+    }
+}
+
+/// The Jenkins switch a `type: jenkins` spec describes, running its job on `ci`.
+fn jenkins_switch(spec: &SwitchSpec, ci: Arc<dyn Ci>) -> JenkinsSwitch {
+    match spec {
+        SwitchSpec::Jenkins {
+            job,
+            get_url,
+            pointer,
+        } => JenkinsSwitch::new(
+            job.clone(),
+            ci,
+            get_url.clone(),
+            pointer.clone(),
+            Arc::new(HttpProbe::new()),
+        ),
+        other => panic!("not a jenkins spec: {other:?}"),
     }
 }
 
@@ -74,7 +112,7 @@ async fn http_switch_moves_traffic_and_reads_it_back() {
     let sim = sim_switch(&["blue", "green"]).await;
     let spec = http_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let switch = HttpSwitch::from_spec(&spec).expect("http spec");
+    let switch = http_switch(&spec);
 
     assert_eq!(switch.active(&env, &pool).await.expect("active"), "blue");
     switch
@@ -103,8 +141,7 @@ async fn a_switch_that_answers_ok_but_does_not_move_is_not_applied() {
     sim.set_write_mode(WriteMode::Ignore);
     let spec = http_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let err = HttpSwitch::from_spec(&spec)
-        .expect("http spec")
+    let err = http_switch(&spec)
         .switch_to(&env, &pool, "green")
         .await
         .expect_err("not applied");
@@ -120,7 +157,7 @@ async fn a_switch_error_answer_is_a_refusal_with_its_reason() {
     sim.set_write_mode(WriteMode::Fail);
     let spec = http_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let switch = HttpSwitch::from_spec(&spec).expect("http spec");
+    let switch = http_switch(&spec);
     let err = switch
         .switch_to(&env, &pool, "green")
         .await
@@ -133,8 +170,7 @@ async fn a_switch_error_answer_is_a_refusal_with_its_reason() {
     // The switch itself does not know the member: its 400 reason comes through.
     let sim = sim_switch(&["blue", "teal"]).await;
     let spec = http_spec(&sim.url());
-    let err = HttpSwitch::from_spec(&spec)
-        .expect("http spec")
+    let err = http_switch(&spec)
         .switch_to(&env, &pool, "green")
         .await
         .expect_err("400");
@@ -150,8 +186,7 @@ async fn a_member_outside_the_pool_is_refused_without_calling_the_switch() {
     let sim = sim_switch(&["blue", "green"]).await;
     let spec = http_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let err = HttpSwitch::from_spec(&spec)
-        .expect("http spec")
+    let err = http_switch(&spec)
         .switch_to(&env, &pool, "purple")
         .await
         .expect_err("not a member");
@@ -163,7 +198,7 @@ async fn a_member_outside_the_pool_is_refused_without_calling_the_switch() {
 async fn a_switch_that_is_down_is_unreachable() {
     let spec = http_spec(&crossroads_sim::dead_url().expect("port"));
     let (env, pool) = env_and_pool(spec.clone());
-    let switch = HttpSwitch::from_spec(&spec).expect("http spec");
+    let switch = http_switch(&spec);
     let err = switch.active(&env, &pool).await.expect_err("down");
     assert!(matches!(err, SwitchError::Unreachable { .. }), "{err:?}");
     let err = switch
@@ -179,8 +214,7 @@ async fn a_read_back_naming_a_stranger_is_unknown() {
     sim.set_active("staging", "api", "magenta");
     let spec = http_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let err = HttpSwitch::from_spec(&spec)
-        .expect("http spec")
+    let err = http_switch(&spec)
         .active(&env, &pool)
         .await
         .expect_err("stranger");
@@ -247,7 +281,7 @@ async fn jenkins_switch_runs_the_job_with_templated_parameters_and_reads_back() 
     let jenkins = jenkins_moving(&sim, "SUCCESS", true).await;
     let spec = jenkins_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let switch = JenkinsSwitch::from_spec(&spec, jenkins_client(&jenkins.url())).expect("spec");
+    let switch = jenkins_switch(&spec, jenkins_client(&jenkins.url()));
 
     switch
         .switch_to(&env, &pool, "green")
@@ -272,8 +306,7 @@ async fn a_failed_switch_job_is_refused_with_its_console_link() {
     let jenkins = jenkins_moving(&sim, "FAILURE", true).await;
     let spec = jenkins_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let err = JenkinsSwitch::from_spec(&spec, jenkins_client(&jenkins.url()))
-        .expect("spec")
+    let err = jenkins_switch(&spec, jenkins_client(&jenkins.url()))
         .switch_to(&env, &pool, "green")
         .await
         .expect_err("failed job");
@@ -290,8 +323,7 @@ async fn a_successful_switch_job_that_moved_nothing_is_not_applied() {
     let jenkins = jenkins_moving(&sim, "SUCCESS", false).await;
     let spec = jenkins_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let err = JenkinsSwitch::from_spec(&spec, jenkins_client(&jenkins.url()))
-        .expect("spec")
+    let err = jenkins_switch(&spec, jenkins_client(&jenkins.url()))
         .switch_to(&env, &pool, "green")
         .await
         .expect_err("not applied");
@@ -303,8 +335,7 @@ async fn a_jenkins_switch_without_jenkins_is_refused() {
     let sim = sim_switch(&["blue", "green"]).await;
     let spec = jenkins_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let err = JenkinsSwitch::from_spec(&spec, Arc::new(NoCi))
-        .expect("spec")
+    let err = jenkins_switch(&spec, Arc::new(NoCi))
         .switch_to(&env, &pool, "green")
         .await
         .expect_err("no CI");
@@ -320,11 +351,17 @@ async fn a_jenkins_switch_without_jenkins_is_refused() {
 async fn switch_for_builds_the_configured_kind() {
     let memory = Arc::new(MemorySwitch::new());
     let ci: Arc<dyn Ci> = Arc::new(NoCi);
+    let parts = SwitchParts {
+        probe: Arc::new(HttpProbe::new()),
+        http: Arc::new(ReqwestAction::new()),
+        ci: ci.clone(),
+        memory: memory.clone(),
+    };
 
     let spec = SwitchSpec::Memory {
         initial: "blue".into(),
     };
-    let built = switch_for(&spec, ci.clone(), memory.clone());
+    let built = switch_for(&spec, &parts);
     assert_eq!(
         Arc::as_ptr(&built).cast::<()>(),
         Arc::as_ptr(&memory).cast::<()>(),
@@ -334,7 +371,7 @@ async fn switch_for_builds_the_configured_kind() {
     let sim = sim_switch(&["blue", "green"]).await;
     let spec = http_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let built = switch_for(&spec, ci.clone(), memory.clone());
+    let built = switch_for(&spec, &parts);
     built
         .switch_to(&env, &pool, "green")
         .await
@@ -349,7 +386,7 @@ async fn switch_for_builds_the_configured_kind() {
         off_state: "drain".into(),
     };
     let (env, pool) = env_and_pool(spec.clone());
-    let err = switch_for(&spec, ci.clone(), memory.clone())
+    let err = switch_for(&spec, &parts)
         .active(&env, &pool)
         .await
         .expect_err("no haproxy there");
@@ -360,7 +397,7 @@ async fn switch_for_builds_the_configured_kind() {
 
     let spec = jenkins_spec(&sim.url());
     let (env, pool) = env_and_pool(spec.clone());
-    let err = switch_for(&spec, ci, memory)
+    let err = switch_for(&spec, &parts)
         .switch_to(&env, &pool, "blue")
         .await
         .expect_err("NoCi");
@@ -405,7 +442,7 @@ async fn switch_errors_never_show_credentials_from_urls() {
     // Refused: the switch answers 500.
     let sim = sim_switch(&["blue", "green"]).await;
     sim.set_write_mode(WriteMode::Fail);
-    let switch = HttpSwitch::from_spec(&http_spec_with_secrets(&sim.url())).expect("http spec");
+    let switch = http_switch(&http_spec_with_secrets(&sim.url()));
     let err = switch
         .switch_to(&env, &pool, "green")
         .await
@@ -421,7 +458,7 @@ async fn switch_errors_never_show_credentials_from_urls() {
 
     // Unreachable: nobody listens.
     let dead = crossroads_sim::dead_url().expect("port");
-    let switch = HttpSwitch::from_spec(&http_spec_with_secrets(&dead)).expect("http spec");
+    let switch = http_switch(&http_spec_with_secrets(&dead));
     let err = switch.active(&env, &pool).await.expect_err("down");
     assert!(matches!(err, SwitchError::Unreachable { .. }), "{err:?}");
     assert_redacted(&err);
@@ -442,8 +479,8 @@ impl Ci for LeakyCi {
         &self,
         _job: &str,
         _params: &[(String, String)],
-        _progress: &(dyn Fn(bot_core::backends::BuildProgress) + Send + Sync),
-    ) -> Result<bot_core::backends::BuildOutcome, CiError> {
+        _progress: &(dyn Fn(bot_core::ports::BuildProgress) + Send + Sync),
+    ) -> Result<bot_core::ports::BuildOutcome, CiError> {
         Err(self.0.clone())
     }
 }
@@ -460,8 +497,7 @@ async fn jenkins_switch_errors_never_show_credentials_from_urls() {
     ] {
         let spec = jenkins_spec("http://127.0.0.1:1");
         let (env, pool) = env_and_pool(spec.clone());
-        let switch =
-            JenkinsSwitch::from_spec(&spec, Arc::new(LeakyCi(ci_err))).expect("jenkins spec");
+        let switch = jenkins_switch(&spec, Arc::new(LeakyCi(ci_err)));
         let err = switch
             .switch_to(&env, &pool, "green")
             .await

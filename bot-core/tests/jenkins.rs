@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use bot_core::backends::jenkins::JenkinsClient;
-use bot_core::backends::{BuildProgress, BuildResult, Ci, CiError};
+use bot_core::adapters::jenkins::JenkinsClient;
 use bot_core::config::{JenkinsConfig, Secret};
+use bot_core::ports::{BuildProgress, BuildResult, Ci, CiError};
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 
 const USER: &str = "crossroads";

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bot_core::backends::memory::MemorySwitch;
+use bot_core::adapters::memory_switch::MemorySwitch;
 use bot_core::{Bot, Outcome};
 use common::{say, shipped, INSTANCE_URL_VARS};
 use crossroads_sim::instance::{Behaviour, SimInstance, Task, TaskState};

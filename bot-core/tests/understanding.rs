@@ -4,7 +4,7 @@
 
 mod common;
 
-use bot_core::backends::TrafficSwitch;
+use bot_core::ports::TrafficSwitch;
 use bot_core::{Outcome, Request};
 use common::{click, labels, recording_bot, say};
 

@@ -20,11 +20,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use bot_core::backends::{HttpSnapshot, Probe, ProbeError};
 use bot_core::config::{
     ActionKind, CommandSpec, Config, Environment, Instance, Pool, Pos, Secret, SwitchSpec,
     TargetKind,
 };
+use bot_core::ports::{HttpSnapshot, Probe, ProbeError};
 use bot_core::slack::verify;
 use bot_core::Bot;
 use bot_server::{AppState, ServeConfig, Server};
@@ -63,7 +63,7 @@ fn config() -> Config {
         commands: vec![CommandSpec {
             name: "status".into(),
             phrases: vec!["status".into()],
-            action: ActionKind::Status,
+            action: ActionKind::Builtin("status".into()),
             target: TargetKind::Environment,
             target_optional: true,
             takes_args: false,

@@ -76,7 +76,7 @@ impl ServeConfig {
             api_timeout: Duration::from_secs(10),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             api_token: None,
-            progress_interval: crate::dispatch::PROGRESS_INTERVAL,
+            progress_interval: crate::slack::sink::PROGRESS_INTERVAL,
         }
     }
 

@@ -1,35 +1,40 @@
-//! The console adapter: a terminal chat with the bot. Buttons become numbered
-//! choices; typing the number clicks the button.
+//! The console transport: a terminal chat with the bot through the same intake as
+//! Slack. Progress prints as it changes; buttons become numbered choices and typing
+//! the number clicks the button.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use bot_core::{Bot, Progress, Reply, Request};
+use bot_core::{Bot, Reply, Request};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::oneshot;
 
-/// Prints progress updates as they change (only the lines that are new).
-pub struct PrintProgress {
+use crate::chat::ReplySink;
+use crate::intake::{excerpt, Accepted, Delivery, Intake};
+use crate::metrics::Metrics;
+
+/// Prints one request's progress (only the lines that are new) and its final reply
+/// to stdout, and hands the final reply back to whoever waits for it.
+pub struct ConsoleSink {
     last: Mutex<Vec<String>>,
+    done: Mutex<Option<oneshot::Sender<Reply>>>,
 }
 
-impl PrintProgress {
-    /// A printer that has printed nothing yet.
-    pub fn new() -> Self {
-        Self {
+impl ConsoleSink {
+    /// A sink and the receiver of its final reply.
+    pub fn new() -> (Arc<Self>, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        let sink = Arc::new(Self {
             last: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl Default for PrintProgress {
-    fn default() -> Self {
-        Self::new()
+            done: Mutex::new(Some(tx)),
+        });
+        (sink, rx)
     }
 }
 
 #[async_trait]
-impl Progress for PrintProgress {
+impl ReplySink for ConsoleSink {
     async fn update(&self, reply: &Reply) {
         let text = reply.to_console_text();
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -43,6 +48,14 @@ impl Progress for PrintProgress {
             }
         }
         *last = lines;
+    }
+
+    async fn finish(&self, reply: &Reply) {
+        println!("{}\n", reply.to_console_text());
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        if let Some(done) = done {
+            let _ = done.send(reply.clone());
+        }
     }
 }
 
@@ -73,8 +86,37 @@ pub fn classify(line: &str) -> ConsoleInput {
     }
 }
 
+/// An intake for a terminal: one person, a few requests at a time.
+pub fn intake(bot: Bot) -> Intake {
+    Intake::new(bot, Metrics::new(), 16)
+}
+
+/// Runs `request` through `intake`, printing progress and the reply; returns the
+/// reply (`None` when the intake refused it).
+pub async fn ask(intake: &Intake, request: Request) -> Option<Reply> {
+    let what = match &request.input {
+        bot_core::Input::Text(t) => format!("console: `{}`", excerpt(t)),
+        bot_core::Input::Button(_) => "console: a choice".to_owned(),
+    };
+    let (sink, done) = ConsoleSink::new();
+    let accepted = intake
+        .submit(Delivery {
+            key: None,
+            request,
+            sink,
+            what,
+        })
+        .await;
+    if accepted != Accepted::Scheduled {
+        println!("I cannot take that right now ({accepted:?}).");
+        return None;
+    }
+    done.await.ok()
+}
+
 /// Runs the console on stdin/stdout as `user` until EOF or `quit`.
 pub async fn run(bot: Bot, user: String) -> std::io::Result<()> {
+    let intake = intake(bot);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut buttons: Vec<String> = Vec::new();
     println!("Crossroads console — you are {user}. Type `help`, `status`, `health rh blue`, `deploy staging`, `toy` … (`quit` to leave).");
@@ -97,8 +139,9 @@ pub async fn run(bot: Bot, user: String) -> std::io::Result<()> {
             },
             ConsoleInput::Text(text) => Request::text(user.clone(), text),
         };
-        let reply = bot.handle_with(request, &PrintProgress::new()).await;
-        println!("{}\n", reply.to_console_text());
+        let Some(reply) = ask(&intake, request).await else {
+            continue;
+        };
         let fresh: Vec<String> = reply.all_buttons().map(|b| b.value.clone()).collect();
         if !fresh.is_empty() || !reply.ephemeral {
             buttons = fresh;

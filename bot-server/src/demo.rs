@@ -39,15 +39,9 @@ pub fn load_config(dir: Option<&Path>) -> anyhow::Result<Config> {
         None => None,
     };
     match dir {
-        Some(d) => config::load_dir(&d).map_err(|e| anyhow!("{e}")),
-        None => config::from_strs(
-            "commands.yaml",
-            COMMANDS_YAML,
-            "instances.yaml",
-            INSTANCES_YAML,
-            &config::process_env,
-        )
-        .map_err(|e| anyhow!("{e}")),
+        Some(d) => bot_core::load_dir(&d).map_err(|e| anyhow!("{e}")),
+        None => bot_core::load_strs_with_env(COMMANDS_YAML, INSTANCES_YAML, &config::process_env)
+            .map_err(|e| anyhow!("{e}")),
     }
 }
 

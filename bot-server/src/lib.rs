@@ -1,28 +1,31 @@
 //! # Crossroads server
 //!
-//! The thin layer around `bot-core`: the console adapter, the demo, and the Slack side: axum routes for the Events API, interactivity
-//! and slash commands (signature-verified), a Slack Web API client, Socket Mode,
-//! health/readiness/metrics. The engine itself lives in [`bot_core`].
+//! The thin layer around `bot-core`: the [`intake`] every transport hands work to,
+//! the [`chat`] seam transports implement, the Slack transport (axum routes for the
+//! Events API, interactivity and slash commands, Socket Mode, the Web API client),
+//! the console, the demo, and health/readiness/metrics and the `/api/v1` routes.
+//! The engine itself lives in [`bot_core`].
 //!
 //! ```no_run
 //! # async fn run(bot: bot_core::Bot) -> anyhow::Result<()> {
 //! use bot_server::{serve, ServeConfig};
 //! let config = ServeConfig::from_env("127.0.0.1:3000".parse()?, &bot_core::config::process_env)?;
-//! serve(config, bot).await
+//! serve(config, bot).await?;
+//! # Ok(())
 //! # }
 //! ```
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod config;
 pub mod console;
 pub mod demo;
-pub mod dispatch;
+pub mod intake;
 pub mod metrics;
 pub mod reload;
 pub mod routes;
 pub mod server;
-pub mod socket_mode;
-pub mod webapi;
+pub mod slack;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -33,18 +36,20 @@ use axum::Router;
 use bot_core::config::Secret;
 use bot_core::Bot;
 
+pub use chat::ReplySink;
 pub use config::{ServeConfig, ServeConfigError};
-pub use dispatch::{Accepted, Dispatcher, InFlight};
+pub use intake::{Accepted, Delivery, InFlight, Intake};
 pub use metrics::Metrics;
-pub use server::{serve, Server};
-pub use socket_mode::serve_socket_mode;
-pub use webapi::{WebApi, WebApiError};
+pub use server::{serve, ServeError, Server};
+pub use slack::socket_mode::serve_socket_mode;
+pub use slack::webapi::{WebApi, WebApiError};
+pub use slack::Slack;
 
 /// Shared state of the HTTP routes; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// Runs requests and delivers replies.
-    pub dispatcher: Dispatcher,
+    /// The Slack transport (and through it the intake and the bot).
+    pub slack: Slack,
     /// `SLACK_SIGNING_SECRET`; Slack routes answer 503 without it.
     pub signing_secret: Option<Secret>,
     /// Whether `/readyz` answers 200.
@@ -66,13 +71,13 @@ impl AppState {
             config.api_timeout,
             config.max_attempts,
         )?;
-        let dispatcher = Dispatcher::new(bot, web, metrics, config.max_in_flight)
-            .with_progress_interval(config.progress_interval);
+        let intake = Intake::new(bot, metrics, config.max_in_flight);
+        let slack = Slack::new(intake, web).with_progress_interval(config.progress_interval);
         if let Some(id) = &config.bot_user_id {
-            dispatcher.set_bot_user(id.clone());
+            slack.set_bot_user(id.clone());
         }
         Ok(Self {
-            dispatcher,
+            slack,
             signing_secret: config.signing_secret.clone(),
             ready: Arc::new(AtomicBool::new(false)),
             drain_timeout: config.drain_timeout,
@@ -85,9 +90,9 @@ impl AppState {
 /// another axum app to embed Crossroads.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/slack/events", post(routes::slack::events))
-        .route("/slack/interactions", post(routes::slack::interactions))
-        .route("/slack/commands", post(routes::slack::commands))
+        .route("/slack/events", post(slack::routes::events))
+        .route("/slack/interactions", post(slack::routes::interactions))
+        .route("/slack/commands", post(slack::routes::commands))
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))

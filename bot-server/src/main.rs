@@ -74,7 +74,7 @@ enum Command {
 }
 
 fn load(dir: &Path) -> anyhow::Result<bot_core::Config> {
-    config::load_dir(dir).map_err(|errors| anyhow::anyhow!("{errors}"))
+    bot_core::load_dir(dir).map_err(|errors| anyhow::anyhow!("{errors}"))
 }
 
 /// `run`'s exit status, for scripts: 0 done or shown, 1 refused or failed,
@@ -99,7 +99,7 @@ fn init_tracing(default: &str) {
 }
 
 fn check(dir: &Path) -> ExitCode {
-    match config::load_dir(dir) {
+    match bot_core::load_dir(dir) {
         Ok(cfg) => {
             let s = cfg.summary();
             println!(
@@ -133,21 +133,20 @@ async fn main() -> ExitCode {
                 text,
             } => {
                 let bot = Bot::builder(load(&config_dir)?).build();
-                let reply = bot
-                    .handle_with(
-                        Request::text(user, text.join(" ")),
-                        &bot_server::console::PrintProgress::new(),
-                    )
-                    .await;
+                let request = Request::text(user, text.join(" "));
                 if json {
+                    let reply = bot.handle(request).await;
                     println!(
                         "{}",
                         serde_json::to_string_pretty(&reply.to_block_kit_json())?
                     );
-                } else {
-                    println!("{}", reply.to_console_text());
+                    return Ok(exit_code(reply.outcome));
                 }
-                Ok(exit_code(reply.outcome))
+                let intake = bot_server::console::intake(bot);
+                match bot_server::console::ask(&intake, request).await {
+                    Some(reply) => Ok(exit_code(reply.outcome)),
+                    None => Ok(ExitCode::FAILURE),
+                }
             }
             Command::Console { user, config_dir } => {
                 let bot = Bot::builder(load(&config_dir)?).build();

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use bot_core::config::{self, ConfigErrors, Summary};
+use bot_core::config::{ConfigErrors, Summary};
 use bot_core::Bot;
 
 /// Loads the configuration in `dir` and, only if it is valid, makes `bot` use it.
 pub fn reload_config(bot: &Bot, dir: &Path) -> Result<Summary, ConfigErrors> {
-    let config = config::load_dir(dir)?;
+    let config = bot_core::load_dir(dir)?;
     let summary = config.summary();
     bot.reload(config);
     Ok(summary)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bot_core::Bot;
 use tokio::net::TcpListener;
 
+use crate::slack::webapi::WebApiError;
 use crate::{app, AppState, ServeConfig};
 
 /// After the drain, how long open HTTP connections get to finish.
@@ -60,8 +61,9 @@ impl Server {
             ended = &mut serving => return joined(ended),
         }
         state.ready.store(false, Ordering::Relaxed);
-        state.dispatcher.stop_accepting();
-        let running = state.dispatcher.in_flight().len();
+        let intake = state.slack.intake();
+        intake.stop_accepting();
+        let running = intake.in_flight().len();
         if running > 0 {
             tracing::info!(
                 running,
@@ -69,8 +71,8 @@ impl Server {
                 "shutting down: waiting for the work in flight"
             );
         }
-        if !state.dispatcher.drain(state.drain_timeout).await {
-            for task in state.dispatcher.in_flight() {
+        if !intake.drain(state.drain_timeout).await {
+            for task in intake.in_flight() {
                 tracing::warn!(
                     task = %task.what,
                     running_secs = task.running_for.as_secs(),
@@ -124,20 +126,38 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Why the server could not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Nothing could be verified without the signing secret.
+    #[error("SLACK_SIGNING_SECRET is not set; Slack requests could not be verified")]
+    NoSigningSecret,
+    /// The Web API client could not be built.
+    #[error(transparent)]
+    WebApi(#[from] WebApiError),
+    /// The address could not be bound.
+    #[error("cannot listen: {0}")]
+    Bind(std::io::Error),
+    /// Serving failed.
+    #[error("the HTTP server stopped: {0}")]
+    Serve(std::io::Error),
+}
+
 /// Serves the Slack HTTP endpoints for `bot` on `config.listen` until Ctrl-C/SIGTERM.
 /// Refuses to start without `SLACK_SIGNING_SECRET` (nothing could be verified).
-pub async fn serve(config: ServeConfig, bot: Bot) -> anyhow::Result<()> {
+pub async fn serve(config: ServeConfig, bot: Bot) -> Result<(), ServeError> {
     if config.signing_secret.is_none() {
-        anyhow::bail!("SLACK_SIGNING_SECRET is not set; Slack requests could not be verified");
+        return Err(ServeError::NoSigningSecret);
     }
     install_crypto_provider();
     let state = AppState::new(&config, bot)?;
-    let learner = state.dispatcher.clone();
+    let learner = state.slack.clone();
     tokio::spawn(async move { learner.learn_bot_user().await });
-    let server = Server::bind(config.listen, state).await?;
-    tracing::info!(addr = %server.local_addr()?, "serving Slack endpoints");
-    server.run().await?;
-    Ok(())
+    let server = Server::bind(config.listen, state)
+        .await
+        .map_err(ServeError::Bind)?;
+    tracing::info!(addr = %server.local_addr().map_err(ServeError::Bind)?, "serving Slack endpoints");
+    server.run().await.map_err(ServeError::Serve)
 }
 
 /// Installs rustls' `ring` provider once (slack-morphism and reqwest both use ring;

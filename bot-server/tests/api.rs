@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bot_core::backends::{HttpSnapshot, Probe, ProbeError};
 use bot_core::config::{Config, Secret};
+use bot_core::ports::{HttpSnapshot, Probe, ProbeError};
 use bot_core::Bot;
 use bot_server::{AppState, ServeConfig, Server};
 use common::{Scripted, StandIn, SECRET, TOKEN};

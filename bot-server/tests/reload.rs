@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bot_core::{config, Bot, Outcome, Request};
+use bot_core::{Bot, Outcome, Request};
 use bot_server::reload::reload_config;
 
 fn repo() -> &'static Path {
@@ -37,7 +37,7 @@ const STAGING_ALIASES: &str = "aliases: [stage, stg, preprod]";
 #[tokio::test]
 async fn a_good_file_takes_effect_and_a_bad_one_keeps_the_old_config() {
     let dir = config_dir();
-    let bot = Bot::builder(config::load_dir(dir.path()).expect("config")).build();
+    let bot = Bot::builder(bot_core::load_dir(dir.path()).expect("config")).build();
     let ask = |bot: Bot| async move { bot.handle(Request::text("U0DEMO", "history pluto")).await };
 
     assert_eq!(

@@ -8,9 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bot_core::config::Secret;
-use bot_core::{Outcome, Progress, Reply};
-use bot_server::dispatch::{Sink, Target};
-use bot_server::{Metrics, WebApi};
+use bot_core::{Outcome, Reply};
+use bot_server::slack::sink::{Destination as Target, Sink};
+use bot_server::{Metrics, ReplySink, WebApi};
 use common::*;
 
 fn web(slack: &StandIn) -> WebApi {

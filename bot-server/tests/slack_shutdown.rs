@@ -70,7 +70,7 @@ async fn the_drain_ends_at_its_timeout_and_names_what_is_still_running() {
         .expect("gives up after the drain timeout")
         .expect("server task")
         .expect("server result");
-    let running = app.dispatcher.in_flight();
+    let running = app.dispatcher.intake().in_flight();
     assert_eq!(running.len(), 1, "{running:?}");
     assert_eq!(running[0].what, "message from U1 in D1: `build`");
     app.ci.release();

@@ -4,8 +4,8 @@
 
 mod common;
 
-use bot_server::dispatch::BUSY_TEXT;
-use bot_server::socket_mode::{dispatch_command, dispatch_interaction, dispatch_push};
+use bot_server::slack::ack::BUSY_TEXT;
+use bot_server::slack::socket_mode::{dispatch_command, dispatch_interaction, dispatch_push};
 use bot_server::Accepted;
 use common::*;
 use slack_morphism::prelude::*;
@@ -60,7 +60,8 @@ async fn socket_mode_events_clicks_and_commands_use_the_same_dispatch() {
         dispatch_interaction(
             &app.dispatcher,
             &click(&value, &app.slack.response_url("sock"))
-        ),
+        )
+        .await,
         Accepted::Scheduled
     );
     let answer = app.slack.wait_for("chat.update", 1).await;
@@ -108,7 +109,8 @@ async fn socket_mode_tells_people_to_retry_when_too_busy() {
         dispatch_interaction(
             &app.dispatcher,
             &click(&value, &app.slack.response_url("busy"))
-        ),
+        )
+        .await,
         Accepted::Overloaded
     );
     // A slash command: the immediate answer says so.
@@ -145,7 +147,8 @@ async fn socket_mode_tells_people_to_retry_when_too_busy() {
     dispatch_interaction(
         &app.dispatcher,
         &click(&value, &app.slack.response_url("later")),
-    );
+    )
+    .await;
     app.settle().await;
     let edits = app.slack.calls("chat.update");
     assert!(

@@ -1,21 +1,27 @@
-//! `deploy`, `rollback` and `switch`: blue/green under an environment lock —
-//! build the inactive member, health-gate it, switch, read the switch back.
-//! Any failure stops before the switch and says which step failed and why.
+//! `deploy`: blue/green under an environment lock — build the inactive member,
+//! health-gate it, switch, read the switch back. Any failure stops before the switch
+//! and says which step failed and why.
 
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+
 use crate::actions::health::probe;
 use crate::actions::jobs::run_job;
-use crate::backends::{Lock, LockOutcome, SwitchError};
-use crate::config::{Environment, Pool};
-use crate::engine::{audit, human, Ctx};
-use crate::reply::{Invocation, Outcome, Reply};
+use crate::actions::locks::{lease_for, with_lock};
+use crate::actions::traffic::{next_member, switch_and_verify};
+use crate::config::{CommandSpec, Config, Environment, Pool};
+use crate::context::Ctx;
+use crate::failure::told;
+use crate::rejection::Rejection;
+use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::text::human;
 
 /// Git ref built when none is given.
 const DEFAULT_REF: &str = "main";
 
 /// The git ref a deploy builds: `ref=…`, else the one word given, else [`DEFAULT_REF`].
-pub(crate) fn git_ref(inv: &Invocation) -> String {
+fn git_ref(inv: &Invocation) -> String {
     inv.params
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("ref"))
@@ -26,7 +32,7 @@ pub(crate) fn git_ref(inv: &Invocation) -> String {
 
 /// Checks a deploy before anything runs (and before asking for confirmation): one ref
 /// at most, and every pool it touches has a deploy job.
-pub(crate) fn check(config: &crate::config::Config, inv: &Invocation) -> Result<(), Reply> {
+pub(crate) fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
     let given_ref = inv
         .params
         .iter()
@@ -37,41 +43,64 @@ pub(crate) fn check(config: &crate::config::Config, inv: &Invocation) -> Result<
         inv.args.get(1..).unwrap_or(&[])
     };
     if !extra.is_empty() {
-        let words: Vec<String> = extra.iter().map(|w| format!("`{w}`")).collect();
-        return Err(Reply::message(
-            Outcome::Rejected,
-            format!(
-                "I didn't understand {} — `deploy` takes an environment, optionally pools, and one git ref (or `ref=…`).",
-                words.join(", ")
-            ),
-        ));
+        return Err(Rejection::DeployArguments {
+            words: extra.to_vec(),
+        });
     }
-    let crate::reply::Target::Env { env, pools } = &inv.target else {
+    let Target::Env { env, pools } = &inv.target else {
         return Ok(());
     };
     let Some(env) = config.env(env) else {
         return Ok(());
     };
-    let missing: Vec<&str> = env
+    let missing: Vec<String> = env
         .pools
         .iter()
         .filter(|p| pools.is_empty() || pools.contains(&p.name))
         .filter(|p| p.deploy.is_none())
-        .map(|p| p.name.as_str())
+        .map(|p| p.name.clone())
         .collect();
     if !missing.is_empty() {
-        return Err(Reply::message(
-            Outcome::Rejected,
-            format!(
-                "No `deploy` job is configured for {} in *{}*, so I deploy nothing. Name the pools to deploy, e.g. `deploy {} {}`.",
-                missing.join(", "),
-                env.name,
-                env.name,
-                env.pools.iter().find(|p| p.deploy.is_some()).map_or("api", |p| p.name.as_str())
-            ),
-        ));
+        return Err(Rejection::NoDeployJob {
+            env: env.name.clone(),
+            pools: missing,
+            example: env
+                .pools
+                .iter()
+                .find(|p| p.deploy.is_some())
+                .map_or("api", |p| p.name.as_str())
+                .to_owned(),
+        });
     }
     Ok(())
+}
+
+/// The confirmation question: what is deployed where.
+pub(crate) fn question(_: &Config, inv: &Invocation) -> String {
+    match &inv.target {
+        Target::Env { env, pools } => {
+            let what = if pools.is_empty() {
+                "every pool".to_owned()
+            } else {
+                pools.join(", ")
+            };
+            format!("Really deploy `{}` to *{env}* ({what})?", git_ref(inv))
+        }
+        _ => format!("Really `{}`?", inv.as_text()),
+    }
+}
+
+pub(crate) fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    cmd: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(async move {
+        match &inv.target {
+            Target::Env { env, pools } => deploy(ctx, &inv, env, pools).await,
+            other => Rejection::unsupported(&cmd.name, other).reply(),
+        }
+    })
 }
 
 /// Times of one pool's deploy, for the report (and for measuring the bot's own overhead).
@@ -115,73 +144,6 @@ impl Board {
     }
 }
 
-/// Takes the environment lock for the duration of `f` (leased for `lease`, which must
-/// outlast the action); refuses, naming the holder, when someone holds it. Only this
-/// action's own lock is released at the end, never one taken by someone else meanwhile.
-async fn with_lock<'a, F, Fut>(
-    ctx: &'a Ctx<'a>,
-    env: &str,
-    action: &str,
-    why: &str,
-    lease: Duration,
-    f: F,
-) -> Reply
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Reply>,
-{
-    let now = ctx.now();
-    let lock = Lock {
-        env: env.to_owned(),
-        holder: ctx.user.to_owned(),
-        reason: why.to_owned(),
-        since: now,
-        expires: now + lease,
-        action: Some(action.to_owned()),
-    };
-    match ctx.b.store.try_lock(lock.clone(), now).await {
-        Ok(LockOutcome::Acquired) => {}
-        Ok(LockOutcome::HeldBy(held)) => return super::locks::locked_reply(now, &held),
-        Err(e) => {
-            return Reply::message(
-                Outcome::Failed,
-                format!("I could not lock *{env}*: {e}. Nothing was changed."),
-            )
-        }
-    }
-    let reply = f().await;
-    match ctx.b.store.release(&lock).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(env, "the lock had lapsed before the action finished"),
-        Err(e) => tracing::error!(env, error = %e, "could not release lock"),
-    }
-    reply
-}
-
-/// A lease long enough for every step of an action on `pools` pools: each build may
-/// take Jenkins' whole timeout and each gate its whole timeout.
-fn lease_for(ctx: &Ctx<'_>, pools: usize) -> Duration {
-    let settings = &ctx.config().settings;
-    let build = ctx
-        .config()
-        .jenkins
-        .as_ref()
-        .map_or(Duration::from_secs(30 * 60), |j| j.timeout);
-    let per_pool = build + settings.gate_timeout + Duration::from_secs(60);
-    settings
-        .lock_lease
-        .max(per_pool * u32::try_from(pools.max(1)).unwrap_or(u32::MAX))
-}
-
-/// The member a deploy builds: the one after the active member, in file order.
-fn next_member(pool: &Pool, active: &str) -> Option<String> {
-    let i = pool.members.iter().position(|m| m.name == active)?;
-    pool.members
-        .get((i + 1) % pool.members.len())
-        .map(|m| m.name.clone())
-        .filter(|m| m != active)
-}
-
 /// Probes `member` until `consecutive` healthy answers in a row, or `timeout`.
 async fn gate(
     ctx: &Ctx<'_>,
@@ -220,49 +182,10 @@ async fn gate(
     }
 }
 
-/// Switches and then reads the switch back; returns how long it took.
-async fn switch_and_verify(
-    ctx: &Ctx<'_>,
-    env: &Environment,
-    pool: &Pool,
-    member: &str,
-) -> Result<Duration, SwitchError> {
-    let started = Instant::now();
-    let key = (env.name.clone(), pool.name.clone());
-    let sw =
-        ctx.engine.switches.get(&key).ok_or_else(|| {
-            SwitchError::Unknown(format!("no switch for {} {}", env.name, pool.name))
-        })?;
-    sw.switch_to(env, pool, member).await?;
-    let now_active = ctx.active(&env.name, &pool.name).await?;
-    if now_active != member {
-        return Err(SwitchError::NotApplied(format!(
-            "asked for {member}, the switch reports {now_active}"
-        )));
-    }
-    if let Err(e) = ctx
-        .b
-        .store
-        .set_last_active(&env.name, &pool.name, member)
-        .await
-    {
-        tracing::warn!(error = %e, "could not record the active member");
-    }
-    Ok(started.elapsed())
-}
-
 /// `deploy <env> [pools] [ref]`.
-pub(crate) async fn deploy(
-    ctx: &Ctx<'_>,
-    inv: &Invocation,
-    env_name: &str,
-    pools: &[String],
-) -> Reply {
+async fn deploy(ctx: &Ctx<'_>, inv: &Invocation, env_name: &str, pools: &[String]) -> Reply {
     let Some(env) = ctx.config().env(env_name) else {
-        return Reply::message(
-            Outcome::Rejected,
-            format!("There is no environment {env_name}."),
-        );
+        return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
     };
     let git_ref = git_ref(inv);
     let pools: Vec<&Pool> = env
@@ -310,8 +233,7 @@ pub(crate) async fn deploy(
                                 env.name
                             ));
                         }
-                        audit(
-                            ctx,
+                        ctx.audit(
                             inv,
                             &format!("failed: {}", strip(&failure)),
                             links.last().cloned(),
@@ -323,7 +245,7 @@ pub(crate) async fn deploy(
             }
             let total = started.elapsed();
             let overhead = total.saturating_sub(timings.build + timings.gate);
-            audit(ctx, inv, "ok", links.last().cloned()).await;
+            ctx.audit(inv, "ok", links.last().cloned()).await;
             board.title = format!(
                 ":white_check_mark: Deployed `{git_ref}` to *{}* in {}",
                 env.name,
@@ -356,7 +278,10 @@ async fn deploy_pool(
 ) -> Result<(String, Timings, String), String> {
     let name = &pool.name;
     let active = ctx.active(&env.name, name).await.map_err(|e| {
-        format!(":x: *{name}*: step 1/4 (read the switch) failed: {e}. Nothing was changed.")
+        format!(
+            ":x: *{name}*: step 1/4 (read the switch) failed: {}. Nothing was changed.",
+            told(&e)
+        )
     })?;
     let target = next_member(pool, &active).ok_or_else(|| {
         format!(":x: *{name}*: has no inactive member to build. Nothing was changed.")
@@ -392,7 +317,8 @@ async fn deploy_pool(
         Err(e) => {
             board.lines[i] = format!("{prefix} — :x: build did not run");
             return Err(format!(
-                ":x: *{name}*: step 2/4 (build) failed: {e}. Traffic stays on {active}."
+                ":x: *{name}*: step 2/4 (build) failed: {}. Traffic stays on {active}.",
+                told(&e)
             ));
         }
     };
@@ -441,7 +367,8 @@ async fn deploy_pool(
         Err(e) => {
             board.lines[i] = format!("{prefix} — :x: switch failed");
             return Err(format!(
-                ":x: *{name}*: step 4/4 (switch) failed: {e}. I could not confirm traffic moved; check `status {}`.",
+                ":x: *{name}*: step 4/4 (switch) failed: {}. I could not confirm traffic moved; check `status {}`.",
+                told(&e),
                 env.name
             ));
         }
@@ -460,92 +387,4 @@ async fn deploy_pool(
         },
         link,
     ))
-}
-
-/// Which member `rollback` / `switch` moves to.
-enum Destination {
-    /// The member active before the last switch (rollback).
-    Previous,
-    /// A named member, or the other one when `None` (switch).
-    Member(Option<String>),
-}
-
-/// `rollback <env> [pools]` and `switch <env> <pool> [member]`: health-check the destination, switch, verify.
-pub(crate) async fn move_traffic(
-    ctx: &Ctx<'_>,
-    inv: &Invocation,
-    env_name: &str,
-    pools: &[String],
-    member: Option<String>,
-    rollback: bool,
-) -> Reply {
-    let Some(env) = ctx.config().env(env_name) else {
-        return Reply::message(
-            Outcome::Rejected,
-            format!("There is no environment {env_name}."),
-        );
-    };
-    let dest = if rollback {
-        Destination::Previous
-    } else {
-        Destination::Member(member)
-    };
-    let pools: Vec<&Pool> = env
-        .pools
-        .iter()
-        .filter(|p| pools.is_empty() || pools.contains(&p.name))
-        .collect();
-    let verb = if rollback { "rollback" } else { "switch" };
-    with_lock(ctx, &env.name, verb, verb, lease_for(ctx, 0), || async {
-        let mut lines = Vec::new();
-        for pool in &pools {
-            let active = match ctx.active(&env.name, &pool.name).await {
-                Ok(a) => a,
-                Err(e) => {
-                    let r = Reply::message(Outcome::Failed, format!(":x: *{} {}*: cannot read the switch: {e}. Nothing was changed.", env.name, pool.name));
-                    audit(ctx, inv, &format!("failed: {e}"), None).await;
-                    return r;
-                }
-            };
-            let target = match &dest {
-                Destination::Member(Some(m)) => m.clone(),
-                Destination::Member(None) | Destination::Previous => match next_member(pool, &active) {
-                    Some(m) => m,
-                    None => continue,
-                },
-            };
-            if target == active {
-                lines.push(format!("• {}: {target} is already active", pool.name));
-                continue;
-            }
-            let Some(instance) = pool.members.iter().find(|m| m.name == target) else {
-                continue;
-            };
-            let verdict = probe(ctx, instance).await;
-            if !verdict.healthy {
-                let why = verdict.problem().unwrap_or_default();
-                audit(ctx, inv, &format!("refused: {target} unhealthy"), None).await;
-                return Reply::message(
-                    Outcome::Failed,
-                    format!(":x: *{} {}*: {target} is not healthy ({why}), so traffic stays on {active}.", env.name, pool.name),
-                )
-                .text(lines.join("\n"));
-            }
-            match switch_and_verify(ctx, env, pool, &target).await {
-                Ok(t) => lines.push(format!("• {}: {active} → *{target}* :white_check_mark: ({})", pool.name, human(t))),
-                Err(e) => {
-                    audit(ctx, inv, &format!("failed: {e}"), None).await;
-                    return Reply::message(
-                        Outcome::Failed,
-                        format!(":x: *{} {}*: switching to {target} failed: {e}. Check `status {}`.", env.name, pool.name, env.name),
-                    )
-                    .text(lines.join("\n"));
-                }
-            }
-        }
-        audit(ctx, inv, "ok", None).await;
-        let title = if rollback { format!(":rewind: Rolled back *{}*", env.name) } else { format!(":twisted_rightwards_arrows: Switched *{}*", env.name) };
-        Reply::message(Outcome::Done, title).text(if lines.is_empty() { "Nothing to move.".to_owned() } else { lines.join("\n") })
-    })
-    .await
 }

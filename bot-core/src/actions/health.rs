@@ -3,10 +3,14 @@
 
 use std::time::Duration;
 
-use crate::backends::{HttpSnapshot, ProbeError};
-use crate::config::{HealthRecipe, Instance, InstanceRef};
-use crate::engine::{human, Ctx};
-use crate::reply::{Outcome, Reply};
+use futures::future::BoxFuture;
+
+use crate::config::{CommandSpec, HealthRecipe, Instance, InstanceRef};
+use crate::context::Ctx;
+use crate::ports::{HttpSnapshot, ProbeError};
+use crate::rejection::Rejection;
+use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::text::human;
 
 /// One check of a recipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,13 +157,26 @@ pub fn evaluate(recipe: &HealthRecipe, result: &Result<HttpSnapshot, ProbeError>
 /// Probes one instance with its recipe.
 pub(crate) async fn probe(ctx: &Ctx<'_>, instance: &Instance) -> Verdict {
     let timeout = ctx.config().settings.probe_timeout;
-    let result = ctx.b.probe.get(&health_url(instance), timeout).await;
+    let result = ctx.backends.probe.get(&health_url(instance), timeout).await;
     evaluate(&instance.health, &result)
 }
 
-pub(crate) async fn health(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
+pub(crate) fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    cmd: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(async move {
+        match &inv.target {
+            Target::Instance(r) => health(ctx, r).await,
+            other => Rejection::unsupported(&cmd.name, other).reply(),
+        }
+    })
+}
+
+async fn health(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
     let Some(instance) = ctx.config().instance(r) else {
-        return Reply::message(Outcome::Rejected, format!("There is no {r}."));
+        return Rejection::NoSuchInstance(r.clone()).reply();
     };
     let (verdict, active) = tokio::join!(probe(ctx, instance), ctx.active(&r.env, &r.pool));
     let role = match active {

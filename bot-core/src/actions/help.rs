@@ -1,9 +1,21 @@
 //! `help [command]`: generated from `commands.yaml`.
 
-use crate::engine::Ctx;
-use crate::reply::{Outcome, Reply};
+use futures::future::BoxFuture;
 
-pub(crate) fn help(ctx: &Ctx<'_>, args: &[String]) -> Reply {
+use crate::config::CommandSpec;
+use crate::context::Ctx;
+use crate::rejection::Rejection;
+use crate::reply::{Invocation, Outcome, Reply};
+
+pub(crate) fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    _: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(async move { help(ctx, &inv.args) })
+}
+
+fn help(ctx: &Ctx<'_>, args: &[String]) -> Reply {
     let config = ctx.config();
     if !args.is_empty() {
         let asked = args.join(" ").to_lowercase();
@@ -12,10 +24,7 @@ pub(crate) fn help(ctx: &Ctx<'_>, args: &[String]) -> Reply {
             .iter()
             .find(|c| c.name == asked || c.phrases.contains(&asked));
         let Some(cmd) = found else {
-            return Reply::message(
-                Outcome::Rejected,
-                format!("There is no command `{asked}`. `help` lists them all."),
-            );
+            return Rejection::NoHelp { asked }.reply();
         };
         let mut reply = Reply::new(Outcome::Info)
             .header(format!("help: {}", cmd.name))

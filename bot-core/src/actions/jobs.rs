@@ -2,13 +2,18 @@
 
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::backends::template::render_template;
-use crate::backends::{BuildOutcome, BuildProgress, CiError};
-use crate::config::{ActionSpec, HttpRequestSpec, JobSpec};
-use crate::engine::{audit, human, Ctx};
+use crate::adapters::redact::redact_url;
+use crate::adapters::template::{render_params, render_request};
+use crate::config::{ActionKind, ActionSpec, CommandSpec, HttpRequestSpec, JobSpec};
+use crate::context::Ctx;
+use crate::failure::told;
+use crate::ports::{BuildOutcome, BuildProgress, CiError};
+use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
+use crate::text::human;
 
 /// A line describing where a build is, for progress messages.
 pub(crate) fn progress_line(p: &BuildProgress) -> String {
@@ -28,14 +33,6 @@ pub(crate) fn progress_line(p: &BuildProgress) -> String {
     }
 }
 
-/// Templates a job's parameters with `vars`.
-pub(crate) fn params(job: &JobSpec, vars: &[(&str, &str)]) -> Vec<(String, String)> {
-    job.parameters
-        .iter()
-        .map(|(k, v)| (k.clone(), render_template(v, vars)))
-        .collect()
-}
-
 /// Runs `job`, forwarding each progress change to `render(line)` → the progress message.
 /// Returns the outcome and the time spent in CI.
 pub(crate) async fn run_job(
@@ -44,7 +41,7 @@ pub(crate) async fn run_job(
     vars: &[(&str, &str)],
     render: impl Fn(&str) -> Reply,
 ) -> (Result<BuildOutcome, CiError>, Duration) {
-    let params = params(job, vars);
+    let params = render_params(&job.parameters, vars);
     let (tx, mut rx) = watch::channel(BuildProgress::Queued { why: None });
     let started = Instant::now();
     ctx.progress
@@ -62,7 +59,7 @@ pub(crate) async fn run_job(
             }
         });
     };
-    let run = ctx.b.ci.run_job(&job.job, &params, &on_progress);
+    let run = ctx.backends.ci.run_job(&job.job, &params, &on_progress);
     tokio::pin!(run);
     let result = loop {
         tokio::select! {
@@ -85,33 +82,24 @@ pub(crate) async fn send_http(
     spec: &HttpRequestSpec,
     vars: &[(&str, &str)],
 ) -> Result<String, String> {
-    let req = HttpRequestSpec {
-        method: spec.method.clone(),
-        url: render_template(&spec.url, vars),
-        headers: spec
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), render_template(v, vars)))
-            .collect(),
-        body: spec.body.as_ref().map(|b| render_template(b, vars)),
-    };
+    let req = render_request(spec, vars);
     let timeout = ctx
         .config()
         .settings
         .probe_timeout
         .max(Duration::from_secs(10));
-    match ctx.b.http.send(&req, timeout).await {
+    let url = redact_url(&req.url);
+    match ctx.backends.http.send(&req, timeout).await {
         Ok(s) if (200..300).contains(&s.status) => {
             Ok(format!("HTTP {} in {}", s.status, human(s.latency)))
         }
         Ok(s) => Err(format!(
-            "{} {} answered HTTP {}: {}",
+            "{} {url} answered HTTP {}: {}",
             req.method,
-            req.url,
             s.status,
             s.body.chars().take(200).collect::<String>()
         )),
-        Err(e) => Err(format!("{} {}: {e}", req.method, req.url)),
+        Err(e) => Err(format!("{} {url}: {e}", req.method)),
     }
 }
 
@@ -133,14 +121,14 @@ pub(crate) async fn run_action(
         }
         ActionSpec::Http(spec) => match send_http(ctx, spec, vars).await {
             Ok(detail) => {
-                audit(ctx, inv, "ok", None).await;
+                ctx.audit(inv, "ok", None).await;
                 Reply::message(
                     Outcome::Done,
                     format!(":white_check_mark: {title} — done ({detail})."),
                 )
             }
             Err(e) => {
-                audit(ctx, inv, &format!("failed: {e}"), None).await;
+                ctx.audit(inv, &format!("failed: {e}"), None).await;
                 Reply::message(Outcome::Failed, format!(":x: {title} — failed: {e}"))
             }
         },
@@ -158,7 +146,7 @@ pub(crate) async fn job_reply(
 ) -> Reply {
     match result {
         Ok(b) if b.result.is_success() => {
-            audit(ctx, inv, "ok", Some(b.url.clone())).await;
+            ctx.audit(inv, "ok", Some(b.url.clone())).await;
             Reply::message(
                 Outcome::Done,
                 format!(
@@ -170,8 +158,7 @@ pub(crate) async fn job_reply(
             )
         }
         Ok(b) => {
-            audit(
-                ctx,
+            ctx.audit(
                 inv,
                 &format!("failed: build {}", b.result.as_str()),
                 Some(b.url.clone()),
@@ -190,19 +177,33 @@ pub(crate) async fn job_reply(
             )
         }
         Err(e) => {
-            audit(ctx, inv, &format!("failed: {e}"), None).await;
-            Reply::message(Outcome::Failed, format!(":x: {title} — {e}"))
+            let shown = told(&e);
+            ctx.audit(inv, &format!("failed: {shown}"), None).await;
+            Reply::message(Outcome::Failed, format!(":x: {title} — {shown}"))
         }
     }
 }
 
 /// A command defined entirely in YAML: runs its job or sends its request, with
 /// `{env}`, `{user}`, `{args}` and every `key=value` given available to templates.
-pub(crate) async fn custom(ctx: &Ctx<'_>, inv: &Invocation, action: ActionSpec) -> Reply {
-    let env = inv.target.env().unwrap_or("").to_owned();
-    let args = inv.args.join(" ");
-    let mut vars: Vec<(&str, &str)> = vec![("env", &env), ("user", ctx.user), ("args", &args)];
-    vars.extend(inv.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let title = format!("`{}`", inv.as_text());
-    run_action(ctx, inv, &title, &action, &vars).await
+pub(crate) fn custom<'a>(
+    ctx: &'a Ctx<'a>,
+    cmd: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let action = match &cmd.action {
+            ActionKind::Job(job) => ActionSpec::Job(job.clone()),
+            ActionKind::Http(spec) => ActionSpec::Http(spec.clone()),
+            ActionKind::Builtin(_) => {
+                return Rejection::unsupported(&cmd.name, &inv.target).reply()
+            }
+        };
+        let env = inv.target.env().unwrap_or("").to_owned();
+        let args = inv.args.join(" ");
+        let mut vars: Vec<(&str, &str)> = vec![("env", &env), ("user", ctx.user), ("args", &args)];
+        vars.extend(inv.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let title = format!("`{}`", inv.as_text());
+        run_action(ctx, &inv, &title, &action, &vars).await
+    })
 }

@@ -1,67 +1,57 @@
 //! `restart` and `force restart`: the restart guard. An instance taking traffic is
 //! never restarted by `restart`; `force restart` always goes through a confirmation
-//! (policy) that names the instance and says whether it is live.
+//! (its `confirm: true` in commands.yaml) that names the instance and says whether it
+//! is live.
+
+use futures::future::BoxFuture;
 
 use crate::actions::jobs::run_action;
-use crate::config::{ActionKind, InstanceRef};
-use crate::engine::{audit, Ctx};
+use crate::config::{CommandSpec, InstanceRef};
+use crate::context::Ctx;
+use crate::failure::told;
+use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
 
-pub(crate) async fn restart(
-    ctx: &Ctx<'_>,
-    inv: &Invocation,
-    r: &InstanceRef,
-    force: bool,
-) -> Reply {
+pub(crate) fn restart<'a>(
+    ctx: &'a Ctx<'a>,
+    cmd: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(run(ctx, cmd, inv, false))
+}
+
+pub(crate) fn force_restart<'a>(
+    ctx: &'a Ctx<'a>,
+    cmd: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(run(ctx, cmd, inv, true))
+}
+
+async fn run(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, force: bool) -> Reply {
+    let r = match &inv.target {
+        Target::Instance(r) => r,
+        other => return Rejection::unsupported(&cmd.name, other).reply(),
+    };
     let Some(instance) = ctx.config().instance(r) else {
-        return Reply::message(Outcome::Rejected, format!("There is no {r}."));
+        return Rejection::NoSuchInstance(r.clone()).reply();
     };
     let Some(action) = &instance.restart else {
-        return Reply::message(
-            Outcome::Rejected,
-            format!("*{r}* has no restart action configured."),
-        );
+        return Rejection::NoRestartAction(r.clone()).reply();
     };
     if !force {
         match ctx.active(&r.env, &r.pool).await {
             Ok(active) if active == r.member => {
-                audit(ctx, inv, "refused: instance is active", None).await;
-                let mut reply = Reply::message(
-                    Outcome::Rejected,
-                    format!(
-                        ":no_entry: *{r}* is taking traffic right now, so I won't restart it: users would see errors. \
-                         Restart the inactive member, switch traffic first, or use `force restart` if you really must."
-                    ),
-                );
-                if let Some(force_cmd) = ctx
-                    .config()
-                    .commands
-                    .iter()
-                    .find(|c| c.action == ActionKind::ForceRestart)
-                {
-                    let set = ctx.button_set().await;
-                    let run = Invocation {
-                        command: force_cmd.name.clone(),
-                        target: Target::Instance(r.clone()),
-                        args: Vec::new(),
-                        params: Vec::new(),
-                        confirmed: false,
-                    };
-                    reply = reply.buttons(vec![Ctx::button(
-                        &set,
-                        format!("Force restart {r}"),
-                        ButtonAction::Run(run),
-                        ButtonStyle::Danger,
-                    )]);
-                }
-                return reply;
+                ctx.audit(&inv, "refused: instance is active", None).await;
+                return offer_force(ctx, r).await;
             }
             Ok(_) => {}
             Err(e) => {
-                audit(ctx, inv, &format!("refused: {e}"), None).await;
+                let shown = told(&e);
+                ctx.audit(&inv, &format!("refused: {shown}"), None).await;
                 return Reply::message(
                     Outcome::Failed,
-                    format!(":warning: I can't tell whether *{r}* takes traffic ({e}), so I won't restart it. `force restart` skips this check."),
+                    format!(":warning: I can't tell whether *{r}* takes traffic ({shown}), so I won't restart it. `force restart` skips this check."),
                 );
             }
         }
@@ -84,5 +74,33 @@ pub(crate) async fn restart(
         },
         ctx.user
     );
-    run_action(ctx, inv, &title, action, &vars).await
+    run_action(ctx, &inv, &title, action, &vars).await
+}
+
+/// The refusal to restart a live instance, with a button offering `force restart`
+/// when the vocabulary has it.
+async fn offer_force(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
+    let reply = Rejection::InstanceIsLive(r.clone()).reply();
+    let Some(force_cmd) = ctx
+        .config()
+        .commands
+        .iter()
+        .find(|c| c.action.name() == "force_restart")
+    else {
+        return reply;
+    };
+    let set = ctx.button_set().await;
+    let run = Invocation {
+        command: force_cmd.name.clone(),
+        target: Target::Instance(r.clone()),
+        args: Vec::new(),
+        params: Vec::new(),
+        confirmed: false,
+    };
+    reply.buttons(vec![Ctx::button(
+        &set,
+        format!("Force restart {r}"),
+        ButtonAction::Run(run),
+        ButtonStyle::Danger,
+    )])
 }

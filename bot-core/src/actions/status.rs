@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use futures::future::BoxFuture;
+
 use crate::actions::health::probe;
-use crate::backends::redact::redact_url;
-use crate::engine::{human, Ctx};
-use crate::reply::{Outcome, Reply};
+use crate::adapters::redact::redact_url;
+use crate::config::CommandSpec;
+use crate::context::Ctx;
+use crate::rejection::Rejection;
+use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::text::human;
 
 /// Status of every (or one) environment: what `status` shows, as data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,6 +242,17 @@ pub(crate) fn render(status: &PlatformStatus, env: Option<&str>) -> Reply {
     ))
 }
 
-pub(crate) async fn status(ctx: &Ctx<'_>, env: Option<&str>) -> Reply {
-    render(&gather(ctx, env).await, env)
+pub(crate) fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    cmd: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(async move {
+        let env = match &inv.target {
+            Target::None => None,
+            Target::Env { env, .. } => Some(env.as_str()),
+            other => return Rejection::unsupported(&cmd.name, other).reply(),
+        };
+        render(&gather(ctx, env).await, env)
+    })
 }

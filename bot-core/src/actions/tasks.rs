@@ -1,9 +1,12 @@
 //! `show tasks <instance>`: the instance's tasks endpoint, rendered as a list.
 
+use futures::future::BoxFuture;
+
 use crate::actions::health::join_url;
-use crate::config::InstanceRef;
-use crate::engine::Ctx;
-use crate::reply::{Outcome, Reply};
+use crate::config::{CommandSpec, InstanceRef};
+use crate::context::Ctx;
+use crate::rejection::Rejection;
+use crate::reply::{Invocation, Outcome, Reply, Target};
 
 const MAX_TASKS: usize = 40;
 
@@ -60,19 +63,29 @@ fn task_line(item: &serde_json::Value) -> String {
     line
 }
 
-pub(crate) async fn tasks(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
+pub(crate) fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    cmd: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(async move {
+        match &inv.target {
+            Target::Instance(r) => tasks(ctx, r).await,
+            other => Rejection::unsupported(&cmd.name, other).reply(),
+        }
+    })
+}
+
+async fn tasks(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
     let Some(instance) = ctx.config().instance(r) else {
-        return Reply::message(Outcome::Rejected, format!("There is no {r}."));
+        return Rejection::NoSuchInstance(r.clone()).reply();
     };
     let Some(path) = &instance.tasks else {
-        return Reply::message(
-            Outcome::Rejected,
-            format!("*{r}* has no tasks endpoint configured."),
-        );
+        return Rejection::NoTasksEndpoint(r.clone()).reply();
     };
     let url = join_url(&instance.url, path);
     let timeout = ctx.config().settings.probe_timeout;
-    let snap = match ctx.b.probe.get(&url, timeout).await {
+    let snap = match ctx.backends.probe.get(&url, timeout).await {
         Ok(s) => s,
         Err(e) => {
             return Reply::message(

@@ -1,25 +1,31 @@
 //! `toy`: refresh the requester's own toy database (the mapping decides which).
 
+use futures::future::BoxFuture;
+
 use crate::actions::jobs::{job_reply, run_job};
-use crate::engine::{audit, Ctx};
+use crate::config::CommandSpec;
+use crate::context::Ctx;
+use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
 
-pub(crate) async fn toy(ctx: &Ctx<'_>, inv: &Invocation) -> Reply {
+pub(crate) fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    _: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(toy(ctx, inv))
+}
+
+async fn toy(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     let Some(toy) = &ctx.config().toy else {
-        return Reply::message(
-            Outcome::Rejected,
-            "Toy databases are not configured here (no `toy:` section in instances.yaml).",
-        );
+        return Rejection::ToyNotConfigured.reply();
     };
     let Some(database) = toy.users.get(ctx.user) else {
-        audit(ctx, inv, "refused: no toy database", None).await;
-        return Reply::message(
-            Outcome::Rejected,
-            format!(
-                "<@{}>, you have no toy database yet. Ask an admin to add `{}: toy_<yourname>` under `toy.users` in instances.yaml.",
-                ctx.user, ctx.user
-            ),
-        );
+        ctx.audit(&inv, "refused: no toy database", None).await;
+        return Rejection::NoToyDatabase {
+            user: ctx.user.to_owned(),
+        }
+        .reply();
     };
     let title = format!(
         ":toy: Refreshing toy database `{database}` from master for <@{}>",
@@ -30,5 +36,5 @@ pub(crate) async fn toy(ctx: &Ctx<'_>, inv: &Invocation) -> Reply {
         Reply::message(Outcome::Progress, format!("{title}\n{line}"))
     })
     .await;
-    job_reply(ctx, inv, &title, &toy.job, result, took).await
+    job_reply(ctx, &inv, &title, &toy.job, result, took).await
 }

@@ -18,24 +18,6 @@ use super::{
     TargetKind, ToyConfig,
 };
 
-/// Action names accepted by `action:`.
-const ACTIONS: &[&str] = &[
-    "help",
-    "status",
-    "health",
-    "tasks",
-    "deploy",
-    "rollback",
-    "switch",
-    "restart",
-    "force_restart",
-    "toy",
-    "lock",
-    "unlock",
-    "history",
-    "job",
-    "http",
-];
 /// Target names accepted by `target:`.
 const TARGETS: &[&str] = &["nothing", "environment", "pool", "instance"];
 /// Switch types accepted by `switch.type`.
@@ -147,6 +129,8 @@ impl PartialHealth {
 /// Builds a [`Config`] while collecting every problem.
 pub(crate) struct Builder<'a> {
     env: EnvLookup<'a>,
+    /// Built-in action names `action:` may take (from the engine's registry).
+    actions: &'a [&'a str],
     /// File the values currently being read come from.
     file: String,
     pub(crate) errors: Vec<ConfigError>,
@@ -159,9 +143,10 @@ pub(crate) struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    pub(crate) fn new(env: EnvLookup<'a>) -> Self {
+    pub(crate) fn new(env: EnvLookup<'a>, actions: &'a [&'a str]) -> Self {
         Self {
             env,
+            actions,
             file: String::new(),
             errors: Vec::new(),
             claims: HashMap::new(),
@@ -634,19 +619,6 @@ impl<'a> Builder<'a> {
         let a = &raw.action;
         let word = a.value.trim().to_lowercase().replace([' ', '-'], "_");
         let kind = match word.as_str() {
-            "help" => ActionKind::Help,
-            "status" => ActionKind::Status,
-            "health" => ActionKind::Health,
-            "tasks" => ActionKind::Tasks,
-            "deploy" => ActionKind::Deploy,
-            "rollback" => ActionKind::Rollback,
-            "switch" => ActionKind::Switch,
-            "restart" => ActionKind::Restart,
-            "force_restart" => ActionKind::ForceRestart,
-            "toy" => ActionKind::Toy,
-            "lock" => ActionKind::Lock,
-            "unlock" => ActionKind::Unlock,
-            "history" => ActionKind::History,
             "job" => match &raw.job {
                 Some(job) => ActionKind::Job(self.job(job, &raw.parameters)),
                 None => {
@@ -666,8 +638,11 @@ impl<'a> Builder<'a> {
                 &raw.body,
                 "`action: http`",
             )),
+            builtin if self.actions.contains(&builtin) => ActionKind::Builtin(builtin.to_owned()),
             other => {
-                let hint = suggest(other, ACTIONS);
+                let mut known: Vec<&str> = self.actions.to_vec();
+                known.extend(["job", "http"]);
+                let hint = suggest(other, &known);
                 self.error(
                     &a.referenced,
                     format!("unknown action `{}`", a.value),

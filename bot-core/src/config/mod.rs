@@ -59,15 +59,21 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Loads `commands.yaml` and `instances.yaml` from `dir`, interpolating from the process environment.
-pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
-    load_dir_with_env(dir, &process_env)
+/// Loads `commands.yaml` and `instances.yaml` from `dir`, interpolating from the
+/// process environment; `action:` may name any of `actions` (besides `job` and
+/// `http`). `bot_core::load_dir` passes the engine's own actions.
+pub fn load_dir(dir: &Path, actions: &[&str]) -> Result<Config, ConfigErrors> {
+    load_dir_with_env(dir, &process_env, actions)
 }
 
 /// Loads both files from `dir` with a custom variable lookup.
 ///
 /// Error positions name the files by their path (`dir/instances.yaml`).
-pub fn load_dir_with_env(dir: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+pub fn load_dir_with_env(
+    dir: &Path,
+    env: EnvLookup<'_>,
+    actions: &[&str],
+) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut read = |name: &str| {
         let path = dir.join(name);
@@ -96,7 +102,7 @@ pub fn load_dir_with_env(dir: &Path, env: EnvLookup<'_>) -> Result<Config, Confi
     let instances = read(INSTANCES_FILE);
     match (commands, instances) {
         (Some((cn, ct)), Some((iname, it))) if errors.is_empty() => {
-            from_strs(&cn, &ct, &iname, &it, env)
+            from_strs(&cn, &ct, &iname, &it, env, actions)
         }
         _ => Err(ConfigErrors(errors)),
     }
@@ -126,18 +132,20 @@ fn not_utf8(file: &str, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
     }
 }
 
-/// Loads from in-memory texts; `*_name` is what error positions call the file.
+/// Loads from in-memory texts; `*_name` is what error positions call the file, and
+/// `action:` may name any of `actions` (besides `job` and `http`).
 pub fn from_strs(
     commands_name: &str,
     commands: &str,
     instances_name: &str,
     instances: &str,
     env: EnvLookup<'_>,
+    actions: &[&str],
 ) -> Result<Config, ConfigErrors> {
     let raw_commands = parse::<raw::CommandsFile>(commands_name, commands);
     let raw_instances = parse::<raw::InstancesFile>(instances_name, instances);
     let mut errors = Vec::new();
-    let mut builder = build::Builder::new(env);
+    let mut builder = build::Builder::new(env, actions);
     let mut config = Config::default();
     // instances.yaml first: it defines the groups both files refer to. When one file
     // cannot be read, the other is still checked so every problem shows up at once.

@@ -75,39 +75,27 @@ impl Default for Settings {
     }
 }
 
-/// What a command does.
+/// What a command does: a built-in action of the registry, or a job or HTTP request
+/// defined entirely in `commands.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionKind {
-    /// `help [command]`.
-    Help,
-    /// `status [env]`.
-    Status,
-    /// `health <instance>`.
-    Health,
-    /// `show tasks <instance>`.
-    Tasks,
-    /// `deploy <env> [pool] [ref]`.
-    Deploy,
-    /// `rollback <env>`.
-    Rollback,
-    /// `switch <env> [colour]`.
-    Switch,
-    /// `restart <instance>`: refused on an active instance.
-    Restart,
-    /// `force restart <instance>`: always confirmed.
-    ForceRestart,
-    /// `toy`: refresh the requester's toy database.
-    Toy,
-    /// `lock <env> [reason]`.
-    Lock,
-    /// `unlock <env>`.
-    Unlock,
-    /// `history [env]`.
-    History,
+    /// A built-in action, by the name `commands.yaml` gives it (`deploy`, `force_restart`).
+    Builtin(String),
     /// A command defined entirely in YAML that runs a Jenkins job.
     Job(JobSpec),
     /// A command defined entirely in YAML that sends an HTTP request.
     Http(HttpRequestSpec),
+}
+
+impl ActionKind {
+    /// The action's name as `commands.yaml` writes it: `deploy`, `job`, `http`, ….
+    pub fn name(&self) -> &str {
+        match self {
+            ActionKind::Builtin(name) => name,
+            ActionKind::Job(_) => "job",
+            ActionKind::Http(_) => "http",
+        }
+    }
 }
 
 /// What a command needs to name.

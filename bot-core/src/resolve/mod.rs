@@ -13,12 +13,13 @@
 //! [`Parsed::Misspelt`] so the reply can offer the corrected command.
 
 mod fuzzy;
+pub mod targets;
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
 use crate::config::{Config, InstanceRef};
-use crate::grammar::Token;
+use crate::lexer::Token;
 use fuzzy::{Fuzzy, FxHasher, FxMap};
 
 /// What a selector word names.

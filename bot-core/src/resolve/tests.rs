@@ -1,7 +1,7 @@
 //! Table tests: how messages resolve against the shipped-like config.
 
 use super::*;
-use crate::grammar::tokenize;
+use crate::lexer::tokenize;
 use crate::testing::{generated_config, shipped_like_config};
 use proptest::prelude::*;
 

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bot_core::backends::memory::MemorySwitch;
-use bot_core::backends::{HttpSnapshot, Probe, ProbeError};
-use bot_core::{config, Bot, Config, Reply, Request};
+use bot_core::adapters::memory_switch::MemorySwitch;
+use bot_core::ports::{HttpSnapshot, Probe, ProbeError};
+use bot_core::{Bot, Config, Reply, Request};
 
 pub const COMMANDS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../commands.yaml"));
 pub const INSTANCES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../instances.yaml"));
@@ -34,14 +34,8 @@ pub fn load(instances: &str, vars: &[(&str, String)]) -> Config {
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     let lookup = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    config::from_strs(
-        "commands.yaml",
-        COMMANDS,
-        "instances.yaml",
-        instances,
-        &lookup,
-    )
-    .unwrap_or_else(|e| panic!("test config must load: {e}"))
+    bot_core::load_strs_with_env(COMMANDS, instances, &lookup)
+        .unwrap_or_else(|e| panic!("test config must load: {e}"))
 }
 
 /// The repository's config with `${VAR}`s taken from `vars` (defaults otherwise).

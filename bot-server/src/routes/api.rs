@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::error;
-use crate::webapi::{Posted, WebApiError};
+use crate::slack::webapi::{Posted, WebApiError};
 use crate::AppState;
 
 /// Query of `GET /api/v1/status`.
@@ -31,7 +31,7 @@ pub async fn status(
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     match state
-        .dispatcher
+        .slack
         .bot()
         .platform_status(query.env.as_deref())
         .await
@@ -112,7 +112,7 @@ fn is_channel_id(s: &str) -> bool {
 /// Resolves an alias from `channels:`; ids and `#names` go to Slack as they are.
 fn resolve_channel(state: &AppState, channel: &str) -> Result<String, Refusal> {
     let channel = channel.trim();
-    let config = state.dispatcher.bot().config();
+    let config = state.slack.bot().config();
     if let Some(id) = config.channels.get(channel) {
         return Ok(id.clone());
     }
@@ -199,7 +199,7 @@ pub async fn notify(
     };
     let channel = msg.get("channel").cloned().unwrap_or(Value::Null);
     let posted: Result<Posted, WebApiError> = state
-        .dispatcher
+        .slack
         .web()
         .call("chat.postMessage", &Value::Object(msg))
         .await;

@@ -1,8 +1,8 @@
-//! HTTP routes: Slack endpoints, health, readiness, metrics and the `/api/v1` contract.
+//! HTTP routes besides Slack's: health, readiness, metrics and the `/api/v1` contract,
+//! and the one-line JSON error answer every route uses.
 
 pub mod api;
 pub mod ops;
-pub mod slack;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

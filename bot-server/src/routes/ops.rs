@@ -31,7 +31,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.dispatcher.metrics().render(),
+        state.slack.metrics().render(),
     )
         .into_response()
 }
@@ -67,9 +67,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         _ => "other",
     };
     let res = next.run(req).await;
-    state
-        .dispatcher
-        .metrics()
-        .request(route, res.status().as_u16());
+    state.slack.metrics().request(route, res.status().as_u16());
     res
 }

@@ -14,16 +14,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use bot_core::backends::{
-    BuildOutcome, BuildProgress, BuildResult, Ci, CiError, HttpSnapshot, Probe, ProbeError,
-};
 use bot_core::config::{
     ActionKind, CommandSpec, Config, Environment, Instance, InstanceRef, JobSpec, Pool, Pos,
     Secret, SwitchSpec, TargetKind,
 };
+use bot_core::ports::{
+    BuildOutcome, BuildProgress, BuildResult, Ci, CiError, HttpSnapshot, Probe, ProbeError,
+};
 use bot_core::reply::{ButtonAction, ButtonValue};
 use bot_core::{Bot, Invocation, Target};
-use bot_server::{AppState, Dispatcher, ServeConfig, Server};
+use bot_server::{AppState, ServeConfig, Server, Slack};
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -98,9 +98,24 @@ fn instance(name: &str, port: u16) -> Instance {
 pub fn config() -> Config {
     Config {
         commands: vec![
-            command("status", ActionKind::Status, TargetKind::Environment, true),
-            command("health", ActionKind::Health, TargetKind::Instance, false),
-            command("help", ActionKind::Help, TargetKind::Nothing, true),
+            command(
+                "status",
+                ActionKind::Builtin("status".into()),
+                TargetKind::Environment,
+                true,
+            ),
+            command(
+                "health",
+                ActionKind::Builtin("health".into()),
+                TargetKind::Instance,
+                false,
+            ),
+            command(
+                "help",
+                ActionKind::Builtin("help".into()),
+                TargetKind::Nothing,
+                true,
+            ),
             command(
                 "build",
                 ActionKind::Job(JobSpec {
@@ -473,7 +488,7 @@ pub struct TestApp {
     pub slack: StandIn,
     pub bot: Bot,
     pub ci: Arc<FakeCi>,
-    pub dispatcher: Dispatcher,
+    pub dispatcher: Slack,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -505,7 +520,7 @@ impl TestApp {
         config.bot_user_id = Some(BOT_USER.into());
         tweak(&mut config);
         let state = AppState::new(&config, bot.clone()).expect("state");
-        let dispatcher = state.dispatcher.clone();
+        let dispatcher = state.slack.clone();
         let server = Server::bind(config.listen, state).await.expect("bind");
         let addr = server.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -631,7 +646,10 @@ impl TestApp {
     /// Waits until all background work has finished.
     pub async fn settle(&self) {
         assert!(
-            self.dispatcher.drain(Duration::from_secs(10)).await,
+            self.dispatcher
+                .intake()
+                .drain(Duration::from_secs(10))
+                .await,
             "background work did not finish within 10s"
         );
     }

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::backends::{SwitchError, TrafficSwitch};
 use crate::config::{Environment, Pool, SwitchSpec};
+use crate::ports::{SwitchError, TrafficSwitch};
 
 /// Remembers the active member per pool; starts from the pool's `initial`.
 #[derive(Default)]
@@ -47,7 +47,7 @@ impl TrafficSwitch for MemorySwitch {
         pool: &Pool,
         member: &str,
     ) -> Result<(), SwitchError> {
-        crate::backends::refuse_non_member(env, pool, member)?;
+        crate::ports::refuse_non_member(env, pool, member)?;
         let mut map = self
             .active
             .lock()

@@ -1,10 +1,12 @@
 //! `{name}` templates for job parameters, request URLs and bodies.
 
+use crate::config::HttpRequestSpec;
+
 /// Replaces each `{name}` whose name is in `vars` with its value, in one pass (values
 /// are never re-expanded); unknown `{x}` and lone braces (JSON bodies) stay as written.
 ///
 /// ```
-/// use bot_core::backends::template::render_template;
+/// use bot_core::adapters::template::render_template;
 /// assert_eq!(
 ///     render_template(r#"{"active": "{colour}", "x": "{unknown}"}"#, &[("colour", "green")]),
 ///     r#"{"active": "green", "x": "{unknown}"}"#
@@ -38,6 +40,24 @@ pub fn render_template(template: &str, vars: &[(&str, &str)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Every value of `params` (job parameters) rendered with `vars`.
+pub fn render_params(params: &[(String, String)], vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), render_template(v, vars)))
+        .collect()
+}
+
+/// A configured request with its URL, header values and body rendered with `vars`.
+pub fn render_request(spec: &HttpRequestSpec, vars: &[(&str, &str)]) -> HttpRequestSpec {
+    HttpRequestSpec {
+        method: spec.method.clone(),
+        url: render_template(&spec.url, vars),
+        headers: render_params(&spec.headers, vars),
+        body: spec.body.as_ref().map(|b| render_template(b, vars)),
+    }
 }
 
 #[cfg(test)]

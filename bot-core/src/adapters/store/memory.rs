@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::backends::{AuditRecord, Claim, Lock, LockOutcome, Store, StoreError};
+use crate::ports::store::{
+    AuditLog, AuditRecord, Buttons, Claim, Deliveries, Lock, LockOutcome, Locks, StoreError,
+};
 
 /// How long processed event ids are remembered (Slack retries at once, after ~1 and ~5 minutes).
 const EVENT_MEMORY: Duration = Duration::from_secs(15 * 60);
@@ -39,7 +41,6 @@ struct State {
     buttons: HashMap<String, (SystemTime, Option<String>)>,
     locks: HashMap<String, Lock>,
     audit: Vec<AuditRecord>,
-    active: HashMap<(String, String), String>,
 }
 
 /// Keeps everything in a mutex-guarded map; nothing survives a restart.
@@ -64,7 +65,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Deliveries for MemoryStore {
     async fn first_delivery(&self, event_id: &str, now: SystemTime) -> Result<bool, StoreError> {
         self.with(|s| {
             while let Some((at, id)) = s.event_order.front() {
@@ -83,7 +84,10 @@ impl Store for MemoryStore {
             true
         })
     }
+}
 
+#[async_trait]
+impl Buttons for MemoryStore {
     async fn issue_buttons(&self, set_id: &str, expires: SystemTime) -> Result<(), StoreError> {
         self.with(|s| {
             // Button sets live minutes; once there are many, forget those expired a day
@@ -114,7 +118,10 @@ impl Store for MemoryStore {
             }
         })
     }
+}
 
+#[async_trait]
+impl Locks for MemoryStore {
     async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError> {
         self.with(|s| match s.locks.get(&lock.env) {
             Some(held) if held.expires > now => LockOutcome::HeldBy(held.clone()),
@@ -142,8 +149,11 @@ impl Store for MemoryStore {
     async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError> {
         self.with(|s| s.locks.get(env).filter(|l| l.expires > now).cloned())
     }
+}
 
-    async fn audit(&self, record: AuditRecord) -> Result<(), StoreError> {
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn append(&self, record: AuditRecord) -> Result<(), StoreError> {
         self.with(|s| s.audit.push(record))
     }
 
@@ -161,17 +171,6 @@ impl Store for MemoryStore {
                 .cloned()
                 .collect()
         })
-    }
-
-    async fn set_last_active(&self, env: &str, pool: &str, member: &str) -> Result<(), StoreError> {
-        self.with(|s| {
-            s.active
-                .insert((env.to_owned(), pool.to_owned()), member.to_owned());
-        })
-    }
-
-    async fn last_active(&self, env: &str, pool: &str) -> Result<Option<String>, StoreError> {
-        self.with(|s| s.active.get(&(env.to_owned(), pool.to_owned())).cloned())
     }
 }
 

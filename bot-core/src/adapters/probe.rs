@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::backends::{HttpAction, HttpSnapshot, Probe, ProbeError};
 use crate::config::HttpRequestSpec;
+use crate::ports::{HttpAction, HttpSnapshot, Probe, ProbeError};
 
 /// Bodies longer than this are cut before any check looks at them.
 const MAX_BODY: usize = 256 * 1024;

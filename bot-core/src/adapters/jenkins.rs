@@ -17,9 +17,9 @@ use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::backends::redact::{redact_url, redact_urls_in};
-use crate::backends::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
+use crate::adapters::redact::{redact_url, redact_urls_in};
 use crate::config::JenkinsConfig;
+use crate::ports::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
 
 /// Polls back off up to this interval (or `poll_interval`, if that is longer). Polling never backs off beyond this, so a finished build is noticed within a
 /// second: the bot must add under 1 s on top of Jenkins (one GET per second per

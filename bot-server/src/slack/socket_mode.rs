@@ -1,4 +1,4 @@
-//! Socket Mode: the same dispatch as the HTTP routes, fed by slack-morphism's
+//! Socket Mode: the same Slack transport as the HTTP routes, fed by slack-morphism's
 //! websocket listener (`SLACK_APP_TOKEN`), for teams without a public URL.
 
 use std::sync::Arc;
@@ -9,13 +9,16 @@ use bot_core::slack::payload::{
 use bot_core::Bot;
 use slack_morphism::prelude::*;
 
-use crate::dispatch::{command_ack, command_refusal, Accepted, Dispatcher};
+use crate::intake::Accepted;
+use crate::server::ServeError;
+use crate::slack::ack::{command_ack, command_refusal};
+use crate::slack::Slack;
 use crate::{AppState, ServeConfig, Server};
 
 /// A Socket Mode event delivery: deduplicate and answer in the background. Socket
 /// Mode cannot ask Slack to deliver again later, so refused work is answered with a
 /// short "try again" (in the DM, or ephemerally in a channel) instead of silence.
-pub async fn dispatch_push(d: &Dispatcher, event: &SlackPushEventCallback) -> Accepted {
+pub async fn dispatch_push(d: &Slack, event: &SlackPushEventCallback) -> Accepted {
     let Some(message) = message_from_push_event(event, d.bot_user()) else {
         return Accepted::Ignored;
     };
@@ -31,10 +34,10 @@ pub async fn dispatch_push(d: &Dispatcher, event: &SlackPushEventCallback) -> Ac
 
 /// A Socket Mode interaction: run a click in the background; a refused click is
 /// told ephemerally to try again (the message and its buttons stay).
-pub fn dispatch_interaction(d: &Dispatcher, event: &SlackInteractionEvent) -> Accepted {
+pub async fn dispatch_interaction(d: &Slack, event: &SlackInteractionEvent) -> Accepted {
     match click_from_interaction(event) {
         InteractionPayload::Click(click) => {
-            let accepted = d.accept_click(click.clone());
+            let accepted = d.accept_click(click.clone()).await;
             if accepted.refused() {
                 tracing::warn!(?accepted, "click refused; asking the user to retry");
                 d.refuse_click(click, accepted);
@@ -47,10 +50,7 @@ pub fn dispatch_interaction(d: &Dispatcher, event: &SlackInteractionEvent) -> Ac
 
 /// A Socket Mode slash command: run it in the background, return the immediate
 /// ack (a short "try again" when refused).
-pub async fn dispatch_command(
-    d: &Dispatcher,
-    event: &SlackCommandEvent,
-) -> SlackCommandEventResponse {
+pub async fn dispatch_command(d: &Slack, event: &SlackCommandEvent) -> SlackCommandEventResponse {
     let command = command_from_event(event);
     let ack = command_ack(&command.text);
     let accepted = d.accept_command(command).await;
@@ -61,8 +61,8 @@ pub async fn dispatch_command(
     ack
 }
 
-async fn dispatcher(states: &SlackClientEventsUserState) -> Option<Dispatcher> {
-    states.read().await.get_user_state::<Dispatcher>().cloned()
+async fn transport(states: &SlackClientEventsUserState) -> Option<Slack> {
+    states.read().await.get_user_state::<Slack>().cloned()
 }
 
 async fn on_push(
@@ -70,7 +70,7 @@ async fn on_push(
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
-    if let Some(d) = dispatcher(&states).await {
+    if let Some(d) = transport(&states).await {
         dispatch_push(&d, &event).await;
     }
     Ok(())
@@ -81,8 +81,8 @@ async fn on_interaction(
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
-    if let Some(d) = dispatcher(&states).await {
-        dispatch_interaction(&d, &event);
+    if let Some(d) = transport(&states).await {
+        dispatch_interaction(&d, &event).await;
     }
     Ok(())
 }
@@ -92,7 +92,7 @@ async fn on_command(
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
-    match dispatcher(&states).await {
+    match transport(&states).await {
         Some(d) => Ok(dispatch_command(&d, &event).await),
         None => Ok(SlackCommandEventResponse::new(
             SlackMessageContent::new().with_text("Crossroads is starting; try again.".into()),
@@ -112,24 +112,29 @@ pub enum SocketModeError {
     /// Slack refused to open a connection.
     #[error("cannot open a Socket Mode connection: {0}")]
     Connect(String),
+    /// The HTTP side (health, metrics) could not start or stopped with an error.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
 /// Runs Socket Mode with `SLACK_APP_TOKEN` until Ctrl-C or SIGTERM, and serves
 /// `/healthz`, `/readyz` and `/metrics` (plus the Slack HTTP routes) on
 /// `config.listen`. On shutdown: not ready at once, Socket Mode closed, then the
 /// work in flight drained (up to `config.drain_timeout`).
-pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> anyhow::Result<()> {
+pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> Result<(), SocketModeError> {
     crate::server::install_crypto_provider();
     let app_token = config
         .app_token
         .clone()
         .ok_or(SocketModeError::NoAppToken)?;
-    let state = AppState::new(&config, bot)?;
-    let d = state.dispatcher.clone();
+    let state = AppState::new(&config, bot).map_err(ServeError::from)?;
+    let d = state.slack.clone();
     d.learn_bot_user().await;
 
-    let server = Server::bind(config.listen, state).await?;
-    tracing::info!(addr = %server.local_addr()?, "serving health and metrics");
+    let server = Server::bind(config.listen, state)
+        .await
+        .map_err(ServeError::Bind)?;
+    tracing::info!(addr = %server.local_addr().map_err(ServeError::Bind)?, "serving health and metrics");
     let ready = server.state().ready.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The HTTP side marks not ready, drains the work in flight, then stops.
@@ -141,7 +146,7 @@ pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> anyhow::Result<
         Ok(c) => c.with_slack_api_url(config.api_base()),
         Err(e) => {
             http.abort();
-            return Err(SocketModeError::Tls(e).into());
+            return Err(SocketModeError::Tls(e));
         }
     };
     let client = Arc::new(SlackClient::new(connector));
@@ -156,16 +161,18 @@ pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> anyhow::Result<
     let token = SlackApiToken::new(app_token.expose().to_owned().into());
     if let Err(e) = listener.listen_for(&token).await {
         http.abort();
-        return Err(SocketModeError::Connect(e.to_string()).into());
+        return Err(SocketModeError::Connect(e.to_string()));
     }
     listener.start().await;
     tracing::info!("Socket Mode connected");
     crate::server::shutdown_signal().await;
     tracing::info!("shutting down: closing Socket Mode, then draining the work in flight");
     ready.store(false, std::sync::atomic::Ordering::Relaxed);
-    d.stop_accepting();
+    d.intake().stop_accepting();
     listener.shutdown().await;
     let _ = stop.send(());
-    http.await??;
-    Ok(())
+    match http.await {
+        Ok(served) => served.map_err(|e| ServeError::Serve(e).into()),
+        Err(e) => Err(ServeError::Serve(std::io::Error::other(e)).into()),
+    }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::backends::{SwitchError, TrafficSwitch};
-use crate::config::{Environment, Pool, SwitchSpec};
+use crate::config::{Environment, Pool};
+use crate::ports::{SwitchError, TrafficSwitch};
 
 /// Maintenance bits of `srv_admin_state` (forced, inherited, resolution).
 const MAINT_MASK: u32 = 0x23;
@@ -116,24 +116,6 @@ impl HaproxySwitch {
             connect_timeout: Duration::from_secs(2),
             answer_timeout: Duration::from_secs(5),
             up_timeout: DEFAULT_UP_TIMEOUT,
-        }
-    }
-
-    /// The switch a `type: haproxy` pool describes; `None` for other switch types.
-    pub fn from_spec(spec: &SwitchSpec) -> Option<Self> {
-        match spec {
-            SwitchSpec::Haproxy {
-                address,
-                backend,
-                servers,
-                off_state,
-            } => Some(Self::new(
-                address.clone(),
-                backend.clone(),
-                servers.clone(),
-                off_state.clone(),
-            )),
-            _ => None,
         }
     }
 
@@ -362,7 +344,7 @@ impl TrafficSwitch for HaproxySwitch {
         pool: &Pool,
         member: &str,
     ) -> Result<(), SwitchError> {
-        crate::backends::refuse_non_member(env, pool, member)?;
+        crate::ports::refuse_non_member(env, pool, member)?;
         let backend = &self.backend;
         let server = self.server_of(member);
         // An unknown server is left for HAProxy to refuse by name just below.

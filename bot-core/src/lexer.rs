@@ -50,7 +50,7 @@ impl Token {
 /// Splits `text` into tokens. Never panics, whatever the input.
 ///
 /// ```
-/// use bot_core::grammar::{tokenize, Token};
+/// use bot_core::lexer::{tokenize, Token};
 /// let tokens = tokenize("<@U0BOT> Deploy :rocket: staging ref=Feature/X \"Big fix\"!");
 /// assert_eq!(
 ///     tokens,

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::backends::probe::{HttpProbe, ReqwestAction};
-use crate::backends::redact::{redact_url, redact_urls_in};
-use crate::backends::refuse_non_member;
-use crate::backends::template::render_template;
-use crate::backends::{
-    BuildProgress, Ci, CiError, HttpAction, Probe, ProbeError, SwitchError, TrafficSwitch,
+use crate::adapters::redact::{redact_url, redact_urls_in};
+use crate::adapters::template::{render_params, render_request, render_template};
+use crate::config::{Environment, HttpRequestSpec, JobSpec, Pool};
+use crate::ports::{
+    refuse_non_member, BuildProgress, Ci, CiError, HttpAction, Probe, ProbeError, SwitchError,
+    TrafficSwitch,
 };
-use crate::config::{Environment, HttpRequestSpec, JobSpec, Pool, SwitchSpec};
 
 /// Per-request limit for switch requests and read-backs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,7 +51,7 @@ fn unreachable(address: &str, err: &ProbeError) -> SwitchError {
 struct ReadBack {
     url: String,
     pointer: String,
-    probe: HttpProbe,
+    probe: Arc<dyn Probe>,
 }
 
 impl ReadBack {
@@ -129,39 +128,24 @@ pub struct HttpSwitch {
 }
 
 impl HttpSwitch {
-    /// A switch sending `set` (templated) and reading `pointer` from `get_url`.
+    /// A switch sending `set` (templated) through `sender` and reading `pointer`
+    /// from `get_url` with `probe`.
     pub fn new(
         set: HttpRequestSpec,
         get_url: impl Into<String>,
         pointer: impl Into<String>,
+        probe: Arc<dyn Probe>,
+        sender: Arc<dyn HttpAction>,
     ) -> Self {
         Self {
             set,
             read: ReadBack {
                 url: get_url.into(),
                 pointer: pointer.into(),
-                probe: HttpProbe::new(),
+                probe,
             },
-            sender: Arc::new(ReqwestAction::new()),
+            sender,
         }
-    }
-
-    /// The switch a `type: http` pool describes; `None` for other switch types.
-    pub fn from_spec(spec: &SwitchSpec) -> Option<Self> {
-        match spec {
-            SwitchSpec::Http {
-                set,
-                get_url,
-                pointer,
-            } => Some(Self::new(set.clone(), get_url.clone(), pointer.clone())),
-            _ => None,
-        }
-    }
-
-    /// Sends the switch request through `sender` instead of the built-in client.
-    pub fn with_sender(mut self, sender: Arc<dyn HttpAction>) -> Self {
-        self.sender = sender;
-        self
     }
 }
 
@@ -178,18 +162,7 @@ impl TrafficSwitch for HttpSwitch {
         member: &str,
     ) -> Result<(), SwitchError> {
         refuse_non_member(env, pool, member)?;
-        let vars = vars(env, pool, member);
-        let req = HttpRequestSpec {
-            method: self.set.method.clone(),
-            url: render_template(&self.set.url, &vars),
-            headers: self
-                .set
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), render_template(v, &vars)))
-                .collect(),
-            body: self.set.body.as_ref().map(|b| render_template(b, &vars)),
-        };
+        let req = render_request(&self.set, &vars(env, pool, member));
         let snap = self
             .sender
             .send(&req, REQUEST_TIMEOUT)
@@ -217,12 +190,14 @@ pub struct JenkinsSwitch {
 }
 
 impl JenkinsSwitch {
-    /// A switch running `job` (parameters templated) on `ci`, reading `pointer` from `get_url`.
+    /// A switch running `job` (parameters templated) on `ci`, reading `pointer`
+    /// from `get_url` with `probe`.
     pub fn new(
         job: JobSpec,
         ci: Arc<dyn Ci>,
         get_url: impl Into<String>,
         pointer: impl Into<String>,
+        probe: Arc<dyn Probe>,
     ) -> Self {
         Self {
             job,
@@ -230,20 +205,8 @@ impl JenkinsSwitch {
             read: ReadBack {
                 url: get_url.into(),
                 pointer: pointer.into(),
-                probe: HttpProbe::new(),
+                probe,
             },
-        }
-    }
-
-    /// The switch a `type: jenkins` pool describes; `None` for other switch types.
-    pub fn from_spec(spec: &SwitchSpec, ci: Arc<dyn Ci>) -> Option<Self> {
-        match spec {
-            SwitchSpec::Jenkins {
-                job,
-                get_url,
-                pointer,
-            } => Some(Self::new(job.clone(), ci, get_url.clone(), pointer.clone())),
-            _ => None,
         }
     }
 }
@@ -261,13 +224,7 @@ impl TrafficSwitch for JenkinsSwitch {
         member: &str,
     ) -> Result<(), SwitchError> {
         refuse_non_member(env, pool, member)?;
-        let vars = vars(env, pool, member);
-        let params: Vec<(String, String)> = self
-            .job
-            .parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), render_template(v, &vars)))
-            .collect();
+        let params = render_params(&self.job.parameters, &vars(env, pool, member));
         let ignore = |_: BuildProgress| {};
         let outcome = self
             .ci

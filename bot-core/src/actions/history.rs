@@ -1,0 +1,63 @@
+//! `history [env]`: the audit log, newest first.
+
+use futures::future::BoxFuture;
+
+use crate::config::CommandSpec;
+use crate::context::Ctx;
+use crate::failure::told;
+use crate::rejection::Rejection;
+use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::text::when;
+
+pub(crate) fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    cmd: &'a CommandSpec,
+    inv: Invocation,
+) -> BoxFuture<'a, Reply> {
+    Box::pin(async move {
+        match &inv.target {
+            Target::None => history(ctx, None).await,
+            Target::Env { env, .. } => history(ctx, Some(env)).await,
+            other => Rejection::unsupported(&cmd.name, other).reply(),
+        }
+    })
+}
+
+async fn history(ctx: &Ctx<'_>, env: Option<&str>) -> Reply {
+    let records = match ctx.backends.store.history(env, 20).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Reply::message(
+                Outcome::Failed,
+                format!("I could not read the history: {}", told(&e)),
+            )
+        }
+    };
+    let title = match env {
+        Some(e) => format!("Latest actions on {e}"),
+        None => "Latest actions".to_owned(),
+    };
+    if records.is_empty() {
+        return Reply::message(Outcome::Info, format!("{title}: nothing yet."));
+    }
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let mut line = format!(
+                "{} · <@{}> · `{} {}` · {}",
+                when(r.at),
+                r.user,
+                r.command,
+                r.target,
+                r.outcome
+            );
+            if let Some(link) = &r.link {
+                line.push_str(&format!(" · <{link}|build>"));
+            }
+            line
+        })
+        .collect();
+    Reply::new(Outcome::Info)
+        .header(title)
+        .text(lines.join("\n"))
+}

@@ -1,0 +1,226 @@
+//! What every action stands on: the [`Ctx`] of one request (configuration generation,
+//! backends, who is asking, where progress goes), the [`Progress`] port, the clock,
+//! and the [`ActionDef`] shape of a registry row.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+
+use crate::adapters::memory_switch::MemorySwitch;
+use crate::config::{CommandSpec, Config};
+use crate::ports::{AuditRecord, Ci, HttpAction, Probe, Store, SwitchError, TrafficSwitch};
+use crate::rejection::Rejection;
+use crate::reply::{Button, ButtonAction, ButtonStyle, ButtonValue, Invocation, Reply};
+use crate::resolve::Index;
+
+/// Receives the in-place updates of a long action's progress message
+/// (queued → building n% → gate → switched). Transports render each update by
+/// editing one message (`chat.update`); the console prints them.
+#[async_trait]
+pub trait Progress: Send + Sync {
+    /// The progress message changed.
+    async fn update(&self, reply: &Reply);
+}
+
+/// A [`Progress`] that drops every update.
+pub struct NoProgress;
+
+#[async_trait]
+impl Progress for NoProgress {
+    async fn update(&self, _reply: &Reply) {}
+}
+
+/// Source of the current time (a parameter so tests can move it).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Safety rules of an action, read by the policy and the invocation pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// Changes something: the environment's `allowed` groups apply, and it is audited.
+    pub mutating: bool,
+    /// Refused while its environment is locked (for actions that do not take the lock
+    /// themselves: restarts, YAML jobs).
+    pub respects_locks: bool,
+    /// Asks for a confirmation click on a protected environment.
+    pub confirm_on_protected: bool,
+}
+
+impl Rules {
+    /// Reads only: no permission beyond the command's own, no audit, no lock.
+    pub const READ: Rules = Rules {
+        mutating: false,
+        respects_locks: false,
+        confirm_on_protected: false,
+    };
+}
+
+/// Runs an authorised, confirmed invocation of a command.
+pub type RunFn = for<'a> fn(&'a Ctx<'a>, &'a CommandSpec, Invocation) -> BoxFuture<'a, Reply>;
+
+/// One row of the action registry: everything the bot knows about an action, in one
+/// place. `commands.yaml` names a row with `action:`.
+pub struct ActionDef {
+    /// The name `commands.yaml` uses (`deploy`, `force_restart`, `job`).
+    pub name: &'static str,
+    /// Safety rules.
+    pub rules: Rules,
+    /// Checks the arguments before confirmation and before anything runs.
+    pub check: fn(&Config, &Invocation) -> Result<(), Rejection>,
+    /// The confirmation question, when the action words it itself.
+    pub question: Option<fn(&Config, &Invocation) -> String>,
+    /// Runs it.
+    pub run: RunFn,
+}
+
+/// Accepts any invocation (the `check` of actions without arguments to check).
+pub fn no_check(_: &Config, _: &Invocation) -> Result<(), Rejection> {
+    Ok(())
+}
+
+/// Everything the engine needs for one configuration generation: the config, its
+/// alias index, each pool's switch and each command's registry row.
+pub struct Generation {
+    /// The configuration.
+    pub config: Config,
+    /// Its alias index.
+    pub index: Index,
+    /// The switch of each `(env, pool)`.
+    pub switches: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
+    /// The registry row of each command, by canonical name.
+    pub actions: HashMap<String, &'static ActionDef>,
+}
+
+/// Backends shared across configuration reloads.
+pub struct Backends {
+    /// Health, status and tasks probes, and the deploy gate.
+    pub probe: Arc<dyn Probe>,
+    /// Builds, restarts, toy refreshes and YAML jobs.
+    pub ci: Arc<dyn Ci>,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// HTTP restart actions and YAML HTTP commands.
+    pub http: Arc<dyn HttpAction>,
+    /// The time.
+    pub clock: Clock,
+    /// Switches given explicitly per `(env, pool)`.
+    pub switch_overrides: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
+    /// A switch for every pool without an explicit one.
+    pub switch_all: Option<Arc<dyn TrafficSwitch>>,
+    /// The state of every `type: memory` switch.
+    pub memory_switch: Arc<MemorySwitch>,
+}
+
+/// What one request runs with.
+pub struct Ctx<'a> {
+    /// The configuration generation in force when the request arrived.
+    pub generation: &'a Generation,
+    /// The backends.
+    pub backends: &'a Backends,
+    /// Slack user id of whoever asked (or clicked).
+    pub user: &'a str,
+    /// Where a long action's progress goes.
+    pub progress: &'a dyn Progress,
+}
+
+impl Ctx<'_> {
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.generation.config
+    }
+
+    /// The current time by the bot's clock.
+    pub fn now(&self) -> SystemTime {
+        (self.backends.clock)()
+    }
+
+    /// The registry row of `cmd`.
+    pub fn action(&self, cmd: &CommandSpec) -> Option<&'static ActionDef> {
+        self.generation.actions.get(&cmd.name).copied()
+    }
+
+    /// The live active member of a pool, read from its switch within the probe timeout.
+    pub async fn active(&self, env: &str, pool: &str) -> Result<String, SwitchError> {
+        let (Some(e), Some(p)) = (self.config().env(env), self.config().pool(env, pool)) else {
+            return Err(SwitchError::Unknown(format!("no pool {env} {pool}")));
+        };
+        let sw = self.switch(env, pool)?;
+        let timeout = self.config().settings.probe_timeout;
+        match tokio::time::timeout(timeout, sw.active(e, p)).await {
+            Ok(r) => r,
+            Err(_) => Err(SwitchError::Unknown(format!(
+                "the switch of {env} {pool} did not answer within {}ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// The switch of a pool.
+    pub fn switch(&self, env: &str, pool: &str) -> Result<&Arc<dyn TrafficSwitch>, SwitchError> {
+        self.generation
+            .switches
+            .get(&(env.to_owned(), pool.to_owned()))
+            .ok_or_else(|| SwitchError::Unknown(format!("no switch for {env} {pool}")))
+    }
+
+    /// Live active members of several pools, read concurrently.
+    pub async fn actives(
+        &self,
+        pools: impl IntoIterator<Item = (String, String)>,
+    ) -> BTreeMap<(String, String), Result<String, SwitchError>> {
+        let futs = pools.into_iter().map(|(e, p)| async move {
+            let r = self.active(&e, &p).await;
+            ((e, p), r)
+        });
+        futures::future::join_all(futs).await.into_iter().collect()
+    }
+
+    /// Registers a button set (usable once, until the button lifetime passes) and
+    /// returns its id.
+    pub async fn button_set(&self) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let expires = self.now() + self.config().settings.button_ttl;
+        if let Err(e) = self.backends.store.issue_buttons(&id, expires).await {
+            tracing::warn!(error = %e, "could not record buttons");
+        }
+        id
+    }
+
+    /// A button of set `set` that does `action` when clicked.
+    pub fn button(
+        set: &str,
+        label: impl Into<String>,
+        action: ButtonAction,
+        style: ButtonStyle,
+    ) -> Button {
+        let value = ButtonValue {
+            set: set.to_owned(),
+            action,
+        };
+        Button {
+            label: label.into(),
+            value: serde_json::to_string(&value).unwrap_or_default(),
+            style,
+            confirm: None,
+        }
+    }
+
+    /// Appends an audit record for `inv` as this request's user; failures are logged,
+    /// never shown.
+    pub async fn audit(&self, inv: &Invocation, outcome: &str, link: Option<String>) {
+        let record = AuditRecord {
+            at: self.now(),
+            user: self.user.to_owned(),
+            command: inv.command.clone(),
+            target: inv.target.to_string(),
+            env: inv.target.env().map(str::to_owned),
+            outcome: outcome.to_owned(),
+            link,
+        };
+        if let Err(e) = self.backends.store.append(record).await {
+            tracing::error!(error = %e, "audit record lost");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The invocation pipeline: a resolved command still exists, the person may run it,
+//! its arguments check out, it is confirmed where it must be, the environment is not
+//! locked against it — then its registry row runs it.
+
+use crate::config::{CommandSpec, Config};
+use crate::context::{ActionDef, Ctx};
+use crate::failure::told;
+use crate::policy;
+use crate::rejection::Rejection;
+use crate::reply::{ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Reply, Target};
+
+/// Runs a resolved invocation: permission, checks, confirmation, locks, action.
+pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
+    let config = ctx.config();
+    let Some(cmd) = config.command(&inv.command) else {
+        return Rejection::CommandGone {
+            command: inv.command.clone(),
+        }
+        .reply();
+    };
+    let Some(action) = ctx.action(cmd) else {
+        return Rejection::unsupported(&cmd.name, &inv.target).reply();
+    };
+    if let Err(gone) = still_exists(config, &inv) {
+        return gone.reply();
+    }
+    if let Err(refusal) = policy::permitted(config, cmd, action.rules, &inv.target, ctx.user) {
+        ctx.audit(&inv, &format!("refused: {refusal}"), None).await;
+        return refusal.reply();
+    }
+    if let Err(refusal) = (action.check)(config, &inv) {
+        return refusal.reply();
+    }
+    if policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed {
+        return confirmation(ctx, cmd, action, inv).await;
+    }
+    if action.rules.respects_locks {
+        if let Some(env) = inv.target.env() {
+            let now = ctx.now();
+            match ctx.backends.store.lock_of(env, now).await {
+                Ok(Some(lock)) => {
+                    return Rejection::Locked {
+                        lock: Box::new(lock),
+                        now,
+                    }
+                    .reply()
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Reply::message(
+                        Outcome::Failed,
+                        format!("I could not check the lock of {env}: {}", told(&e)),
+                    )
+                }
+            }
+        }
+    }
+    (action.run)(ctx, cmd, inv).await
+}
+
+/// Checks that an invocation still names something that exists (buttons outlive reloads).
+fn still_exists(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
+    let missing = match &inv.target {
+        Target::None => false,
+        Target::Env { env, pools } => {
+            config.env(env).is_none() || pools.iter().any(|p| config.pool(env, p).is_none())
+        }
+        Target::Pool { env, pool, member } => match config.pool(env, pool) {
+            None => true,
+            Some(p) => member
+                .as_ref()
+                .is_some_and(|m| !p.members.iter().any(|x| &x.name == m)),
+        },
+        Target::Instance(r) => config.instance(r).is_none(),
+    };
+    if missing {
+        return Err(Rejection::TargetGone {
+            target: inv.target.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Asks before running: a danger button carrying the confirmed invocation, and Cancel.
+async fn confirmation(
+    ctx: &Ctx<'_>,
+    cmd: &CommandSpec,
+    action: &ActionDef,
+    inv: Invocation,
+) -> Reply {
+    let set = ctx.button_set().await;
+    let text = question(ctx, cmd, action, &inv).await;
+    let label = format!("Yes, {}", inv.as_text());
+    let confirmed = Invocation {
+        confirmed: true,
+        ..inv
+    };
+    let mut yes = Ctx::button(
+        &set,
+        label,
+        ButtonAction::Run(confirmed),
+        ButtonStyle::Danger,
+    );
+    yes.confirm = Some(Confirm {
+        title: "Are you sure?".into(),
+        text: text.clone(),
+        ok: "Do it".into(),
+        deny: "Cancel".into(),
+    });
+    Reply::message(Outcome::Confirm, text).buttons(vec![
+        yes,
+        Ctx::button(&set, "Cancel", ButtonAction::Cancel, ButtonStyle::Default),
+    ])
+}
+
+/// The question asked before running: names the target and, for instances, whether
+/// it is live; on a protected environment says so.
+async fn question(
+    ctx: &Ctx<'_>,
+    cmd: &CommandSpec,
+    action: &ActionDef,
+    inv: &Invocation,
+) -> String {
+    if let Target::Instance(r) = &inv.target {
+        let live = match ctx.active(&r.env, &r.pool).await {
+            Ok(active) if active == r.member => {
+                format!("*{r}* is LIVE: it is taking traffic right now.")
+            }
+            Ok(active) => format!("*{r}* is not taking traffic ({active} is)."),
+            Err(e) => format!(
+                "*{r}* may be live: I cannot read its switch ({}).",
+                told(&e)
+            ),
+        };
+        return format!("{live} Really `{}` *{r}*?", cmd.name);
+    }
+    if inv.target == Target::None {
+        return format!("Really `{}`?", inv.as_text());
+    }
+    let protected = inv
+        .target
+        .env()
+        .and_then(|e| ctx.config().env(e))
+        .is_some_and(|e| e.protected);
+    let question = match action.question {
+        Some(ask) => ask(ctx.config(), inv),
+        None => format!("Really `{}`?", inv.as_text()),
+    };
+    format!(
+        "{question}{}",
+        if protected {
+            " This is a protected environment serving live traffic."
+        } else {
+            ""
+        }
+    )
+}

@@ -1,0 +1,22 @@
+//! Ports: the traits an embedder swaps, one file per concern. The real
+//! implementations live in [`crate::adapters`].
+//!
+//! | port | real implementations |
+//! |---|---|
+//! | [`Probe`] | [`HttpProbe`](crate::adapters::probe::HttpProbe) (reqwest) |
+//! | [`HttpAction`] | [`ReqwestAction`](crate::adapters::probe::ReqwestAction) |
+//! | [`TrafficSwitch`] | [`HaproxySwitch`](crate::adapters::haproxy::HaproxySwitch), [`HttpSwitch`](crate::adapters::http_switch::HttpSwitch), [`JenkinsSwitch`](crate::adapters::http_switch::JenkinsSwitch), [`MemorySwitch`](crate::adapters::memory_switch::MemorySwitch) |
+//! | [`Ci`] | [`JenkinsClient`](crate::adapters::jenkins::JenkinsClient) |
+//! | [`Store`] ([`Deliveries`], [`Buttons`], [`Locks`], [`AuditLog`]) | [`MemoryStore`](crate::adapters::store::memory::MemoryStore) |
+
+pub mod ci;
+pub mod probe;
+pub mod store;
+pub mod switch;
+
+pub use ci::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
+pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
+pub use store::{
+    AuditLog, AuditRecord, Buttons, Claim, Deliveries, Lock, LockOutcome, Locks, Store, StoreError,
+};
+pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};

@@ -1,0 +1,347 @@
+//! What a person is told when the bot says no: every refusal is a [`Rejection`],
+//! rendered into one reply in one place.
+
+use std::time::SystemTime;
+
+use crate::config::InstanceRef;
+use crate::ports::Lock;
+use crate::reply::{Outcome, Reply};
+use crate::text::{code, either, human};
+
+/// Longest message read as a command. Commands are short; the limit also keeps every
+/// button value (which carries the command) under Slack's 2,000 characters.
+pub const MAX_COMMAND_CHARS: usize = 1000;
+
+/// A refusal: nothing ran, and the reply says why and what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// An empty message.
+    Empty,
+    /// A message longer than [`MAX_COMMAND_CHARS`].
+    TooLong {
+        /// Its length in characters.
+        length: usize,
+    },
+    /// The first word is no command, nor close to one.
+    UnknownCommand {
+        /// The word.
+        word: String,
+    },
+    /// Words left over that the command does not take.
+    NotUnderstood {
+        /// The words.
+        words: Vec<String>,
+        /// The command.
+        command: String,
+        /// What can be named instead.
+        known: String,
+    },
+    /// The words name things that cannot go together (the resolver's explanation).
+    Conflict(String),
+    /// The words fit no instance together.
+    NothingMatches,
+    /// The command needs a target and none was named.
+    NeedsTarget {
+        /// The command.
+        command: String,
+        /// What can be named.
+        known: String,
+    },
+    /// The command is limited to some groups.
+    CommandNotAllowed {
+        /// Who asked.
+        user: String,
+        /// The command.
+        command: String,
+        /// Groups allowed.
+        groups: Vec<String>,
+    },
+    /// Changes to the environment are limited to some groups.
+    EnvNotAllowed {
+        /// Who asked.
+        user: String,
+        /// The environment.
+        env: String,
+        /// Groups allowed.
+        groups: Vec<String>,
+    },
+    /// The environment is locked.
+    Locked {
+        /// The lock.
+        lock: Box<Lock>,
+        /// When it was found (for "for 4m 05s").
+        now: SystemTime,
+    },
+    /// `unlock` of a lock that a running action holds.
+    HeldByRunningAction {
+        /// The lock.
+        lock: Box<Lock>,
+        /// When it was found.
+        now: SystemTime,
+    },
+    /// A button value that the bot did not produce.
+    ForgedButton,
+    /// A button of a set someone already used.
+    AlreadyUsed {
+        /// Who used it.
+        by: String,
+    },
+    /// A button past its lifetime.
+    Expired,
+    /// A button the store does not know (it may predate a restart).
+    UnknownButtons,
+    /// A button naming a command that is no longer configured.
+    CommandGone {
+        /// The command.
+        command: String,
+    },
+    /// A button naming a target that is no longer configured.
+    TargetGone {
+        /// The target as text.
+        target: String,
+    },
+    /// No such instance.
+    NoSuchInstance(InstanceRef),
+    /// No such environment.
+    NoSuchEnvironment(String),
+    /// The instance has no restart action.
+    NoRestartAction(InstanceRef),
+    /// The instance has no tasks endpoint.
+    NoTasksEndpoint(InstanceRef),
+    /// `restart` of the instance taking traffic.
+    InstanceIsLive(InstanceRef),
+    /// `toy` without a `toy:` section.
+    ToyNotConfigured,
+    /// `toy` for someone without a toy database.
+    NoToyDatabase {
+        /// Who asked.
+        user: String,
+    },
+    /// `deploy` with more than one ref or stray words.
+    DeployArguments {
+        /// The stray words.
+        words: Vec<String>,
+    },
+    /// `deploy` of pools without a deploy job.
+    NoDeployJob {
+        /// The environment.
+        env: String,
+        /// Pools without a job.
+        pools: Vec<String>,
+        /// A pool that has one, for the example.
+        example: String,
+    },
+    /// `help` about an unknown command.
+    NoHelp {
+        /// What was asked.
+        asked: String,
+    },
+    /// The command's action cannot act on that kind of target.
+    Unsupported {
+        /// The command.
+        command: String,
+        /// The target as text.
+        target: String,
+    },
+}
+
+impl Rejection {
+    /// `command` cannot act on `target` (a button or reload mismatch).
+    pub fn unsupported(command: &str, target: &crate::reply::Target) -> Rejection {
+        Rejection::Unsupported {
+            command: command.to_owned(),
+            target: target.to_string(),
+        }
+    }
+
+    /// How the reply ends: buttons that are used up or expired are `Stale`.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Rejection::AlreadyUsed { .. } | Rejection::Expired | Rejection::UnknownButtons => {
+                Outcome::Stale
+            }
+            _ => Outcome::Rejected,
+        }
+    }
+
+    /// Whether only the person should see it: refusals of a click leave the message
+    /// with its buttons as it is for everyone else.
+    pub fn ephemeral(&self) -> bool {
+        matches!(
+            self,
+            Rejection::ForgedButton
+                | Rejection::AlreadyUsed { .. }
+                | Rejection::Expired
+                | Rejection::UnknownButtons
+        )
+    }
+
+    /// The reply.
+    pub fn reply(&self) -> Reply {
+        let reply = Reply::message(self.outcome(), self.to_string());
+        if self.ephemeral() {
+            reply.ephemeral()
+        } else {
+            reply
+        }
+    }
+}
+
+impl From<Rejection> for Reply {
+    fn from(r: Rejection) -> Reply {
+        r.reply()
+    }
+}
+
+fn held_for(lock: &Lock, now: SystemTime) -> String {
+    human(now.duration_since(lock.since).unwrap_or_default())
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Empty => f.write_str(
+                "Tell me what to do, e.g. `status`, `health rh blue` or `deploy staging`. `help` lists everything.",
+            ),
+            Rejection::TooLong { length } => write!(
+                f,
+                "That is {length} characters: too long to be a command (I read at most {MAX_COMMAND_CHARS}). Try `help`."
+            ),
+            Rejection::UnknownCommand { word } => write!(
+                f,
+                "I don't know the command {}. Try `help` to see what I can do.",
+                code(word)
+            ),
+            Rejection::NotUnderstood {
+                words,
+                command,
+                known,
+            } => {
+                let words: Vec<String> = words.iter().map(|w| code(w)).collect();
+                write!(
+                    f,
+                    "I didn't understand {} in `{command}`. {known}",
+                    words.join(", ")
+                )
+            }
+            Rejection::Conflict(explanation) => f.write_str(explanation),
+            Rejection::NothingMatches => {
+                f.write_str("Nothing matches that: no instance fits all of those words.")
+            }
+            Rejection::NeedsTarget { command, known } => {
+                write!(f, "`{command}` needs a target. {known}")
+            }
+            Rejection::CommandNotAllowed {
+                user,
+                command,
+                groups,
+            } => write!(
+                f,
+                "Sorry <@{user}>, `{command}` is limited to {}.",
+                either(groups)
+            ),
+            Rejection::EnvNotAllowed { user, env, groups } => write!(
+                f,
+                "Sorry <@{user}>, changes to `{env}` are limited to {}.",
+                either(groups)
+            ),
+            Rejection::Locked { lock, now } => {
+                let hint = match &lock.action {
+                    Some(_) => "Try again when it is done.".to_owned(),
+                    None => format!("Ask them, or `unlock {}` when it is safe.", lock.env),
+                };
+                write!(
+                    f,
+                    ":lock: *{}* is locked by <@{}> ({}, for {}). {hint}",
+                    lock.env,
+                    lock.holder,
+                    lock.reason,
+                    held_for(lock, *now)
+                )
+            }
+            Rejection::HeldByRunningAction { lock, now } => write!(
+                f,
+                ":lock: *{}* is held by a running `{}` of <@{}> ({}, for {}). It unlocks itself when that is done.",
+                lock.env,
+                lock.action.as_deref().unwrap_or("action"),
+                lock.holder,
+                lock.reason,
+                held_for(lock, *now)
+            ),
+            Rejection::ForgedButton => f.write_str("That button is not one of mine."),
+            Rejection::AlreadyUsed { by } => write!(f, "Already handled by <@{by}>."),
+            Rejection::Expired => f.write_str("These buttons have expired; ask me again."),
+            Rejection::UnknownButtons => f.write_str(
+                "I no longer know these buttons (they may predate a restart); ask me again.",
+            ),
+            Rejection::CommandGone { command } => {
+                write!(f, "There is no command `{command}` any more.")
+            }
+            Rejection::TargetGone { target } => {
+                write!(f, "{target} no longer exists in the configuration.")
+            }
+            Rejection::NoSuchInstance(r) => write!(f, "There is no {r}."),
+            Rejection::NoSuchEnvironment(env) => write!(f, "There is no environment {env}."),
+            Rejection::NoRestartAction(r) => {
+                write!(f, "*{r}* has no restart action configured.")
+            }
+            Rejection::NoTasksEndpoint(r) => {
+                write!(f, "*{r}* has no tasks endpoint configured.")
+            }
+            Rejection::InstanceIsLive(r) => write!(
+                f,
+                ":no_entry: *{r}* is taking traffic right now, so I won't restart it: users would see errors. \
+                 Restart the inactive member, switch traffic first, or use `force restart` if you really must."
+            ),
+            Rejection::ToyNotConfigured => f.write_str(
+                "Toy databases are not configured here (no `toy:` section in instances.yaml).",
+            ),
+            Rejection::NoToyDatabase { user } => write!(
+                f,
+                "<@{user}>, you have no toy database yet. Ask an admin to add `{user}: toy_<yourname>` under `toy.users` in instances.yaml."
+            ),
+            Rejection::DeployArguments { words } => {
+                let words: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+                write!(
+                    f,
+                    "I didn't understand {} — `deploy` takes an environment, optionally pools, and one git ref (or `ref=…`).",
+                    words.join(", ")
+                )
+            }
+            Rejection::NoDeployJob {
+                env,
+                pools,
+                example,
+            } => write!(
+                f,
+                "No `deploy` job is configured for {} in *{env}*, so I deploy nothing. Name the pools to deploy, e.g. `deploy {env} {example}`.",
+                pools.join(", ")
+            ),
+            Rejection::NoHelp { asked } => {
+                write!(f, "There is no command `{asked}`. `help` lists them all.")
+            }
+            Rejection::Unsupported { command, target } => {
+                write!(f, "`{command}` cannot act on `{target}`.")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_of_a_click_are_ephemeral_and_stale_ones_say_so() {
+        let used = Rejection::AlreadyUsed { by: "U1".into() }.reply();
+        assert!(used.ephemeral);
+        assert_eq!(used.outcome, Outcome::Stale);
+        assert_eq!(used.to_plain_text(), "Already handled by <@U1>.");
+        let forged = Rejection::ForgedButton.reply();
+        assert!(forged.ephemeral);
+        assert_eq!(forged.outcome, Outcome::Rejected);
+        let typed = Rejection::NothingMatches.reply();
+        assert!(!typed.ephemeral);
+        assert_eq!(typed.outcome, Outcome::Rejected);
+    }
+}

@@ -1,0 +1,9 @@
+//! Conformance suites: one public function per port, run on every implementation
+//! (ours in this crate's tests, an embedder's in theirs). Each panics with a message
+//! naming the broken promise.
+
+mod store;
+mod switch;
+
+pub use store::store;
+pub use switch::switch;

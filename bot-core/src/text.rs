@@ -1,0 +1,62 @@
+//! Formatting shared by every reply: durations, code spans, dates, word lists.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Formats a duration for people: `850ms`, `12.3s`, `4m 05s`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 10 {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m {:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// `text` as inline code; backticks inside become quotes so the span cannot break.
+pub fn code(text: &str) -> String {
+    format!("`{}`", text.replace('`', "'"))
+}
+
+/// A date Slack renders in each reader's time zone (`<!date^…>`); elsewhere the UTC
+/// time shows.
+pub fn when(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let utc = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+    format!("<!date^{secs}^{{date_short_pretty}} {{time}}|{utc}>")
+}
+
+/// Group names as `` `a` or `b` ``.
+pub fn either(groups: &[String]) -> String {
+    groups
+        .iter()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        let cases = [
+            (Duration::from_micros(2500), "2.5ms"),
+            (Duration::from_millis(850), "850ms"),
+            (Duration::from_millis(12_345), "12.3s"),
+            (Duration::from_secs(245), "4m 05s"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(human(d), text);
+        }
+    }
+
+    #[test]
+    fn code_spans_cannot_be_broken() {
+        assert_eq!(code("a`b"), "`a'b`");
+    }
+}

@@ -1,0 +1,234 @@
+//! The Slack transport: a message, click or slash command becomes a [`Request`] and a
+//! [`Sink`] aimed at the right place (the channel, the clicked message, the
+//! `response_url`), handed to the [`Intake`]. Routes, Socket Mode, delivery and the
+//! Web API client live in the submodules.
+
+pub mod ack;
+pub mod routes;
+pub mod sink;
+pub mod socket_mode;
+pub mod webapi;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bot_core::slack::payload::{ButtonClick, MessageEvent, SlashCommand};
+use bot_core::{Bot, Request};
+
+use crate::chat::ReplySink;
+use crate::intake::{excerpt, Accepted, Delivery, Intake};
+use crate::metrics::Metrics;
+use ack::refusal;
+use sink::{Destination, Sink, PROGRESS_INTERVAL};
+use webapi::WebApi;
+
+/// Slack's side of the bot; cheap to clone.
+#[derive(Clone)]
+pub struct Slack {
+    intake: Intake,
+    web: WebApi,
+    bot_user: Arc<OnceLock<String>>,
+    progress_interval: Duration,
+}
+
+impl Slack {
+    /// Slack answered through `web`, work admitted by `intake`.
+    pub fn new(intake: Intake, web: WebApi) -> Self {
+        Self {
+            intake,
+            web,
+            bot_user: Arc::new(OnceLock::new()),
+            progress_interval: PROGRESS_INTERVAL,
+        }
+    }
+
+    /// Progress edits of one message at most every `every` (default
+    /// [`PROGRESS_INTERVAL`]).
+    pub fn with_progress_interval(mut self, every: Duration) -> Self {
+        self.progress_interval = every;
+        self
+    }
+
+    /// The intake.
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+
+    /// The bot.
+    pub fn bot(&self) -> &Bot {
+        self.intake.bot()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        self.intake.metrics()
+    }
+
+    /// The Web API client.
+    pub fn web(&self) -> &WebApi {
+        &self.web
+    }
+
+    /// The bot's own user id, once known.
+    pub fn bot_user(&self) -> Option<&str> {
+        self.bot_user.get().map(String::as_str)
+    }
+
+    /// Records the bot's own user id (first value wins).
+    pub fn set_bot_user(&self, id: String) {
+        let _ = self.bot_user.set(id);
+    }
+
+    /// Learns the bot's user id with `auth.test`; failures are logged only.
+    pub async fn learn_bot_user(&self) {
+        if self.bot_user().is_some() {
+            return;
+        }
+        match self.web.auth_test().await {
+            Ok(Some(id)) => {
+                tracing::info!(bot_user = %id, "learnt the bot's user id");
+                self.set_bot_user(id);
+            }
+            Ok(None) => {
+                tracing::warn!("auth.test gave no user id; relying on bot_id to skip own messages")
+            }
+            Err(e) => {
+                tracing::warn!("auth.test failed ({e}); relying on bot_id to skip own messages")
+            }
+        }
+    }
+
+    fn sink(&self, target: Destination) -> Arc<dyn ReplySink> {
+        Arc::new(Sink::with_interval(
+            self.web.clone(),
+            target,
+            self.progress_interval,
+        ))
+    }
+
+    /// An event delivery: deduplicated on `event_id`; the message (if any) is
+    /// answered in its channel (in its thread when it has one).
+    pub async fn accept_message(&self, event_id: &str, message: Option<MessageEvent>) -> Accepted {
+        let Some(m) = message else {
+            return Accepted::Ignored;
+        };
+        let what = format!(
+            "message from {} in {}: `{}`",
+            m.user,
+            m.channel,
+            excerpt(&m.text)
+        );
+        let request = Request {
+            channel: Some(m.channel.clone()),
+            ..Request::text(m.user.clone(), m.text)
+        };
+        let sink = self.sink(Destination::Channel {
+            channel: m.channel,
+            thread_ts: m.thread_ts,
+            user: m.user,
+        });
+        self.intake
+            .submit(Delivery {
+                key: Some(event_id.to_owned()),
+                request,
+                sink,
+                what,
+            })
+            .await
+    }
+
+    /// A click: progress and the reply edit the clicked message (`chat.update`), or
+    /// replace it through `response_url` when it cannot be edited; a stale click
+    /// gets an ephemeral answer and leaves the message alone.
+    pub async fn accept_click(&self, c: ButtonClick) -> Accepted {
+        let what = format!(
+            "click by {} in {}",
+            c.user,
+            c.channel.as_deref().unwrap_or("?")
+        );
+        let request = Request {
+            channel: c.channel.clone(),
+            ..Request::button(c.user, c.value)
+        };
+        let target = match (c.channel, c.message_ts) {
+            (Some(channel), Some(ts)) => Destination::Message {
+                channel,
+                ts,
+                response_url: c.response_url,
+            },
+            _ => Destination::ResponseUrl {
+                url: c.response_url,
+                slash: false,
+            },
+        };
+        self.intake
+            .submit(Delivery {
+                key: None,
+                request,
+                sink: self.sink(target),
+                what,
+            })
+            .await
+    }
+
+    /// A slash command: deduplicated on its `trigger_id` (a replayed request is
+    /// answered once), answered at its `response_url`.
+    pub async fn accept_command(&self, c: SlashCommand) -> Accepted {
+        let what = format!(
+            "{} `{}` by {} in {}",
+            c.command,
+            excerpt(&c.text),
+            c.user,
+            c.channel
+        );
+        let request = Request {
+            channel: Some(c.channel),
+            ..Request::text(c.user, c.text)
+        };
+        let sink = self.sink(Destination::ResponseUrl {
+            url: c.response_url,
+            slash: true,
+        });
+        self.intake
+            .submit(Delivery {
+                key: c.trigger_id.map(|t| format!("slash:{t}")),
+                request,
+                sink,
+                what,
+            })
+            .await
+    }
+
+    /// Tells the sender of a message that could not be taken (`why`) to try again,
+    /// in the background: for Socket Mode, where Slack does not redeliver.
+    pub fn refuse_message(&self, m: MessageEvent, why: Accepted) {
+        let sink = Sink::new(
+            self.web.clone(),
+            Destination::Channel {
+                channel: m.channel,
+                thread_ts: m.thread_ts,
+                user: m.user,
+            },
+        );
+        self.intake
+            .spawn_answer("telling a sender to retry".into(), async move {
+                sink.finish(&refusal(why)).await
+            });
+    }
+
+    /// Tells who clicked that the click could not be taken (`why`), ephemerally,
+    /// leaving the message and its buttons as they are.
+    pub fn refuse_click(&self, c: ButtonClick, why: Accepted) {
+        let sink = Sink::new(
+            self.web.clone(),
+            Destination::ResponseUrl {
+                url: c.response_url,
+                slash: false,
+            },
+        );
+        self.intake
+            .spawn_answer("telling a clicker to retry".into(), async move {
+                sink.finish(&refusal(why)).await
+            });
+    }
+}
