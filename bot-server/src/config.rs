@@ -8,6 +8,10 @@ use bot_core::config::Secret;
 /// Default Slack Web API base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 
+/// Default shortest gap between two progress edits of one message (Slack's
+/// `chat.update` is Tier 3, about 50 calls a minute per workspace).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Default for [`ServeConfig::drain_timeout`].
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -76,7 +80,7 @@ impl ServeConfig {
             api_timeout: Duration::from_secs(10),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             api_token: None,
-            progress_interval: crate::slack::sink::PROGRESS_INTERVAL,
+            progress_interval: PROGRESS_INTERVAL,
         }
     }
 

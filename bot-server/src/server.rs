@@ -8,8 +8,11 @@ use std::time::Duration;
 use bot_core::Bot;
 use tokio::net::TcpListener;
 
+use crate::config::ServeConfig;
+use crate::router::app;
+use crate::slack::socket_mode::{SocketMode, SocketModeError};
 use crate::slack::webapi::WebApiError;
-use crate::{app, AppState, ServeConfig};
+use crate::state::AppState;
 
 /// After the drain, how long open HTTP connections get to finish.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,6 +144,9 @@ pub enum ServeError {
     /// Serving failed.
     #[error("the HTTP server stopped: {0}")]
     Serve(std::io::Error),
+    /// Socket Mode could not start.
+    #[error(transparent)]
+    SocketMode(#[from] SocketModeError),
 }
 
 /// Serves the Slack HTTP endpoints for `bot` on `config.listen` until Ctrl-C/SIGTERM.
@@ -158,6 +164,49 @@ pub async fn serve(config: ServeConfig, bot: Bot) -> Result<(), ServeError> {
         .map_err(ServeError::Bind)?;
     tracing::info!(addr = %server.local_addr().map_err(ServeError::Bind)?, "serving Slack endpoints");
     server.run().await.map_err(ServeError::Serve)
+}
+
+/// Runs Socket Mode with `SLACK_APP_TOKEN` until Ctrl-C or SIGTERM, and serves
+/// `/healthz`, `/readyz` and `/metrics` (plus the Slack HTTP routes) on
+/// `config.listen`. On shutdown: not ready at once, Socket Mode closed, then the
+/// work in flight drained (up to `config.drain_timeout`).
+pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> Result<(), ServeError> {
+    install_crypto_provider();
+    let app_token = config
+        .app_token
+        .clone()
+        .ok_or(SocketModeError::NoAppToken)?;
+    let state = AppState::new(&config, bot)?;
+    let slack = state.slack.clone();
+    slack.learn_bot_user().await;
+
+    let server = Server::bind(config.listen, state)
+        .await
+        .map_err(ServeError::Bind)?;
+    tracing::info!(addr = %server.local_addr().map_err(ServeError::Bind)?, "serving health and metrics");
+    let ready = server.state().ready.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The HTTP side marks not ready, drains the work in flight, then stops.
+    let http = tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let socket = match SocketMode::connect(slack.clone(), &app_token, config.api_base()).await {
+        Ok(s) => s,
+        Err(e) => {
+            http.abort();
+            return Err(e.into());
+        }
+    };
+    shutdown_signal().await;
+    tracing::info!("shutting down: closing Socket Mode, then draining the work in flight");
+    ready.store(false, Ordering::Relaxed);
+    slack.intake().stop_accepting();
+    socket.close().await;
+    let _ = stop.send(());
+    match http.await {
+        Ok(served) => served.map_err(ServeError::Serve),
+        Err(e) => Err(ServeError::Serve(std::io::Error::other(e))),
+    }
 }
 
 /// Installs rustls' `ring` provider once (slack-morphism and reqwest both use ring;

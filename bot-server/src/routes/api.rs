@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::error;
+use crate::errors::error;
 use crate::slack::webapi::{Posted, WebApiError};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Query of `GET /api/v1/status`.
 #[derive(Debug, Deserialize)]

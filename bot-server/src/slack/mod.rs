@@ -16,10 +16,11 @@ use bot_core::slack::payload::{ButtonClick, MessageEvent, SlashCommand};
 use bot_core::{Bot, Request};
 
 use crate::chat::ReplySink;
+use crate::config::PROGRESS_INTERVAL;
 use crate::intake::{excerpt, Accepted, Delivery, Intake};
 use crate::metrics::Metrics;
 use ack::refusal;
-use sink::{Destination, Sink, PROGRESS_INTERVAL};
+use sink::{Destination, Sink};
 use webapi::WebApi;
 
 /// Slack's side of the bot; cheap to clone.

@@ -4,26 +4,41 @@
 //! acknowledge at once.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bot_core::config::Secret;
 use bot_core::slack::payload::{self, EventsPayload, InteractionPayload};
 use bot_core::slack::verify::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
+use crate::errors::error;
 use crate::intake::Accepted;
-use crate::routes::error;
 use crate::slack::ack::command_ack;
-use crate::AppState;
+use crate::slack::Slack;
+
+/// What Slack's routes need of the app's state.
+#[derive(Clone)]
+pub struct SlackHttp {
+    /// The transport.
+    pub slack: Slack,
+    /// `SLACK_SIGNING_SECRET`; the routes answer 503 without it.
+    pub signing_secret: Option<Secret>,
+}
 
 /// A request body that came from Slack: within the size limit, signed with the
 /// signing secret, recent. Anything else is answered before a handler runs: 413 too
 /// large, 400 unreadable, 401 unsigned or stale, 503 without a signing secret.
 pub struct Verified(pub Bytes);
 
-impl FromRequest<AppState> for Verified {
+impl<S> FromRequest<S> for Verified
+where
+    S: Send + Sync,
+    SlackHttp: FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let SlackHttp { signing_secret, .. } = SlackHttp::from_ref(state);
         let headers = req.headers().clone();
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -35,7 +50,7 @@ impl FromRequest<AppState> for Verified {
                 error(StatusCode::BAD_REQUEST, "could not read the body")
             }
         })?;
-        let Some(secret) = &state.signing_secret else {
+        let Some(secret) = &signing_secret else {
             return Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SLACK_SIGNING_SECRET is not set; Slack requests cannot be verified",
@@ -64,7 +79,7 @@ fn refused(why: Accepted) -> Response {
 }
 
 /// `POST /slack/events`.
-pub async fn events(State(state): State<AppState>, Verified(body): Verified) -> Response {
+pub async fn events(State(state): State<SlackHttp>, Verified(body): Verified) -> Response {
     let parsed = match payload::parse_events(&body, state.slack.bot_user()) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -88,7 +103,7 @@ pub async fn events(State(state): State<AppState>, Verified(body): Verified) -> 
 }
 
 /// `POST /slack/interactions`.
-pub async fn interactions(State(state): State<AppState>, Verified(body): Verified) -> Response {
+pub async fn interactions(State(state): State<SlackHttp>, Verified(body): Verified) -> Response {
     match payload::parse_interaction(&body) {
         Err(e) => error(StatusCode::BAD_REQUEST, e),
         Ok(InteractionPayload::Other(kind)) => {
@@ -103,7 +118,7 @@ pub async fn interactions(State(state): State<AppState>, Verified(body): Verifie
 }
 
 /// `POST /slack/commands`.
-pub async fn commands(State(state): State<AppState>, Verified(body): Verified) -> Response {
+pub async fn commands(State(state): State<SlackHttp>, Verified(body): Verified) -> Response {
     let command = match payload::parse_command(&body) {
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),

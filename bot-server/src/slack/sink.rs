@@ -13,14 +13,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::chat::ReplySink;
+use crate::config::PROGRESS_INTERVAL;
 use crate::slack::webapi::{content, ResponseUrlMessage, WebApi, WebApiError};
 
 /// Uses of one `response_url` Slack allows.
 const RESPONSE_URL_USES: u8 = 5;
-
-/// Default shortest gap between two progress edits of one message (Slack's
-/// `chat.update` is Tier 3, about 50 calls a minute per workspace).
-pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Where replies to one request go.
 #[derive(Debug, Clone)]

@@ -3,17 +3,15 @@
 
 use std::sync::Arc;
 
+use bot_core::config::Secret;
 use bot_core::slack::payload::{
     click_from_interaction, command_from_event, message_from_push_event, InteractionPayload,
 };
-use bot_core::Bot;
 use slack_morphism::prelude::*;
 
 use crate::intake::Accepted;
-use crate::server::ServeError;
 use crate::slack::ack::{command_ack, command_refusal};
 use crate::slack::Slack;
-use crate::{AppState, ServeConfig, Server};
 
 /// A Socket Mode event delivery: deduplicate and answer in the background. Socket
 /// Mode cannot ask Slack to deliver again later, so refused work is answered with a
@@ -112,67 +110,45 @@ pub enum SocketModeError {
     /// Slack refused to open a connection.
     #[error("cannot open a Socket Mode connection: {0}")]
     Connect(String),
-    /// The HTTP side (health, metrics) could not start or stopped with an error.
-    #[error(transparent)]
-    Serve(#[from] ServeError),
 }
 
-/// Runs Socket Mode with `SLACK_APP_TOKEN` until Ctrl-C or SIGTERM, and serves
-/// `/healthz`, `/readyz` and `/metrics` (plus the Slack HTTP routes) on
-/// `config.listen`. On shutdown: not ready at once, Socket Mode closed, then the
-/// work in flight drained (up to `config.drain_timeout`).
-pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> Result<(), SocketModeError> {
-    crate::server::install_crypto_provider();
-    let app_token = config
-        .app_token
-        .clone()
-        .ok_or(SocketModeError::NoAppToken)?;
-    let state = AppState::new(&config, bot).map_err(ServeError::from)?;
-    let d = state.slack.clone();
-    d.learn_bot_user().await;
+/// An open Socket Mode connection feeding `slack`.
+pub struct SocketMode {
+    listener: SlackClientSocketModeListener<SlackClientHyperHttpsConnector>,
+}
 
-    let server = Server::bind(config.listen, state)
-        .await
-        .map_err(ServeError::Bind)?;
-    tracing::info!(addr = %server.local_addr().map_err(ServeError::Bind)?, "serving health and metrics");
-    let ready = server.state().ready.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // The HTTP side marks not ready, drains the work in flight, then stops.
-    let http = tokio::spawn(server.run_until(async move {
-        let _ = stopped.await;
-    }));
-
-    let connector = match SlackClientHyperConnector::new() {
-        Ok(c) => c.with_slack_api_url(config.api_base()),
-        Err(e) => {
-            http.abort();
-            return Err(SocketModeError::Tls(e));
-        }
-    };
-    let client = Arc::new(SlackClient::new(connector));
-    let callbacks = SlackSocketModeListenerCallbacks::new()
-        .with_push_events(on_push)
-        .with_interaction_events(on_interaction)
-        .with_command_events(on_command);
-    let env =
-        Arc::new(SlackClientEventsListenerEnvironment::new(client).with_user_state(d.clone()));
-    let listener =
-        SlackClientSocketModeListener::new(&SlackClientSocketModeConfig::new(), env, callbacks);
-    let token = SlackApiToken::new(app_token.expose().to_owned().into());
-    if let Err(e) = listener.listen_for(&token).await {
-        http.abort();
-        return Err(SocketModeError::Connect(e.to_string()));
+impl SocketMode {
+    /// Opens Socket Mode with the app-level token against the Web API at `api_base`;
+    /// events, clicks and slash commands go to `slack`.
+    pub async fn connect(
+        slack: Slack,
+        app_token: &Secret,
+        api_base: &str,
+    ) -> Result<Self, SocketModeError> {
+        let connector = SlackClientHyperConnector::new()
+            .map_err(SocketModeError::Tls)?
+            .with_slack_api_url(api_base);
+        let client = Arc::new(SlackClient::new(connector));
+        let callbacks = SlackSocketModeListenerCallbacks::new()
+            .with_push_events(on_push)
+            .with_interaction_events(on_interaction)
+            .with_command_events(on_command);
+        let env =
+            Arc::new(SlackClientEventsListenerEnvironment::new(client).with_user_state(slack));
+        let listener =
+            SlackClientSocketModeListener::new(&SlackClientSocketModeConfig::new(), env, callbacks);
+        let token = SlackApiToken::new(app_token.expose().to_owned().into());
+        listener
+            .listen_for(&token)
+            .await
+            .map_err(|e| SocketModeError::Connect(e.to_string()))?;
+        listener.start().await;
+        tracing::info!("Socket Mode connected");
+        Ok(Self { listener })
     }
-    listener.start().await;
-    tracing::info!("Socket Mode connected");
-    crate::server::shutdown_signal().await;
-    tracing::info!("shutting down: closing Socket Mode, then draining the work in flight");
-    ready.store(false, std::sync::atomic::Ordering::Relaxed);
-    d.intake().stop_accepting();
-    listener.shutdown().await;
-    let _ = stop.send(());
-    match http.await {
-        Ok(served) => served.map_err(|e| ServeError::Serve(e).into()),
-        Err(e) => Err(ServeError::Serve(std::io::Error::other(e)).into()),
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        self.listener.shutdown().await;
     }
 }

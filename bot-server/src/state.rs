@@ -1,0 +1,66 @@
+//! The state the HTTP routes share: the Slack transport (and through it the intake
+//! and the bot), secrets, readiness and the shutdown drain.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use bot_core::config::Secret;
+use bot_core::Bot;
+
+use crate::config::ServeConfig;
+use crate::intake::Intake;
+use crate::metrics::Metrics;
+use crate::slack::routes::SlackHttp;
+use crate::slack::webapi::{WebApi, WebApiError};
+use crate::slack::Slack;
+
+/// Shared state of the HTTP routes; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The Slack transport (and through it the intake and the bot).
+    pub slack: Slack,
+    /// `SLACK_SIGNING_SECRET`; Slack routes answer 503 without it.
+    pub signing_secret: Option<Secret>,
+    /// Whether `/readyz` answers 200.
+    pub ready: Arc<AtomicBool>,
+    /// On shutdown, how long to wait for work in flight.
+    pub drain_timeout: std::time::Duration,
+    /// `CROSSROADS_API_TOKEN`; `POST /api/v1/notify` answers 503 without it.
+    pub api_token: Option<Secret>,
+}
+
+impl AppState {
+    /// State for `bot` with the secrets, Web API URL and limits of `config`.
+    pub fn new(config: &ServeConfig, bot: Bot) -> Result<Self, WebApiError> {
+        let metrics = Metrics::new();
+        let web = WebApi::new(
+            config.api_base(),
+            config.bot_token.clone(),
+            metrics.clone(),
+            config.api_timeout,
+            config.max_attempts,
+        )?;
+        let intake = Intake::new(bot, metrics, config.max_in_flight);
+        let slack = Slack::new(intake, web).with_progress_interval(config.progress_interval);
+        if let Some(id) = &config.bot_user_id {
+            slack.set_bot_user(id.clone());
+        }
+        Ok(Self {
+            slack,
+            signing_secret: config.signing_secret.clone(),
+            ready: Arc::new(AtomicBool::new(false)),
+            drain_timeout: config.drain_timeout,
+            api_token: config.api_token.clone(),
+        })
+    }
+}
+
+impl FromRef<AppState> for SlackHttp {
+    fn from_ref(state: &AppState) -> SlackHttp {
+        SlackHttp {
+            slack: state.slack.clone(),
+            signing_secret: state.signing_secret.clone(),
+        }
+    }
+}
