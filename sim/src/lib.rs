@@ -30,12 +30,14 @@ pub mod fault;
 pub mod instance;
 pub mod jenkins;
 mod listen;
+pub mod pagerduty;
 mod record;
 pub mod slack;
 pub mod switch;
 mod wire;
 
 pub use fault::Scripted;
+pub use pagerduty::PagerDutyStandIn;
 pub use record::DEFAULT_WAIT;
 pub use slack::SlackStandIn;
 
