@@ -34,12 +34,14 @@ pub mod pagerduty;
 mod record;
 pub mod slack;
 pub mod switch;
+pub mod webhook;
 mod wire;
 
 pub use fault::Scripted;
 pub use pagerduty::PagerDutyStandIn;
 pub use record::DEFAULT_WAIT;
 pub use slack::SlackStandIn;
+pub use webhook::WebhookStandIn;
 
 /// Why a stand-in could not start (or listen again).
 #[derive(Debug, thiserror::Error)]
