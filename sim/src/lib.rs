@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod compare;
 pub mod fault;
 pub mod instance;
 pub mod jenkins;
@@ -37,6 +38,7 @@ pub mod switch;
 pub mod webhook;
 mod wire;
 
+pub use compare::{CompareStandIn, GitCommit};
 pub use fault::Scripted;
 pub use pagerduty::PagerDutyStandIn;
 pub use record::DEFAULT_WAIT;
