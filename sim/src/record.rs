@@ -74,7 +74,8 @@ impl<T: Clone + Debug> Log<T> {
         // Subscribe before looking, so an entry pushed in between still wakes us.
         let mut rx = self.changed.subscribe();
         loop {
-            if let Some(r) = found(&self.items()) {
+            // A copy, so `found` (which may run a test's predicate) runs without the lock.
+            if let Some(r) = found(&self.all()) {
                 return r;
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {

@@ -6,6 +6,25 @@
 //! ([`SlackStandIn::wait_for`]). Failures are scripted per method
 //! ([`SlackStandIn::script`]); the whole stand-in can go away and come back on the
 //! same port ([`SlackStandIn::stop_listening`], [`SlackStandIn::listen_again`]).
+//! Socket Mode envelopes go out with [`SlackStandIn::send`]; acknowledgements come
+//! back through [`SlackStandIn::wait_for_ack`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use crossroads_sim::slack::{Envelope, SlackStandIn};
+//! use crossroads_sim::Scripted;
+//!
+//! let slack = SlackStandIn::start().await?;
+//! // Point the bot at slack.api_url() with slack.bot_token() and slack.app_token(),
+//! // and start it; it opens a Socket Mode connection.
+//! slack.wait_for_open_connections(1).await;
+//! slack.script("chat.postMessage", [Scripted::RateLimited { retry_after_secs: 1 }]);
+//! let command = slack.slash_command("/deploy", "api prod", "U1", "C1");
+//! let id = slack.send(Envelope::slash_commands(command))?;
+//! assert!(slack.wait_for_ack(&id).await.delay.is_some_and(|d| d.as_secs() < 3));
+//! let posts = slack.wait_for("chat.postMessage", 2).await; // the 429, then the retry
+//! # let _ = posts; Ok(()) }
+//! ```
 //!
 //! Choices where Slack's behaviour is not fully documented:
 //! - a missing token answers `not_authed`, a wrong one `invalid_auth`, an app-level
