@@ -4,6 +4,14 @@
 //!
 //! Builds take real time (each trigger runs a small tokio task), so clients see
 //! the same sequence of states they would see on a real Jenkins.
+//!
+//! A job may carry a git change set ([`JobSetup::changes`]); its builds report it
+//! where Jenkins does: a Pipeline job's builds (`WorkflowRun`, [`JobSetup::pipeline`])
+//! in the `changeSets` array, a freestyle job's builds (`FreeStyleBuild`, the
+//! default) in the single `changeSet` object. Each is a
+//! `hudson.plugins.git.GitChangeSetList` whose `items` are `GitChangeSet`s
+//! (`commitId`, `msg` = first line, `comment` = full message, `author.fullName`,
+//! `authorEmail`, `timestamp`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,7 +29,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::wire::{basic_credentials, parse_form, percent_decode};
-use crate::{epoch_ms, ServerHandle};
+use crate::{epoch_ms, ServerHandle, DEFAULT_WAIT};
 
 /// Called after a successful build with the build's parameters (e.g. to bump a
 /// simulated instance's version so a demo deploy visibly changes it).
@@ -29,6 +37,32 @@ pub type Hook = Arc<dyn Fn(&[(String, String)]) + Send + Sync>;
 
 /// Name of the session cookie handed out with crumbs.
 pub const SESSION_COOKIE: &str = "JSESSIONID.sim";
+
+/// Kind of Jenkins job, which decides the build's `_class` and where its change
+/// set is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobKind {
+    /// `FreeStyleProject` / `FreeStyleBuild`: changes in `changeSet` (one object).
+    #[default]
+    Freestyle,
+    /// `WorkflowJob` / `WorkflowRun`: changes in `changeSets` (an array).
+    Pipeline,
+}
+
+/// One commit in a job's change set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Author's full name.
+    pub author: String,
+    /// Author's e-mail.
+    pub author_email: String,
+    /// Commit id (sha).
+    pub commit_id: String,
+    /// Full commit message (first line is `msg`).
+    pub message: String,
+    /// Commit time, epoch milliseconds.
+    pub timestamp_ms: u64,
+}
 
 /// How one simulated job behaves.
 #[derive(Clone)]
@@ -47,6 +81,10 @@ pub struct JobSetup {
     pub trigger_error: Option<(u16, String)>,
     /// Run after a `SUCCESS` build.
     pub on_success: Option<Hook>,
+    /// Freestyle or Pipeline.
+    pub kind: JobKind,
+    /// Commits every build of this job reports, oldest first.
+    pub changes: Vec<Change>,
 }
 
 impl Default for JobSetup {
@@ -59,6 +97,8 @@ impl Default for JobSetup {
             cancel_in_queue: false,
             trigger_error: None,
             on_success: None,
+            kind: JobKind::Freestyle,
+            changes: Vec::new(),
         }
     }
 }
@@ -73,6 +113,8 @@ impl fmt::Debug for JobSetup {
             .field("cancel_in_queue", &self.cancel_in_queue)
             .field("trigger_error", &self.trigger_error)
             .field("on_success", &self.on_success.as_ref().map(|_| "hook"))
+            .field("kind", &self.kind)
+            .field("changes", &self.changes)
             .finish()
     }
 }
@@ -111,6 +153,39 @@ impl JobSetup {
     /// Makes the trigger answer `status` with `body`.
     pub fn trigger_error(mut self, status: u16, body: &str) -> Self {
         self.trigger_error = Some((status, body.to_owned()));
+        self
+    }
+    /// Makes this a Pipeline job (`WorkflowRun` builds, changes in `changeSets`).
+    pub fn pipeline(mut self) -> Self {
+        self.kind = JobKind::Pipeline;
+        self
+    }
+    /// Gives every build this change set: `(author, commit_id, message)`, oldest
+    /// first. E-mails are `{author}@example.com` (lower-cased, spaces as dots);
+    /// commits are a minute apart, the last one at 2024-05-01 12:00:00 UTC.
+    pub fn changes<S: Into<String>>(
+        mut self,
+        changes: impl IntoIterator<Item = (S, S, S)>,
+    ) -> Self {
+        let changes: Vec<(String, String, String)> = changes
+            .into_iter()
+            .map(|(a, c, m)| (a.into(), c.into(), m.into()))
+            .collect();
+        let n = changes.len() as u64;
+        self.changes = changes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (author, commit_id, message))| Change {
+                author_email: format!(
+                    "{}@example.com",
+                    author.to_ascii_lowercase().replace(' ', ".")
+                ),
+                author,
+                commit_id,
+                message,
+                timestamp_ms: LAST_CHANGE_MS - (n - 1 - i as u64) * 60_000,
+            })
+            .collect();
         self
     }
     /// Runs `hook` with the parameters after each successful build.
@@ -205,6 +280,8 @@ struct QueueItem {
 }
 
 struct Build {
+    kind: JobKind,
+    changes: Vec<Change>,
     queue_id: u64,
     started: SystemTime,
     building: bool,
@@ -232,6 +309,8 @@ struct Inner {
     next_session: u64,
     sessions: BTreeMap<String, String>,
     triggers: Vec<Trigger>,
+    /// Bumped whenever a build starts or finishes, for the `wait_until…` helpers.
+    progress: watch::Sender<u64>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -284,6 +363,7 @@ impl SimJenkins {
             next_session: 1,
             sessions: BTreeMap::new(),
             triggers: Vec::new(),
+            progress: watch::channel(0).0,
         }));
         let (stop, _) = watch::channel(false);
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -304,6 +384,69 @@ impl SimJenkins {
     /// Every trigger received so far, oldest first.
     pub fn triggers(&self) -> Vec<Trigger> {
         lock(&self.inner).triggers.clone()
+    }
+
+    /// How many trigger requests `job` received (any answer: queued, merged into a
+    /// waiting item with `303`, or refused).
+    pub fn trigger_count(&self, job: &str) -> usize {
+        lock(&self.inner)
+            .triggers
+            .iter()
+            .filter(|t| t.job == job)
+            .count()
+    }
+
+    /// Trigger requests received, by job.
+    pub fn trigger_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for t in &lock(&self.inner).triggers {
+            *counts.entry(t.job.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Waits until a build of `job` is running (one already running counts) and
+    /// returns its number; panics after 10 s. With a long
+    /// [`JobSetup::build_duration`], a test can then stop its client mid-build.
+    pub async fn wait_until_building(&self, job: &str) -> u64 {
+        self.wait(job, "a running build", |builds| {
+            builds.iter().find(|(_, r)| r.is_none()).map(|(n, _)| *n)
+        })
+        .await
+    }
+
+    /// Waits until build `number` of `job` has finished and returns its result;
+    /// panics after 10 s.
+    pub async fn wait_until_finished(&self, job: &str, number: u64) -> String {
+        self.wait(job, &format!("build #{number} to finish"), |builds| {
+            builds
+                .iter()
+                .find(|(n, _)| *n == number)
+                .and_then(|(_, r)| r.clone())
+        })
+        .await
+    }
+
+    async fn wait<R>(
+        &self,
+        job: &str,
+        what: &str,
+        found: impl Fn(&[(u64, Option<String>)]) -> Option<R>,
+    ) -> R {
+        let mut rx = lock(&self.inner).progress.subscribe();
+        let deadline = tokio::time::Instant::now() + DEFAULT_WAIT;
+        loop {
+            let builds = self.builds(job);
+            if let Some(r) = found(&builds) {
+                return r;
+            }
+            if !matches!(
+                tokio::time::timeout_at(deadline, rx.changed()).await,
+                Ok(Ok(()))
+            ) {
+                panic!("timed out waiting for {what} of {job}; builds: {builds:?}");
+            }
+        }
     }
 
     /// Adds or replaces a job; its build numbers carry on.
@@ -624,6 +767,8 @@ async fn run_item(shared: Shared, id: u64, job: String, setup: JobSetup) {
         inner.builds.insert(
             (job.clone(), number),
             Build {
+                kind: setup.kind,
+                changes: setup.changes.clone(),
                 queue_id: id,
                 started: SystemTime::now(),
                 building: true,
@@ -642,6 +787,7 @@ async fn run_item(shared: Shared, id: u64, job: String, setup: JobSetup) {
             };
             q.left_at = Some(Instant::now());
         }
+        inner.progress.send_modify(|n| *n += 1);
         (number, params)
     };
     let (number, params) = params;
@@ -654,6 +800,7 @@ async fn run_item(shared: Shared, id: u64, job: String, setup: JobSetup) {
             b.result = Some(setup.result.clone());
             b.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         }
+        inner.progress.send_modify(|n| *n += 1);
     }
     if setup.result == "SUCCESS" {
         if let Some(hook) = &setup.on_success {
@@ -672,6 +819,21 @@ fn queue_item(shared: &Shared, id: u64) -> Response {
     }
     let job_url = job_url(&inner.base, &q.job);
     let name = q.job.rsplit('/').next().unwrap_or(&q.job);
+    let kind = inner
+        .jobs
+        .get(&q.job)
+        .map(|j| j.setup.kind)
+        .unwrap_or_default();
+    let classes = match kind {
+        JobKind::Freestyle => (
+            "hudson.model.FreeStyleProject",
+            "hudson.model.FreeStyleBuild",
+        ),
+        JobKind::Pipeline => (
+            "org.jenkinsci.plugins.workflow.job.WorkflowJob",
+            "org.jenkinsci.plugins.workflow.job.WorkflowRun",
+        ),
+    };
     let mut v = json!({
         "_class": match q.state {
             QueueState::Waiting => "hudson.model.Queue$WaitingItem",
@@ -685,7 +847,7 @@ fn queue_item(shared: &Shared, id: u64) -> Response {
         "inQueueSince": epoch_ms(q.since),
         "params": q.params.iter().map(|(k, v)| format!("\n{k}={v}")).collect::<String>(),
         "stuck": false,
-        "task": {"_class": "hudson.model.FreeStyleProject", "name": name, "url": job_url, "color": "blue"},
+        "task": {"_class": classes.0, "name": name, "url": job_url, "color": "blue"},
         "url": format!("queue/item/{id}/"),
         "why": match q.state {
             QueueState::Waiting => Value::from("In the quiet period. Expires in 0.1 sec"),
@@ -699,7 +861,7 @@ fn queue_item(shared: &Shared, id: u64) -> Response {
             "executable".into(),
             match build {
                 Some(n) => json!({
-                    "_class": "hudson.model.FreeStyleBuild",
+                    "_class": classes.1,
                     "number": n,
                     "url": format!("{job_url}{n}/"),
                 }),
@@ -727,7 +889,10 @@ fn get_under_job(shared: &Shared, job: &str, rest: &[&str]) -> Response {
     let job_url = job_url(&inner.base, job);
     match rest {
         ["api", "json"] => Json(json!({
-            "_class": "hudson.model.FreeStyleProject",
+            "_class": match state.setup.kind {
+                JobKind::Freestyle => "hudson.model.FreeStyleProject",
+                JobKind::Pipeline => "org.jenkinsci.plugins.workflow.job.WorkflowJob",
+            },
             "name": job.rsplit('/').next().unwrap_or(job),
             "fullName": job,
             "url": job_url,
@@ -743,23 +908,9 @@ fn get_under_job(shared: &Shared, job: &str, rest: &[&str]) -> Response {
                 return not_found();
             };
             match tail {
-                ["api", "json"] => Json(json!({
-                    "_class": "hudson.model.FreeStyleBuild",
-                    "actions": [params_action(&b.params)],
-                    "building": b.building,
-                    "displayName": format!("#{number}"),
-                    "duration": b.duration_ms,
-                    "estimatedDuration": b.estimated_ms,
-                    "fullDisplayName": format!("{} #{number}", job.replace('/', " » ")),
-                    "id": number.to_string(),
-                    "inProgress": b.building,
-                    "number": number,
-                    "queueId": b.queue_id,
-                    "result": b.result,
-                    "timestamp": epoch_ms(b.started),
-                    "url": format!("{job_url}{number}/"),
-                }))
-                .into_response(),
+                ["api", "json"] => {
+                    Json(build_json(&inner.base, job, &job_url, number, b)).into_response()
+                }
                 ["console"] | ["consoleText"] => {
                     let mut log = String::from("Started by remote API\n");
                     for (k, v) in &b.params {
@@ -775,5 +926,109 @@ fn get_under_job(shared: &Shared, job: &str, rest: &[&str]) -> Response {
             }
         }
         _ => not_found(),
+    }
+}
+
+/// 2024-05-01 12:00:00 UTC in epoch milliseconds: the last commit of a change set.
+const LAST_CHANGE_MS: u64 = 1_714_564_800_000;
+
+fn build_json(base: &str, job: &str, job_url: &str, number: u64, b: &Build) -> Value {
+    let mut v = json!({
+        "_class": match b.kind {
+            JobKind::Freestyle => "hudson.model.FreeStyleBuild",
+            JobKind::Pipeline => "org.jenkinsci.plugins.workflow.job.WorkflowRun",
+        },
+        "actions": [params_action(&b.params)],
+        "building": b.building,
+        "displayName": format!("#{number}"),
+        "duration": b.duration_ms,
+        "estimatedDuration": b.estimated_ms,
+        "fullDisplayName": format!("{} #{number}", job.replace('/', " » ")),
+        "id": number.to_string(),
+        "inProgress": b.building,
+        "number": number,
+        "queueId": b.queue_id,
+        "result": b.result,
+        "timestamp": epoch_ms(b.started),
+        "url": format!("{job_url}{number}/"),
+    });
+    if let Some(obj) = v.as_object_mut() {
+        match b.kind {
+            JobKind::Pipeline => {
+                let sets = if b.changes.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![change_set(base, &b.changes)]
+                };
+                obj.insert("changeSets".into(), Value::Array(sets));
+            }
+            JobKind::Freestyle => {
+                let set = if b.changes.is_empty() {
+                    json!({"_class": "hudson.scm.EmptyChangeLogSet", "items": [], "kind": null})
+                } else {
+                    change_set(base, &b.changes)
+                };
+                obj.insert("changeSet".into(), set);
+            }
+        }
+    }
+    v
+}
+
+/// A `GitChangeSetList` as the git plugin exports it.
+fn change_set(base: &str, changes: &[Change]) -> Value {
+    let items: Vec<Value> = changes
+        .iter()
+        .map(|c| {
+            let user = encode_segment(&c.author.to_ascii_lowercase().replace(' ', "."));
+            json!({
+                "_class": "hudson.plugins.git.GitChangeSet",
+                "affectedPaths": [],
+                "commitId": c.commit_id,
+                "timestamp": c.timestamp_ms,
+                "author": {"absoluteUrl": format!("{base}/user/{user}"), "fullName": c.author},
+                "authorEmail": c.author_email,
+                "comment": format!("{}\n", c.message.trim_end_matches('\n')),
+                "date": git_date(c.timestamp_ms),
+                "id": c.commit_id,
+                "msg": c.message.lines().next().unwrap_or(""),
+                "paths": [],
+            })
+        })
+        .collect();
+    json!({"_class": "hudson.plugins.git.GitChangeSetList", "items": items, "kind": "git"})
+}
+
+/// `2024-05-01 12:00:00 +0000`, as the git plugin formats commit dates (in UTC here).
+fn git_date(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::git_date;
+
+    #[test]
+    fn formats_git_dates() {
+        assert_eq!(git_date(super::LAST_CHANGE_MS), "2024-05-01 12:00:00 +0000");
+        assert_eq!(git_date(0), "1970-01-01 00:00:00 +0000");
+        assert_eq!(git_date(951_782_400_000), "2000-02-29 00:00:00 +0000");
     }
 }

@@ -1,9 +1,11 @@
-//! Simulated platform on loopback: service instances, an HTTP traffic switch and a Jenkins.
+//! Simulated platform on loopback: service instances, an HTTP traffic switch, a Jenkins, and stand-ins for Slack, PagerDuty, webhooks and commit comparison.
 //!
 //! Every simulator is a real HTTP server bound to `127.0.0.1` (port 0 for an
 //! ephemeral port, or a given one) speaking the real wire format, so the bot's
 //! real clients can be tested against it and `crossroads demo` can run without
-//! any infrastructure.
+//! any infrastructure. The stand-ins ([`slack`], [`pagerduty`], [`webhook`],
+//! [`compare`]) also record what they receive and take scripted failures
+//! ([`fault::Scripted`]).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -24,10 +26,38 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod compare;
+pub mod fault;
 pub mod instance;
 pub mod jenkins;
+mod listen;
+pub mod pagerduty;
+mod record;
+pub mod slack;
 pub mod switch;
+pub mod webhook;
 mod wire;
+
+pub use compare::{CompareStandIn, GitCommit};
+pub use fault::Scripted;
+pub use pagerduty::PagerDutyStandIn;
+pub use record::DEFAULT_WAIT;
+pub use slack::SlackStandIn;
+pub use webhook::WebhookStandIn;
+
+/// Why a stand-in could not start (or listen again).
+#[derive(Debug, thiserror::Error)]
+pub enum StandInError {
+    /// Binding `127.0.0.1:port` failed (port 0 means "any").
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Listen {
+        /// The port asked for.
+        port: u16,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
 
 /// A running simulator: its bound address and a way to stop it.
 ///
