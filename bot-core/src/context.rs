@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use futures::future::BoxFuture;
 
 use crate::adapters::memory_switch::MemorySwitch;
 use crate::config::{CommandSpec, Config};
@@ -57,8 +56,20 @@ impl Rules {
     };
 }
 
-/// Runs an authorised, confirmed invocation of a command.
-pub type RunFn = for<'a> fn(&'a Ctx<'a>, &'a CommandSpec, Invocation) -> BoxFuture<'a, Reply>;
+/// What an action does; one implementation per action, in its own file.
+#[async_trait]
+pub trait Action: Send + Sync {
+    /// Checks the arguments before confirmation and before anything runs.
+    fn check(&self, _config: &Config, _inv: &Invocation) -> Result<(), Rejection> {
+        Ok(())
+    }
+    /// The confirmation question, when the action words it itself.
+    fn question(&self, _config: &Config, _inv: &Invocation) -> Option<String> {
+        None
+    }
+    /// Runs an authorised, confirmed invocation of `cmd`.
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply;
+}
 
 /// One row of the action registry: everything the bot knows about an action, in one
 /// place. `commands.yaml` names a row with `action:`.
@@ -67,17 +78,8 @@ pub struct ActionDef {
     pub name: &'static str,
     /// Safety rules.
     pub rules: Rules,
-    /// Checks the arguments before confirmation and before anything runs.
-    pub check: fn(&Config, &Invocation) -> Result<(), Rejection>,
-    /// The confirmation question, when the action words it itself.
-    pub question: Option<fn(&Config, &Invocation) -> String>,
-    /// Runs it.
-    pub run: RunFn,
-}
-
-/// Accepts any invocation (the `check` of actions without arguments to check).
-pub fn no_check(_: &Config, _: &Invocation) -> Result<(), Rejection> {
-    Ok(())
+    /// What it does.
+    pub action: &'static dyn Action,
 }
 
 /// Everything the engine needs for one configuration generation: the config, its

@@ -94,6 +94,22 @@ impl std::fmt::Display for Target {
 }
 
 impl Target {
+    /// The instance, when the target is one.
+    pub fn instance(&self) -> Option<&InstanceRef> {
+        match self {
+            Target::Instance(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The environment of an environment target (`deploy staging`, `lock master`).
+    pub fn environment(&self) -> Option<&str> {
+        match self {
+            Target::Env { env, .. } => Some(env),
+            _ => None,
+        }
+    }
+
     /// The environment, if the target has one.
     pub fn env(&self) -> Option<&str> {
         match self {

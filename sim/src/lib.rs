@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 pub mod compare;
 pub mod fault;
+pub mod haproxy;
 pub mod instance;
 pub mod jenkins;
 mod listen;

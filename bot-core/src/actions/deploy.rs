@@ -4,14 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::actions::health::probe;
 use crate::actions::jobs::run_job;
 use crate::actions::locks::{lease_for, with_lock};
 use crate::actions::traffic::{next_member, switch_and_verify};
 use crate::config::{CommandSpec, Config, Environment, Pool};
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
@@ -32,7 +32,7 @@ fn git_ref(inv: &Invocation) -> String {
 
 /// Checks a deploy before anything runs (and before asking for confirmation): one ref
 /// at most, and every pool it touches has a deploy job.
-pub(crate) fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
+fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
     let given_ref = inv
         .params
         .iter()
@@ -76,7 +76,7 @@ pub(crate) fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> 
 }
 
 /// The confirmation question: what is deployed where.
-pub(crate) fn question(_: &Config, inv: &Invocation) -> String {
+fn question(inv: &Invocation) -> String {
     match &inv.target {
         Target::Env { env, pools } => {
             let what = if pools.is_empty() {
@@ -90,17 +90,25 @@ pub(crate) fn question(_: &Config, inv: &Invocation) -> String {
     }
 }
 
-pub(crate) fn run<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
+/// `deploy <env> [pools] [ref]`.
+pub(crate) struct Deploy;
+
+#[async_trait]
+impl Action for Deploy {
+    fn check(&self, config: &Config, inv: &Invocation) -> Result<(), Rejection> {
+        check(config, inv)
+    }
+
+    fn question(&self, _: &Config, inv: &Invocation) -> Option<String> {
+        Some(question(inv))
+    }
+
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         match &inv.target {
             Target::Env { env, pools } => deploy(ctx, &inv, env, pools).await,
             other => Rejection::unsupported(&cmd.name, other).reply(),
         }
-    })
+    }
 }
 
 /// Times of one pool's deploy, for the report (and for measuring the bot's own overhead).

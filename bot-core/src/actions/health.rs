@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::config::{CommandSpec, HealthRecipe, Instance, InstanceRef};
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::ports::{HttpSnapshot, ProbeError};
 use crate::rejection::Rejection;
-use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::reply::{Invocation, Outcome, Reply};
 use crate::text::human;
 
 /// One check of a recipe.
@@ -161,17 +161,17 @@ pub(crate) async fn probe(ctx: &Ctx<'_>, instance: &Instance) -> Verdict {
     evaluate(&instance.health, &result)
 }
 
-pub(crate) fn run<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
-        match &inv.target {
-            Target::Instance(r) => health(ctx, r).await,
-            other => Rejection::unsupported(&cmd.name, other).reply(),
+/// `health <instance>`.
+pub(crate) struct Health;
+
+#[async_trait]
+impl Action for Health {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
+        match inv.target.instance() {
+            Some(r) => health(ctx, r).await,
+            None => Rejection::unsupported(&cmd.name, &inv.target).reply(),
         }
-    })
+    }
 }
 
 async fn health(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {

@@ -1,18 +1,20 @@
 //! `help [command]`: generated from `commands.yaml`.
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::config::CommandSpec;
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
 
-pub(crate) fn run<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move { help(ctx, &inv.args) })
+/// `help [command]`.
+pub(crate) struct Help;
+
+#[async_trait]
+impl Action for Help {
+    async fn run(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation) -> Reply {
+        help(ctx, &inv.args)
+    }
 }
 
 fn help(ctx: &Ctx<'_>, args: &[String]) -> Reply {

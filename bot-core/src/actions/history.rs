@@ -1,26 +1,26 @@
 //! `history [env]`: the audit log, newest first.
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::config::CommandSpec;
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::text::when;
 
-pub(crate) fn run<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
+/// `history [env]`.
+pub(crate) struct History;
+
+#[async_trait]
+impl Action for History {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         match &inv.target {
             Target::None => history(ctx, None).await,
             Target::Env { env, .. } => history(ctx, Some(env)).await,
             other => Rejection::unsupported(&cmd.name, other).reply(),
         }
-    })
+    }
 }
 
 async fn history(ctx: &Ctx<'_>, env: Option<&str>) -> Reply {

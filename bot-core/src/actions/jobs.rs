@@ -2,13 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::adapters::redact::redact_url;
 use crate::adapters::template::{render_params, render_request};
 use crate::config::{ActionKind, ActionSpec, CommandSpec, HttpRequestSpec, JobSpec};
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::ports::{BuildOutcome, BuildProgress, CiError};
 use crate::rejection::Rejection;
@@ -184,14 +184,14 @@ pub(crate) async fn job_reply(
     }
 }
 
-/// A command defined entirely in YAML: runs its job or sends its request, with
-/// `{env}`, `{user}`, `{args}` and every `key=value` given available to templates.
-pub(crate) fn custom<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
+/// A command defined entirely in YAML (`action: job` or `action: http`): runs its job
+/// or sends its request, with `{env}`, `{user}`, `{args}` and every `key=value` given
+/// available to templates.
+pub(crate) struct Custom;
+
+#[async_trait]
+impl Action for Custom {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         let action = match &cmd.action {
             ActionKind::Job(job) => ActionSpec::Job(job.clone()),
             ActionKind::Http(spec) => ActionSpec::Http(spec.clone()),
@@ -205,5 +205,5 @@ pub(crate) fn custom<'a>(
         vars.extend(inv.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let title = format!("`{}`", inv.as_text());
         run_action(ctx, &inv, &title, &action, &vars).await
-    })
+    }
 }

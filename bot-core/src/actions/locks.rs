@@ -3,35 +3,26 @@
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::config::CommandSpec;
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::ports::{Lock, LockOutcome};
 use crate::rejection::Rejection;
-use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::reply::{Invocation, Outcome, Reply};
 
 /// A manual lock lasts until unlocked (or a week, whichever comes first).
 const MANUAL_LOCK: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The environment an invocation of `cmd` must name.
-fn env_of<'i>(cmd: &CommandSpec, inv: &'i Invocation) -> Result<&'i str, Reply> {
-    match &inv.target {
-        Target::Env { env, .. } => Ok(env),
-        other => Err(Rejection::unsupported(&cmd.name, other).reply()),
-    }
-}
+/// `lock <env> [reason]`.
+pub(crate) struct TakeLock;
 
-pub(crate) fn lock<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
-        let env = match env_of(cmd, &inv) {
-            Ok(env) => env,
-            Err(reply) => return reply,
+#[async_trait]
+impl Action for TakeLock {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
+        let Some(env) = inv.target.environment() else {
+            return Rejection::unsupported(&cmd.name, &inv.target).reply();
         };
         let now = ctx.now();
         let reason = if inv.args.is_empty() {
@@ -62,18 +53,17 @@ pub(crate) fn lock<'a>(
                 format!("I could not lock {env}: {}", told(&e)),
             ),
         }
-    })
+    }
 }
 
-pub(crate) fn unlock<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
-        let env = match env_of(cmd, &inv) {
-            Ok(env) => env,
-            Err(reply) => return reply,
+/// `unlock <env>`.
+pub(crate) struct ReleaseLock;
+
+#[async_trait]
+impl Action for ReleaseLock {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
+        let Some(env) = inv.target.environment() else {
+            return Rejection::unsupported(&cmd.name, &inv.target).reply();
         };
         let now = ctx.now();
         // A running deploy, rollback or switch releases its own lock; pulling it from
@@ -110,7 +100,7 @@ pub(crate) fn unlock<'a>(
                 format!("I could not unlock {env}: {}", told(&e)),
             ),
         }
-    })
+    }
 }
 
 /// Takes the environment lock for the duration of `f` (leased for `lease`, which must

@@ -2,7 +2,7 @@
 //! `commands.yaml`, its safety rules, its argument check and what runs it — read by
 //! the config loader, the policy and the engine. Each family lives in its own file.
 
-use crate::context::{no_check, ActionDef, Rules};
+use crate::context::{ActionDef, Rules};
 
 mod deploy;
 pub mod health;
@@ -24,147 +24,110 @@ const MOVES_TRAFFIC: Rules = Rules {
     confirm_on_protected: true,
 };
 
+/// Restarts an instance: waits for no lock, but is refused while one is held.
+const RESTARTS: Rules = Rules {
+    mutating: true,
+    respects_locks: true,
+    confirm_on_protected: false,
+};
+
+/// Runs a job or request defined in YAML: refused while locked, confirmed on
+/// protected environments.
+const RUNS_JOBS: Rules = Rules {
+    mutating: true,
+    respects_locks: true,
+    confirm_on_protected: true,
+};
+
+/// Changes something of its own (a toy database, a lock): audited and permitted by
+/// the environment's groups, nothing more.
+const CHANGES: Rules = Rules {
+    mutating: true,
+    respects_locks: false,
+    confirm_on_protected: false,
+};
+
 /// Every built-in action. Adding one is a row here and a file of its own.
 pub static REGISTRY: &[ActionDef] = &[
     ActionDef {
         name: "help",
         rules: Rules::READ,
-        check: no_check,
-        question: None,
-        run: help::run,
+        action: &help::Help,
     },
     ActionDef {
         name: "status",
         rules: Rules::READ,
-        check: no_check,
-        question: None,
-        run: status::run,
+        action: &status::Status,
     },
     ActionDef {
         name: "health",
         rules: Rules::READ,
-        check: no_check,
-        question: None,
-        run: health::run,
+        action: &health::Health,
     },
     ActionDef {
         name: "tasks",
         rules: Rules::READ,
-        check: no_check,
-        question: None,
-        run: tasks::run,
+        action: &tasks::Tasks,
     },
     ActionDef {
         name: "deploy",
         rules: MOVES_TRAFFIC,
-        check: deploy::check,
-        question: Some(deploy::question),
-        run: deploy::run,
+        action: &deploy::Deploy,
     },
     ActionDef {
         name: "rollback",
         rules: MOVES_TRAFFIC,
-        check: no_check,
-        question: None,
-        run: traffic::rollback,
+        action: &traffic::Rollback,
     },
     ActionDef {
         name: "switch",
         rules: MOVES_TRAFFIC,
-        check: no_check,
-        question: None,
-        run: traffic::switch,
+        action: &traffic::Switch,
     },
     ActionDef {
         name: "restart",
-        rules: Rules {
-            mutating: true,
-            respects_locks: true,
-            confirm_on_protected: false,
-        },
-        check: no_check,
-        question: None,
-        run: restart::restart,
+        rules: RESTARTS,
+        action: &restart::Restart { force: false },
     },
     ActionDef {
         name: "force_restart",
-        rules: Rules {
-            mutating: true,
-            respects_locks: true,
-            confirm_on_protected: false,
-        },
-        check: no_check,
-        question: None,
-        run: restart::force_restart,
+        rules: RESTARTS,
+        action: &restart::Restart { force: true },
     },
     ActionDef {
         name: "toy",
-        rules: Rules {
-            mutating: true,
-            respects_locks: false,
-            confirm_on_protected: false,
-        },
-        check: no_check,
-        question: None,
-        run: toy::run,
+        rules: CHANGES,
+        action: &toy::Toy,
     },
     ActionDef {
         name: "lock",
-        rules: Rules {
-            mutating: true,
-            respects_locks: false,
-            confirm_on_protected: false,
-        },
-        check: no_check,
-        question: None,
-        run: locks::lock,
+        rules: CHANGES,
+        action: &locks::TakeLock,
     },
     ActionDef {
         name: "unlock",
-        rules: Rules {
-            mutating: true,
-            respects_locks: false,
-            confirm_on_protected: false,
-        },
-        check: no_check,
-        question: None,
-        run: locks::unlock,
+        rules: CHANGES,
+        action: &locks::ReleaseLock,
     },
     ActionDef {
         name: "history",
         rules: Rules::READ,
-        check: no_check,
-        question: None,
-        run: history::run,
+        action: &history::History,
     },
     ActionDef {
         name: "whoami",
         rules: Rules::READ,
-        check: no_check,
-        question: None,
-        run: whoami::run,
+        action: &whoami::Whoami,
     },
     ActionDef {
         name: "job",
-        rules: Rules {
-            mutating: true,
-            respects_locks: true,
-            confirm_on_protected: true,
-        },
-        check: no_check,
-        question: None,
-        run: jobs::custom,
+        rules: RUNS_JOBS,
+        action: &jobs::Custom,
     },
     ActionDef {
         name: "http",
-        rules: Rules {
-            mutating: true,
-            respects_locks: true,
-            confirm_on_protected: true,
-        },
-        check: no_check,
-        question: None,
-        run: jobs::custom,
+        rules: RUNS_JOBS,
+        action: &jobs::Custom,
     },
 ];
 

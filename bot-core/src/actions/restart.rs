@@ -3,35 +3,30 @@
 //! (its `confirm: true` in commands.yaml) that names the instance and says whether it
 //! is live.
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::actions::jobs::run_action;
 use crate::config::{CommandSpec, InstanceRef};
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
 
-pub(crate) fn restart<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(run(ctx, cmd, inv, false))
+/// `restart <instance>` (`force: false`) and `force restart <instance>` (`force: true`).
+pub(crate) struct Restart {
+    pub(crate) force: bool,
 }
 
-pub(crate) fn force_restart<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(run(ctx, cmd, inv, true))
+#[async_trait]
+impl Action for Restart {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
+        restart(ctx, cmd, inv, self.force).await
+    }
 }
 
-async fn run(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, force: bool) -> Reply {
-    let r = match &inv.target {
-        Target::Instance(r) => r,
-        other => return Rejection::unsupported(&cmd.name, other).reply(),
+async fn restart(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, force: bool) -> Reply {
+    let Some(r) = inv.target.instance() else {
+        return Rejection::unsupported(&cmd.name, &inv.target).reply();
     };
     let Some(instance) = ctx.config().instance(r) else {
         return Rejection::NoSuchInstance(r.clone()).reply();

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::actions::health::probe;
 use crate::adapters::redact::redact_url;
 use crate::config::CommandSpec;
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::text::human;
@@ -242,17 +242,17 @@ pub(crate) fn render(status: &PlatformStatus, env: Option<&str>) -> Reply {
     ))
 }
 
-pub(crate) fn run<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
+/// `status [env]`.
+pub(crate) struct Status;
+
+#[async_trait]
+impl Action for Status {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         let env = match &inv.target {
             Target::None => None,
             Target::Env { env, .. } => Some(env.as_str()),
             other => return Rejection::unsupported(&cmd.name, other).reply(),
         };
         render(&gather(ctx, env).await, env)
-    })
+    }
 }

@@ -1,12 +1,12 @@
 //! `show tasks <instance>`: the instance's tasks endpoint, rendered as a list.
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::actions::health::join_url;
 use crate::config::{CommandSpec, InstanceRef};
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::rejection::Rejection;
-use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::reply::{Invocation, Outcome, Reply};
 
 const MAX_TASKS: usize = 40;
 
@@ -63,17 +63,17 @@ fn task_line(item: &serde_json::Value) -> String {
     line
 }
 
-pub(crate) fn run<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
-        match &inv.target {
-            Target::Instance(r) => tasks(ctx, r).await,
-            other => Rejection::unsupported(&cmd.name, other).reply(),
+/// `show tasks <instance>`.
+pub(crate) struct Tasks;
+
+#[async_trait]
+impl Action for Tasks {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
+        match inv.target.instance() {
+            Some(r) => tasks(ctx, r).await,
+            None => Rejection::unsupported(&cmd.name, &inv.target).reply(),
         }
-    })
+    }
 }
 
 async fn tasks(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {

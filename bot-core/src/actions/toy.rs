@@ -1,19 +1,21 @@
 //! `toy`: refresh the requester's own toy database (the mapping decides which).
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::actions::jobs::{job_reply, run_job};
 use crate::config::CommandSpec;
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
 
-pub(crate) fn run<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(toy(ctx, inv))
+/// `toy`.
+pub(crate) struct Toy;
+
+#[async_trait]
+impl Action for Toy {
+    async fn run(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation) -> Reply {
+        toy(ctx, inv).await
+    }
 }
 
 async fn toy(ctx: &Ctx<'_>, inv: Invocation) -> Reply {

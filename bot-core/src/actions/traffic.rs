@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::actions::health::probe;
 use crate::actions::locks::{lease_for, with_lock};
 use crate::config::{CommandSpec, Environment, Pool};
-use crate::context::Ctx;
+use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::ports::SwitchError;
 use crate::rejection::Rejection;
@@ -53,25 +53,25 @@ enum Destination {
     Member(Option<String>),
 }
 
-pub(crate) fn rollback<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
+/// `rollback <env> [pools]`.
+pub(crate) struct Rollback;
+
+#[async_trait]
+impl Action for Rollback {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         match &inv.target {
             Target::Env { env, pools } => move_traffic(ctx, &inv, env, pools, None, true).await,
             other => Rejection::unsupported(&cmd.name, other).reply(),
         }
-    })
+    }
 }
 
-pub(crate) fn switch<'a>(
-    ctx: &'a Ctx<'a>,
-    cmd: &'a CommandSpec,
-    inv: Invocation,
-) -> BoxFuture<'a, Reply> {
-    Box::pin(async move {
+/// `switch <env> [pool] [member]`.
+pub(crate) struct Switch;
+
+#[async_trait]
+impl Action for Switch {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         match &inv.target {
             Target::Pool { env, pool, member } => {
                 move_traffic(
@@ -87,7 +87,7 @@ pub(crate) fn switch<'a>(
             Target::Env { env, pools } => move_traffic(ctx, &inv, env, pools, None, false).await,
             other => Rejection::unsupported(&cmd.name, other).reply(),
         }
-    })
+    }
 }
 
 /// `rollback <env> [pools]` and `switch <env> <pool> [member]`: health-check the destination, switch, verify.

@@ -1,15 +1,21 @@
 //! `whoami`: your Slack id, your groups, and what you may run where.
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 
 use crate::config::{CommandSpec, TargetKind};
-use crate::context::{Ctx, Rules};
+use crate::context::{Action, Ctx, Rules};
 use crate::policy::permitted;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::text::{code, either};
 
-pub(crate) fn run<'a>(ctx: &'a Ctx<'a>, _: &'a CommandSpec, _: Invocation) -> BoxFuture<'a, Reply> {
-    Box::pin(async move { whoami(ctx) })
+/// `whoami`.
+pub(crate) struct Whoami;
+
+#[async_trait]
+impl Action for Whoami {
+    async fn run(&self, ctx: &Ctx<'_>, _: &CommandSpec, _: Invocation) -> Reply {
+        whoami(ctx)
+    }
 }
 
 fn whoami(ctx: &Ctx<'_>) -> Reply {

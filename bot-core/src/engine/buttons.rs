@@ -11,7 +11,7 @@ use crate::failure::told;
 use crate::policy;
 use crate::ports::Claim;
 use crate::rejection::Rejection;
-use crate::reply::{ButtonAction, ButtonValue, Outcome, Part, Reply};
+use crate::reply::{ButtonAction, ButtonValue, Invocation, Outcome, Part, Reply};
 use crate::text::code;
 
 /// Handles a click on a button whose value is `value`.
@@ -51,38 +51,35 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
         Claim::Unknown => return Rejection::UnknownButtons.reply(),
     }
     let user = ctx.user;
-    let (chosen, reply) = match value.action {
+    let (what, choice) = match value.action {
         ButtonAction::Cancel => {
             return Reply::message(Outcome::Done, format!("Cancelled by <@{user}>."))
         }
-        ButtonAction::Text(text) => {
-            let chosen = format!("<@{user}> chose {}", code(&text));
-            let progress = Chosen {
-                inner: ctx.progress,
-                chosen: &chosen,
-            };
-            let ctx = Ctx {
-                progress: &progress,
-                ..*ctx
-            };
-            let reply = Box::pin(handle_text(&ctx, &text)).await;
-            (chosen.clone(), reply)
-        }
-        ButtonAction::Run(inv) => {
-            let chosen = format!("<@{user}> chose {}", code(&inv.as_text()));
-            let progress = Chosen {
-                inner: ctx.progress,
-                chosen: &chosen,
-            };
-            let ctx = Ctx {
-                progress: &progress,
-                ..*ctx
-            };
-            let reply = Box::pin(run_invocation(&ctx, inv)).await;
-            (chosen.clone(), reply)
-        }
+        ButtonAction::Text(text) => (code(&text), Choice::Text(text)),
+        ButtonAction::Run(inv) => (code(&inv.as_text()), Choice::Run(inv)),
+    };
+    let chosen = format!("<@{user}> chose {what}");
+    let progress = Chosen {
+        inner: ctx.progress,
+        chosen: &chosen,
+    };
+    let ctx = Ctx {
+        progress: &progress,
+        ..*ctx
+    };
+    let reply = match choice {
+        Choice::Text(text) => Box::pin(handle_text(&ctx, &text)).await,
+        Choice::Run(inv) => Box::pin(run_invocation(&ctx, inv)).await,
     };
     prepend(reply, chosen)
+}
+
+/// What a claimed button goes on to do.
+enum Choice {
+    /// Handle this text as if typed.
+    Text(String),
+    /// Run this invocation.
+    Run(Invocation),
 }
 
 /// Progress of an action started by a click: every update keeps saying who chose what,

@@ -28,7 +28,7 @@ pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
         ctx.audit(&inv, &format!("refused: {refusal}"), None).await;
         return refusal.reply();
     }
-    if let Err(refusal) = (action.check)(config, &inv) {
+    if let Err(refusal) = action.action.check(config, &inv) {
         return refusal.reply();
     }
     if policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed {
@@ -55,7 +55,7 @@ pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
             }
         }
     }
-    (action.run)(ctx, cmd, inv).await
+    action.action.run(ctx, cmd, inv).await
 }
 
 /// Checks that an invocation still names something that exists (buttons outlive reloads).
@@ -142,10 +142,10 @@ async fn question(
         .env()
         .and_then(|e| ctx.config().env(e))
         .is_some_and(|e| e.protected);
-    let question = match action.question {
-        Some(ask) => ask(ctx.config(), inv),
-        None => format!("Really `{}`?", inv.as_text()),
-    };
+    let question = action
+        .action
+        .question(ctx.config(), inv)
+        .unwrap_or_else(|| format!("Really `{}`?", inv.as_text()));
     format!(
         "{question}{}",
         if protected {
