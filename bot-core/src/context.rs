@@ -4,15 +4,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
 use crate::adapters::memory_switch::MemorySwitch;
 use crate::config::{CommandSpec, Config};
-use crate::ports::{AuditRecord, Ci, HttpAction, Probe, Store, SwitchError, TrafficSwitch};
+use crate::ports::store::ButtonSet;
+use crate::ports::{
+    AuditRecord, Ci, HttpAction, Probe, Store, StoreError, SwitchError, TrafficSwitch,
+};
 use crate::rejection::Rejection;
-use crate::reply::{Button, ButtonAction, ButtonStyle, ButtonValue, Invocation, Reply};
+use crate::reply::{Button, ButtonAction, ButtonStyle, Confirm, Invocation, Reply};
 use crate::resolve::Index;
 
 /// Receives the in-place updates of a long action's progress message
@@ -123,6 +126,12 @@ pub struct Ctx<'a> {
     pub backends: &'a Backends,
     /// Slack user id of whoever asked (or clicked).
     pub user: &'a str,
+    /// The conversation the request came from, when known.
+    pub channel: Option<&'a str>,
+    /// The inbox delivery the request came from, when it was taken durably.
+    pub delivery: Option<&'a str>,
+    /// The outbox message the request's answers go to, when they go through it.
+    pub reply_to: Option<&'a str>,
     /// Where a long action's progress goes.
     pub progress: &'a dyn Progress,
 }
@@ -179,50 +188,88 @@ impl Ctx<'_> {
         futures::future::join_all(futs).await.into_iter().collect()
     }
 
-    /// Registers a button set (usable once, until the button lifetime passes) and
-    /// returns its id.
-    pub async fn button_set(&self) -> String {
+    /// Offers buttons: records them as one set (usable once, in this conversation,
+    /// until the button lifetime passes) and returns them, each carrying only its
+    /// opaque `<set>.<index>` value. What a button does stays in the store.
+    pub async fn offer(&self, offers: Vec<Offer>) -> Result<Vec<Button>, StoreError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let expires = self.now() + self.config().settings.button_ttl;
-        if let Err(e) = self.backends.store.issue_buttons(&id, expires).await {
-            tracing::warn!(error = %e, "could not record buttons");
-        }
-        id
-    }
-
-    /// A button of set `set` that does `action` when clicked.
-    pub fn button(
-        set: &str,
-        label: impl Into<String>,
-        action: ButtonAction,
-        style: ButtonStyle,
-    ) -> Button {
-        let value = ButtonValue {
-            set: set.to_owned(),
-            action,
+        let actions = offers
+            .iter()
+            .map(|o| serde_json::to_value(&o.action).unwrap_or_default())
+            .collect();
+        let set = ButtonSet {
+            id: id.clone(),
+            actions,
+            channel: self.channel.map(str::to_owned),
+            issued_to: self.user.to_owned(),
+            expires: self.now() + self.config().settings.button_ttl,
         };
-        Button {
-            label: label.into(),
-            value: serde_json::to_string(&value).unwrap_or_default(),
-            style,
-            confirm: None,
-        }
+        self.backends.store.issue_buttons(&set).await?;
+        Ok(offers
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| Button {
+                label: o.label,
+                value: format!("{id}.{i}"),
+                style: o.style,
+                confirm: o.confirm,
+            })
+            .collect())
     }
 
     /// Appends an audit record for `inv` as this request's user; failures are logged,
     /// never shown.
-    pub async fn audit(&self, inv: &Invocation, outcome: &str, link: Option<String>) {
+    pub async fn audit(&self, inv: &Invocation, outcome: &str) {
+        self.audit_run(inv, outcome, Vec::new(), None).await;
+    }
+
+    /// Like [`Ctx::audit`], for something that ran: its build links and how long it took.
+    pub async fn audit_run(
+        &self,
+        inv: &Invocation,
+        outcome: &str,
+        links: Vec<String>,
+        duration: Option<Duration>,
+    ) {
+        let mut args = inv.args.clone();
+        args.extend(inv.params.iter().map(|(k, v)| format!("{k}={v}")));
         let record = AuditRecord {
             at: self.now(),
             user: self.user.to_owned(),
             command: inv.command.clone(),
             target: inv.target.to_string(),
             env: inv.target.env().map(str::to_owned),
+            args: args.join(" "),
             outcome: outcome.to_owned(),
-            link,
+            duration,
+            links,
         };
         if let Err(e) = self.backends.store.append(record).await {
             tracing::error!(error = %e, "audit record lost");
+        }
+    }
+}
+
+/// A button to offer: what it says and what it does.
+pub struct Offer {
+    /// Label.
+    pub label: String,
+    /// What a click does.
+    pub action: ButtonAction,
+    /// Visual weight.
+    pub style: ButtonStyle,
+    /// A native "are you sure?" dialog before the click is sent.
+    pub confirm: Option<Confirm>,
+}
+
+impl Offer {
+    /// A button saying `label` that does `action`.
+    pub fn new(label: impl Into<String>, action: ButtonAction, style: ButtonStyle) -> Self {
+        Self {
+            label: label.into(),
+            action,
+            style,
+            confirm: None,
         }
     }
 }

@@ -88,8 +88,10 @@ pub enum Rejection {
     },
     /// A button past its lifetime.
     Expired,
-    /// A button the store does not know (it may predate a restart).
+    /// A button the store does not know (forged, or long gone).
     UnknownButtons,
+    /// A button clicked in another conversation than the one it was offered in.
+    ElsewhereIssued,
     /// A button naming a command that is no longer configured.
     CommandGone {
         /// The command.
@@ -130,6 +132,11 @@ pub enum Rejection {
         pools: Vec<String>,
         /// A pool that has one, for the example.
         example: String,
+    },
+    /// `history` with a page that is not a whole number from 1.
+    BadPage {
+        /// What was given.
+        given: String,
     },
     /// `help` about an unknown command.
     NoHelp {
@@ -173,6 +180,7 @@ impl Rejection {
                 | Rejection::AlreadyUsed { .. }
                 | Rejection::Expired
                 | Rejection::UnknownButtons
+                | Rejection::ElsewhereIssued
         )
     }
 
@@ -271,8 +279,11 @@ impl std::fmt::Display for Rejection {
             Rejection::ForgedButton => f.write_str("That button is not one of mine."),
             Rejection::AlreadyUsed { by } => write!(f, "Already handled by <@{by}>."),
             Rejection::Expired => f.write_str("These buttons have expired; ask me again."),
-            Rejection::UnknownButtons => f.write_str(
-                "I no longer know these buttons (they may predate a restart); ask me again.",
+            Rejection::UnknownButtons => {
+                f.write_str("I don't know these buttons (they are not mine, or long gone); ask me again.")
+            }
+            Rejection::ElsewhereIssued => f.write_str(
+                "Those buttons belong to another conversation; ask me here instead.",
             ),
             Rejection::CommandGone { command } => {
                 write!(f, "There is no command `{command}` any more.")
@@ -316,6 +327,11 @@ impl std::fmt::Display for Rejection {
                 f,
                 "No `deploy` job is configured for {} in *{env}*, so I deploy nothing. Name the pools to deploy, e.g. `deploy {env} {example}`.",
                 pools.join(", ")
+            ),
+            Rejection::BadPage { given } => write!(
+                f,
+                "`{}` is not a page number: `history [env] [page]`, e.g. `history staging 2`.",
+                given.replace('`', "'")
             ),
             Rejection::NoHelp { asked } => {
                 write!(f, "There is no command `{asked}`. `help` lists them all.")

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::InstanceRef;
 
 /// Something a person did: typed text or clicked a button.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Slack user id of the person (for buttons: who clicked).
     pub user: String,
@@ -13,6 +13,14 @@ pub struct Request {
     pub channel: Option<String>,
     /// What they did.
     pub input: Input,
+    /// The inbox delivery it came from, when it was taken durably: a long action it
+    /// starts takes the delivery over as a run.
+    #[serde(default)]
+    pub delivery: Option<String>,
+    /// The outbox message its answers go to, when they go through the outbox: a run
+    /// taken over after a crash goes on editing it.
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 impl Request {
@@ -22,6 +30,8 @@ impl Request {
             user: user.into(),
             channel: None,
             input: Input::Text(text.into()),
+            delivery: None,
+            reply_to: None,
         }
     }
 
@@ -31,12 +41,15 @@ impl Request {
             user: user.into(),
             channel: None,
             input: Input::Button(value.into()),
+            delivery: None,
+            reply_to: None,
         }
     }
 }
 
 /// The input of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     /// Message text, with Slack markup as received.
     Text(String),
@@ -152,17 +165,7 @@ impl Invocation {
     }
 }
 
-/// What a button does when clicked; serialised into the button's `value`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ButtonValue {
-    /// The button set it belongs to (one click per set).
-    pub set: String,
-    /// What it runs.
-    #[serde(flatten)]
-    pub action: ButtonAction,
-}
-
-/// The action behind a button.
+/// What a button does; kept in the store with its set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ButtonAction {
@@ -229,7 +232,8 @@ pub struct Confirm {
 pub struct Button {
     /// Label.
     pub label: String,
-    /// Opaque value handed back on click (a serialised [`ButtonValue`]).
+    /// Opaque value handed back on click: `<set>.<index>`; what it does is kept on
+    /// the server.
     pub value: String,
     /// Style.
     pub style: ButtonStyle,

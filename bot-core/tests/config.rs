@@ -168,7 +168,8 @@ fn shipped_jenkins_defaults_and_secret_token() {
     assert_eq!(s.gate_consecutive, 3);
     assert_eq!(s.gate_interval, Duration::from_secs(1));
     assert_eq!(s.gate_timeout, Duration::from_secs(120));
-    assert_eq!(s.lock_lease, Duration::from_secs(1800));
+    assert_eq!(s.lock_lease, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(s.lease, Duration::from_secs(30));
     assert_eq!(s.button_ttl, Duration::from_secs(1800));
 
     assert_eq!(

@@ -183,7 +183,7 @@ async fn an_unreachable_haproxy_stops_the_deploy_and_records_no_switch() {
         jenkins.triggers().is_empty(),
         "nothing is built when the switch cannot be read"
     );
-    let history = store.history(Some("master"), 5).await.expect("history");
+    let history = store.history(Some("master"), 0, 5).await.expect("history");
     assert!(history[0].outcome.starts_with("failed"), "{history:?}");
     assert!(
         store

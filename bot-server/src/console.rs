@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
 use crate::chat::ReplySink;
-use crate::intake::{excerpt, Accepted, Delivery, Intake};
+use crate::intake::{excerpt, Accepted, Delivery, Intake, ReplyTo};
 use crate::metrics::Metrics;
 
 /// Prints one request's progress (only the lines that are new) and its final reply
@@ -103,7 +103,7 @@ pub async fn ask(intake: &Intake, request: Request) -> Option<Reply> {
         .submit(Delivery {
             key: None,
             request,
-            sink,
+            reply_to: ReplyTo::Direct(sink),
             what,
         })
         .await;

@@ -1,14 +1,22 @@
-//! Admission of work from every transport: deduplicate deliveries, bound the work in
-//! flight, run the engine in tracked background tasks, and drain them on shutdown.
-//! Transport-neutral: a delivery is a key, a [`Request`] and a [`ReplySink`].
+//! Admission of work from every transport, transport-neutral. A durable delivery (a
+//! key, a request, an outbox route) is written to the store's inbox before it is
+//! acknowledged, processed from there — at once when there is room, else by the
+//! sweeper, here or on another replica — and answered through the outbox; a direct
+//! delivery (the console) runs at once and answers through its own [`ReplySink`].
+//! Background work is tracked and drained on shutdown.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bot_core::adapters::outbox_progress::OutboxProgress;
+use bot_core::ports::store::{Admitted, Inbound};
+use bot_core::ports::Store;
 use bot_core::{Bot, Request};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::chat::{AsProgress, ReplySink};
@@ -17,22 +25,28 @@ use crate::metrics::Metrics;
 /// What became of a delivery; transports turn it into their acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
-    /// Work started in the background.
+    /// Taken (durably, for a durable delivery): it will be processed and answered.
     Scheduled,
     /// Nothing to do (a bot's message, an edit, another event type).
     Ignored,
     /// The same delivery was already taken (a retry, a replayed request).
     Duplicate,
-    /// Too much work in flight: refuse so the sender delivers it again later.
+    /// Too much work in flight for a direct delivery: refuse it.
     Overloaded,
     /// Shutting down: no new work.
     ShuttingDown,
+    /// The store could not take the delivery: refuse it so the sender delivers it
+    /// again later (to this replica or another).
+    Unavailable,
 }
 
 impl Accepted {
-    /// `true` when the work was refused (overload or shutdown).
+    /// `true` when the work was refused (overload, shutdown, store unavailable).
     pub fn refused(self) -> bool {
-        matches!(self, Accepted::Overloaded | Accepted::ShuttingDown)
+        matches!(
+            self,
+            Accepted::Overloaded | Accepted::ShuttingDown | Accepted::Unavailable
+        )
     }
 }
 
@@ -45,18 +59,37 @@ pub struct InFlight {
     pub running_for: Duration,
 }
 
-/// One delivery of work: its dedupe key (none for transports that cannot repeat
-/// themselves, like the console), the request, where its answers go, and a
-/// description for logs.
+/// Where a delivery's answers go.
+pub enum ReplyTo {
+    /// Through the outbox, delivered by `transport`'s courier along `route`.
+    Outbox {
+        /// The transport (`slack`).
+        transport: String,
+        /// Where, in the transport's words.
+        route: Value,
+    },
+    /// Straight to a sink (the console); nothing is kept.
+    Direct(Arc<dyn ReplySink>),
+}
+
+/// One delivery of work.
 pub struct Delivery {
-    /// Dedupe key (`event_id`, `slash:<trigger_id>`, …).
+    /// Dedupe key (`event_id`, `slash:<trigger_id>`, …); required for outbox deliveries.
     pub key: Option<String>,
     /// The request.
     pub request: Request,
-    /// Where progress and the reply go.
-    pub sink: Arc<dyn ReplySink>,
-    /// What it is, for logs and shutdown.
+    /// Where its answers go.
+    pub reply_to: ReplyTo,
+    /// What it is, for logs and shutdown (and the outbox's give-up log line).
     pub what: String,
+}
+
+/// What an inbox row holds: enough to process the delivery again after a crash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Kept {
+    request: Request,
+    route: Value,
+    what: String,
 }
 
 /// Shared by every transport; cheap to clone.
@@ -67,12 +100,20 @@ pub struct Intake {
 
 struct Inner {
     bot: Bot,
+    store: Arc<dyn Store>,
     metrics: Metrics,
+    /// This replica's name in leases.
+    owner: String,
+    /// Room for processing: one permit per request being worked on.
     permits: Arc<Semaphore>,
     accepting: AtomicBool,
     tasks: std::sync::Mutex<Tasks>,
     /// Number of tracked tasks, for [`Intake::drain`].
     running: watch::Sender<usize>,
+    /// Wakes the sweeper (room freed, work left in the inbox).
+    sweep: Notify,
+    /// Wakes the couriers (an outbox message changed).
+    outbox: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -92,6 +133,7 @@ impl Drop for TaskGuard {
     fn drop(&mut self) {
         if self.permit.take().is_some() {
             self.inner.metrics.in_flight(-1);
+            self.inner.sweep.notify_one();
         }
         let left = {
             let mut t = lock(&self.inner.tasks);
@@ -121,17 +163,30 @@ pub fn excerpt(text: &str) -> String {
     s.replace('`', "'")
 }
 
+/// A name for this process in leases: host, pid and a random part.
+pub fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "crossroads".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..6])
+}
+
 impl Intake {
-    /// An intake running `bot`, with at most `max_in_flight` requests processed at once.
+    /// An intake running `bot`, working on at most `max_in_flight` requests at once
+    /// (more wait in the inbox).
     pub fn new(bot: Bot, metrics: Metrics, max_in_flight: usize) -> Self {
+        let store = bot.store();
         Self {
             inner: Arc::new(Inner {
                 bot,
+                store,
                 metrics,
+                owner: replica_name(),
                 permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
                 accepting: AtomicBool::new(true),
                 tasks: std::sync::Mutex::new(Tasks::default()),
                 running: watch::Sender::new(0),
+                sweep: Notify::new(),
+                outbox: Arc::new(Notify::new()),
             }),
         }
     }
@@ -146,10 +201,21 @@ impl Intake {
         &self.inner.metrics
     }
 
+    /// This replica's name in leases.
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// Notified whenever an outbox message changes here: couriers wait on it.
+    pub fn outbox_changed(&self) -> Arc<Notify> {
+        self.inner.outbox.clone()
+    }
+
     /// Refuses new work from now on (shutdown): deliveries get
     /// [`Accepted::ShuttingDown`]; work already running goes on.
     pub fn stop_accepting(&self) {
         self.inner.accepting.store(false, Ordering::SeqCst);
+        self.inner.sweep.notify_one();
     }
 
     /// Whether new work is taken.
@@ -181,31 +247,175 @@ impl Intake {
         idle == Ok(true)
     }
 
-    /// Takes a delivery: refuses it when shutting down or overloaded, drops a repeat
-    /// of a key already taken, else runs the engine on it in the background and
-    /// hands progress and the reply to its sink.
+    /// Takes a delivery. A durable one is written to the inbox first (a repeat of a
+    /// key already taken is a duplicate; a store that cannot take the write refuses
+    /// it) and processed at once when there is room, else left for the sweeper; a
+    /// direct one runs at once or is refused when there is no room.
     pub async fn submit(&self, delivery: Delivery) -> Accepted {
-        let permit = match self.permit() {
-            Ok(p) => p,
-            Err(refused) => return refused,
-        };
-        if let Some(key) = &delivery.key {
-            if !self.first_delivery(key).await {
-                return Accepted::Duplicate;
+        if !self.is_accepting() {
+            return Accepted::ShuttingDown;
+        }
+        let Delivery {
+            key,
+            request,
+            reply_to,
+            what,
+        } = delivery;
+        match reply_to {
+            ReplyTo::Direct(sink) => {
+                let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
+                    self.inner.metrics.shed();
+                    return Accepted::Overloaded;
+                };
+                let bot = self.inner.bot.clone();
+                self.spawn(what, Some(permit), async move {
+                    let reply = bot.handle_with(request, &AsProgress(&*sink)).await;
+                    sink.finish(&reply).await;
+                });
+                Accepted::Scheduled
+            }
+            ReplyTo::Outbox { transport, route } => {
+                let Some(key) = key else {
+                    tracing::error!(what, "a durable delivery without a key was refused");
+                    return Accepted::Ignored;
+                };
+                self.admit(key, transport, route, request, what).await
             }
         }
-        let bot = self.inner.bot.clone();
-        let Delivery {
+    }
+
+    async fn admit(
+        &self,
+        key: String,
+        transport: String,
+        route: Value,
+        request: Request,
+        what: String,
+    ) -> Accepted {
+        let permit = self.inner.permits.clone().try_acquire_owned().ok();
+        let now = self.inner.bot.now();
+        let kept = Kept {
             request,
-            sink,
+            route,
             what,
-            ..
-        } = delivery;
-        self.spawn(what, Some(permit), async move {
-            let reply = bot.handle_with(request, &AsProgress(&*sink)).await;
-            sink.finish(&reply).await;
-        });
+        };
+        let item = Inbound {
+            key,
+            transport,
+            payload: serde_json::to_value(&kept).unwrap_or_default(),
+            received: now,
+        };
+        // Leased to us only when we start on it now; otherwise any sweeper may take it.
+        let lease_until = if permit.is_some() {
+            now + self.inner.bot.settings().lease
+        } else {
+            now
+        };
+        match self
+            .inner
+            .store
+            .admit(&item, &self.inner.owner, lease_until)
+            .await
+        {
+            Ok(Admitted::New) => {}
+            Ok(Admitted::Duplicate) => {
+                self.inner.metrics.deduplicated();
+                return Accepted::Duplicate;
+            }
+            Err(e) => {
+                tracing::error!(key = %item.key, error = %e, "the inbox could not take a delivery; refusing it");
+                return Accepted::Unavailable;
+            }
+        }
+        match permit {
+            Some(permit) => self.process(item, permit),
+            None => self.inner.sweep.notify_one(),
+        }
         Accepted::Scheduled
+    }
+
+    /// Works a delivery taken from the inbox: opens its outbox message, runs the
+    /// engine with progress written to it, writes the final reply, marks it done.
+    fn process(&self, item: Inbound, permit: OwnedSemaphorePermit) {
+        let kept: Kept = match serde_json::from_value(item.payload.clone()) {
+            Ok(k) => k,
+            Err(_) => {
+                tracing::error!(key = %item.key, "an inbox delivery could not be read; dropping it");
+                let store = self.inner.store.clone();
+                let key = item.key;
+                self.spawn("dropping an unreadable delivery".into(), None, async move {
+                    let _ = store.complete_inbound(&key).await;
+                });
+                return;
+            }
+        };
+        let inner = self.inner.clone();
+        let what = kept.what.clone();
+        self.spawn(what, Some(permit), async move {
+            let Kept {
+                mut request,
+                route,
+                what,
+            } = kept;
+            let store = inner.store.clone();
+            let now = inner.bot.now();
+            if let Err(e) = store
+                .open_message(&item.key, &item.transport, &route, &what, now)
+                .await
+            {
+                tracing::error!(key = %item.key, error = %e, "no outbox message; the delivery stays in the inbox");
+                return;
+            }
+            request.delivery = Some(item.key.clone());
+            request.reply_to = Some(item.key.clone());
+            let outbox = inner.outbox.clone();
+            let progress = OutboxProgress::new(store.clone(), item.key.clone())
+                .waking(Arc::new(move || outbox.notify_one()));
+            let renew = renew_while(&inner, &item.key);
+            let reply = inner.bot.handle_with(request, &progress).await;
+            renew.abort();
+            if let Err(e) = progress.finish(&reply).await {
+                tracing::error!(key = %item.key, error = %e, "the reply could not be written; the delivery stays in the inbox");
+                return;
+            }
+            if let Err(e) = store.complete_inbound(&item.key).await {
+                tracing::warn!(key = %item.key, error = %e, "could not mark a delivery processed");
+            }
+        });
+    }
+
+    /// Leases deliveries waiting in the inbox (left for later, or abandoned by a
+    /// replica that died) as room allows, until shutdown. Run one per process.
+    pub async fn sweep(&self, every: Duration) {
+        while self.is_accepting() {
+            let room = self.inner.permits.available_permits();
+            if room > 0 {
+                let now = self.inner.bot.now();
+                let lease = self.inner.bot.settings().lease;
+                match self
+                    .inner
+                    .store
+                    .lease_inbound(&self.inner.owner, now, now + lease, room)
+                    .await
+                {
+                    Ok(items) => {
+                        let full = items.len() == room;
+                        for item in items {
+                            match self.inner.permits.clone().try_acquire_owned() {
+                                Ok(permit) => self.process(item, permit),
+                                // Raced with a new delivery: it waits for the next sweep.
+                                Err(_) => break,
+                            }
+                        }
+                        if full {
+                            continue;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read the inbox"),
+                }
+            }
+            let _ = tokio::time::timeout(every, self.inner.sweep.notified()).await;
+        }
     }
 
     /// Runs a short answer a transport owes (such as "try again") in the background:
@@ -215,17 +425,6 @@ impl Intake {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         self.spawn(what, None, work);
-    }
-
-    /// A permit for one more request, or why not.
-    fn permit(&self) -> Result<OwnedSemaphorePermit, Accepted> {
-        if !self.is_accepting() {
-            return Err(Accepted::ShuttingDown);
-        }
-        self.inner.permits.clone().try_acquire_owned().map_err(|_| {
-            self.inner.metrics.shed();
-            Accepted::Overloaded
-        })
     }
 
     /// Runs `work` in the background, tracked until it ends (see [`Self::drain`]).
@@ -254,21 +453,22 @@ impl Intake {
             work.await;
         });
     }
+}
 
-    /// `false` when `key` was taken before (counted as deduplicated).
-    async fn first_delivery(&self, key: &str) -> bool {
-        let bot = &self.inner.bot;
-        match bot.store().first_delivery(key, bot.now()).await {
-            Ok(true) => true,
-            Ok(false) => {
-                self.inner.metrics.deduplicated();
-                false
-            }
-            // Better a rare double answer than a lost one.
-            Err(e) => {
-                tracing::error!(key, "could not record the delivery: {e}");
-                true
+/// Renews this replica's lease on delivery `key` until aborted.
+fn renew_while(inner: &Arc<Inner>, key: &str) -> tokio::task::JoinHandle<()> {
+    let inner = inner.clone();
+    let key = key.to_owned();
+    tokio::spawn(async move {
+        loop {
+            let lease = inner.bot.settings().lease;
+            tokio::time::sleep(lease / 3).await;
+            let until = inner.bot.now() + lease;
+            match inner.store.renew_inbound(&key, &inner.owner, until).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(key, error = %e, "could not renew a delivery's lease"),
             }
         }
-    }
+    })
 }

@@ -29,6 +29,7 @@ pub mod routes;
 pub mod server;
 pub mod slack;
 pub mod state;
+pub mod workers;
 
 pub use chat::ReplySink;
 pub use config::{ServeConfig, ServeConfigError};

@@ -1,5 +1,6 @@
 //! Prometheus metrics: HTTP requests by route and status, Slack Web API calls and
-//! failures by method and error code, deduplicated and shed events.
+//! failures by method and error code, deduplicated and shed events, and messages the
+//! outbox gave up on.
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ struct Inner {
     api_failures: Family<FailureLabels, Counter>,
     deduplicated: Counter,
     shed: Counter,
+    outbox_given_up: Counter,
     in_flight: Gauge,
 }
 
@@ -57,6 +59,7 @@ impl Metrics {
         let api_failures = Family::<FailureLabels, Counter>::default();
         let deduplicated = Counter::default();
         let shed = Counter::default();
+        let outbox_given_up = Counter::default();
         let in_flight = Gauge::default();
         registry.register(
             "http_requests",
@@ -84,6 +87,11 @@ impl Metrics {
             shed.clone(),
         );
         registry.register(
+            "outbox_given_up",
+            "Messages (replies, progress, announcements) given up after their last delivery attempt failed",
+            outbox_given_up.clone(),
+        );
+        registry.register(
             "background_tasks_in_flight",
             "Requests being processed after their acknowledgement",
             in_flight.clone(),
@@ -96,6 +104,7 @@ impl Metrics {
                 api_failures,
                 deduplicated,
                 shed,
+                outbox_given_up,
                 in_flight,
             }),
         }
@@ -135,7 +144,12 @@ impl Metrics {
         self.inner.deduplicated.inc();
     }
 
-    /// Counts a delivery refused for overload.
+    /// Counts an outbox message given up after its last attempt failed.
+    pub fn outbox_given_up(&self) {
+        self.inner.outbox_given_up.inc();
+    }
+
+    /// Counts work refused for lack of room.
     pub fn shed(&self) {
         self.inner.shed.inc();
     }

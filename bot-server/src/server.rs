@@ -13,6 +13,7 @@ use crate::router::app;
 use crate::slack::socket_mode::{SocketMode, SocketModeError};
 use crate::slack::webapi::WebApiError;
 use crate::state::AppState;
+use crate::workers::Workers;
 
 /// After the drain, how long open HTTP connections get to finish.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,6 +51,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
+        let workers = Workers::start(&state);
         state.ready.store(true, Ordering::Relaxed);
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
         let mut serving = tokio::spawn(
@@ -83,6 +85,7 @@ impl Server {
                 );
             }
         }
+        workers.stop(&intake.bot().store()).await;
         let _ = close.send(());
         match tokio::time::timeout(CLOSE_TIMEOUT, &mut serving).await {
             Ok(ended) => joined(ended),

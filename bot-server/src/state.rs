@@ -22,8 +22,10 @@ pub struct AppState {
     pub slack: Slack,
     /// `SLACK_SIGNING_SECRET`; Slack routes answer 503 without it.
     pub signing_secret: Option<Secret>,
-    /// Whether `/readyz` answers 200.
+    /// Whether the server is serving (not starting, not shutting down).
     pub ready: Arc<AtomicBool>,
+    /// Whether the state store answered its last ping.
+    pub store_ok: Arc<AtomicBool>,
     /// On shutdown, how long to wait for work in flight.
     pub drain_timeout: std::time::Duration,
     /// `CROSSROADS_API_TOKEN`; `POST /api/v1/notify` answers 503 without it.
@@ -50,6 +52,7 @@ impl AppState {
             slack,
             signing_secret: config.signing_secret.clone(),
             ready: Arc::new(AtomicBool::new(false)),
+            store_ok: Arc::new(AtomicBool::new(true)),
             drain_timeout: config.drain_timeout,
             api_token: config.api_token.clone(),
         })

@@ -1,17 +1,98 @@
-//! Progress of long actions: the action never waits on Slack; the newest state
-//! is posted once, then edited in place at most every interval; the final reply
-//! comes last; `response_url` answers stay within Slack's five uses and always
-//! deliver the final reply.
+//! Progress of long actions, delivered through the outbox by the courier: the action
+//! never waits on Slack; the newest state is posted once, then edited in place at most
+//! every interval; the final reply comes last; `response_url` answers stay within
+//! Slack's five uses and always deliver the final reply.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use bot_core::adapters::outbox_progress::OutboxProgress;
+use bot_core::adapters::store::memory::MemoryStore;
 use bot_core::config::Secret;
-use bot_core::{Outcome, Reply};
-use bot_server::slack::sink::{Destination as Target, Sink};
-use bot_server::{Metrics, ReplySink, WebApi};
+use bot_core::ports::Store;
+use bot_core::{Outcome, Progress, Reply};
+use bot_server::slack::courier::{Courier, TRANSPORT};
+use bot_server::slack::delivery::Destination as Target;
+use bot_server::{Metrics, WebApi};
 use common::*;
+use tokio::sync::Notify;
+
+/// One request's answers going through an outbox message to the Slack stand-in, with
+/// a courier delivering them.
+struct Sink {
+    store: Arc<dyn Store>,
+    progress: OutboxProgress,
+    stop: Arc<Notify>,
+    courier: tokio::task::JoinHandle<()>,
+}
+
+impl Sink {
+    async fn with_interval(web: WebApi, target: Target, interval: Duration) -> Self {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let wake = Arc::new(Notify::new());
+        store
+            .open_message(
+                "msg",
+                TRANSPORT,
+                &serde_json::to_value(&target).expect("route"),
+                "U1: a long action",
+                SystemTime::now(),
+            )
+            .await
+            .expect("open");
+        let waker = wake.clone();
+        let progress =
+            OutboxProgress::new(store.clone(), "msg").waking(Arc::new(move || waker.notify_one()));
+        let stop = Arc::new(Notify::new());
+        let courier = Courier::for_store(store.clone(), web, interval, wake);
+        let stopped = stop.clone();
+        let courier =
+            tokio::spawn(async move { courier.run(async move { stopped.notified().await }).await });
+        Self {
+            store,
+            progress,
+            stop,
+            courier,
+        }
+    }
+
+    async fn new(web: WebApi, target: Target) -> Self {
+        Self::with_interval(web, target, bot_server::config::PROGRESS_INTERVAL).await
+    }
+
+    async fn update(&self, reply: &Reply) {
+        self.progress.update(reply).await;
+    }
+
+    /// Writes the final reply and waits until the courier delivered it.
+    async fn finish(self, reply: &Reply) {
+        self.progress
+            .finish(reply)
+            .await
+            .expect("final reply written");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self
+                .store
+                .message("msg")
+                .await
+                .expect("read")
+                .expect("message");
+            if m.delivered == m.version || m.given_up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the final reply was never delivered: {m:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.stop.notify_one();
+        let _ = self.courier.await;
+    }
+}
 
 fn web(slack: &StandIn) -> WebApi {
     WebApi::new(
@@ -55,7 +136,7 @@ fn step(call: &Call) -> u32 {
 #[tokio::test]
 async fn progress_is_posted_once_then_updated_in_place() {
     let slack = StandIn::start().await;
-    let sink = Sink::with_interval(web(&slack), dm_target(), Duration::from_millis(20));
+    let sink = Sink::with_interval(web(&slack), dm_target(), Duration::from_millis(20)).await;
     for pct in [10, 50, 90] {
         sink.update(&Reply::message(
             Outcome::Progress,
@@ -88,7 +169,7 @@ async fn progress_is_posted_once_then_updated_in_place() {
 #[tokio::test]
 async fn fifty_quick_updates_make_a_few_calls_ending_with_the_final_reply() {
     let slack = StandIn::start().await;
-    let sink = Sink::new(web(&slack), message_target(&slack));
+    let sink = Sink::new(web(&slack), message_target(&slack)).await;
     for i in 1..=50 {
         sink.update(&Reply::message(Outcome::Progress, format!("step {i}")))
             .await;
@@ -114,7 +195,7 @@ async fn fifty_quick_updates_make_a_few_calls_ending_with_the_final_reply() {
 async fn edits_are_spaced_by_the_interval_and_carry_the_newest_state() {
     let slack = StandIn::start().await;
     let every = Duration::from_millis(100);
-    let sink = Sink::with_interval(web(&slack), message_target(&slack), every);
+    let sink = Sink::with_interval(web(&slack), message_target(&slack), every).await;
     for i in 1..=40 {
         sink.update(&Reply::message(Outcome::Progress, format!("step {i}")))
             .await;
@@ -153,7 +234,7 @@ async fn edits_are_spaced_by_the_interval_and_carry_the_newest_state() {
 async fn a_rate_limited_progress_edit_does_not_hold_up_the_action() {
     let slack = StandIn::start().await;
     slack.script("chat.update", &[Scripted::RateLimitedFor(30)]);
-    let sink = Sink::new(web(&slack), message_target(&slack));
+    let sink = Sink::new(web(&slack), message_target(&slack)).await;
     let started = Instant::now();
     for i in 1..=50 {
         sink.update(&Reply::message(Outcome::Progress, format!("step {i}")))
@@ -182,7 +263,8 @@ async fn a_response_url_gets_at_most_four_progress_uses_and_always_the_reply() {
             slash: false,
         },
         Duration::from_millis(1),
-    );
+    )
+    .await;
     for i in 1..=20 {
         sink.update(&Reply::message(Outcome::Progress, format!("step {i}")))
             .await;
@@ -208,7 +290,8 @@ async fn a_slash_sink_posts_first_then_replaces() {
             url: slack.response_url("s"),
             slash: true,
         },
-    );
+    )
+    .await;
     sink.update(&Reply::message(Outcome::Progress, "queued"))
         .await;
     // The first update goes out at once, not held back by the interval.

@@ -241,10 +241,11 @@ async fn deploy(ctx: &Ctx<'_>, inv: &Invocation, env_name: &str, pools: &[String
                                 env.name
                             ));
                         }
-                        ctx.audit(
+                        ctx.audit_run(
                             inv,
                             &format!("failed: {}", strip(&failure)),
-                            links.last().cloned(),
+                            links.clone(),
+                            Some(started.elapsed()),
                         )
                         .await;
                         return reply;
@@ -253,7 +254,7 @@ async fn deploy(ctx: &Ctx<'_>, inv: &Invocation, env_name: &str, pools: &[String
             }
             let total = started.elapsed();
             let overhead = total.saturating_sub(timings.build + timings.gate);
-            ctx.audit(inv, "ok", links.last().cloned()).await;
+            ctx.audit_run(inv, "ok", links.clone(), Some(total)).await;
             board.title = format!(
                 ":white_check_mark: Deployed `{git_ref}` to *{}* in {}",
                 env.name,

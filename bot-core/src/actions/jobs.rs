@@ -121,14 +121,14 @@ pub(crate) async fn run_action(
         }
         ActionSpec::Http(spec) => match send_http(ctx, spec, vars).await {
             Ok(detail) => {
-                ctx.audit(inv, "ok", None).await;
+                ctx.audit(inv, "ok").await;
                 Reply::message(
                     Outcome::Done,
                     format!(":white_check_mark: {title} — done ({detail})."),
                 )
             }
             Err(e) => {
-                ctx.audit(inv, &format!("failed: {e}"), None).await;
+                ctx.audit(inv, &format!("failed: {e}")).await;
                 Reply::message(Outcome::Failed, format!(":x: {title} — failed: {e}"))
             }
         },
@@ -146,7 +146,8 @@ pub(crate) async fn job_reply(
 ) -> Reply {
     match result {
         Ok(b) if b.result.is_success() => {
-            ctx.audit(inv, "ok", Some(b.url.clone())).await;
+            ctx.audit_run(inv, "ok", vec![b.url.clone()], Some(took))
+                .await;
             Reply::message(
                 Outcome::Done,
                 format!(
@@ -158,10 +159,11 @@ pub(crate) async fn job_reply(
             )
         }
         Ok(b) => {
-            ctx.audit(
+            ctx.audit_run(
                 inv,
                 &format!("failed: build {}", b.result.as_str()),
-                Some(b.url.clone()),
+                vec![b.url.clone()],
+                Some(took),
             )
             .await;
             Reply::message(
@@ -178,7 +180,7 @@ pub(crate) async fn job_reply(
         }
         Err(e) => {
             let shown = told(&e);
-            ctx.audit(inv, &format!("failed: {shown}"), None).await;
+            ctx.audit(inv, &format!("failed: {shown}")).await;
             Reply::message(Outcome::Failed, format!(":x: {title} — {shown}"))
         }
     }

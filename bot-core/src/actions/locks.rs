@@ -12,9 +12,6 @@ use crate::ports::{Lock, LockOutcome};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
 
-/// A manual lock lasts until unlocked (or a week, whichever comes first).
-const MANUAL_LOCK: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// `lock <env> [reason]`.
 pub(crate) struct TakeLock;
 
@@ -35,12 +32,13 @@ impl Action for TakeLock {
             holder: ctx.user.to_owned(),
             reason: reason.clone(),
             since: now,
-            expires: now + MANUAL_LOCK,
+            expires: now + ctx.config().settings.lock_lease,
             action: None,
+            run: None,
         };
         match ctx.backends.store.try_lock(lock, now).await {
             Ok(LockOutcome::Acquired) => {
-                ctx.audit(&inv, "ok", None).await;
+                ctx.audit(&inv, "ok").await;
                 Reply::message(Outcome::Done, format!(":lock: *{env}* is locked by <@{}>: {reason}. Deploys wait until `unlock {env}`.", ctx.user))
             }
             Ok(LockOutcome::HeldBy(held)) => Rejection::Locked {
@@ -86,7 +84,7 @@ impl Action for ReleaseLock {
         }
         match ctx.backends.store.unlock(env).await {
             Ok(Some(held)) => {
-                ctx.audit(&inv, "ok", None).await;
+                ctx.audit(&inv, "ok").await;
                 let was = if held.holder == ctx.user {
                     String::new()
                 } else {
@@ -126,6 +124,7 @@ where
         since: now,
         expires: now + lease,
         action: Some(action.to_owned()),
+        run: None,
     };
     match ctx.backends.store.try_lock(lock.clone(), now).await {
         Ok(LockOutcome::Acquired) => {}

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::actions::jobs::run_action;
 use crate::config::{CommandSpec, InstanceRef};
-use crate::context::{Action, Ctx};
+use crate::context::{Action, Ctx, Offer};
 use crate::failure::told;
 use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
@@ -37,13 +37,13 @@ async fn restart(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, force: bool)
     if !force {
         match ctx.active(&r.env, &r.pool).await {
             Ok(active) if active == r.member => {
-                ctx.audit(&inv, "refused: instance is active", None).await;
+                ctx.audit(&inv, "refused: instance is active").await;
                 return offer_force(ctx, r).await;
             }
             Ok(_) => {}
             Err(e) => {
                 let shown = told(&e);
-                ctx.audit(&inv, &format!("refused: {shown}"), None).await;
+                ctx.audit(&inv, &format!("refused: {shown}")).await;
                 return Reply::message(
                     Outcome::Failed,
                     format!(":warning: I can't tell whether *{r}* takes traffic ({shown}), so I won't restart it. `force restart` skips this check."),
@@ -84,7 +84,6 @@ async fn offer_force(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
     else {
         return reply;
     };
-    let set = ctx.button_set().await;
     let run = Invocation {
         command: force_cmd.name.clone(),
         target: Target::Instance(r.clone()),
@@ -92,10 +91,16 @@ async fn offer_force(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
         params: Vec::new(),
         confirmed: false,
     };
-    reply.buttons(vec![Ctx::button(
-        &set,
-        format!("Force restart {r}"),
-        ButtonAction::Run(run),
-        ButtonStyle::Danger,
-    )])
+    match ctx
+        .offer(vec![Offer::new(
+            format!("Force restart {r}"),
+            ButtonAction::Run(run),
+            ButtonStyle::Danger,
+        )])
+        .await
+    {
+        Ok(buttons) => reply.buttons(buttons),
+        // The refusal stands without its shortcut.
+        Err(e) => reply.context(format!("(No button: {}.)", told(&e))),
+    }
 }

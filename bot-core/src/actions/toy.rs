@@ -23,7 +23,7 @@ async fn toy(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
         return Rejection::ToyNotConfigured.reply();
     };
     let Some(database) = toy.users.get(ctx.user) else {
-        ctx.audit(&inv, "refused: no toy database", None).await;
+        ctx.audit(&inv, "refused: no toy database").await;
         return Rejection::NoToyDatabase {
             user: ctx.user.to_owned(),
         }

@@ -121,7 +121,7 @@ async fn move_traffic(
                 Err(e) => {
                     let shown = told(&e);
                     let r = Reply::message(Outcome::Failed, format!(":x: *{} {}*: cannot read the switch: {shown}. Nothing was changed.", env.name, pool.name));
-                    ctx.audit(inv, &format!("failed: {shown}"), None).await;
+                    ctx.audit(inv, &format!("failed: {shown}")).await;
                     return r;
                 }
             };
@@ -142,7 +142,7 @@ async fn move_traffic(
             let verdict = probe(ctx, instance).await;
             if !verdict.healthy {
                 let why = verdict.problem().unwrap_or_default();
-                ctx.audit(inv, &format!("refused: {target} unhealthy"), None).await;
+                ctx.audit(inv, &format!("refused: {target} unhealthy")).await;
                 return Reply::message(
                     Outcome::Failed,
                     format!(":x: *{} {}*: {target} is not healthy ({why}), so traffic stays on {active}.", env.name, pool.name),
@@ -153,7 +153,7 @@ async fn move_traffic(
                 Ok(t) => lines.push(format!("• {}: {active} → *{target}* :white_check_mark: ({})", pool.name, human(t))),
                 Err(e) => {
                     let shown = told(&e);
-                    ctx.audit(inv, &format!("failed: {shown}"), None).await;
+                    ctx.audit(inv, &format!("failed: {shown}")).await;
                     return Reply::message(
                         Outcome::Failed,
                         format!(":x: *{} {}*: switching to {target} failed: {shown}. Check `status {}`.", env.name, pool.name, env.name),
@@ -162,7 +162,7 @@ async fn move_traffic(
                 }
             }
         }
-        ctx.audit(inv, "ok", None).await;
+        ctx.audit(inv, "ok").await;
         let title = if rollback { format!(":rewind: Rolled back *{}*", env.name) } else { format!(":twisted_rightwards_arrows: Switched *{}*", env.name) };
         Reply::message(Outcome::Done, title).text(if lines.is_empty() { "Nothing to move.".to_owned() } else { lines.join("\n") })
     })

@@ -11,6 +11,7 @@ pub mod haproxy;
 pub mod http_switch;
 pub mod jenkins;
 pub mod memory_switch;
+pub mod outbox_progress;
 pub mod probe;
 pub mod redact;
 pub mod store;

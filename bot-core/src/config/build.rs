@@ -736,6 +736,7 @@ impl<'a> Builder<'a> {
                 gate_timeout: self
                     .duration(&gate.and_then(|g| g.timeout.clone()), base.gate_timeout),
                 lock_lease: self.duration(&s.lock_lease, base.lock_lease),
+                lease: self.duration(&s.lease, base.lease),
                 button_ttl: self.duration(&s.button_ttl, base.button_ttl),
             };
         }

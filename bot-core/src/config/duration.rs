@@ -1,8 +1,8 @@
-//! Durations as written in the config: `1500ms`, `2s`, `30m`, `1h`, `1m30s`.
+//! Durations as written in the config: `1500ms`, `2s`, `30m`, `1h`, `7d`, `1m30s`.
 
 use std::time::Duration;
 
-/// Parses one or more `<digits><unit>` groups, units `ms`, `s`, `m`, `h`.
+/// Parses one or more `<digits><unit>` groups, units `ms`, `s`, `m`, `h`, `d`.
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if text.is_empty() {
@@ -27,6 +27,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => return None,
         };
         rest = &rest[unit_len..];
@@ -47,6 +48,7 @@ mod tests {
         assert_eq!(parse_duration("120s"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86_400)));
     }
 
     #[test]

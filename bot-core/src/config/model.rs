@@ -56,8 +56,12 @@ pub struct Settings {
     pub gate_interval: Duration,
     /// Give up on the gate after this long.
     pub gate_timeout: Duration,
-    /// How long a lock taken by `deploy` is leased before it expires on its own.
+    /// How long a lock taken by hand with `lock` lasts unless unlocked first.
     pub lock_lease: Duration,
+    /// How long a replica holds work — a delivery, a run and the lock it holds —
+    /// before another replica may take it over; renewed every third of it while the
+    /// work goes on.
+    pub lease: Duration,
     /// How long buttons stay usable.
     pub button_ttl: Duration,
 }
@@ -69,7 +73,8 @@ impl Default for Settings {
             gate_consecutive: 3,
             gate_interval: Duration::from_secs(1),
             gate_timeout: Duration::from_secs(120),
-            lock_lease: Duration::from_secs(30 * 60),
+            lock_lease: Duration::from_secs(7 * 24 * 3600),
+            lease: Duration::from_secs(30),
             button_ttl: Duration::from_secs(30 * 60),
         }
     }

@@ -113,6 +113,7 @@ pub(crate) struct RawSettings {
     pub probe_timeout: Option<S<String>>,
     pub gate: Option<RawGate>,
     pub lock_lease: Option<S<String>>,
+    pub lease: Option<S<String>>,
     pub button_ttl: Option<S<String>>,
 }
 

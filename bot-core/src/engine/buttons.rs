@@ -9,18 +9,37 @@ use crate::engine::invoke::run_invocation;
 use crate::engine::understand::handle_text;
 use crate::failure::told;
 use crate::policy;
-use crate::ports::Claim;
+use crate::ports::{Claim, StoreError};
 use crate::rejection::Rejection;
-use crate::reply::{ButtonAction, ButtonValue, Invocation, Outcome, Part, Reply};
+use crate::reply::{ButtonAction, Invocation, Outcome, Part, Reply};
 use crate::text::code;
 
-/// Handles a click on a button whose value is `value`.
+/// Handles a click on a button whose value is `value` (`<set>.<index>`).
 pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
-    let Ok(value) = serde_json::from_str::<ButtonValue>(value) else {
+    let Some((set_id, index)) = value
+        .rsplit_once('.')
+        .and_then(|(set, i)| Some((set, i.parse::<usize>().ok()?)))
+    else {
         return Rejection::ForgedButton.reply();
     };
+    let store = &ctx.backends.store;
+    let set = match store.button_set(set_id).await {
+        Ok(Some(set)) => set,
+        Ok(None) => return Rejection::UnknownButtons.reply(),
+        Err(e) => return click_failed(&e),
+    };
+    let Some(action) = set
+        .actions
+        .get(index)
+        .and_then(|a| serde_json::from_value::<ButtonAction>(a.clone()).ok())
+    else {
+        return Rejection::ForgedButton.reply();
+    };
+    if set.channel.is_some() && ctx.channel.is_some() && set.channel.as_deref() != ctx.channel {
+        return Rejection::ElsewhereIssued.reply();
+    }
     // Someone who may not run the command must not use up the buttons of those who may.
-    if let ButtonAction::Run(inv) = &value.action {
+    if let ButtonAction::Run(inv) = &action {
         if let Some(cmd) = ctx.config().command(&inv.command) {
             let rules = ctx.action(cmd).map_or(Rules::READ, |a| a.rules);
             if let Err(refusal) = policy::permitted(ctx.config(), cmd, rules, &inv.target, ctx.user)
@@ -29,29 +48,19 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
             }
         }
     }
-    let claim = match ctx
-        .backends
-        .store
-        .claim_buttons(&value.set, ctx.user, ctx.now())
+    match store
+        .claim_button(set_id, index, ctx.user, ctx.channel, ctx.now())
         .await
     {
-        Ok(c) => c,
-        Err(e) => {
-            return Reply::message(
-                Outcome::Failed,
-                format!("I could not record the click: {}", told(&e)),
-            )
-            .ephemeral()
-        }
-    };
-    match claim {
-        Claim::Claimed => {}
-        Claim::AlreadyUsed { by } => return Rejection::AlreadyUsed { by }.reply(),
-        Claim::Expired => return Rejection::Expired.reply(),
-        Claim::Unknown => return Rejection::UnknownButtons.reply(),
+        Ok(Claim::Claimed(_)) => {}
+        Ok(Claim::AlreadyUsed { by }) => return Rejection::AlreadyUsed { by }.reply(),
+        Ok(Claim::Expired) => return Rejection::Expired.reply(),
+        Ok(Claim::Unknown) => return Rejection::UnknownButtons.reply(),
+        Ok(Claim::ElsewhereIssued) => return Rejection::ElsewhereIssued.reply(),
+        Err(e) => return click_failed(&e),
     }
     let user = ctx.user;
-    let (what, choice) = match value.action {
+    let (what, choice) = match action {
         ButtonAction::Cancel => {
             return Reply::message(Outcome::Done, format!("Cancelled by <@{user}>."))
         }
@@ -72,6 +81,15 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
         Choice::Run(inv) => Box::pin(run_invocation(&ctx, inv)).await,
     };
     prepend(reply, chosen)
+}
+
+/// The answer to a click that could not be recorded.
+fn click_failed(e: &StoreError) -> Reply {
+    Reply::message(
+        Outcome::Failed,
+        format!("I could not record the click: {}", told(e)),
+    )
+    .ephemeral()
 }
 
 /// What a claimed button goes on to do.

@@ -3,7 +3,7 @@
 //! locked against it — then its registry row runs it.
 
 use crate::config::{CommandSpec, Config};
-use crate::context::{ActionDef, Ctx};
+use crate::context::{ActionDef, Ctx, Offer};
 use crate::failure::told;
 use crate::policy;
 use crate::rejection::Rejection;
@@ -25,7 +25,7 @@ pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
         return gone.reply();
     }
     if let Err(refusal) = policy::permitted(config, cmd, action.rules, &inv.target, ctx.user) {
-        ctx.audit(&inv, &format!("refused: {refusal}"), None).await;
+        ctx.audit(&inv, &format!("refused: {refusal}")).await;
         return refusal.reply();
     }
     if let Err(refusal) = action.action.check(config, &inv) {
@@ -88,29 +88,29 @@ async fn confirmation(
     action: &ActionDef,
     inv: Invocation,
 ) -> Reply {
-    let set = ctx.button_set().await;
     let text = question(ctx, cmd, action, &inv).await;
     let label = format!("Yes, {}", inv.as_text());
     let confirmed = Invocation {
         confirmed: true,
         ..inv
     };
-    let mut yes = Ctx::button(
-        &set,
-        label,
-        ButtonAction::Run(confirmed),
-        ButtonStyle::Danger,
-    );
+    let mut yes = Offer::new(label, ButtonAction::Run(confirmed), ButtonStyle::Danger);
     yes.confirm = Some(Confirm {
         title: "Are you sure?".into(),
         text: text.clone(),
         ok: "Do it".into(),
         deny: "Cancel".into(),
     });
-    Reply::message(Outcome::Confirm, text).buttons(vec![
-        yes,
-        Ctx::button(&set, "Cancel", ButtonAction::Cancel, ButtonStyle::Default),
-    ])
+    let cancel = Offer::new("Cancel", ButtonAction::Cancel, ButtonStyle::Default);
+    match ctx.offer(vec![yes, cancel]).await {
+        Ok(buttons) => Reply::message(Outcome::Confirm, text).buttons(buttons),
+        Err(e) => store_down(&e),
+    }
+}
+
+/// Nothing can be asked or run without the store.
+pub(super) fn store_down(e: &crate::ports::StoreError) -> Reply {
+    Reply::message(Outcome::Failed, format!("{}.", told(e)))
 }
 
 /// The question asked before running: names the target and, for instances, whether

@@ -184,6 +184,11 @@ impl Bot {
         self.generation().config.clone()
     }
 
+    /// The settings in force (timings, leases).
+    pub fn settings(&self) -> crate::config::Settings {
+        self.generation().config.settings.clone()
+    }
+
     /// Replaces the configuration (e.g. after a reload); requests in flight finish on the old one.
     pub fn reload(&self, config: Config) {
         let generation = Arc::new(generation(config, &self.backends));
@@ -224,6 +229,9 @@ impl Bot {
             generation: &generation,
             backends: &self.backends,
             user: "",
+            channel: None,
+            delivery: None,
+            reply_to: None,
             progress: &NoProgress,
         };
         Ok(actions::status::gather(&ctx, env).await)
@@ -241,6 +249,9 @@ impl Bot {
             generation: &generation,
             backends: &self.backends,
             user: &request.user,
+            channel: request.channel.as_deref(),
+            delivery: request.delivery.as_deref(),
+            reply_to: request.reply_to.as_deref(),
             progress,
         };
         match &request.input {

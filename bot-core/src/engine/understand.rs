@@ -2,12 +2,12 @@
 //! invocation run, a choice of buttons, or a "did you mean" suggestion.
 
 use crate::config::CommandSpec;
-use crate::context::Ctx;
-use crate::engine::invoke::run_invocation;
+use crate::context::{Ctx, Offer};
+use crate::engine::invoke::{run_invocation, store_down};
 use crate::failure::told;
 use crate::lexer;
 use crate::rejection::{Rejection, MAX_COMMAND_CHARS};
-use crate::reply::{Button, ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
+use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
 use crate::resolve::targets::{
     filter_by_qualifier, pools_of, project, qualified_scope, what_exists, UnknownActive,
 };
@@ -29,24 +29,23 @@ pub(super) async fn handle_text(ctx: &Ctx<'_>, text: &str) -> Reply {
         } => {
             let words: Vec<String> = corrected.split_whitespace().map(str::to_owned).collect();
             let corrected = restore_case(text, &words).join(" ");
-            let set = ctx.button_set().await;
-            Reply::message(
-                Outcome::Suggestion,
-                format!(
-                    "I don't know {}. Did you mean {}?",
-                    code(&typed),
-                    code(&corrected)
-                ),
-            )
-            .buttons(vec![
-                Ctx::button(
-                    &set,
+            let question = format!(
+                "I don't know {}. Did you mean {}?",
+                code(&typed),
+                code(&corrected)
+            );
+            let offers = vec![
+                Offer::new(
                     corrected.clone(),
                     ButtonAction::Text(corrected),
                     ButtonStyle::Primary,
                 ),
-                Ctx::button(&set, "Cancel", ButtonAction::Cancel, ButtonStyle::Default),
-            ])
+                Offer::new("Cancel", ButtonAction::Cancel, ButtonStyle::Default),
+            ];
+            match ctx.offer(offers).await {
+                Ok(buttons) => Reply::message(Outcome::Suggestion, question).buttons(buttons),
+                Err(e) => store_down(&e),
+            }
         }
         Parsed::Command(mut m) => {
             m.rest = restore_case(text, &m.rest);
@@ -153,18 +152,12 @@ async fn resolve_and_run(ctx: &Ctx<'_>, m: CommandMatch) -> Reply {
 async fn choices(ctx: &Ctx<'_>, cmd: &CommandSpec, invocations: Vec<Invocation>) -> Reply {
     let instances: Vec<_> = invocations
         .iter()
-        .filter_map(|i| match &i.target {
-            Target::Instance(r) => Some(r.clone()),
-            _ => None,
-        })
+        .filter_map(|i| i.target.instance().cloned())
         .collect();
     let actives = ctx.actives(pools_of(&instances)).await;
-    let set = ctx.button_set().await;
-    let mut reply = Reply::message(
-        Outcome::Choices,
-        format!("Which one do you mean for `{}`?", cmd.name),
-    );
-    let mut by_env: Vec<(String, Vec<Button>)> = Vec::new();
+    // Environments in order of first appearance, with how many buttons each has.
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    let mut offers = Vec::with_capacity(invocations.len());
     for inv in invocations {
         let env = inv.target.env().unwrap_or("").to_owned();
         let label = match &inv.target {
@@ -180,18 +173,37 @@ async fn choices(ctx: &Ctx<'_>, cmd: &CommandSpec, invocations: Vec<Invocation>)
             }
             other => other.to_string(),
         };
-        let button = Ctx::button(&set, label, ButtonAction::Run(inv), ButtonStyle::Default);
-        match by_env.iter_mut().find(|(e, _)| *e == env) {
-            Some((_, list)) => list.push(button),
-            None => by_env.push((env, vec![button])),
+        match groups.iter_mut().find(|(e, _)| *e == env) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((env, 1)),
         }
+        offers.push((
+            groups
+                .iter()
+                .position(|(e, _)| *e == inv.target.env().unwrap_or("")),
+            Offer::new(label, ButtonAction::Run(inv), ButtonStyle::Default),
+        ));
     }
-    let grouped = by_env.len() > 1 && by_env.iter().any(|(_, b)| b.len() > 1);
-    for (env, buttons) in by_env {
+    // Buttons are listed grouped by environment, in one set.
+    offers.sort_by_key(|(group, _)| *group);
+    let buttons = match ctx
+        .offer(offers.into_iter().map(|(_, o)| o).collect())
+        .await
+    {
+        Ok(buttons) => buttons,
+        Err(e) => return store_down(&e),
+    };
+    let mut reply = Reply::message(
+        Outcome::Choices,
+        format!("Which one do you mean for `{}`?", cmd.name),
+    );
+    let grouped = groups.len() > 1 && groups.iter().any(|(_, n)| *n > 1);
+    let mut buttons = buttons.into_iter();
+    for (env, n) in groups {
         if grouped {
             reply = reply.context(format!("*{env}*"));
         }
-        reply = reply.buttons(buttons);
+        reply = reply.buttons(buttons.by_ref().take(n).collect());
     }
     reply
 }

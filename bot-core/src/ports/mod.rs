@@ -17,6 +17,7 @@ pub mod switch;
 pub use ci::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
 pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
 pub use store::{
-    AuditLog, AuditRecord, Buttons, Claim, Deliveries, Lock, LockOutcome, Locks, Store, StoreError,
+    AuditLog, AuditRecord, Buttons, Claim, Inbox, Lock, LockOutcome, Locks, Outbox, Run, RunStatus,
+    Runs, Store, StoreError,
 };
 pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};

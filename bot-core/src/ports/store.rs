@@ -1,24 +1,251 @@
-//! The state-store port: focused traits for deliveries, buttons, locks and the audit log;
-//! [`Store`] is all of them.
+//! The state-store port: focused traits — the inbox of deliveries, the outbox of
+//! messages, server-side buttons, environment locks, persisted runs and the
+//! hash-chained audit log — and [`Store`], which is all of them.
+//!
+//! Times are passed in (the clock is a parameter); every lease names its owner, so
+//! several replicas can share one store.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// A storage failure.
+/// A storage failure, in our own words: never a driver's message (that goes to the
+/// log at the adapter, without secrets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("state store: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// The store cannot be reached or did not answer in time.
+    #[error("the state store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered something we cannot use (a damaged row, a failed statement).
+    #[error("the state store failed: {0}")]
+    Failed(String),
+}
 
-/// A lock on an environment.
+// ------------------------------------------------------------------ inbox
+
+/// A delivery from a chat transport, kept until it has been processed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// Dedupe key: `event_id`, `slash:<trigger_id>`, `click:<channel>:<ts>:<action>:<user>`.
+    pub key: String,
+    /// The transport that took it (`slack`), which knows how to answer it.
+    pub transport: String,
+    /// What the transport needs to process it again (the request and where answers go).
+    pub payload: Value,
+    /// When it arrived.
+    pub received: SystemTime,
+}
+
+/// What became of a delivery offered to the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// Recorded, and leased to whoever offered it.
+    New,
+    /// Its key was taken before (a retry, a replay, another replica's delivery).
+    Duplicate,
+}
+
+/// Deliveries written before they are acknowledged and processed from there, so a
+/// crash after the acknowledgement loses nothing and each is processed once.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Records `item` unless its key was taken before; a new one is leased to `owner`
+    /// until `lease_until`. Durable when it returns.
+    async fn admit(
+        &self,
+        item: &Inbound,
+        owner: &str,
+        lease_until: SystemTime,
+    ) -> Result<Admitted, StoreError>;
+    /// Leases up to `limit` deliveries nobody is working on (never processed, and
+    /// not leased or leased by someone whose lease lapsed), oldest first.
+    async fn lease_inbound(
+        &self,
+        owner: &str,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Inbound>, StoreError>;
+    /// Extends `owner`'s lease on a delivery it is still working on; `false` when the
+    /// lease is someone else's by now.
+    async fn renew_inbound(
+        &self,
+        key: &str,
+        owner: &str,
+        lease_until: SystemTime,
+    ) -> Result<bool, StoreError>;
+    /// Marks a delivery processed. Its key keeps deduplicating until pruned.
+    async fn complete_inbound(&self, key: &str) -> Result<(), StoreError>;
+    /// Forgets processed deliveries received before `before`; returns how many.
+    async fn prune_inbox(&self, before: SystemTime) -> Result<u64, StoreError>;
+}
+
+// ----------------------------------------------------------------- outbox
+
+/// A message to deliver: the newest content wins, earlier versions are never sent
+/// once a newer one is there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    /// Message id (usually the delivery key it answers).
+    pub id: String,
+    /// The transport that delivers it (`slack`).
+    pub transport: String,
+    /// Where it goes, in the transport's words.
+    pub route: Value,
+    /// Who and what it is about, for logs when it cannot be delivered.
+    pub about: String,
+    /// The newest content.
+    pub body: Value,
+    /// Version of `body`; bumped by every put.
+    pub version: u64,
+    /// `body` is the final reply.
+    pub last: bool,
+    /// Version last delivered (0: nothing yet).
+    pub delivered: u64,
+    /// The transport's delivery state (message `ts`, `response_url` uses …).
+    pub state: Value,
+    /// Failed attempts since the last success.
+    pub attempts: u32,
+    /// Not before this time.
+    pub next_at: SystemTime,
+    /// Delivery was given up after the last attempt failed.
+    pub given_up: bool,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// `version` was delivered; the transport's state is now `state`; do not deliver
+    /// the next version before `next_at` (progress spacing).
+    Delivered {
+        /// The version sent.
+        version: u64,
+        /// The transport's state after it.
+        state: Value,
+        /// Earliest next delivery.
+        next_at: SystemTime,
+    },
+    /// It failed; try again at `retry_at`, or give up when `None`.
+    Failed {
+        /// When to try again.
+        retry_at: Option<SystemTime>,
+    },
+}
+
+/// Replies, progress edits, announcements and hooks, written before they are sent
+/// and sent with retries, across restarts and by whichever replica is alive.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Opens message `id` (nothing when it is open already).
+    async fn open_message(
+        &self,
+        id: &str,
+        transport: &str,
+        route: &Value,
+        about: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+    /// Sets the newest content of message `id`; `last` for its final content (which
+    /// also clears the failed-attempt count, so a retry meant for older progress does
+    /// not hold it back). Once a message has its final content, later puts are ignored.
+    async fn put_message(&self, id: &str, body: &Value, last: bool) -> Result<(), StoreError>;
+    /// Leases up to `limit` messages of `transport` that are due by `now`, oldest
+    /// first. Due: not given up, not leased by anyone else, with an undelivered
+    /// version, and either its `next_at` has passed or its final content waits and
+    /// the last attempt did not fail (a final reply does not wait out progress spacing).
+    async fn lease_messages(
+        &self,
+        transport: &str,
+        owner: &str,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError>;
+    /// Records how `owner`'s attempt on message `id` ended and releases the lease.
+    async fn record_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError>;
+    /// A message, as it stands.
+    async fn message(&self, id: &str) -> Result<Option<Outgoing>, StoreError>;
+    /// How many messages of `transport` still have a version to deliver (and are not
+    /// given up): what a shutdown would leave for later.
+    async fn undelivered(&self, transport: &str) -> Result<u64, StoreError>;
+    /// Forgets messages fully delivered (or given up) whose last change is before
+    /// `before`; returns how many.
+    async fn prune_outbox(&self, before: SystemTime) -> Result<u64, StoreError>;
+}
+
+// ---------------------------------------------------------------- buttons
+
+/// A set of buttons that can be used once: what each does lives here, the button
+/// itself carries only `<set>.<index>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ButtonSet {
+    /// Opaque id.
+    pub id: String,
+    /// What each button does, by index.
+    pub actions: Vec<Value>,
+    /// The conversation the buttons were posted in; a click elsewhere is refused.
+    pub channel: Option<String>,
+    /// Who the buttons were offered to.
+    pub issued_to: String,
+    /// Unusable after this.
+    pub expires: SystemTime,
+}
+
+/// Result of clicking a button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First click: go ahead with what the button does.
+    Claimed(Value),
+    /// Someone already used a button of this set.
+    AlreadyUsed {
+        /// Who clicked first.
+        by: String,
+    },
+    /// The buttons are older than their time to live.
+    Expired,
+    /// Never issued (a forged value), or pruned long ago.
+    Unknown,
+    /// The set belongs to another conversation.
+    ElsewhereIssued,
+}
+
+/// Server-side buttons: issued once, claimed once, checked against their conversation.
+#[async_trait]
+pub trait Buttons: Send + Sync {
+    /// Records a set.
+    async fn issue_buttons(&self, set: &ButtonSet) -> Result<(), StoreError>;
+    /// A set as issued, without claiming it (to check who may click before a click
+    /// uses it up).
+    async fn button_set(&self, set_id: &str) -> Result<Option<ButtonSet>, StoreError>;
+    /// Claims button `index` of set `set_id` for `user` clicking in `channel` (when
+    /// known): the first claim of a set wins.
+    async fn claim_button(
+        &self,
+        set_id: &str,
+        index: usize,
+        user: &str,
+        channel: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Claim, StoreError>;
+}
+
+// ------------------------------------------------------------------ locks
+
+/// A lock on an environment: a lease, renewed by whoever holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
     /// Environment.
     pub env: String,
     /// Slack user holding it.
     pub holder: String,
-    /// Why (`deploy`, or the reason given to `lock`).
+    /// Why (`deploy …`, or the reason given to `lock`).
     pub reason: String,
     /// When it was taken.
     pub since: SystemTime,
@@ -28,6 +255,9 @@ pub struct Lock {
     /// lock taken by hand with `lock`. Only the action itself releases an action's lock.
     #[serde(default)]
     pub action: Option<String>,
+    /// The run holding it, when an action does.
+    #[serde(default)]
+    pub run: Option<String>,
 }
 
 /// Result of trying to take a lock.
@@ -39,21 +269,120 @@ pub enum LockOutcome {
     HeldBy(Lock),
 }
 
-/// Result of clicking a button.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// First click: go ahead.
-    Claimed,
-    /// Someone already used a button of this set.
-    AlreadyUsed {
-        /// Who clicked first.
-        by: String,
-    },
-    /// The buttons are older than their time to live.
-    Expired,
-    /// Never issued (or forgotten).
-    Unknown,
+/// Environment locks, leased until they expire.
+#[async_trait]
+pub trait Locks: Send + Sync {
+    /// Takes the lock on `lock.env` unless someone holds an unexpired one.
+    async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError>;
+    /// Releases `env`'s lock whoever holds it; returns the lock that was released, if any.
+    async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError>;
+    /// Releases exactly `lock` (same holder, same start); `false` when the lock on its
+    /// environment is another one by now (it lapsed and was taken again).
+    async fn release(&self, lock: &Lock) -> Result<bool, StoreError>;
+    /// Extends exactly `lock` (same holder, same start) to `until`; `false` when the
+    /// lock on its environment is another one by now.
+    async fn renew_lock(&self, lock: &Lock, until: SystemTime) -> Result<bool, StoreError>;
+    /// The unexpired lock on `env`, if any.
+    async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError>;
 }
+
+// ------------------------------------------------------------------- runs
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Being driven (or waiting to be taken over).
+    Running,
+    /// Ended well.
+    Done,
+    /// Ended badly.
+    Failed,
+}
+
+impl RunStatus {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+        }
+    }
+    /// From its stored name.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        match s {
+            "running" => Some(RunStatus::Running),
+            "done" => Some(RunStatus::Done),
+            "failed" => Some(RunStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A long action persisted as a state machine: whoever drives it holds a lease and a
+/// fencing token; a replica that dies has its runs taken over where they stood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// Id (the delivery it came from, or a fresh one).
+    pub id: String,
+    /// The action (`deploy`, `rollback`, …).
+    pub action: String,
+    /// Who asked.
+    pub user: String,
+    /// The environment it works on, when it has one.
+    pub env: Option<String>,
+    /// The resolved invocation, as JSON.
+    pub invocation: Value,
+    /// The outbox message its progress edits, when it has one.
+    pub message: Option<String>,
+    /// The action's own state, as JSON.
+    pub state: Value,
+    /// Where it is.
+    pub status: RunStatus,
+    /// Fencing token: bumped by every takeover; writes with an older one are refused.
+    pub fence: u64,
+    /// Who drives it.
+    pub owner: String,
+    /// The driver's lease.
+    pub lease_until: SystemTime,
+    /// When it started.
+    pub started: SystemTime,
+}
+
+/// Persisted runs.
+#[async_trait]
+pub trait Runs: Send + Sync {
+    /// Records a new run (driven by `run.owner` with `run.fence`) and, in the same
+    /// step, marks inbox delivery `handoff` processed: from now on the run, not the
+    /// delivery, is what a restart resumes. `false` when a run with that id exists.
+    async fn start_run(&self, run: &Run, handoff: Option<&str>) -> Result<bool, StoreError>;
+    /// Saves a run's state and status, and extends its lease, if `fence` is still
+    /// its fencing token; `false` when another driver took it over.
+    async fn save_run(
+        &self,
+        id: &str,
+        fence: u64,
+        state: &Value,
+        status: RunStatus,
+        lease_until: SystemTime,
+    ) -> Result<bool, StoreError>;
+    /// Takes over up to `limit` running runs whose lease lapsed by `now`: each gets a
+    /// new fencing token, `owner` and lease. Returns them as taken.
+    async fn take_over_runs(
+        &self,
+        owner: &str,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Run>, StoreError>;
+    /// A run by id.
+    async fn run(&self, id: &str) -> Result<Option<Run>, StoreError>;
+    /// The newest runs of `env` (every environment when `None`), newest first.
+    async fn recent_runs(&self, env: Option<&str>, limit: usize) -> Result<Vec<Run>, StoreError>;
+}
+
+// ------------------------------------------------------------------ audit
 
 /// One audit record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,67 +397,142 @@ pub struct AuditRecord {
     pub target: String,
     /// Environment, when the target has one.
     pub env: Option<String>,
+    /// Arguments as typed (the git ref, a reason), space-separated; empty when none.
+    #[serde(default)]
+    pub args: String,
     /// `ok`, `failed: …`, `refused: …`.
     pub outcome: String,
-    /// Build link, when a build ran.
-    pub link: Option<String>,
+    /// How long it took, when it ran.
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    /// Every build link, in order.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
-/// Slack deliveries already taken: each is processed once, whichever replica it reaches.
-#[async_trait]
-pub trait Deliveries: Send + Sync {
-    /// Records delivery `key` (an `event_id`, `slash:<trigger_id>`, …); `true` the
-    /// first time, `false` for a repeat.
-    async fn first_delivery(&self, key: &str, now: SystemTime) -> Result<bool, StoreError>;
+impl AuditRecord {
+    /// The command as typed: `deploy staging feature/login`.
+    pub fn what(&self) -> String {
+        [
+            self.command.as_str(),
+            self.target.as_str(),
+            self.args.as_str(),
+        ]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
 }
 
-/// Button sets: each set can be used once, until it expires.
-#[async_trait]
-pub trait Buttons: Send + Sync {
-    /// Registers a set of buttons that can be used once until `expires`.
-    async fn issue_buttons(&self, set_id: &str, expires: SystemTime) -> Result<(), StoreError>;
-    /// Claims a button set for `user`: the first claim wins.
-    async fn claim_buttons(
-        &self,
-        set_id: &str,
-        user: &str,
-        now: SystemTime,
-    ) -> Result<Claim, StoreError>;
+/// A record as kept: its place in the chain and its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainedRecord {
+    /// Position, from 1.
+    pub seq: u64,
+    /// The record.
+    pub record: AuditRecord,
+    /// SHA-256 (hex) of the previous record; 64 zeros for the first.
+    pub prev_hash: String,
+    /// SHA-256 (hex) of this record and `prev_hash`.
+    pub hash: String,
 }
 
-/// Environment locks, leased until they expire.
-#[async_trait]
-pub trait Locks: Send + Sync {
-    /// Takes the lock on `lock.env` unless someone holds an unexpired one.
-    async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError>;
-    /// Releases `env`'s lock whoever holds it; returns the lock that was released, if any.
-    async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError>;
-    /// Releases exactly `lock` (same holder, same start); `false` when the lock on its
-    /// environment is another one by now (it lapsed and was taken again).
-    async fn release(&self, lock: &Lock) -> Result<bool, StoreError>;
-    /// The unexpired lock on `env`, if any.
-    async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError>;
-}
-
-/// The audit log: append-only, read newest first.
+/// The audit log: append-only and hash-chained, read newest first.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Appends a record.
+    /// Appends a record at the end of the chain.
     async fn append(&self, record: AuditRecord) -> Result<(), StoreError>;
-    /// Newest first, at most `limit`, optionally for one environment.
+    /// Newest first: `limit` records after skipping `offset`, optionally for one
+    /// environment.
     async fn history(
         &self,
         env: Option<&str>,
+        offset: usize,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The chain in order, from position `from` (1 for all), at most `limit` records.
+    async fn chain(&self, from: u64, limit: usize) -> Result<Vec<ChainedRecord>, StoreError>;
 }
 
-/// Everything the bot keeps: one object implementing every focused trait.
-/// Implemented for any type that implements them all; check an implementation
-/// with `testing::conformance::store`.
-pub trait Store: Deliveries + Buttons + Locks + AuditLog {}
+/// The hash of the first record's predecessor.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-impl<T: Deliveries + Buttons + Locks + AuditLog> Store for T {}
+/// The chain hash of `record` at position `seq` after `prev_hash`: SHA-256 over a
+/// canonical line of its fields (times in milliseconds), hex.
+pub fn audit_hash(seq: u64, prev_hash: &str, record: &AuditRecord) -> String {
+    use sha2::{Digest, Sha256};
+    let millis = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+    };
+    let canonical = serde_json::json!([
+        seq,
+        prev_hash,
+        millis(record.at),
+        record.user,
+        record.command,
+        record.target,
+        record.env,
+        record.args,
+        record.outcome,
+        record.duration.map(|d| d.as_millis()),
+        record.links,
+    ]);
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// Where a chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit record {seq} does not match the chain: {why}")]
+pub struct BrokenChain {
+    /// The first record that does not fit.
+    pub seq: u64,
+    /// How it does not fit.
+    pub why: String,
+}
+
+/// Checks `records` (in order, continuing after `prev`: the previous record's
+/// position and hash) and returns the last position and hash.
+pub fn verify_chain(
+    prev: (u64, String),
+    records: &[ChainedRecord],
+) -> Result<(u64, String), BrokenChain> {
+    let (mut seq, mut hash) = prev;
+    for r in records {
+        if r.seq != seq + 1 {
+            return Err(BrokenChain {
+                seq: seq + 1,
+                why: format!("the next record is numbered {}", r.seq),
+            });
+        }
+        if r.prev_hash != hash {
+            return Err(BrokenChain {
+                seq: r.seq,
+                why: "it does not name the previous record's hash".into(),
+            });
+        }
+        if audit_hash(r.seq, &r.prev_hash, &r.record) != r.hash {
+            return Err(BrokenChain {
+                seq: r.seq,
+                why: "its content does not hash to its recorded hash (edited?)".into(),
+            });
+        }
+        seq = r.seq;
+        hash = r.hash.clone();
+    }
+    Ok((seq, hash))
+}
+
+/// Everything the bot keeps: one object implementing every focused trait. Check an
+/// implementation with `testing::conformance::store`.
+#[async_trait]
+pub trait Store: Inbox + Outbox + Buttons + Locks + Runs + AuditLog {
+    /// Whether the store answers now (for readiness); `Err` says why not.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
 
 impl crate::failure::Failure for StoreError {
     fn plain(&self) -> String {

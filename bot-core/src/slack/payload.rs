@@ -74,6 +74,9 @@ pub struct ButtonClick {
     pub message_ts: Option<String>,
     /// The button's `value`, verbatim.
     pub value: String,
+    /// The button's `action_id` (with `message_ts` and the user, what makes a click
+    /// unique when Slack delivers it again).
+    pub action_id: String,
     /// Where to send the answer.
     pub response_url: String,
 }
@@ -282,6 +285,8 @@ struct RawId {
 #[derive(Deserialize)]
 struct RawAction {
     value: Option<String>,
+    #[serde(default)]
+    action_id: String,
 }
 
 /// Parses an interactivity body: the form field `payload` holding JSON.
@@ -298,7 +303,12 @@ pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError
     let response_url = raw
         .response_url
         .ok_or(PayloadError::Missing("response_url"))?;
-    let Some(value) = raw.actions.into_iter().next().and_then(|a| a.value) else {
+    let Some((value, action_id)) = raw
+        .actions
+        .into_iter()
+        .next()
+        .and_then(|a| Some((a.value?, a.action_id)))
+    else {
         return Ok(InteractionPayload::Other(
             "block_actions without a value".into(),
         ));
@@ -315,6 +325,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError
         channel,
         message_ts,
         value,
+        action_id,
         response_url,
     }))
 }
@@ -324,11 +335,9 @@ pub fn click_from_interaction(event: &SlackInteractionEvent) -> InteractionPaylo
     let SlackInteractionEvent::BlockActions(b) = event else {
         return InteractionPayload::Other("not block_actions".into());
     };
-    let value = b
-        .actions
-        .as_ref()
-        .and_then(|a| a.first())
-        .and_then(|a| a.value.clone());
+    let first = b.actions.as_ref().and_then(|a| a.first());
+    let value = first.and_then(|a| a.value.clone());
+    let action_id = first.map(|a| a.action_id.0.clone()).unwrap_or_default();
     let (message_ts, container_channel) = match &b.container {
         SlackInteractionActionContainer::Message(m) => (
             editable_ts(
@@ -350,6 +359,7 @@ pub fn click_from_interaction(event: &SlackInteractionEvent) -> InteractionPaylo
                 .or(container_channel),
             message_ts,
             value,
+            action_id,
             response_url: url.0.to_string(),
         }),
         _ => InteractionPayload::Other("block_actions without user, response_url or value".into()),
@@ -496,6 +506,7 @@ mod tests {
                 channel: Some("D1".into()),
                 message_ts: None,
                 value: r#"{"set":"s"}"#.into(),
+                action_id: "a".into(),
                 response_url: "http://127.0.0.1:1/r".into(),
             }))
         );

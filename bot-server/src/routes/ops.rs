@@ -15,12 +15,18 @@ pub async fn healthz() -> Response {
     axum::Json(serde_json::json!({ "ok": true })).into_response()
 }
 
-/// `GET /readyz`: 200 once the server is serving, 503 while starting or shutting down.
+/// `GET /readyz`: 200 once the server is serving and its state store answers; 503
+/// while starting, shutting down, or while the store is unavailable.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Relaxed) {
-        axum::Json(serde_json::json!({ "ok": true })).into_response()
-    } else {
+    if !state.ready.load(Ordering::Relaxed) {
         error(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    } else if !state.store_ok.load(Ordering::Relaxed) {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the state store is unavailable",
+        )
+    } else {
+        axum::Json(serde_json::json!({ "ok": true })).into_response()
     }
 }
 

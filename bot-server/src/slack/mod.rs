@@ -4,8 +4,9 @@
 //! Web API client live in the submodules.
 
 pub mod ack;
+pub mod courier;
+pub mod delivery;
 pub mod routes;
-pub mod sink;
 pub mod socket_mode;
 pub mod webapi;
 
@@ -15,12 +16,12 @@ use std::time::Duration;
 use bot_core::slack::payload::{ButtonClick, MessageEvent, SlashCommand};
 use bot_core::{Bot, Request};
 
-use crate::chat::ReplySink;
 use crate::config::PROGRESS_INTERVAL;
-use crate::intake::{excerpt, Accepted, Delivery, Intake};
+use crate::intake::{excerpt, Accepted, Delivery, Intake, ReplyTo};
 use crate::metrics::Metrics;
 use ack::refusal;
-use sink::{Destination, Sink};
+use courier::{send_once, Courier, TRANSPORT};
+use delivery::Destination;
 use webapi::WebApi;
 
 /// Slack's side of the bot; cheap to clone.
@@ -99,12 +100,34 @@ impl Slack {
         }
     }
 
-    fn sink(&self, target: Destination) -> Arc<dyn ReplySink> {
-        Arc::new(Sink::with_interval(
-            self.web.clone(),
-            target,
-            self.progress_interval,
-        ))
+    /// The courier delivering this transport's outbox messages.
+    pub fn courier(&self) -> Courier {
+        Courier::new(&self.intake, self.web.clone(), self.progress_interval)
+    }
+
+    /// Hands a delivery answered along `dest` to the intake.
+    async fn submit(
+        &self,
+        key: Option<String>,
+        request: Request,
+        dest: Destination,
+        what: String,
+    ) -> Accepted {
+        let route = match serde_json::to_value(&dest) {
+            Ok(route) => route,
+            Err(_) => return Accepted::Ignored,
+        };
+        self.intake
+            .submit(Delivery {
+                key,
+                request,
+                reply_to: ReplyTo::Outbox {
+                    transport: TRANSPORT.to_owned(),
+                    route,
+                },
+                what,
+            })
+            .await
     }
 
     /// An event delivery: deduplicated on `event_id`; the message (if any) is
@@ -123,18 +146,12 @@ impl Slack {
             channel: Some(m.channel.clone()),
             ..Request::text(m.user.clone(), m.text)
         };
-        let sink = self.sink(Destination::Channel {
+        let dest = Destination::Channel {
             channel: m.channel,
             thread_ts: m.thread_ts,
             user: m.user,
-        });
-        self.intake
-            .submit(Delivery {
-                key: Some(event_id.to_owned()),
-                request,
-                sink,
-                what,
-            })
+        };
+        self.submit(Some(event_id.to_owned()), request, dest, what)
             .await
     }
 
@@ -146,6 +163,13 @@ impl Slack {
             "click by {} in {}",
             c.user,
             c.channel.as_deref().unwrap_or("?")
+        );
+        let key = format!(
+            "click:{}:{}:{}:{}",
+            c.channel.as_deref().unwrap_or("-"),
+            c.message_ts.as_deref().unwrap_or("-"),
+            c.action_id,
+            c.user
         );
         let request = Request {
             channel: c.channel.clone(),
@@ -162,14 +186,7 @@ impl Slack {
                 slash: false,
             },
         };
-        self.intake
-            .submit(Delivery {
-                key: None,
-                request,
-                sink: self.sink(target),
-                what,
-            })
-            .await
+        self.submit(Some(key), request, target, what).await
     }
 
     /// A slash command: deduplicated on its `trigger_id` (a replayed request is
@@ -186,50 +203,44 @@ impl Slack {
             channel: Some(c.channel),
             ..Request::text(c.user, c.text)
         };
-        let sink = self.sink(Destination::ResponseUrl {
+        let dest = Destination::ResponseUrl {
             url: c.response_url,
             slash: true,
-        });
-        self.intake
-            .submit(Delivery {
-                key: c.trigger_id.map(|t| format!("slash:{t}")),
-                request,
-                sink,
-                what,
-            })
-            .await
+        };
+        // A command without a trigger_id is keyed on what identifies it best.
+        let key = c
+            .trigger_id
+            .map(|t| format!("slash:{t}"))
+            .unwrap_or_else(|| format!("slash:{}", uuid::Uuid::new_v4().simple()));
+        self.submit(Some(key), request, dest, what).await
     }
 
     /// Tells the sender of a message that could not be taken (`why`) to try again,
     /// in the background: for Socket Mode, where Slack does not redeliver.
     pub fn refuse_message(&self, m: MessageEvent, why: Accepted) {
-        let sink = Sink::new(
-            self.web.clone(),
-            Destination::Channel {
-                channel: m.channel,
-                thread_ts: m.thread_ts,
-                user: m.user,
-            },
-        );
+        let dest = Destination::Channel {
+            channel: m.channel,
+            thread_ts: m.thread_ts,
+            user: m.user,
+        };
+        let web = self.web.clone();
         self.intake
             .spawn_answer("telling a sender to retry".into(), async move {
-                sink.finish(&refusal(why)).await
+                send_once(&web, &dest, &refusal(why)).await
             });
     }
 
     /// Tells who clicked that the click could not be taken (`why`), ephemerally,
     /// leaving the message and its buttons as they are.
     pub fn refuse_click(&self, c: ButtonClick, why: Accepted) {
-        let sink = Sink::new(
-            self.web.clone(),
-            Destination::ResponseUrl {
-                url: c.response_url,
-                slash: false,
-            },
-        );
+        let dest = Destination::ResponseUrl {
+            url: c.response_url,
+            slash: false,
+        };
+        let web = self.web.clone();
         self.intake
             .spawn_answer("telling a clicker to retry".into(), async move {
-                sink.finish(&refusal(why)).await
+                send_once(&web, &dest, &refusal(why)).await
             });
     }
 }

@@ -73,6 +73,7 @@ where
 fn refused(why: Accepted) -> Response {
     let reason = match why {
         Accepted::ShuttingDown => "shutting down; deliver again later",
+        Accepted::Unavailable => "the state store is unavailable; deliver again later",
         _ => "too much work in flight; deliver again later",
     };
     error(StatusCode::SERVICE_UNAVAILABLE, reason)
@@ -96,7 +97,9 @@ pub async fn events(State(state): State<SlackHttp>, Verified(body): Verified) ->
                         .insert("x-slack-no-retry", HeaderValue::from_static("1"));
                     res
                 }
-                why @ (Accepted::Overloaded | Accepted::ShuttingDown) => refused(why),
+                why @ (Accepted::Overloaded | Accepted::ShuttingDown | Accepted::Unavailable) => {
+                    refused(why)
+                }
             }
         }
     }

@@ -18,10 +18,11 @@ use bot_core::config::{
     ActionKind, CommandSpec, Config, Environment, Instance, InstanceRef, JobSpec, Pool, Pos,
     Secret, SwitchSpec, TargetKind,
 };
+use bot_core::ports::store::ButtonSet;
 use bot_core::ports::{
     BuildOutcome, BuildProgress, BuildResult, Ci, CiError, HttpSnapshot, Probe, ProbeError,
 };
-use bot_core::reply::{ButtonAction, ButtonValue};
+use bot_core::reply::ButtonAction;
 use bot_core::{Bot, Invocation, Target};
 use bot_server::{AppState, ServeConfig, Server, Slack};
 use serde_json::Value;
@@ -50,16 +51,20 @@ pub async fn build_button(bot: &Bot, set: &str) -> String {
     .await
 }
 
+/// Issues a one-button set on the server (as the bot does when it offers buttons)
+/// and returns the button's opaque value.
 async fn run_button(bot: &Bot, set: &str, inv: Invocation) -> String {
     bot.store()
-        .issue_buttons(set, SystemTime::now() + Duration::from_secs(600))
+        .issue_buttons(&ButtonSet {
+            id: set.into(),
+            actions: vec![serde_json::to_value(ButtonAction::Run(inv)).expect("serialise action")],
+            channel: None,
+            issued_to: "U1".into(),
+            expires: SystemTime::now() + Duration::from_secs(600),
+        })
         .await
         .expect("issue buttons");
-    serde_json::to_string(&ButtonValue {
-        set: set.into(),
-        action: ButtonAction::Run(inv),
-    })
-    .expect("serialise button value")
+    format!("{set}.0")
 }
 
 // ------------------------------------------------------------------ config
@@ -652,6 +657,23 @@ impl TestApp {
                 .await,
             "background work did not finish within 10s"
         );
+        // And the courier delivered every answer the work left in the outbox.
+        let store = self.bot.store();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = store
+                .undelivered(bot_server::slack::courier::TRANSPORT)
+                .await
+                .expect("outbox");
+            if left == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{left} answer(s) still undelivered after 10s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 

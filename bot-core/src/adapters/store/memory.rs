@@ -1,46 +1,69 @@
-//! In-memory [`Store`]: for tests, the demo and embedders that keep no state.
+//! In-memory [`Store`]: for tests and embedders that keep no state. Nothing survives
+//! a restart; everything else behaves as the durable stores do.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use crate::ports::store::{
-    AuditLog, AuditRecord, Buttons, Claim, Deliveries, Lock, LockOutcome, Locks, StoreError,
+    audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
+    Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Run, RunStatus, Runs, Store,
+    StoreError, GENESIS,
 };
 
-/// How long processed event ids are remembered (Slack retries at once, after ~1 and ~5 minutes).
-const EVENT_MEMORY: Duration = Duration::from_secs(15 * 60);
-/// At most this many event ids are remembered (about 12 MiB); the oldest go first.
-const MAX_EVENTS: usize = 250_000;
-
+/// How long processed delivery keys are remembered (Slack retries at once, after ~1
+/// and ~5 minutes).
+const DELIVERY_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// At most this many processed keys are remembered (about 12 MiB); the oldest go first.
+const MAX_DELIVERIES: usize = 250_000;
 /// Past this many button sets, expired ones are pruned.
 const BUTTON_SETS_BEFORE_PRUNING: usize = 10_240;
 
-/// A fixed-size key for an event id: two independently keyed 64-bit hashes, so ids
-/// take 16 bytes however long they are and a false "duplicate" is out of reach.
-fn event_key(event_id: &str) -> u128 {
+/// A fixed-size key for a delivery key: two independently keyed 64-bit hashes, so
+/// keys take 16 bytes however long they are and a false "duplicate" is out of reach.
+fn short_key(key: &str) -> u128 {
     use std::hash::{BuildHasher, Hasher};
     let hash = |seed: u64| {
         let mut h =
             std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
                 .build_hasher();
         h.write_u64(seed);
-        h.write(event_id.as_bytes());
+        h.write(key.as_bytes());
         h.finish()
     };
     (u128::from(hash(0x9e37_79b9_7f4a_7c15)) << 64) | u128::from(hash(0xc2b2_ae3d_27d4_eb4f))
 }
 
+struct Pending {
+    item: Inbound,
+    owner: String,
+    lease_until: SystemTime,
+}
+
+struct Message {
+    out: Outgoing,
+    lease: Option<(String, SystemTime)>,
+    changed: SystemTime,
+}
+
 #[derive(Default)]
 struct State {
-    /// Ids seen, and the same ids oldest first for O(1) expiry.
-    events: HashSet<u128>,
-    event_order: VecDeque<(SystemTime, u128)>,
-    buttons: HashMap<String, (SystemTime, Option<String>)>,
+    /// Deliveries not yet processed, and the order they came in.
+    pending: HashMap<String, Pending>,
+    pending_order: VecDeque<String>,
+    /// Processed keys, and the same keys oldest first for O(1) expiry.
+    done: HashSet<u128>,
+    done_order: VecDeque<(SystemTime, u128)>,
+    messages: HashMap<String, Message>,
+    message_order: Vec<String>,
+    buttons: HashMap<String, (ButtonSet, Option<String>)>,
     locks: HashMap<String, Lock>,
-    audit: Vec<AuditRecord>,
+    runs: HashMap<String, Run>,
+    run_order: Vec<String>,
+    audit: Vec<ChainedRecord>,
 }
 
 /// Keeps everything in a mutex-guarded map; nothing survives a restart.
@@ -59,62 +82,323 @@ impl MemoryStore {
         let mut guard = self
             .state
             .lock()
-            .map_err(|_| StoreError("memory store poisoned".into()))?;
+            .map_err(|_| StoreError::Failed("the memory store is poisoned".into()))?;
         Ok(f(&mut guard))
     }
 }
 
+impl State {
+    fn remember_done(&mut self, key: &str, at: SystemTime) {
+        while let Some((when, k)) = self.done_order.front() {
+            let expired = at.duration_since(*when).unwrap_or_default() >= DELIVERY_MEMORY;
+            if !expired && self.done_order.len() < MAX_DELIVERIES {
+                break;
+            }
+            self.done.remove(k);
+            self.done_order.pop_front();
+        }
+        let k = short_key(key);
+        if self.done.insert(k) {
+            self.done_order.push_back((at, k));
+        }
+    }
+}
+
 #[async_trait]
-impl Deliveries for MemoryStore {
-    async fn first_delivery(&self, event_id: &str, now: SystemTime) -> Result<bool, StoreError> {
+impl Inbox for MemoryStore {
+    async fn admit(
+        &self,
+        item: &Inbound,
+        owner: &str,
+        lease_until: SystemTime,
+    ) -> Result<Admitted, StoreError> {
         self.with(|s| {
-            while let Some((at, id)) = s.event_order.front() {
-                let expired = now.duration_since(*at).unwrap_or_default() >= EVENT_MEMORY;
-                if !expired && s.event_order.len() < MAX_EVENTS {
+            if s.pending.contains_key(&item.key) || s.done.contains(&short_key(&item.key)) {
+                return Admitted::Duplicate;
+            }
+            s.pending.insert(
+                item.key.clone(),
+                Pending {
+                    item: item.clone(),
+                    owner: owner.to_owned(),
+                    lease_until,
+                },
+            );
+            s.pending_order.push_back(item.key.clone());
+            Admitted::New
+        })
+    }
+
+    async fn lease_inbound(
+        &self,
+        owner: &str,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Inbound>, StoreError> {
+        self.with(|s| {
+            let State {
+                pending,
+                pending_order,
+                ..
+            } = s;
+            pending_order.retain(|k| pending.contains_key(k));
+            let mut out = Vec::new();
+            for key in pending_order.iter() {
+                if out.len() >= limit {
                     break;
                 }
-                s.events.remove(id);
-                s.event_order.pop_front();
+                if let Some(p) = pending.get_mut(key) {
+                    if p.lease_until <= now {
+                        p.owner = owner.to_owned();
+                        p.lease_until = lease_until;
+                        out.push(p.item.clone());
+                    }
+                }
             }
-            let key = event_key(event_id);
-            if !s.events.insert(key) {
-                return false;
+            out
+        })
+    }
+
+    async fn renew_inbound(
+        &self,
+        key: &str,
+        owner: &str,
+        lease_until: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| match s.pending.get_mut(key) {
+            Some(p) if p.owner == owner => {
+                p.lease_until = lease_until;
+                true
             }
-            s.event_order.push_back((now, key));
-            true
+            _ => false,
+        })
+    }
+
+    async fn complete_inbound(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(p) = s.pending.remove(key) {
+                s.remember_done(key, p.item.received);
+            }
+        })
+    }
+
+    async fn prune_inbox(&self, before: SystemTime) -> Result<u64, StoreError> {
+        self.with(|s| {
+            let mut pruned = 0;
+            while let Some((when, k)) = s.done_order.front() {
+                if *when >= before {
+                    break;
+                }
+                s.done.remove(k);
+                s.done_order.pop_front();
+                pruned += 1;
+            }
+            pruned
+        })
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn open_message(
+        &self,
+        id: &str,
+        transport: &str,
+        route: &Value,
+        about: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.messages.contains_key(id) {
+                return;
+            }
+            s.messages.insert(
+                id.to_owned(),
+                Message {
+                    out: Outgoing {
+                        id: id.to_owned(),
+                        transport: transport.to_owned(),
+                        route: route.clone(),
+                        about: about.to_owned(),
+                        body: Value::Null,
+                        version: 0,
+                        last: false,
+                        delivered: 0,
+                        state: Value::Null,
+                        attempts: 0,
+                        next_at: now,
+                        given_up: false,
+                    },
+                    lease: None,
+                    changed: now,
+                },
+            );
+            s.message_order.push(id.to_owned());
+        })
+    }
+
+    async fn put_message(&self, id: &str, body: &Value, last: bool) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(m) = s.messages.get_mut(id) {
+                if !m.out.last {
+                    m.out.body = body.clone();
+                    m.out.version += 1;
+                    m.out.last = last;
+                    if last {
+                        // A retry meant for older progress does not hold back the reply.
+                        m.out.attempts = 0;
+                    }
+                }
+            }
+        })
+    }
+
+    async fn lease_messages(
+        &self,
+        transport: &str,
+        owner: &str,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, StoreError> {
+        self.with(|s| {
+            let State {
+                messages,
+                message_order,
+                ..
+            } = s;
+            message_order.retain(|id| messages.contains_key(id));
+            let mut out = Vec::new();
+            for id in message_order.iter() {
+                if out.len() >= limit {
+                    break;
+                }
+                let Some(m) = messages.get_mut(id) else {
+                    continue;
+                };
+                let free = m.lease.as_ref().is_none_or(|(_, until)| *until <= now);
+                let due = m.out.version > m.out.delivered
+                    && (m.out.next_at <= now || (m.out.last && m.out.attempts == 0));
+                if m.out.transport == transport && free && due && !m.out.given_up {
+                    m.lease = Some((owner.to_owned(), lease_until));
+                    out.push(m.out.clone());
+                }
+            }
+            out
+        })
+    }
+
+    async fn record_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            let Some(m) = s.messages.get_mut(id) else {
+                return;
+            };
+            if m.lease.as_ref().is_some_and(|(o, _)| o != owner) {
+                return;
+            }
+            m.lease = None;
+            match attempt {
+                Attempt::Delivered {
+                    version,
+                    state,
+                    next_at,
+                } => {
+                    m.out.delivered = m.out.delivered.max(*version);
+                    m.out.state = state.clone();
+                    m.out.attempts = 0;
+                    m.out.next_at = *next_at;
+                    m.changed = *next_at;
+                }
+                Attempt::Failed { retry_at } => {
+                    m.out.attempts += 1;
+                    match retry_at {
+                        Some(at) => m.out.next_at = *at,
+                        None => m.out.given_up = true,
+                    }
+                }
+            }
+        })
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<Outgoing>, StoreError> {
+        self.with(|s| s.messages.get(id).map(|m| m.out.clone()))
+    }
+
+    async fn undelivered(&self, transport: &str) -> Result<u64, StoreError> {
+        self.with(|s| {
+            s.messages
+                .values()
+                .filter(|m| {
+                    m.out.transport == transport
+                        && m.out.version > m.out.delivered
+                        && !m.out.given_up
+                })
+                .count() as u64
+        })
+    }
+
+    async fn prune_outbox(&self, before: SystemTime) -> Result<u64, StoreError> {
+        self.with(|s| {
+            let before_len = s.messages.len();
+            s.messages.retain(|_, m| {
+                let finished = m.out.last && m.out.delivered >= m.out.version;
+                !((finished || m.out.given_up) && m.changed < before)
+            });
+            (before_len - s.messages.len()) as u64
         })
     }
 }
 
 #[async_trait]
 impl Buttons for MemoryStore {
-    async fn issue_buttons(&self, set_id: &str, expires: SystemTime) -> Result<(), StoreError> {
+    async fn issue_buttons(&self, set: &ButtonSet) -> Result<(), StoreError> {
         self.with(|s| {
             // Button sets live minutes; once there are many, forget those expired a day
             // before this one (amortised: only every 1,024th set past the threshold).
             if s.buttons.len() >= BUTTON_SETS_BEFORE_PRUNING && s.buttons.len() % 1024 == 0 {
-                let horizon = expires
+                let horizon = set
+                    .expires
                     .checked_sub(Duration::from_secs(24 * 3600))
-                    .unwrap_or(expires);
-                s.buttons.retain(|_, (exp, _)| *exp > horizon);
+                    .unwrap_or(set.expires);
+                s.buttons.retain(|_, (b, _)| b.expires > horizon);
             }
-            s.buttons.insert(set_id.to_owned(), (expires, None));
+            s.buttons.insert(set.id.clone(), (set.clone(), None));
         })
     }
 
-    async fn claim_buttons(
+    async fn button_set(&self, set_id: &str) -> Result<Option<ButtonSet>, StoreError> {
+        self.with(|s| s.buttons.get(set_id).map(|(set, _)| set.clone()))
+    }
+
+    async fn claim_button(
         &self,
         set_id: &str,
+        index: usize,
         user: &str,
+        channel: Option<&str>,
         now: SystemTime,
     ) -> Result<Claim, StoreError> {
         self.with(|s| match s.buttons.get_mut(set_id) {
             None => Claim::Unknown,
+            Some((set, _)) if index >= set.actions.len() => Claim::Unknown,
+            Some((set, _))
+                if set.channel.is_some()
+                    && channel.is_some()
+                    && set.channel.as_deref() != channel =>
+            {
+                Claim::ElsewhereIssued
+            }
             Some((_, Some(by))) => Claim::AlreadyUsed { by: by.clone() },
-            Some((expires, _)) if now > *expires => Claim::Expired,
-            Some((_, used)) => {
+            Some((set, _)) if now > set.expires => Claim::Expired,
+            Some((set, used)) => {
                 *used = Some(user.to_owned());
-                Claim::Claimed
+                Claim::Claimed(set.actions[index].clone())
             }
         })
     }
@@ -146,26 +430,94 @@ impl Locks for MemoryStore {
         })
     }
 
+    async fn renew_lock(&self, lock: &Lock, until: SystemTime) -> Result<bool, StoreError> {
+        self.with(|s| match s.locks.get_mut(&lock.env) {
+            Some(held) if held.holder == lock.holder && held.since == lock.since => {
+                held.expires = until;
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError> {
         self.with(|s| s.locks.get(env).filter(|l| l.expires > now).cloned())
     }
 }
 
 #[async_trait]
-impl AuditLog for MemoryStore {
-    async fn append(&self, record: AuditRecord) -> Result<(), StoreError> {
-        self.with(|s| s.audit.push(record))
+impl Runs for MemoryStore {
+    async fn start_run(&self, run: &Run, handoff: Option<&str>) -> Result<bool, StoreError> {
+        self.with(|s| {
+            if s.runs.contains_key(&run.id) {
+                return false;
+            }
+            s.runs.insert(run.id.clone(), run.clone());
+            s.run_order.push(run.id.clone());
+            if let Some(key) = handoff {
+                if let Some(p) = s.pending.remove(key) {
+                    s.remember_done(key, p.item.received);
+                }
+            }
+            true
+        })
     }
 
-    async fn history(
+    async fn save_run(
         &self,
-        env: Option<&str>,
+        id: &str,
+        fence: u64,
+        state: &Value,
+        status: RunStatus,
+        lease_until: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| match s.runs.get_mut(id) {
+            Some(run) if run.fence == fence => {
+                run.state = state.clone();
+                run.status = status;
+                run.lease_until = lease_until;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn take_over_runs(
+        &self,
+        owner: &str,
+        now: SystemTime,
+        lease_until: SystemTime,
         limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
+    ) -> Result<Vec<Run>, StoreError> {
         self.with(|s| {
-            s.audit
+            let mut out = Vec::new();
+            for id in &s.run_order {
+                if out.len() >= limit {
+                    break;
+                }
+                if let Some(run) = s.runs.get_mut(id) {
+                    if run.status == RunStatus::Running && run.lease_until <= now {
+                        run.fence += 1;
+                        run.owner = owner.to_owned();
+                        run.lease_until = lease_until;
+                        out.push(run.clone());
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+        self.with(|s| s.runs.get(id).cloned())
+    }
+
+    async fn recent_runs(&self, env: Option<&str>, limit: usize) -> Result<Vec<Run>, StoreError> {
+        self.with(|s| {
+            s.run_order
                 .iter()
                 .rev()
+                .filter_map(|id| s.runs.get(id))
                 .filter(|r| env.is_none() || r.env.as_deref() == env)
                 .take(limit)
                 .cloned()
@@ -174,90 +526,125 @@ impl AuditLog for MemoryStore {
     }
 }
 
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn append(&self, record: AuditRecord) -> Result<(), StoreError> {
+        self.with(|s| {
+            let seq = s.audit.len() as u64 + 1;
+            let prev_hash = s
+                .audit
+                .last()
+                .map_or_else(|| GENESIS.to_owned(), |r| r.hash.clone());
+            let hash = audit_hash(seq, &prev_hash, &record);
+            s.audit.push(ChainedRecord {
+                seq,
+                record,
+                prev_hash,
+                hash,
+            });
+        })
+    }
+
+    async fn history(
+        &self,
+        env: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.with(|s| {
+            s.audit
+                .iter()
+                .rev()
+                .map(|r| &r.record)
+                .filter(|r| env.is_none() || r.env.as_deref() == env)
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect()
+        })
+    }
+
+    async fn chain(&self, from: u64, limit: usize) -> Result<Vec<ChainedRecord>, StoreError> {
+        self.with(|s| {
+            s.audit
+                .iter()
+                .skip(from.saturating_sub(1) as usize)
+                .take(limit)
+                .cloned()
+                .collect()
+        })
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn inbound(key: &str, at: SystemTime) -> Inbound {
+        Inbound {
+            key: key.into(),
+            transport: "slack".into(),
+            payload: Value::Null,
+            received: at,
+        }
+    }
+
     #[tokio::test]
-    async fn a_repeated_event_is_seen_once_until_it_expires() {
+    async fn a_processed_delivery_is_remembered_until_its_window_passes() {
         let store = MemoryStore::new();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert_eq!(store.first_delivery("Ev1", t0).await, Ok(true));
+        let lease = t0 + Duration::from_secs(60);
         assert_eq!(
-            store
-                .first_delivery("Ev1", t0 + Duration::from_secs(300))
-                .await,
-            Ok(false)
+            store.admit(&inbound("Ev1", t0), "a", lease).await,
+            Ok(Admitted::New)
         );
+        store.complete_inbound("Ev1").await.expect("complete");
         assert_eq!(
-            store
-                .first_delivery("Ev2", t0 + Duration::from_secs(1))
-                .await,
-            Ok(true)
+            store.admit(&inbound("Ev1", t0), "a", lease).await,
+            Ok(Admitted::Duplicate)
         );
         // Once the window has passed Ev1 is forgotten (Slack stopped retrying long before).
+        let later = t0 + DELIVERY_MEMORY + Duration::from_secs(1);
+        store
+            .admit(&inbound("Ev2", later), "a", later)
+            .await
+            .expect("admit");
+        store.complete_inbound("Ev2").await.expect("complete");
         assert_eq!(
-            store
-                .first_delivery("Ev1", t0 + EVENT_MEMORY + Duration::from_secs(1))
-                .await,
-            Ok(true)
+            store.admit(&inbound("Ev1", later), "a", later).await,
+            Ok(Admitted::New)
         );
     }
 
     #[tokio::test]
-    async fn the_oldest_ids_go_first_when_the_cap_is_reached() {
+    async fn the_oldest_keys_go_first_when_the_cap_is_reached() {
         let store = MemoryStore::new();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        for i in 0..=MAX_EVENTS {
-            assert_eq!(store.first_delivery(&format!("Ev{i}"), t0).await, Ok(true));
+        for i in 0..=MAX_DELIVERIES {
+            let key = format!("Ev{i}");
+            store
+                .admit(&inbound(&key, t0), "a", t0)
+                .await
+                .expect("admit");
+            store.complete_inbound(&key).await.expect("complete");
         }
-        let newest = format!("Ev{MAX_EVENTS}");
+        let newest = format!("Ev{MAX_DELIVERIES}");
         assert_eq!(
-            store.first_delivery(&newest, t0).await,
-            Ok(false),
-            "recent ids stay"
+            store.admit(&inbound(&newest, t0), "a", t0).await,
+            Ok(Admitted::Duplicate),
+            "recent keys stay"
         );
         assert_eq!(
-            store.first_delivery("Ev0", t0).await,
-            Ok(true),
+            store.admit(&inbound("Ev0", t0), "a", t0).await,
+            Ok(Admitted::New),
             "the oldest was evicted"
         );
-    }
-
-    #[tokio::test]
-    async fn release_frees_only_the_lock_it_names() {
-        let store = MemoryStore::new();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let lock = |holder: &str, since: SystemTime| Lock {
-            env: "master".into(),
-            holder: holder.into(),
-            reason: "deploy".into(),
-            since,
-            expires: since + Duration::from_secs(60),
-            action: Some("deploy".into()),
-        };
-        let first = lock("U1", t0);
-        assert_eq!(
-            store.try_lock(first.clone(), t0).await,
-            Ok(LockOutcome::Acquired)
-        );
-        // The first lease lapses and someone else takes the environment.
-        let later = t0 + Duration::from_secs(120);
-        let second = lock("U2", later);
-        assert_eq!(
-            store.try_lock(second.clone(), later).await,
-            Ok(LockOutcome::Acquired)
-        );
-        assert_eq!(
-            store.release(&first).await,
-            Ok(false),
-            "the lapsed holder frees nothing"
-        );
-        assert_eq!(
-            store.lock_of("master", later).await,
-            Ok(Some(second.clone()))
-        );
-        assert_eq!(store.release(&second).await, Ok(true));
-        assert_eq!(store.lock_of("master", later).await, Ok(None));
     }
 }

@@ -1,0 +1,97 @@
+//! The background work of a serving replica: the inbox sweeper (deliveries left for
+//! later or abandoned by a dead replica), the Slack courier (the outbox), and the
+//! store's health check behind `/readyz`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+/// How often the inbox is swept when nothing wakes the sweeper.
+const SWEEP: Duration = Duration::from_millis(500);
+/// How often the store is pinged for readiness.
+const PING: Duration = Duration::from_secs(2);
+/// How long the courier may take on shutdown to send what is due.
+const FLUSH: Duration = Duration::from_secs(10);
+
+/// The running background tasks.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    courier: JoinHandle<()>,
+    others: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts them for `state`.
+    pub fn start(state: &AppState) -> Self {
+        let (stop, _) = watch::channel(false);
+        let intake = state.slack.intake().clone();
+        let sweeper = tokio::spawn({
+            let intake = intake.clone();
+            async move { intake.sweep(SWEEP).await }
+        });
+        let courier = tokio::spawn({
+            let courier = state.slack.courier();
+            let mut stopped = stop.subscribe();
+            async move {
+                courier
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            }
+        });
+        let health = tokio::spawn({
+            let store = intake.bot().store();
+            let store_ok = state.store_ok.clone();
+            let mut stopped = stop.subscribe();
+            async move {
+                loop {
+                    let ok = match tokio::time::timeout(PING, store.ping()).await {
+                        Ok(Ok(())) => true,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "the state store does not answer");
+                            false
+                        }
+                        Err(_) => {
+                            tracing::warn!("the state store did not answer a ping in time");
+                            false
+                        }
+                    };
+                    store_ok.store(ok, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = stopped.wait_for(|s| *s) => return,
+                        () = tokio::time::sleep(PING) => {}
+                    }
+                }
+            }
+        });
+        Self {
+            stop,
+            courier,
+            others: vec![sweeper, health],
+        }
+    }
+
+    /// Stops them: the courier first sends what is due (bounded).
+    pub async fn stop(self, store: &std::sync::Arc<dyn bot_core::ports::Store>) {
+        // Give the courier a moment to deliver the answers of the work just drained.
+        let deadline = tokio::time::Instant::now() + FLUSH;
+        while tokio::time::Instant::now() < deadline {
+            match store.undelivered(crate::slack::courier::TRANSPORT).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(FLUSH, self.courier).await.is_err() {
+            tracing::warn!("the outbox was not flushed before shutdown; another replica or the next start delivers it");
+        }
+        for task in self.others {
+            task.abort();
+        }
+    }
+}
