@@ -1,4 +1,4 @@
-//! Clicking the bot's buttons: a refused click leaves them to those allowed, and a clicked action's progress keeps saying who chose it.
+//! Clicking the bot's buttons: a refused click leaves them to those allowed; progress says who chose the action.
 
 mod common;
 

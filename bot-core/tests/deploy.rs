@@ -1,4 +1,4 @@
-//! Deploying blue/green through the engine: build the inactive member in (simulated) Jenkins, health-gate it over HTTP, switch, and stop before the switch on any failure.
+//! Deploying blue/green: build the inactive member, health-gate it, switch; any failure stops before the switch.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The environment lock: a running deploy holds it and names its holder; a manual lock freezes deploys and jobs until unlocked.
+//! The environment lock: a running deploy holds it and names its holder; a manual lock freezes work until unlocked.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Restarting instances: the live one is refused with a confirmed force restart on offer, an inactive one runs its restart job.
+//! Restarting instances: the live one is refused with a force restart on offer; an inactive one runs its job.
 
 mod common;
 
