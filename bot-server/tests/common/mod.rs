@@ -655,6 +655,16 @@ impl TestApp {
     }
 }
 
+/// Status and `error` of a JSON error answer, checking it is one line with no secret.
+pub async fn json_error(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(!text.contains(SECRET), "no secret: {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+    (status, v["error"].as_str().expect("error field").to_owned())
+}
+
 /// A DM event body.
 pub fn dm(event_id: &str, user: &str, text: &str) -> String {
     serde_json::json!({
