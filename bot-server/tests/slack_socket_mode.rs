@@ -10,46 +10,32 @@ use bot_server::Accepted;
 use common::*;
 use slack_morphism::prelude::*;
 
-/// The payload of one of Slack's Socket Mode envelopes in `bot-core/fixtures/socket_mode/`.
-fn payload_of(envelope: &str) -> serde_json::Value {
-    fixture(&format!("socket_mode/{envelope}.json"))["payload"].take()
-}
-
 fn push(event_id: &str, channel: &str, text: &str) -> SlackPushEventCallback {
-    serde_json::from_value(with(
-        payload_of("events_api"),
-        &[
-            ("/event_id", event_id),
-            ("/event/channel", channel),
-            ("/event/text", text),
-        ],
-    ))
+    serde_json::from_value(serde_json::json!({
+        "team_id": "T1", "api_app_id": "A1", "event_id": event_id, "event_time": 1700000000,
+        "event": {"type": "message", "channel_type": "im", "channel": channel, "user": "U1",
+                  "text": text, "ts": "1700000000.000900"}
+    }))
     .expect("slack-morphism parses a DM event")
 }
 
 fn click(value: &str, response_url: &str) -> SlackInteractionEvent {
-    serde_json::from_value(with(
-        payload_of("interactive"),
-        &[
-            ("/container/message_ts", "1.1"),
-            ("/container/channel_id", "D9"),
-            ("/channel/id", "D9"),
-            ("/response_url", response_url),
-            ("/actions/0/value", value),
-        ],
-    ))
+    serde_json::from_value(serde_json::json!({
+        "type": "block_actions",
+        "team": {"id": "T1"}, "user": {"id": "U1"}, "api_app_id": "A1",
+        "container": {"type": "message", "message_ts": "1.1", "channel_id": "D9"},
+        "trigger_id": "1.2", "channel": {"id": "D9"},
+        "response_url": response_url,
+        "actions": [{"type": "button", "action_id": "crossroads-0", "value": value}]
+    }))
     .expect("slack-morphism parses a click")
 }
 
 fn command(text: &str, response_url: &str, trigger_id: &str) -> SlackCommandEvent {
-    serde_json::from_value(with(
-        payload_of("slash_commands"),
-        &[
-            ("/text", text),
-            ("/response_url", response_url),
-            ("/trigger_id", trigger_id),
-        ],
-    ))
+    serde_json::from_value(serde_json::json!({
+        "team_id": "T1", "channel_id": "C1", "user_id": "U1", "command": "/crossroads",
+        "text": text, "response_url": response_url, "trigger_id": trigger_id
+    }))
     .expect("slack-morphism parses a command")
 }
 
@@ -107,16 +93,11 @@ async fn socket_mode_tells_people_to_retry_when_too_busy() {
         Accepted::Overloaded
     );
     // A channel mention: answered ephemerally, in its thread.
-    let mention: SlackPushEventCallback = serde_json::from_value(with(
-        fixture("events/app_mention.json"),
-        &[
-            ("/event_id", "EvB3"),
-            ("/event/channel", "C5"),
-            ("/event/user", "U2"),
-            ("/event/text", "<@UBOT> status"),
-            ("/event/ts", "1700000000.000950"),
-        ],
-    ))
+    let mention: SlackPushEventCallback = serde_json::from_value(serde_json::json!({
+        "team_id": "T1", "api_app_id": "A1", "event_id": "EvB3", "event_time": 1700000000,
+        "event": {"type": "app_mention", "channel": "C5", "user": "U2",
+                  "text": "<@UBOT> status", "ts": "1700000000.000950"}
+    }))
     .expect("slack-morphism parses a mention");
     assert_eq!(
         dispatch_push(&app.dispatcher, &mention).await,
