@@ -47,9 +47,11 @@ pub struct ServeConfig {
     pub api_url: String,
     /// The bot's own user id; learnt with `auth.test` at start when `None`.
     pub bot_user_id: Option<String>,
-    /// Most requests processed in the background at once; beyond it deliveries get 503.
+    /// Most requests worked on at once; more wait in the inbox.
     pub max_in_flight: usize,
-    /// Attempts per Web API call when Slack answers 429.
+    /// Attempts to deliver one message (a reply, a progress edit) before the outbox
+    /// gives it up: 429 waits out `Retry-After`, 5xx and transport errors back off
+    /// 1 s, 2 s, 4 s … 60 s. Direct calls (`/api/v1/notify`) retry a 429 at most 4 times.
     pub max_attempts: u32,
     /// Timeout of one Web API call.
     pub api_timeout: Duration,
@@ -76,7 +78,7 @@ impl ServeConfig {
             api_url: DEFAULT_API_URL.to_owned(),
             bot_user_id: None,
             max_in_flight: 512,
-            max_attempts: 4,
+            max_attempts: 9,
             api_timeout: Duration::from_secs(10),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             api_token: None,

@@ -41,10 +41,12 @@ impl AppState {
             config.bot_token.clone(),
             metrics.clone(),
             config.api_timeout,
-            config.max_attempts,
+            config.max_attempts.min(4),
         )?;
         let intake = Intake::new(bot, metrics, config.max_in_flight);
-        let slack = Slack::new(intake, web).with_progress_interval(config.progress_interval);
+        let slack = Slack::new(intake, web)
+            .with_progress_interval(config.progress_interval)
+            .with_delivery_attempts(config.max_attempts);
         if let Some(id) = &config.bot_user_id {
             slack.set_bot_user(id.clone());
         }

@@ -11,21 +11,12 @@ fn command_body(text: &str, response_url: &str) -> String {
 }
 
 fn command_body_with(text: &str, response_url: &str, trigger_id: &str) -> String {
-    serde_urlencoded::to_string([
-        ("token", "t"),
-        ("team_id", "T1"),
-        ("team_domain", "t"),
-        ("channel_id", "C77"),
-        ("channel_name", "deploys"),
+    slash_command(&[
         ("user_id", "U1"),
-        ("user_name", "someone"),
-        ("command", "/crossroads"),
         ("text", text),
         ("response_url", response_url),
         ("trigger_id", trigger_id),
-        ("api_app_id", "A1"),
     ])
-    .expect("form")
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use common::*;
 async fn url_verification_answers_with_the_challenge() {
     let app = TestApp::start().await;
     let res = app
-        .event(r#"{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#)
+        .event(&fixture("events/url_verification.json").to_string())
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
@@ -113,22 +113,13 @@ async fn a_retried_delivery_is_answered_once() {
 #[tokio::test]
 async fn bots_the_bot_itself_and_edits_get_no_reply() {
     let app = TestApp::start().await;
-    let bot_post = serde_json::json!({
-        "type": "event_callback", "event_id": "Ev300",
-        "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": "UBOT",
-                  "bot_id": "B1", "text": "Here is your status", "ts": "1.1"}
-    });
-    let own_user = serde_json::json!({
-        "type": "event_callback", "event_id": "Ev301",
-        "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": BOT_USER,
-                  "text": "status", "ts": "1.2"}
-    });
-    let edit = serde_json::json!({
-        "type": "event_callback", "event_id": "Ev302",
-        "event": {"type": "message", "subtype": "message_changed", "channel_type": "im",
-                  "channel": "D1", "hidden": true, "ts": "1.3",
-                  "message": {"type": "message", "user": "U1", "text": "status", "ts": "1.0"}}
-    });
+    let bot_post = with(
+        fixture("events/bot_message.json"),
+        &[("/event/user", BOT_USER)],
+    )
+    .to_string();
+    let own_user = dm("Ev301", BOT_USER, "status");
+    let edit = fixture("events/message_changed.json").to_string();
     for body in [bot_post, own_user, edit] {
         let res = app.event(&body.to_string()).await;
         assert_eq!(res.status(), 200);
@@ -144,11 +135,14 @@ async fn bots_the_bot_itself_and_edits_get_no_reply() {
 #[tokio::test]
 async fn a_channel_mention_is_answered_in_its_thread() {
     let app = TestApp::start().await;
-    let body = serde_json::json!({
-        "type": "event_callback", "event_id": "Ev400",
-        "event": {"type": "app_mention", "channel": "C42", "user": "U1",
-                  "text": "<@UBOT> hello", "ts": "1700000000.000400"}
-    });
+    let body = with(
+        fixture("events/app_mention.json"),
+        &[
+            ("/event/channel", "C42"),
+            ("/event/text", "<@UBOT> hello"),
+            ("/event/ts", "1700000000.000400"),
+        ],
+    );
     app.event(&body.to_string()).await;
     let posts = app.slack.wait_for("chat.postMessage", 1).await;
     assert_eq!(posts[0].body["channel"], "C42");

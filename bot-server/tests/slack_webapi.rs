@@ -98,12 +98,7 @@ async fn auth_test_teaches_the_bot_its_own_user_id() {
         Some("Bearer xoxb-test-token")
     );
     // Its own messages (no bot_id) are now ignored.
-    let own = serde_json::json!({
-        "type": "event_callback", "event_id": "Ev603",
-        "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": BOT_USER,
-                  "text": "hello", "ts": "1.2"}
-    });
-    app.event(&own.to_string()).await;
+    app.event(&dm("Ev603", BOT_USER, "hello")).await;
     app.settle().await;
     assert!(app.slack.calls("chat.postMessage").is_empty());
 }

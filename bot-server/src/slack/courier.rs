@@ -20,8 +20,8 @@ use crate::slack::webapi::{WebApi, WebApiError};
 /// The transport name of Slack's messages in the outbox.
 pub const TRANSPORT: &str = "slack";
 
-/// Attempts before a message is given up (about four minutes of backoff).
-const MAX_ATTEMPTS: u32 = 9;
+/// Attempts before a message is given up, by default (about four minutes of backoff).
+pub const MAX_ATTEMPTS: u32 = 9;
 /// Most messages sent at once.
 const CONCURRENCY: usize = 64;
 /// How often the outbox is read when nothing woke the courier (another replica's
@@ -38,6 +38,7 @@ pub struct Courier {
     metrics: Metrics,
     owner: String,
     interval: Duration,
+    attempts: u32,
     wake: Arc<Notify>,
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
@@ -58,6 +59,7 @@ impl Courier {
             metrics: intake.metrics().clone(),
             owner: intake.owner().to_owned(),
             interval,
+            attempts: MAX_ATTEMPTS,
             wake: intake.outbox_changed(),
             clock: Arc::new(move || bot.now()),
         }
@@ -77,9 +79,16 @@ impl Courier {
             metrics: Metrics::new(),
             owner: crate::intake::replica_name(),
             interval,
+            attempts: MAX_ATTEMPTS,
             wake,
             clock: Arc::new(SystemTime::now),
         }
+    }
+
+    /// Gives a message up after `attempts` failed attempts.
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
     }
 
     /// Delivers until `stop` resolves, then once more what is due.
@@ -178,7 +187,7 @@ impl Courier {
             }
         };
         let failures = m.attempts + 1;
-        if transient && failures < MAX_ATTEMPTS {
+        if transient && failures < self.attempts {
             let wait = match e {
                 WebApiError::RateLimited { retry_after, .. } => *retry_after,
                 _ => backoff(m.attempts),

@@ -31,6 +31,7 @@ pub struct Slack {
     web: WebApi,
     bot_user: Arc<OnceLock<String>>,
     progress_interval: Duration,
+    attempts: u32,
 }
 
 impl Slack {
@@ -41,7 +42,15 @@ impl Slack {
             web,
             bot_user: Arc::new(OnceLock::new()),
             progress_interval: PROGRESS_INTERVAL,
+            attempts: courier::MAX_ATTEMPTS,
         }
+    }
+
+    /// Attempts to deliver one message before the outbox gives it up (default
+    /// [`courier::MAX_ATTEMPTS`]).
+    pub fn with_delivery_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
     }
 
     /// Progress edits of one message at most every `every` (default
@@ -103,6 +112,7 @@ impl Slack {
     /// The courier delivering this transport's outbox messages.
     pub fn courier(&self) -> Courier {
         Courier::new(&self.intake, self.web.clone(), self.progress_interval)
+            .with_attempts(self.attempts)
     }
 
     /// Hands a delivery answered along `dest` to the intake.

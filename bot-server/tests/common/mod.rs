@@ -32,8 +32,9 @@ use tokio::task::JoinHandle;
 pub const SECRET: &str = "test-signing-secret";
 pub const TOKEN: &str = "xoxb-test-token";
 pub const BOT_USER: &str = "UBOT";
-/// `ts` of the message holding the buttons in [`TestApp::click`].
-pub const CLICKED_TS: &str = "1699999999.000042";
+/// `ts` of the message holding the buttons in [`TestApp::click`] (the bot's message
+/// clicked in `interactions/block_actions.json`).
+pub const CLICKED_TS: &str = "1714056484.530719";
 
 /// A button value for `build` in a freshly issued button set.
 pub async fn build_button(bot: &Bot, set: &str) -> String {
@@ -268,6 +269,33 @@ pub async fn health_button(bot: &Bot, set: &str, member: &str) -> String {
         },
     )
     .await
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// The text of a file under `bot-core/fixtures/` (Slack's payloads, real-shaped).
+pub fn fixture_text(path: &str) -> String {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bot-core/fixtures")
+        .join(path);
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// A JSON fixture under `bot-core/fixtures/`, parsed.
+pub fn fixture(path: &str) -> Value {
+    serde_json::from_str(&fixture_text(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `body` with the string at each JSON pointer set (added if absent).
+pub fn with(mut body: Value, fields: &[(&str, &str)]) -> Value {
+    for (at, value) in fields {
+        let (parent, key) = at.rsplit_once('/').expect("a JSON pointer");
+        body.pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .unwrap_or_else(|| panic!("no object at {parent:?}"))
+            .insert(key.to_owned(), Value::from(*value));
+    }
+    body
 }
 
 // --------------------------------------------------------------- stand-in
@@ -623,20 +651,21 @@ impl TestApp {
         response_url: &str,
         ephemeral: bool,
     ) -> reqwest::Response {
-        let payload = serde_json::json!({
-            "type": "block_actions",
-            "user": {"id": user, "username": "someone", "team_id": "T1"},
-            "api_app_id": "A1",
-            "team": {"id": "T1", "domain": "t"},
-            "container": {"type": "message", "message_ts": CLICKED_TS, "channel_id": "D1",
-                          "is_ephemeral": ephemeral},
-            "channel": {"id": "D1", "name": "directmessage"},
-            "trigger_id": "1.2.3",
-            "response_url": response_url,
-            "actions": [{"action_id": "crossroads-0", "block_id": "b", "type": "button",
-                         "value": value, "action_ts": "1700000001.000000",
-                         "text": {"type": "plain_text", "text": "x"}}]
-        })
+        let clicked = if ephemeral {
+            "interactions/block_actions_ephemeral.json"
+        } else {
+            "interactions/block_actions.json"
+        };
+        let payload = with(
+            fixture(clicked),
+            &[
+                ("/user/id", user),
+                ("/channel/id", "D1"),
+                ("/container/channel_id", "D1"),
+                ("/response_url", response_url),
+                ("/actions/0/value", value),
+            ],
+        )
         .to_string();
         let body = serde_urlencoded::to_string([("payload", payload)]).expect("form");
         self.post(
@@ -677,15 +706,44 @@ impl TestApp {
     }
 }
 
-/// A DM event body.
+/// Status and `error` of a JSON error answer, checking it is one line with no secret.
+pub async fn json_error(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(!text.contains(SECRET), "no secret: {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+    (status, v["error"].as_str().expect("error field").to_owned())
+}
+
+/// A DM event body: Slack's `message.im` delivery from `user` in D1 saying `text`.
 pub fn dm(event_id: &str, user: &str, text: &str) -> String {
-    serde_json::json!({
-        "token": "t", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
-        "event_id": event_id, "event_time": 1700000000,
-        "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": user,
-                  "text": text, "ts": "1700000000.000100", "event_ts": "1700000000.000100"}
-    })
+    with(
+        fixture("events/message_im.json"),
+        &[
+            ("/event_id", event_id),
+            ("/event/channel", "D1"),
+            ("/event/user", user),
+            ("/event/text", text),
+        ],
+    )
     .to_string()
+}
+
+/// A slash command body as Slack posts it (`commands/slash_command.txt`), with
+/// `fields` replaced.
+pub fn slash_command(fields: &[(&str, &str)]) -> String {
+    let mut form: Vec<(String, String)> =
+        serde_urlencoded::from_str(fixture_text("commands/slash_command.txt").trim_end())
+            .expect("the fixture is a form");
+    for (name, value) in fields {
+        let field = form
+            .iter_mut()
+            .find(|(k, _)| k == name)
+            .unwrap_or_else(|| panic!("a slash command has no field {name:?}"));
+        field.1 = (*value).to_owned();
+    }
+    serde_urlencoded::to_string(form).expect("form")
 }
 
 /// Text of the blocks of a posted message (every string value, joined).

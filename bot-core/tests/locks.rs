@@ -1,0 +1,104 @@
+//! The environment lock: a running deploy holds it and names its holder; a manual lock freezes work until unlocked.
+
+mod common;
+
+use bot_core::Outcome;
+use common::{say, Platform, TOKEN, USER};
+
+#[tokio::test]
+async fn a_second_deploy_while_one_runs_is_refused_naming_the_holder() {
+    let p = Platform::start(TOKEN).await;
+    let first = p.deploy_in_background().await;
+    let second = say(&p.bot, "U0ADMIN", "deploy staging").await;
+    assert_eq!(
+        second.outcome,
+        Outcome::Rejected,
+        "{}",
+        second.to_plain_text()
+    );
+    assert!(
+        second
+            .to_plain_text()
+            .contains(&format!("locked by <@{USER}>")),
+        "{}",
+        second.to_plain_text()
+    );
+    let first = first.await.expect("first deploy");
+    assert_eq!(first.outcome, Outcome::Done, "{}", first.to_plain_text());
+    assert_eq!(p.triggers("platform/deploy-api").len(), 1);
+}
+
+#[tokio::test]
+async fn a_running_deploy_cannot_be_unlocked_and_blocks_restarts_and_jobs() {
+    let p = Platform::start(TOKEN).await;
+    let deploy = p.deploy_in_background().await;
+    let unlock = say(&p.bot, "U0ADMIN", "unlock staging").await;
+    assert_eq!(
+        unlock.outcome,
+        Outcome::Rejected,
+        "{}",
+        unlock.to_plain_text()
+    );
+    assert!(
+        unlock.to_plain_text().contains("running `deploy`"),
+        "{}",
+        unlock.to_plain_text()
+    );
+
+    let restart = say(&p.bot, USER, "restart staging green").await;
+    assert_eq!(
+        restart.outcome,
+        Outcome::Rejected,
+        "{}",
+        restart.to_plain_text()
+    );
+    assert!(
+        restart.to_plain_text().contains("locked by <@U0DEPLOYER>"),
+        "{}",
+        restart.to_plain_text()
+    );
+    assert!(
+        p.triggers("platform/restart").is_empty(),
+        "no restart while traffic may move to it"
+    );
+
+    assert_eq!(deploy.await.expect("deploy").outcome, Outcome::Done);
+    // Released by the deploy itself: restarts work again.
+    let restart = say(&p.bot, USER, "restart staging blue").await;
+    assert_eq!(
+        restart.outcome,
+        Outcome::Done,
+        "{}",
+        restart.to_plain_text()
+    );
+}
+
+#[tokio::test]
+async fn a_manual_lock_freezes_deploys_and_jobs_until_unlocked() {
+    let p = Platform::start(TOKEN).await;
+    assert_eq!(
+        say(&p.bot, USER, "lock staging release freeze")
+            .await
+            .outcome,
+        Outcome::Done
+    );
+    let deploy = say(&p.bot, "U0ADMIN", "deploy staging").await;
+    assert_eq!(deploy.outcome, Outcome::Rejected);
+    assert!(
+        deploy.to_plain_text().contains("release freeze"),
+        "{}",
+        deploy.to_plain_text()
+    );
+    let job = say(&p.bot, "U0ADMIN", "clear cache staging").await;
+    assert_eq!(job.outcome, Outcome::Rejected, "{}", job.to_plain_text());
+    assert!(p.jenkins.triggers().is_empty());
+
+    assert_eq!(
+        say(&p.bot, "U0ADMIN", "unlock staging").await.outcome,
+        Outcome::Done
+    );
+    assert_eq!(
+        say(&p.bot, "U0ADMIN", "deploy staging api").await.outcome,
+        Outcome::Done
+    );
+}
