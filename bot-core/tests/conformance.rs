@@ -131,3 +131,24 @@ async fn the_haproxy_switch_keeps_every_promise() {
     }
     conformance::switch(&switch, &env, &pool).await;
 }
+
+#[tokio::test]
+async fn the_sqlite_store_keeps_every_promise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let store = bot_core::adapters::store::connect(&url, true)
+        .await
+        .expect("a fresh SQLite store");
+    conformance::store(store).await;
+}
+
+#[tokio::test]
+async fn the_postgres_store_keeps_every_promise() {
+    let Some(db) = crossroads_sim::postgres::fresh_database("conformance").await else {
+        return;
+    };
+    let store = bot_core::adapters::store::connect(&db.url, true)
+        .await
+        .expect("a fresh PostgreSQL store");
+    conformance::store(store).await;
+}

@@ -3,7 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use bot_core::adapters::redact::redact_url;
+use bot_core::ports::Store;
 use bot_core::{config, Bot, Request};
 use clap::{Parser, Subcommand};
 
@@ -59,6 +63,8 @@ enum Command {
         #[arg(long, default_value = ".")]
         config_dir: PathBuf,
     },
+    /// Run the state store's migrations (CROSSROADS_DATABASE_URL) and exit.
+    Migrate,
     /// Zero-setup demo: simulated instances, Jenkins and switch on loopback, then the console.
     Demo {
         /// Slack user id to act as.
@@ -98,21 +104,68 @@ fn init_tracing(default: &str) {
         .init();
 }
 
-fn check(dir: &Path) -> ExitCode {
-    match bot_core::load_dir(dir) {
+/// `CROSSROADS_DATABASE_URL`, or the default SQLite file.
+fn database_url() -> String {
+    config::process_env("CROSSROADS_DATABASE_URL")
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| bot_core::adapters::store::DEFAULT_URL.to_owned())
+}
+
+/// Opens the configured store, bringing its schema up to date.
+async fn open_store() -> anyhow::Result<Arc<dyn Store>> {
+    let url = database_url();
+    bot_core::adapters::store::connect(&url, true)
+        .await
+        .with_context(|| format!("state store {}", redact_url(&url)))
+}
+
+async fn check(dir: &Path) -> ExitCode {
+    let config_ok = match bot_core::load_dir(dir) {
         Ok(cfg) => {
             let s = cfg.summary();
             println!(
                 "ok: {} commands, {} environments, {} pools, {} instances, {} aliases",
                 s.commands, s.environments, s.pools, s.instances, s.aliases
             );
-            ExitCode::SUCCESS
+            true
         }
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
-            ExitCode::FAILURE
+            false
         }
+    };
+    let url = database_url();
+    let shown = redact_url(&url);
+    let store_ok = match url
+        .strip_prefix("sqlite://")
+        .filter(|p| !Path::new(p).exists())
+    {
+        Some(_) => {
+            println!("store: {shown} does not exist yet; `serve` or `migrate` creates it");
+            true
+        }
+        None => match bot_core::adapters::store::connect(&url, false).await {
+            Ok(store) => match store.ping().await {
+                Ok(()) => {
+                    println!("store: {shown} answers");
+                    true
+                }
+                Err(e) => {
+                    eprintln!("store: {shown}: {e}");
+                    false
+                }
+            },
+            Err(e) => {
+                eprintln!("store: {shown}: {e}");
+                false
+            }
+        },
+    };
+    if config_ok && store_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -125,14 +178,21 @@ async fn main() -> ExitCode {
     });
     let result: anyhow::Result<ExitCode> = async {
         match cli.command {
-            Command::Check { config_dir } => Ok(check(&config_dir)),
+            Command::Check { config_dir } => Ok(check(&config_dir).await),
+            Command::Migrate => {
+                open_store().await?;
+                println!("migrated {}", redact_url(&database_url()));
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Run {
                 user,
                 json,
                 config_dir,
                 text,
             } => {
-                let bot = Bot::builder(load(&config_dir)?).build();
+                let bot = Bot::builder(load(&config_dir)?)
+                    .store(open_store().await?)
+                    .build();
                 let request = Request::text(user, text.join(" "));
                 if json {
                     let reply = bot.handle(request).await;
@@ -149,7 +209,9 @@ async fn main() -> ExitCode {
                 }
             }
             Command::Console { user, config_dir } => {
-                let bot = Bot::builder(load(&config_dir)?).build();
+                let bot = Bot::builder(load(&config_dir)?)
+                    .store(open_store().await?)
+                    .build();
                 bot_server::console::run(bot, user)
                     .await
                     .context("console")?;
@@ -168,7 +230,11 @@ async fn main() -> ExitCode {
                     demo.down.len(),
                     demo.down.join(", ")
                 );
-                let bot = Bot::builder(config).build();
+                // A fresh SQLite file in a temporary directory: the demo's state is its own.
+                let state = tempfile::tempdir().context("a temporary directory for the demo's state")?;
+                let url = format!("sqlite://{}", state.path().join("demo.db").display());
+                let store = bot_core::adapters::store::connect(&url, true).await?;
+                let bot = Bot::builder(config).store(store).build();
                 // With Slack credentials, the demo platform is also reachable from Slack.
                 if config::process_env("SLACK_SIGNING_SECRET").is_some() {
                     let addr: std::net::SocketAddr = listen
@@ -197,7 +263,9 @@ async fn main() -> ExitCode {
                     .parse()
                     .with_context(|| format!("--listen {listen} is not an address"))?;
                 let serve_config = bot_server::ServeConfig::from_env(listen, &config::process_env)?;
-                let bot = Bot::builder(load(&config_dir)?).build();
+                let bot = Bot::builder(load(&config_dir)?)
+                    .store(open_store().await?)
+                    .build();
                 bot_server::reload::spawn_reload_on_sighup(bot.clone(), config_dir.clone());
                 if socket_mode {
                     bot_server::serve_socket_mode(serve_config, bot).await?;

@@ -15,8 +15,57 @@ fn run(args: &[&str]) -> Output {
         .args(args)
         .current_dir(repo())
         .env_remove("RUST_LOG")
+        .env("CROSSROADS_DATABASE_URL", "memory:")
         .output()
         .expect("run crossroads")
+}
+
+fn run_with_store(args: &[&str], url: &str) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(repo())
+        .env_remove("RUST_LOG")
+        .env("CROSSROADS_DATABASE_URL", url)
+        .output()
+        .expect("run crossroads")
+}
+
+#[test]
+fn migrate_creates_the_sqlite_store_and_check_then_finds_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("state.db");
+    let url = format!("sqlite://{}", db.display());
+    let before = run_with_store(&["check"], &url);
+    assert!(before.status.success(), "{}", text(&before.stderr));
+    assert!(
+        text(&before.stdout).contains("does not exist yet"),
+        "{}",
+        text(&before.stdout)
+    );
+    let out = run_with_store(&["migrate"], &url);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(db.exists(), "the database file is created");
+    let after = run_with_store(&["check"], &url);
+    assert!(after.status.success(), "{}", text(&after.stderr));
+    assert!(
+        text(&after.stdout).contains("answers"),
+        "{}",
+        text(&after.stdout)
+    );
+}
+
+#[test]
+fn check_reports_a_store_it_cannot_reach_without_its_password() {
+    // Nothing listens on port 1.
+    let out = run_with_store(
+        &["check"],
+        "postgres://crossroads:s3cret@127.0.0.1:1/crossroads",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("127.0.0.1:1"), "names the store: {stderr}");
+    assert!(stderr.contains("unavailable"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "no password: {stderr}");
 }
 
 fn text(b: &[u8]) -> String {

@@ -33,6 +33,7 @@ pub mod instance;
 pub mod jenkins;
 mod listen;
 pub mod pagerduty;
+pub mod postgres;
 mod record;
 pub mod slack;
 pub mod switch;
