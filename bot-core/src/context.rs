@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use crate::adapters::memory_switch::MemorySwitch;
 use crate::config::{CommandSpec, Config};
-use crate::ports::store::ButtonSet;
+use crate::ports::store::{ButtonSet, Run};
 use crate::ports::{
     AuditRecord, Ci, HttpAction, Probe, Store, StoreError, SwitchError, TrafficSwitch,
 };
@@ -72,6 +72,15 @@ pub trait Action: Send + Sync {
     }
     /// Runs an authorised, confirmed invocation of `cmd`.
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply;
+    /// Goes on with `run` (an invocation of `cmd` started by a replica that died),
+    /// from where its state says. Actions that are not runs never get here.
+    async fn resume(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, run: Run) -> Reply {
+        let _ = (ctx, cmd, inv, run);
+        Reply::message(
+            crate::reply::Outcome::Failed,
+            "I cannot go on with this after a restart; nothing more was done.",
+        )
+    }
 }
 
 /// One row of the action registry: everything the bot knows about an action, in one
@@ -116,6 +125,8 @@ pub struct Backends {
     pub switch_all: Option<Arc<dyn TrafficSwitch>>,
     /// The state of every `type: memory` switch.
     pub memory_switch: Arc<MemorySwitch>,
+    /// This replica's name in leases (runs, deliveries).
+    pub owner: String,
 }
 
 /// What one request runs with.

@@ -83,6 +83,7 @@ pub mod rejection;
 pub mod render;
 pub mod reply;
 pub mod resolve;
+pub mod runs;
 pub mod slack;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -163,24 +163,18 @@ pub fn excerpt(text: &str) -> String {
     s.replace('`', "'")
 }
 
-/// A name for this process in leases: host, pid and a random part.
-pub fn replica_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "crossroads".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[..6])
-}
-
 impl Intake {
     /// An intake running `bot`, working on at most `max_in_flight` requests at once
     /// (more wait in the inbox).
     pub fn new(bot: Bot, metrics: Metrics, max_in_flight: usize) -> Self {
         let store = bot.store();
+        let owner = bot.owner().to_owned();
         Self {
             inner: Arc::new(Inner {
                 bot,
                 store,
                 metrics,
-                owner: replica_name(),
+                owner,
                 permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
                 accepting: AtomicBool::new(true),
                 tasks: std::sync::Mutex::new(Tasks::default()),

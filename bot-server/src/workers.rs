@@ -1,6 +1,6 @@
 //! The background work of a serving replica: the inbox sweeper (deliveries left for
-//! later or abandoned by a dead replica), the Slack courier (the outbox), and the
-//! store's health check behind `/readyz`.
+//! later or abandoned by a dead replica), the Slack courier (the outbox), the takeover
+//! of runs whose replica died, pruning, and the store's health check behind `/readyz`.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,6 +16,29 @@ const SWEEP: Duration = Duration::from_millis(500);
 const PING: Duration = Duration::from_secs(2);
 /// How long the courier may take on shutdown to send what is due.
 const FLUSH: Duration = Duration::from_secs(10);
+/// How often processed deliveries and delivered messages are pruned.
+const PRUNE: Duration = Duration::from_secs(300);
+/// How long they are kept (deliveries deduplicate Slack's retries meanwhile).
+const KEEP: Duration = Duration::from_secs(3600);
+
+/// Takes over the runs of replicas that died and drives them here, tracked like any
+/// work (drained on shutdown).
+async fn take_over(intake: &crate::intake::Intake) {
+    if !intake.is_accepting() {
+        return;
+    }
+    let outbox = intake.outbox_changed();
+    let wake: std::sync::Arc<dyn Fn() + Send + Sync> =
+        std::sync::Arc::new(move || outbox.notify_one());
+    match intake.bot().take_over_runs(16, Some(wake)).await {
+        Ok(runs) => {
+            for (id, work) in runs {
+                intake.spawn_answer(format!("run {id}, taken over"), work);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not look for runs to take over"),
+    }
+}
 
 /// The running background tasks.
 pub struct Workers {
@@ -69,10 +92,40 @@ impl Workers {
                 }
             }
         });
+        let takeover = tokio::spawn({
+            let intake = intake.clone();
+            let mut stopped = stop.subscribe();
+            async move {
+                loop {
+                    take_over(&intake).await;
+                    let every = (intake.bot().settings().lease / 3).max(Duration::from_millis(200));
+                    tokio::select! {
+                        _ = stopped.wait_for(|s| *s) => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                }
+            }
+        });
+        let pruner = tokio::spawn({
+            let store = intake.bot().store();
+            let bot = intake.bot().clone();
+            async move {
+                loop {
+                    tokio::time::sleep(PRUNE).await;
+                    let before = bot.now() - KEEP;
+                    if let Err(e) = store.prune_inbox(before).await {
+                        tracing::warn!(error = %e, "could not prune the inbox");
+                    }
+                    if let Err(e) = store.prune_outbox(before).await {
+                        tracing::warn!(error = %e, "could not prune the outbox");
+                    }
+                }
+            }
+        });
         Self {
             stop,
             courier,
-            others: vec![sweeper, health],
+            others: vec![sweeper, health, takeover, pruner],
         }
     }
 

@@ -1,20 +1,27 @@
-//! `deploy`: blue/green under an environment lock — build the inactive member,
-//! health-gate it, switch, read the switch back. Any failure stops before the switch
-//! and says which step failed and why.
+//! `deploy`: blue/green under an environment lock, as a persisted run — build the
+//! inactive member, health-gate it, switch, read the switch back, saving after every
+//! step so a replica that takes the run over after a crash goes on where it stood
+//! (re-attaching to the same build). Any failure stops before the switch and says
+//! which step failed and why.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
 use crate::actions::health::probe;
-use crate::actions::jobs::run_job;
-use crate::actions::locks::{lease_for, with_lock};
+use crate::actions::jobs::{follow_job, Start};
+use crate::actions::locks::{reclaim, take_for_run};
 use crate::actions::traffic::{next_member, switch_and_verify};
 use crate::config::{CommandSpec, Config, Environment, Pool};
 use crate::context::{Action, Ctx};
 use crate::failure::told;
+use crate::ports::store::{Lock, Run, RunStatus};
+use crate::ports::BuildRef;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::runs::Driver;
 use crate::text::human;
 
 /// Git ref built when none is given.
@@ -109,14 +116,129 @@ impl Action for Deploy {
             other => Rejection::unsupported(&cmd.name, other).reply(),
         }
     }
+
+    async fn resume(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation, run: Run) -> Reply {
+        let state: DeployRun = match serde_json::from_value(run.state.clone()) {
+            Ok(s) => s,
+            Err(_) => {
+                let driver = Driver::resume(ctx, &run, None);
+                driver.finish(RunStatus::Failed, run.state.clone()).await;
+                return Reply::message(
+                    Outcome::Failed,
+                    ":x: A deploy could not be continued after a restart: its saved state is unreadable. Nothing more was done; check `status`.",
+                );
+            }
+        };
+        let Some(env) = ctx.config().env(&state.env) else {
+            return Rejection::NoSuchEnvironment(state.env.clone()).reply();
+        };
+        // The lock is still the run's unless it lapsed and someone else took it.
+        let lock = reclaim(ctx, &state.lock).await;
+        let driver = Driver::resume(ctx, &run, lock.clone());
+        if lock.is_none() {
+            driver.finish(RunStatus::Failed, run.state.clone()).await;
+            return Reply::message(
+                Outcome::Failed,
+                format!(
+                    ":x: The deploy of `{}` to *{}* could not go on after a restart: the environment is locked by someone else now. Check `status {}`.",
+                    state.git_ref, env.name, env.name
+                ),
+            );
+        }
+        tracing::info!(run = %run.id, env = %env.name, "resuming a deploy taken over from another replica");
+        let mut state = state;
+        for p in &mut state.pools {
+            // Left between "about to trigger" and hearing back: whether a build started
+            // is unknown, and starting another could build twice.
+            if p.step == Step::Triggering || (p.step == Step::Building && p.build.is_none()) {
+                let active = p.from.clone().unwrap_or_default();
+                let target = p.to.clone().unwrap_or_default();
+                p.step = Step::Failed;
+                p.line = format!("• {}: {active} → {target} — :x: build lost", p.pool);
+                p.failure = Some(format!(
+                    ":x: *{}*: step 2/4 (build) failed: I lost track of the build of {target} when the replica running this deploy stopped; it may or may not have started. Traffic stays on {active}; check Jenkins before deploying again.",
+                    p.pool
+                ));
+            }
+        }
+        drive(ctx, driver, &inv, env, state).await
+    }
 }
 
-/// Times of one pool's deploy, for the report (and for measuring the bot's own overhead).
-#[derive(Default, Clone, Copy)]
-struct Timings {
-    build: Duration,
-    gate: Duration,
-    switch: Duration,
+/// Where one pool's deploy stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Step {
+    /// Not started.
+    Waiting,
+    /// About to trigger (or triggered, not yet heard back): the build's place is unknown.
+    Triggering,
+    /// The build is queued or running at `build`.
+    Building,
+    /// Built: health-gating the new member.
+    Gating,
+    /// Healthy: switching traffic and reading it back.
+    Switching,
+    /// Traffic is on the new member.
+    Done,
+    /// Stopped; traffic stayed (or was not confirmed to move).
+    Failed,
+}
+
+/// One pool of a deploy, as saved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PoolRun {
+    pool: String,
+    step: Step,
+    /// Active before the deploy.
+    from: Option<String>,
+    /// Being built and switched to.
+    to: Option<String>,
+    /// Where the build was last seen.
+    build: Option<BuildRef>,
+    /// The finished build: number and page.
+    built: Option<(u64, String)>,
+    /// Milliseconds spent building, gating, switching.
+    took_ms: [u64; 3],
+    /// Its line in the progress message.
+    line: String,
+    /// Why it failed.
+    failure: Option<String>,
+}
+
+/// A deploy, as saved after every step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DeployRun {
+    git_ref: String,
+    env: String,
+    pools: Vec<PoolRun>,
+    began_ms: u64,
+    lock: Lock,
+}
+
+impl DeployRun {
+    fn board(&self, user: &str) -> Board {
+        Board {
+            title: format!(
+                ":rocket: Deploying `{}` to *{}* for <@{user}>",
+                self.git_ref, self.env
+            ),
+            lines: self.pools.iter().map(|p| p.line.clone()).collect(),
+        }
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    u64::try_from(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or_default()
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One line per pool in the progress message.
@@ -143,12 +265,406 @@ impl Board {
             format!("{}\n{}", self.title, lines.join("\n")),
         )
     }
-    async fn set(&mut self, ctx: &Ctx<'_>, i: usize, line: String) {
-        let reply = self.with_line(i, line.clone());
-        if let Some(l) = self.lines.get_mut(i) {
-            *l = line;
+}
+
+/// `deploy <env> [pools] [ref]`: takes the lock, records the run, drives it.
+async fn deploy(ctx: &Ctx<'_>, inv: &Invocation, env_name: &str, pools: &[String]) -> Reply {
+    let Some(env) = ctx.config().env(env_name) else {
+        return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
+    };
+    let git_ref = git_ref(inv);
+    let now = ctx.now();
+    let id = Driver::new_id(ctx);
+    let lock = match take_for_run(ctx, &env.name, "deploy", format!("deploy {git_ref}"), &id).await
+    {
+        Ok(lock) => lock,
+        Err(refusal) => return refusal,
+    };
+    let state = DeployRun {
+        git_ref,
+        env: env.name.clone(),
+        pools: env
+            .pools
+            .iter()
+            .filter(|p| pools.is_empty() || pools.contains(&p.name))
+            .map(|p| PoolRun {
+                pool: p.name.clone(),
+                step: Step::Waiting,
+                from: None,
+                to: None,
+                build: None,
+                built: None,
+                took_ms: [0; 3],
+                line: format!("• {}: waiting", p.name),
+                failure: None,
+            })
+            .collect(),
+        began_ms: unix_ms(now),
+        lock: lock.clone(),
+    };
+    let driver = match Driver::start(
+        ctx,
+        id,
+        "deploy",
+        inv,
+        serde_json::to_value(&state).unwrap_or_default(),
+        Some(lock.clone()),
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = ctx.backends.store.release(&lock).await;
+            return Reply::message(
+                Outcome::Failed,
+                format!(
+                    "I could not record the deploy: {}. Nothing was changed.",
+                    told(&e)
+                ),
+            );
         }
-        ctx.progress.update(&reply).await;
+    };
+    drive(ctx, driver, inv, env, state).await
+}
+
+fn strip(s: &str) -> String {
+    s.replace(":x: ", "")
+}
+
+/// Drives a deploy from where `state` stands to its end: each pool in turn, each step
+/// saved before the next begins.
+async fn drive(
+    ctx: &Ctx<'_>,
+    driver: Driver,
+    inv: &Invocation,
+    env: &Environment,
+    mut state: DeployRun,
+) -> Reply {
+    let began = SystemTime::UNIX_EPOCH + Duration::from_millis(state.began_ms);
+    for i in 0..state.pools.len() {
+        if let Err(()) = advance(ctx, &driver, env, &mut state, i).await {
+            return taken_over(&state);
+        }
+        if state.pools[i].step == Step::Failed {
+            let failure = state.pools[i].failure.clone().unwrap_or_default();
+            let board = state.board(ctx.user);
+            let done: Vec<String> = state
+                .pools
+                .iter()
+                .filter(|p| p.step == Step::Done)
+                .map(|p| {
+                    format!(
+                        "{} {} → {}",
+                        p.pool,
+                        p.from.as_deref().unwrap_or("?"),
+                        p.to.as_deref().unwrap_or("?")
+                    )
+                })
+                .collect();
+            let mut reply = board.reply(Outcome::Failed).text(failure.clone());
+            if !done.is_empty() {
+                reply = reply.context(format!(
+                    "Already switched: {}. `rollback {}` moves them back.",
+                    done.join(", "),
+                    env.name
+                ));
+            }
+            let took = ctx.now().duration_since(began).unwrap_or_default();
+            ctx.audit_run(
+                inv,
+                &format!("failed: {}", strip(&failure)),
+                links(&state),
+                Some(took),
+            )
+            .await;
+            driver
+                .finish(
+                    RunStatus::Failed,
+                    serde_json::to_value(&state).unwrap_or_default(),
+                )
+                .await;
+            return reply;
+        }
+    }
+    let total = ctx.now().duration_since(began).unwrap_or_default();
+    let sum = |k: usize| Duration::from_millis(state.pools.iter().map(|p| p.took_ms[k]).sum());
+    let overhead = total.saturating_sub(sum(0) + sum(1));
+    ctx.audit_run(inv, "ok", links(&state), Some(total)).await;
+    let mut board = state.board(ctx.user);
+    board.title = format!(
+        ":white_check_mark: Deployed `{}` to *{}* in {}",
+        state.git_ref,
+        env.name,
+        human(total)
+    );
+    driver
+        .finish(
+            RunStatus::Done,
+            serde_json::to_value(&state).unwrap_or_default(),
+        )
+        .await;
+    board.reply(Outcome::Done).context(format!(
+        "build {} · health gate {} · switch {} · bot overhead {}",
+        human(sum(0)),
+        human(sum(1)),
+        human(sum(2)),
+        human(overhead)
+    ))
+}
+
+/// Every build link of a deploy, in order.
+fn links(state: &DeployRun) -> Vec<String> {
+    state
+        .pools
+        .iter()
+        .filter_map(|p| p.built.as_ref().map(|(_, url)| url.clone()))
+        .collect()
+}
+
+/// The reply of a driver whose run another replica took over: it says no more.
+fn taken_over(state: &DeployRun) -> Reply {
+    Reply::message(
+        Outcome::Progress,
+        format!(
+            ":rocket: Deploying `{}` to *{}*\n:arrows_counterclockwise: continued by another replica",
+            state.git_ref, state.env
+        ),
+    )
+}
+
+/// Saves `state`; `Err` when another replica took the run over.
+async fn save(driver: &Driver, state: &DeployRun) -> Result<(), ()> {
+    if driver
+        .save(serde_json::to_value(state).unwrap_or_default())
+        .await
+    {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// Marks pool `i` failed with `line` and the reason `why`.
+fn fail(state: &mut DeployRun, i: usize, line: String, why: String) {
+    let p = &mut state.pools[i];
+    p.step = Step::Failed;
+    p.line = line;
+    p.failure = Some(why);
+}
+
+/// Takes pool `i` through its remaining steps, saving after each; stops at `Done` or
+/// `Failed`. `Err` when the run was taken over.
+async fn advance(
+    ctx: &Ctx<'_>,
+    driver: &Driver,
+    env: &Environment,
+    state: &mut DeployRun,
+    i: usize,
+) -> Result<(), ()> {
+    let Some(pool) = env.pools.iter().find(|p| p.name == state.pools[i].pool) else {
+        let name = state.pools[i].pool.clone();
+        fail(
+            state,
+            i,
+            format!("• {name}: :x: no longer configured"),
+            format!(":x: *{name}*: this pool is no longer configured. Nothing more was changed."),
+        );
+        return save(driver, state).await;
+    };
+    let name = pool.name.clone();
+    loop {
+        let p = state.pools[i].clone();
+        let prefix = format!(
+            "• {name}: {} → {}",
+            p.from.as_deref().unwrap_or("?"),
+            p.to.as_deref().unwrap_or("?")
+        );
+        match p.step {
+            Step::Done | Step::Failed => return Ok(()),
+            Step::Waiting => {
+                // 1. Read the switch.
+                let active = match ctx.active(&env.name, &name).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        fail(
+                            state,
+                            i,
+                            format!("• {name}: :x: cannot read the switch"),
+                            format!(
+                                ":x: *{name}*: step 1/4 (read the switch) failed: {}. Nothing was changed.",
+                                told(&e)
+                            ),
+                        );
+                        return save(driver, state).await;
+                    }
+                };
+                let Some(target) = next_member(pool, &active) else {
+                    fail(
+                        state,
+                        i,
+                        format!("• {name}: :x: no inactive member"),
+                        format!(
+                            ":x: *{name}*: has no inactive member to build. Nothing was changed."
+                        ),
+                    );
+                    return save(driver, state).await;
+                };
+                let p = &mut state.pools[i];
+                p.from = Some(active);
+                p.to = Some(target);
+                p.step = Step::Triggering;
+                save(driver, state).await?;
+            }
+            Step::Triggering | Step::Building => {
+                // 2. Build (or re-attach to the build started before a restart).
+                let Some(job) = pool.deploy.as_ref() else {
+                    fail(
+                        state,
+                        i,
+                        format!("{prefix} — :x: no deploy job"),
+                        format!(":x: *{name}*: no `deploy` job is configured for this pool. Nothing was changed."),
+                    );
+                    return save(driver, state).await;
+                };
+                let active = p.from.clone().unwrap_or_default();
+                let target = p.to.clone().unwrap_or_default();
+                let reattach = match (p.step, &p.build) {
+                    (Step::Building, Some(at)) => Some(at.clone()),
+                    _ => None,
+                };
+                let instance = format!("{name}-{target}");
+                let vars = [
+                    ("env", env.name.as_str()),
+                    ("pool", name.as_str()),
+                    ("colour", target.as_str()),
+                    ("color", target.as_str()),
+                    ("instance", instance.as_str()),
+                    ("ref", state.git_ref.as_str()),
+                    ("user", ctx.user),
+                ];
+                let start = match reattach {
+                    Some(at) => Start::Reattach(at),
+                    None => Start::Trigger(&vars),
+                };
+                let board = state.board(ctx.user);
+                let snapshot = state.clone();
+                let record = |at: BuildRef| -> BoxFuture<'_, ()> {
+                    let mut s = snapshot.clone();
+                    s.pools[i].step = Step::Building;
+                    s.pools[i].build = Some(at);
+                    Box::pin(async move {
+                        driver
+                            .save(serde_json::to_value(&s).unwrap_or_default())
+                            .await;
+                    })
+                };
+                let (result, took) = follow_job(
+                    ctx,
+                    job,
+                    start,
+                    |line| board.with_line(i, format!("{prefix} — {line}")),
+                    &record,
+                )
+                .await;
+                if driver.lost() {
+                    return Err(());
+                }
+                let p = &mut state.pools[i];
+                p.took_ms[0] = ms(took);
+                match result {
+                    Ok(b) if b.result.is_success() => {
+                        p.built = Some((b.number, b.url.clone()));
+                        p.step = Step::Gating;
+                        save(driver, state).await?;
+                    }
+                    Ok(b) => {
+                        p.built = Some((b.number, b.url.clone()));
+                        let why = format!(
+                            ":x: *{name}*: step 2/4 (build) failed: build <{}|#{}> of `{}` ended {}. Traffic stays on {active}. <{}|Console>",
+                            b.url, b.number, job.job, b.result.as_str(), b.console_url
+                        );
+                        fail(
+                            state,
+                            i,
+                            format!("{prefix} — :x: build #{} {}", b.number, b.result.as_str()),
+                            why,
+                        );
+                        return save(driver, state).await;
+                    }
+                    Err(e) => {
+                        let why = format!(
+                            ":x: *{name}*: step 2/4 (build) failed: {}. Traffic stays on {active}.",
+                            told(&e)
+                        );
+                        fail(state, i, format!("{prefix} — :x: build did not run"), why);
+                        return save(driver, state).await;
+                    }
+                }
+            }
+            Step::Gating => {
+                // 3. Health gate.
+                let target = p.to.clone().unwrap_or_default();
+                let active = p.from.clone().unwrap_or_default();
+                let (number, url) = p.built.clone().unwrap_or_default();
+                let consecutive = ctx.config().settings.gate_consecutive;
+                state.pools[i].line =
+                    format!("{prefix} — build <{url}|#{number}> ok, health gate 0/{consecutive}");
+                let board = state.board(ctx.user);
+                ctx.progress.update(&board.reply(Outcome::Progress)).await;
+                let render = |streak: u32, what: &str| {
+                    board.with_line(
+                        i,
+                        format!(
+                            "{prefix} — build <{url}|#{number}> ok, health gate {streak}/{consecutive} ({what})"
+                        ),
+                    )
+                };
+                match gate(ctx, pool, &target, consecutive, &render).await {
+                    Ok(t) => {
+                        state.pools[i].took_ms[1] = ms(t);
+                        state.pools[i].step = Step::Switching;
+                        save(driver, state).await?;
+                    }
+                    Err(why) => {
+                        let why = format!(
+                            ":x: *{name}*: step 3/4 (health gate) failed: {why}. Traffic stays on {active}. Build <{url}|#{number}>."
+                        );
+                        fail(state, i, format!("{prefix} — :x: health gate failed"), why);
+                        return save(driver, state).await;
+                    }
+                }
+            }
+            Step::Switching => {
+                // 4. Switch and read back (idempotent: safe to do again after a restart).
+                let target = p.to.clone().unwrap_or_default();
+                let active = p.from.clone().unwrap_or_default();
+                state.pools[i].line = format!("{prefix} — healthy, switching traffic");
+                ctx.progress
+                    .update(&state.board(ctx.user).reply(Outcome::Progress))
+                    .await;
+                match switch_and_verify(ctx, env, pool, &target).await {
+                    Ok(t) => {
+                        let (number, url) = p.built.clone().unwrap_or_default();
+                        let p = &mut state.pools[i];
+                        p.took_ms[2] = ms(t);
+                        p.step = Step::Done;
+                        p.line = format!(
+                            "• {name}: {active} → *{target}* :white_check_mark: build <{url}|#{number}>, healthy, traffic switched"
+                        );
+                        return save(driver, state).await;
+                    }
+                    Err(e) => {
+                        let why = format!(
+                            ":x: *{name}*: step 4/4 (switch) failed: {}. I could not confirm traffic moved; check `status {}`.",
+                            told(&e),
+                            env.name
+                        );
+                        fail(state, i, format!("{prefix} — :x: switch failed"), why);
+                        return save(driver, state).await;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -188,212 +704,4 @@ async fn gate(
         }
         tokio::time::sleep(settings.gate_interval).await;
     }
-}
-
-/// `deploy <env> [pools] [ref]`.
-async fn deploy(ctx: &Ctx<'_>, inv: &Invocation, env_name: &str, pools: &[String]) -> Reply {
-    let Some(env) = ctx.config().env(env_name) else {
-        return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
-    };
-    let git_ref = git_ref(inv);
-    let pools: Vec<&Pool> = env
-        .pools
-        .iter()
-        .filter(|p| pools.is_empty() || pools.contains(&p.name))
-        .collect();
-    let why = format!("deploy {git_ref}");
-    with_lock(
-        ctx,
-        &env.name,
-        "deploy",
-        &why,
-        lease_for(ctx, pools.len()),
-        || async {
-            let started = Instant::now();
-            let mut board = Board {
-                title: format!(
-                    ":rocket: Deploying `{git_ref}` to *{}* for <@{}>",
-                    env.name, ctx.user
-                ),
-                lines: pools
-                    .iter()
-                    .map(|p| format!("• {}: waiting", p.name))
-                    .collect(),
-            };
-            let mut done = Vec::new();
-            let mut timings = Timings::default();
-            let mut links = Vec::new();
-            for (i, pool) in pools.iter().enumerate() {
-                match deploy_pool(ctx, env, pool, &git_ref, &mut board, i).await {
-                    Ok((line, t, link)) => {
-                        timings.build += t.build;
-                        timings.gate += t.gate;
-                        timings.switch += t.switch;
-                        links.push(link);
-                        done.push(line);
-                    }
-                    Err(failure) => {
-                        let mut reply = board.reply(Outcome::Failed).text(failure.clone());
-                        if !done.is_empty() {
-                            reply = reply.context(format!(
-                                "Already switched: {}. `rollback {}` moves them back.",
-                                done.join(", "),
-                                env.name
-                            ));
-                        }
-                        ctx.audit_run(
-                            inv,
-                            &format!("failed: {}", strip(&failure)),
-                            links.clone(),
-                            Some(started.elapsed()),
-                        )
-                        .await;
-                        return reply;
-                    }
-                }
-            }
-            let total = started.elapsed();
-            let overhead = total.saturating_sub(timings.build + timings.gate);
-            ctx.audit_run(inv, "ok", links.clone(), Some(total)).await;
-            board.title = format!(
-                ":white_check_mark: Deployed `{git_ref}` to *{}* in {}",
-                env.name,
-                human(total)
-            );
-            board.reply(Outcome::Done).context(format!(
-                "build {} · health gate {} · switch {} · bot overhead {}",
-                human(timings.build),
-                human(timings.gate),
-                human(timings.switch),
-                human(overhead)
-            ))
-        },
-    )
-    .await
-}
-
-fn strip(s: &str) -> String {
-    s.replace(":x: ", "")
-}
-
-/// Deploys one pool; on success returns a summary line, its timings and the build link.
-async fn deploy_pool(
-    ctx: &Ctx<'_>,
-    env: &Environment,
-    pool: &Pool,
-    git_ref: &str,
-    board: &mut Board,
-    i: usize,
-) -> Result<(String, Timings, String), String> {
-    let name = &pool.name;
-    let active = ctx.active(&env.name, name).await.map_err(|e| {
-        format!(
-            ":x: *{name}*: step 1/4 (read the switch) failed: {}. Nothing was changed.",
-            told(&e)
-        )
-    })?;
-    let target = next_member(pool, &active).ok_or_else(|| {
-        format!(":x: *{name}*: has no inactive member to build. Nothing was changed.")
-    })?;
-    let job = pool.deploy.as_ref().ok_or_else(|| {
-        format!(":x: *{name}*: no `deploy` job is configured for this pool. Nothing was changed.")
-    })?;
-    let instance = format!("{name}-{target}");
-    let vars = [
-        ("env", env.name.as_str()),
-        ("pool", name.as_str()),
-        ("colour", target.as_str()),
-        ("color", target.as_str()),
-        ("instance", instance.as_str()),
-        ("ref", git_ref),
-        ("user", ctx.user),
-    ];
-    // 2. Build.
-    let prefix = format!("• {name}: {active} → {target}");
-    let (result, build_time) = run_job(ctx, job, &vars, |line| {
-        board.with_line(i, format!("{prefix} — {line}"))
-    })
-    .await;
-    let build = match result {
-        Ok(b) if b.result.is_success() => b,
-        Ok(b) => {
-            board.lines[i] = format!("{prefix} — :x: build #{} {}", b.number, b.result.as_str());
-            return Err(format!(
-                ":x: *{name}*: step 2/4 (build) failed: build <{}|#{}> of `{}` ended {}. Traffic stays on {active}. <{}|Console>",
-                b.url, b.number, job.job, b.result.as_str(), b.console_url
-            ));
-        }
-        Err(e) => {
-            board.lines[i] = format!("{prefix} — :x: build did not run");
-            return Err(format!(
-                ":x: *{name}*: step 2/4 (build) failed: {}. Traffic stays on {active}.",
-                told(&e)
-            ));
-        }
-    };
-    let link = build.url.clone();
-    // 3. Health gate.
-    let consecutive = ctx.config().settings.gate_consecutive;
-    board
-        .set(
-            ctx,
-            i,
-            format!(
-                "{prefix} — build <{}|#{}> ok, health gate 0/{consecutive}",
-                build.url, build.number
-            ),
-        )
-        .await;
-    let gate_result = {
-        let board = &*board;
-        let render = |streak: u32, what: &str| {
-            board.with_line(
-                i,
-                format!(
-                    "{prefix} — build <{}|#{}> ok, health gate {streak}/{consecutive} ({what})",
-                    build.url, build.number
-                ),
-            )
-        };
-        gate(ctx, pool, &target, consecutive, &render).await
-    };
-    let gate_time = match gate_result {
-        Ok(t) => t,
-        Err(why) => {
-            board.lines[i] = format!("{prefix} — :x: health gate failed");
-            return Err(format!(
-                ":x: *{name}*: step 3/4 (health gate) failed: {why}. Traffic stays on {active}. Build <{}|#{}>.",
-                build.url, build.number
-            ));
-        }
-    };
-    // 4. Switch and read back.
-    board
-        .set(ctx, i, format!("{prefix} — healthy, switching traffic"))
-        .await;
-    let switch_time = match switch_and_verify(ctx, env, pool, &target).await {
-        Ok(t) => t,
-        Err(e) => {
-            board.lines[i] = format!("{prefix} — :x: switch failed");
-            return Err(format!(
-                ":x: *{name}*: step 4/4 (switch) failed: {}. I could not confirm traffic moved; check `status {}`.",
-                told(&e),
-                env.name
-            ));
-        }
-    };
-    let line = format!("{name} {active} → {target}");
-    board.lines[i] = format!(
-        "• {name}: {active} → *{target}* :white_check_mark: build <{}|#{}>, healthy, traffic switched",
-        build.url, build.number
-    );
-    Ok((
-        line,
-        Timings {
-            build: build_time,
-            gate: gate_time,
-            switch: switch_time,
-        },
-        link,
-    ))
 }

@@ -1,7 +1,4 @@
-//! `lock` and `unlock`, and [`with_lock`]: the environment lock every traffic move
-//! runs under.
-
-use std::time::Duration;
+//! `lock` and `unlock`, and the environment lock every traffic-moving run holds.
 
 use async_trait::async_trait;
 
@@ -101,70 +98,63 @@ impl Action for ReleaseLock {
     }
 }
 
-/// Takes the environment lock for the duration of `f` (leased for `lease`, which must
-/// outlast the action); refuses, naming the holder, when someone holds it. Only this
-/// action's own lock is released at the end, never one taken by someone else meanwhile.
-pub(crate) async fn with_lock<'a, F, Fut>(
-    ctx: &'a Ctx<'a>,
+/// Takes `env`'s lock for run `run` of `action`, leased for the work lease (the run
+/// renews it); a refusal names whoever holds it.
+pub(crate) async fn take_for_run(
+    ctx: &Ctx<'_>,
     env: &str,
     action: &str,
-    why: &str,
-    lease: Duration,
-    f: F,
-) -> Reply
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Reply>,
-{
+    reason: String,
+    run: &str,
+) -> Result<Lock, Reply> {
     let now = ctx.now();
     let lock = Lock {
         env: env.to_owned(),
         holder: ctx.user.to_owned(),
-        reason: why.to_owned(),
+        reason,
         since: now,
-        expires: now + lease,
+        expires: now + ctx.config().settings.lease,
         action: Some(action.to_owned()),
-        run: None,
+        run: Some(run.to_owned()),
     };
     match ctx.backends.store.try_lock(lock.clone(), now).await {
-        Ok(LockOutcome::Acquired) => {}
-        Ok(LockOutcome::HeldBy(held)) => {
-            return Rejection::Locked {
-                lock: Box::new(held),
-                now,
-            }
-            .reply()
+        Ok(LockOutcome::Acquired) => Ok(lock),
+        Ok(LockOutcome::HeldBy(held)) => Err(Rejection::Locked {
+            lock: Box::new(held),
+            now,
         }
-        Err(e) => {
-            return Reply::message(
-                Outcome::Failed,
-                format!(
-                    "I could not lock *{env}*: {}. Nothing was changed.",
-                    told(&e)
-                ),
-            )
-        }
+        .reply()),
+        Err(e) => Err(Reply::message(
+            Outcome::Failed,
+            format!(
+                "I could not lock *{env}*: {}. Nothing was changed.",
+                told(&e)
+            ),
+        )),
     }
-    let reply = f().await;
-    match ctx.backends.store.release(&lock).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(env, "the lock had lapsed before the action finished"),
-        Err(e) => tracing::error!(env, error = %e, "could not release lock"),
-    }
-    reply
 }
 
-/// A lease long enough for every step of an action on `pools` pools: each build may
-/// take Jenkins' whole timeout and each gate its whole timeout.
-pub(crate) fn lease_for(ctx: &Ctx<'_>, pools: usize) -> Duration {
-    let settings = &ctx.config().settings;
-    let build = ctx
-        .config()
-        .jenkins
-        .as_ref()
-        .map_or(Duration::from_secs(30 * 60), |j| j.timeout);
-    let per_pool = build + settings.gate_timeout + Duration::from_secs(60);
-    settings
-        .lock_lease
-        .max(per_pool * u32::try_from(pools.max(1)).unwrap_or(u32::MAX))
+/// After a takeover: `lock` (the run's) renewed when it still holds, taken again when
+/// it lapsed and nobody took the environment meanwhile; `None` when someone else
+/// holds it now.
+pub(crate) async fn reclaim(ctx: &Ctx<'_>, lock: &Lock) -> Option<Lock> {
+    let now = ctx.now();
+    let lock = Lock {
+        expires: now + ctx.config().settings.lease,
+        ..lock.clone()
+    };
+    let store = &ctx.backends.store;
+    match store.lock_of(&lock.env, now).await {
+        Ok(Some(held)) if held.holder == lock.holder && held.since == lock.since => store
+            .renew_lock(&lock, lock.expires)
+            .await
+            .ok()?
+            .then_some(lock),
+        Ok(Some(_)) | Err(_) => None,
+        Ok(None) => matches!(
+            store.try_lock(lock.clone(), now).await,
+            Ok(LockOutcome::Acquired)
+        )
+        .then_some(lock),
+    }
 }

@@ -5,10 +5,11 @@
 
 use async_trait::async_trait;
 
-use crate::actions::jobs::run_action;
+use crate::actions::jobs::{resume_action, run_action};
 use crate::config::{CommandSpec, InstanceRef};
 use crate::context::{Action, Ctx, Offer};
 use crate::failure::told;
+use crate::ports::store::Run;
 use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
 
@@ -22,6 +23,44 @@ impl Action for Restart {
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         restart(ctx, cmd, inv, self.force).await
     }
+
+    async fn resume(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, run: Run) -> Reply {
+        let Some(r) = inv.target.instance() else {
+            return Rejection::unsupported(&cmd.name, &inv.target).reply();
+        };
+        let Some(spec) = ctx.config().instance(r).and_then(|i| i.restart.clone()) else {
+            return Rejection::NoRestartAction(r.clone()).reply();
+        };
+        let (title, names) = parts(ctx, r, self.force);
+        let vars = vars(ctx, r, &names);
+        resume_action(ctx, &run, &inv, &title, &spec, &vars).await
+    }
+}
+
+/// The title of a restart and the instance name its templates see.
+fn parts(ctx: &Ctx<'_>, r: &InstanceRef, force: bool) -> (String, String) {
+    let title = format!(
+        ":arrows_counterclockwise: {} *{r}* for <@{}>",
+        if force {
+            "Force restarting"
+        } else {
+            "Restarting"
+        },
+        ctx.user
+    );
+    (title, format!("{}-{}", r.pool, r.member))
+}
+
+/// The template variables of a restart.
+fn vars<'a>(ctx: &'a Ctx<'_>, r: &'a InstanceRef, instance: &'a str) -> [(&'a str, &'a str); 6] {
+    [
+        ("env", r.env.as_str()),
+        ("pool", r.pool.as_str()),
+        ("colour", r.member.as_str()),
+        ("color", r.member.as_str()),
+        ("instance", instance),
+        ("user", ctx.user),
+    ]
 }
 
 async fn restart(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, force: bool) -> Reply {
@@ -51,25 +90,9 @@ async fn restart(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, force: bool)
             }
         }
     }
-    let instance_name = format!("{}-{}", r.pool, r.member);
-    let vars = [
-        ("env", r.env.as_str()),
-        ("pool", r.pool.as_str()),
-        ("colour", r.member.as_str()),
-        ("color", r.member.as_str()),
-        ("instance", instance_name.as_str()),
-        ("user", ctx.user),
-    ];
-    let title = format!(
-        ":arrows_counterclockwise: {} *{r}* for <@{}>",
-        if force {
-            "Force restarting"
-        } else {
-            "Restarting"
-        },
-        ctx.user
-    );
-    run_action(ctx, &inv, &title, action, &vars).await
+    let (title, names) = parts(ctx, r, force);
+    let vars = vars(ctx, r, &names);
+    run_action(ctx, cmd.action.name(), &inv, &title, action, &vars).await
 }
 
 /// The refusal to restart a live instance, with a button offering `force restart`

@@ -1,42 +1,57 @@
-//! `toy`: refresh the requester's own toy database (the mapping decides which).
+//! `toy`: refresh the requester's own toy database (the mapping decides which), as a
+//! persisted run.
 
 use async_trait::async_trait;
 
-use crate::actions::jobs::{job_reply, run_job};
-use crate::config::CommandSpec;
+use crate::actions::jobs::{resume_action, run_action};
+use crate::config::{ActionSpec, CommandSpec};
 use crate::context::{Action, Ctx};
+use crate::ports::store::Run;
 use crate::rejection::Rejection;
-use crate::reply::{Invocation, Outcome, Reply};
+use crate::reply::{Invocation, Reply};
 
 /// `toy`.
 pub(crate) struct Toy;
 
-#[async_trait]
-impl Action for Toy {
-    async fn run(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation) -> Reply {
-        toy(ctx, inv).await
-    }
-}
-
-async fn toy(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
+/// The job, the title and the database of `ctx.user`, or why there is none.
+fn parts(ctx: &Ctx<'_>) -> Result<(ActionSpec, String, String), Rejection> {
     let Some(toy) = &ctx.config().toy else {
-        return Rejection::ToyNotConfigured.reply();
+        return Err(Rejection::ToyNotConfigured);
     };
     let Some(database) = toy.users.get(ctx.user) else {
-        ctx.audit(&inv, "refused: no toy database").await;
-        return Rejection::NoToyDatabase {
+        return Err(Rejection::NoToyDatabase {
             user: ctx.user.to_owned(),
-        }
-        .reply();
+        });
     };
     let title = format!(
         ":toy: Refreshing toy database `{database}` from master for <@{}>",
         ctx.user
     );
-    let vars = [("database", database.as_str()), ("user", ctx.user)];
-    let (result, took) = run_job(ctx, &toy.job, &vars, |line| {
-        Reply::message(Outcome::Progress, format!("{title}\n{line}"))
-    })
-    .await;
-    job_reply(ctx, &inv, &title, &toy.job, result, took).await
+    Ok((ActionSpec::Job(toy.job.clone()), title, database.clone()))
+}
+
+#[async_trait]
+impl Action for Toy {
+    async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
+        let (spec, title, database) = match parts(ctx) {
+            Ok(p) => p,
+            Err(refusal) => {
+                if matches!(refusal, Rejection::NoToyDatabase { .. }) {
+                    ctx.audit(&inv, "refused: no toy database").await;
+                }
+                return refusal.reply();
+            }
+        };
+        let vars = [("database", database.as_str()), ("user", ctx.user)];
+        run_action(ctx, cmd.action.name(), &inv, &title, &spec, &vars).await
+    }
+
+    async fn resume(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation, run: Run) -> Reply {
+        let (spec, title, database) = match parts(ctx) {
+            Ok(p) => p,
+            Err(refusal) => return refusal.reply(),
+        };
+        let vars = [("database", database.as_str()), ("user", ctx.user)];
+        resume_action(ctx, &run, &inv, &title, &spec, &vars).await
+    }
 }

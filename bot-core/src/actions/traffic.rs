@@ -4,15 +4,18 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::actions::health::probe;
-use crate::actions::locks::{lease_for, with_lock};
+use crate::actions::locks::{reclaim, take_for_run};
 use crate::config::{CommandSpec, Environment, Pool};
 use crate::context::{Action, Ctx};
 use crate::failure::told;
+use crate::ports::store::{Lock, Run, RunStatus};
 use crate::ports::SwitchError;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::runs::Driver;
 use crate::text::human;
 
 /// The member a deploy builds (and `rollback` returns to): the one after the active
@@ -64,6 +67,10 @@ impl Action for Rollback {
             other => Rejection::unsupported(&cmd.name, other).reply(),
         }
     }
+
+    async fn resume(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation, run: Run) -> Reply {
+        resume(ctx, &inv, &run).await
+    }
 }
 
 /// `switch <env> [pool] [member]`.
@@ -88,9 +95,29 @@ impl Action for Switch {
             other => Rejection::unsupported(&cmd.name, other).reply(),
         }
     }
+
+    async fn resume(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation, run: Run) -> Reply {
+        resume(ctx, &inv, &run).await
+    }
 }
 
-/// `rollback <env> [pools]` and `switch <env> <pool> [member]`: health-check the destination, switch, verify.
+/// A rollback or switch, as saved after every pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrafficRun {
+    rollback: bool,
+    /// The member named (`switch … green`), if any.
+    member: Option<String>,
+    env: String,
+    /// Pools to move, in order.
+    pools: Vec<String>,
+    /// Pools already handled, and the report's lines so far.
+    done: Vec<String>,
+    lines: Vec<String>,
+    lock: Lock,
+}
+
+/// `rollback <env> [pools]` and `switch <env> <pool> [member]`: takes the lock,
+/// records the run, moves each pool.
 async fn move_traffic(
     ctx: &Ctx<'_>,
     inv: &Invocation,
@@ -102,69 +129,195 @@ async fn move_traffic(
     let Some(env) = ctx.config().env(env_name) else {
         return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
     };
-    let dest = if rollback {
+    let verb = if rollback { "rollback" } else { "switch" };
+    let id = Driver::new_id(ctx);
+    let lock = match take_for_run(ctx, &env.name, verb, verb.to_owned(), &id).await {
+        Ok(lock) => lock,
+        Err(refusal) => return refusal,
+    };
+    let state = TrafficRun {
+        rollback,
+        member,
+        env: env.name.clone(),
+        pools: env
+            .pools
+            .iter()
+            .filter(|p| pools.is_empty() || pools.contains(&p.name))
+            .map(|p| p.name.clone())
+            .collect(),
+        done: Vec::new(),
+        lines: Vec::new(),
+        lock: lock.clone(),
+    };
+    let driver = match Driver::start(
+        ctx,
+        id,
+        verb,
+        inv,
+        serde_json::to_value(&state).unwrap_or_default(),
+        Some(lock.clone()),
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = ctx.backends.store.release(&lock).await;
+            return Reply::message(
+                Outcome::Failed,
+                format!(
+                    "I could not record the {verb}: {}. Nothing was changed.",
+                    told(&e)
+                ),
+            );
+        }
+    };
+    drive(ctx, driver, inv, env, state).await
+}
+
+/// Goes on with a rollback or switch taken over from a replica that died: moving a
+/// pool again is safe (health check, switch, read back).
+async fn resume(ctx: &Ctx<'_>, inv: &Invocation, run: &Run) -> Reply {
+    let Ok(state) = serde_json::from_value::<TrafficRun>(run.state.clone()) else {
+        Driver::resume(ctx, run, None)
+            .finish(RunStatus::Failed, run.state.clone())
+            .await;
+        return Reply::message(Outcome::Failed, ":x: A traffic move could not be continued after a restart: its saved state is unreadable. Check `status`.");
+    };
+    let Some(env) = ctx.config().env(&state.env) else {
+        return Rejection::NoSuchEnvironment(state.env.clone()).reply();
+    };
+    let lock = reclaim(ctx, &state.lock).await;
+    let driver = Driver::resume(ctx, run, lock.clone());
+    if lock.is_none() {
+        driver.finish(RunStatus::Failed, run.state.clone()).await;
+        return Reply::message(
+            Outcome::Failed,
+            format!(":x: Moving traffic in *{}* could not go on after a restart: the environment is locked by someone else now. Check `status {}`.", env.name, env.name),
+        );
+    }
+    drive(ctx, driver, inv, env, state).await
+}
+
+/// Moves every pool not yet handled, saving after each.
+async fn drive(
+    ctx: &Ctx<'_>,
+    driver: Driver,
+    inv: &Invocation,
+    env: &Environment,
+    mut state: TrafficRun,
+) -> Reply {
+    let dest = if state.rollback {
         Destination::Previous
     } else {
-        Destination::Member(member)
+        Destination::Member(state.member.clone())
     };
-    let pools: Vec<&Pool> = env
-        .pools
-        .iter()
-        .filter(|p| pools.is_empty() || pools.contains(&p.name))
-        .collect();
-    let verb = if rollback { "rollback" } else { "switch" };
-    with_lock(ctx, &env.name, verb, verb, lease_for(ctx, 0), || async {
-        let mut lines = Vec::new();
-        for pool in &pools {
-            let active = match ctx.active(&env.name, &pool.name).await {
-                Ok(a) => a,
-                Err(e) => {
-                    let shown = told(&e);
-                    let r = Reply::message(Outcome::Failed, format!(":x: *{} {}*: cannot read the switch: {shown}. Nothing was changed.", env.name, pool.name));
-                    ctx.audit(inv, &format!("failed: {shown}")).await;
-                    return r;
-                }
-            };
-            let target = match &dest {
-                Destination::Member(Some(m)) => m.clone(),
-                Destination::Member(None) | Destination::Previous => match next_member(pool, &active) {
-                    Some(m) => m,
-                    None => continue,
-                },
-            };
-            if target == active {
-                lines.push(format!("• {}: {target} is already active", pool.name));
-                continue;
-            }
-            let Some(instance) = pool.members.iter().find(|m| m.name == target) else {
-                continue;
-            };
-            let verdict = probe(ctx, instance).await;
-            if !verdict.healthy {
-                let why = verdict.problem().unwrap_or_default();
-                ctx.audit(inv, &format!("refused: {target} unhealthy")).await;
-                return Reply::message(
-                    Outcome::Failed,
-                    format!(":x: *{} {}*: {target} is not healthy ({why}), so traffic stays on {active}.", env.name, pool.name),
-                )
-                .text(lines.join("\n"));
-            }
-            match switch_and_verify(ctx, env, pool, &target).await {
-                Ok(t) => lines.push(format!("• {}: {active} → *{target}* :white_check_mark: ({})", pool.name, human(t))),
-                Err(e) => {
-                    let shown = told(&e);
-                    ctx.audit(inv, &format!("failed: {shown}")).await;
-                    return Reply::message(
-                        Outcome::Failed,
-                        format!(":x: *{} {}*: switching to {target} failed: {shown}. Check `status {}`.", env.name, pool.name, env.name),
-                    )
-                    .text(lines.join("\n"));
-                }
-            }
+    let failed = |state: &TrafficRun, text: String| {
+        Reply::message(Outcome::Failed, text).text(state.lines.join("\n"))
+    };
+    for name in state.pools.clone() {
+        if state.done.contains(&name) {
+            continue;
         }
-        ctx.audit(inv, "ok").await;
-        let title = if rollback { format!(":rewind: Rolled back *{}*", env.name) } else { format!(":twisted_rightwards_arrows: Switched *{}*", env.name) };
-        Reply::message(Outcome::Done, title).text(if lines.is_empty() { "Nothing to move.".to_owned() } else { lines.join("\n") })
-    })
-    .await
+        let Some(pool) = env.pools.iter().find(|p| p.name == name) else {
+            continue;
+        };
+        let active = match ctx.active(&env.name, &pool.name).await {
+            Ok(a) => a,
+            Err(e) => {
+                let shown = told(&e);
+                ctx.audit(inv, &format!("failed: {shown}")).await;
+                let reply = failed(
+                    &state,
+                    format!(
+                        ":x: *{} {}*: cannot read the switch: {shown}. Nothing was changed.",
+                        env.name, pool.name
+                    ),
+                );
+                driver
+                    .finish(
+                        RunStatus::Failed,
+                        serde_json::to_value(&state).unwrap_or_default(),
+                    )
+                    .await;
+                return reply;
+            }
+        };
+        let target = match &dest {
+            Destination::Member(Some(m)) => Some(m.clone()),
+            Destination::Member(None) | Destination::Previous => next_member(pool, &active),
+        };
+        let outcome = match target {
+            None => None,
+            Some(target) if target == active => {
+                Some(format!("• {}: {target} is already active", pool.name))
+            }
+            Some(target) => {
+                let Some(instance) = pool.members.iter().find(|m| m.name == target) else {
+                    continue;
+                };
+                let verdict = probe(ctx, instance).await;
+                if !verdict.healthy {
+                    let why = verdict.problem().unwrap_or_default();
+                    ctx.audit(inv, &format!("refused: {target} unhealthy"))
+                        .await;
+                    let reply = failed(&state, format!(":x: *{} {}*: {target} is not healthy ({why}), so traffic stays on {active}.", env.name, pool.name));
+                    driver
+                        .finish(
+                            RunStatus::Failed,
+                            serde_json::to_value(&state).unwrap_or_default(),
+                        )
+                        .await;
+                    return reply;
+                }
+                match switch_and_verify(ctx, env, pool, &target).await {
+                    Ok(t) => Some(format!(
+                        "• {}: {active} → *{target}* :white_check_mark: ({})",
+                        pool.name,
+                        human(t)
+                    )),
+                    Err(e) => {
+                        let shown = told(&e);
+                        ctx.audit(inv, &format!("failed: {shown}")).await;
+                        let reply = failed(&state, format!(":x: *{} {}*: switching to {target} failed: {shown}. Check `status {}`.", env.name, pool.name, env.name));
+                        driver
+                            .finish(
+                                RunStatus::Failed,
+                                serde_json::to_value(&state).unwrap_or_default(),
+                            )
+                            .await;
+                        return reply;
+                    }
+                }
+            }
+        };
+        state.lines.extend(outcome);
+        state.done.push(name);
+        if !driver
+            .save(serde_json::to_value(&state).unwrap_or_default())
+            .await
+        {
+            return Reply::message(
+                Outcome::Progress,
+                ":arrows_counterclockwise: continued by another replica",
+            );
+        }
+    }
+    ctx.audit(inv, "ok").await;
+    let title = if state.rollback {
+        format!(":rewind: Rolled back *{}*", env.name)
+    } else {
+        format!(":twisted_rightwards_arrows: Switched *{}*", env.name)
+    };
+    let text = if state.lines.is_empty() {
+        "Nothing to move.".to_owned()
+    } else {
+        state.lines.join("\n")
+    };
+    driver
+        .finish(
+            RunStatus::Done,
+            serde_json::to_value(&state).unwrap_or_default(),
+        )
+        .await;
+    Reply::message(Outcome::Done, title).text(text)
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::adapters::redact::{redact_url, redact_urls_in};
 use crate::config::JenkinsConfig;
-use crate::ports::{BuildOutcome, BuildProgress, BuildResult, Ci, CiError};
+use crate::ports::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError};
 
 /// Polls back off up to this interval (or `poll_interval`, if that is longer). Polling never backs off beyond this, so a finished build is noticed within a
 /// second: the bot must add under 1 s on top of Jenkins (one GET per second per
@@ -94,7 +94,8 @@ impl JenkinsClient {
     }
 
     /// Triggers the job; returns the queue item URL from `Location`.
-    async fn trigger(&self, job: &str, params: &[(String, String)]) -> Result<String, CiError> {
+    /// POSTs the build request; the queue item's URL.
+    async fn queue(&self, job: &str, params: &[(String, String)]) -> Result<String, CiError> {
         let endpoint = if params.is_empty() {
             "build"
         } else {
@@ -277,20 +278,18 @@ impl JenkinsClient {
         }
     }
 
-    async fn follow(
+    /// Follows a queue item to its build, then the build to its result.
+    async fn follow_queue(
         &self,
         job: &str,
-        params: &[(String, String)],
+        item_url: &str,
         progress: &(dyn Fn(BuildProgress) + Send + Sync),
     ) -> Result<BuildOutcome, CiError> {
-        let item_url = self.trigger(job, params).await?;
-        tracing::info!(job, queue_item = %redact_url(&item_url), "build queued");
-
         // Queue item → executable.
         let mut backoff = Backoff::new(self.config.poll_interval);
         let mut last_why: Option<Option<String>> = None;
         let executable = loop {
-            let item: QueueItem = self.poll_json(&item_url, job, "queue item").await?;
+            let item: QueueItem = self.poll_json(item_url, job, "queue item").await?;
             if let Some(exe) = item.executable {
                 break exe;
             }
@@ -307,17 +306,27 @@ impl JenkinsClient {
             }
             backoff.sleep().await;
         };
+        self.follow_build(job, executable.number, &executable.url, progress)
+            .await
+    }
+
+    /// Follows a started build to its result.
+    async fn follow_build(
+        &self,
+        job: &str,
+        number: u64,
+        url: &str,
+        progress: &(dyn Fn(BuildProgress) + Send + Sync),
+    ) -> Result<BuildOutcome, CiError> {
         // `build_url` is Jenkins' own link, shown to people; `poll_url` is where we ask.
-        let mut build_url = with_slash(&executable.url);
+        let mut build_url = with_slash(url);
         let mut poll_url = self.on_base_origin(&build_url);
-        tracing::info!(job, number = executable.number, url = %redact_url(&build_url), "build started");
+        tracing::info!(job, number, url = %redact_url(&build_url), "following build");
         progress(BuildProgress::Building {
-            number: executable.number,
+            number,
             url: build_url.clone(),
             percent: None,
         });
-
-        // Build → result.
         let mut backoff = Backoff::new(self.config.poll_interval);
         loop {
             let build: Build = self.poll_json(&poll_url, job, "build").await?;
@@ -353,18 +362,14 @@ impl JenkinsClient {
                 .await;
         }
     }
-}
 
-#[async_trait]
-impl Ci for JenkinsClient {
-    async fn run_job(
-        &self,
-        job: &str,
-        params: &[(String, String)],
-        progress: &(dyn Fn(BuildProgress) + Send + Sync),
-    ) -> Result<BuildOutcome, CiError> {
+    /// Gives up after the configured timeout.
+    async fn bounded<F>(&self, job: &str, work: F) -> Result<BuildOutcome, CiError>
+    where
+        F: std::future::Future<Output = Result<BuildOutcome, CiError>>,
+    {
         let started = Instant::now();
-        match tokio::time::timeout(self.config.timeout, self.follow(job, params, progress)).await {
+        match tokio::time::timeout(self.config.timeout, work).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(
@@ -378,6 +383,54 @@ impl Ci for JenkinsClient {
                 })
             }
         }
+    }
+}
+
+#[async_trait]
+impl Ci for JenkinsClient {
+    async fn run_job(
+        &self,
+        job: &str,
+        params: &[(String, String)],
+        progress: &(dyn Fn(BuildProgress) + Send + Sync),
+    ) -> Result<BuildOutcome, CiError> {
+        self.bounded(job, async {
+            let item_url = self.queue(job, params).await?;
+            tracing::info!(job, queue_item = %redact_url(&item_url), "build queued");
+            self.follow_queue(job, &item_url, progress).await
+        })
+        .await
+    }
+
+    async fn trigger(
+        &self,
+        job: &str,
+        params: &[(String, String)],
+    ) -> Result<Option<BuildRef>, CiError> {
+        let item = self.queue(job, params).await?;
+        tracing::info!(job, queue_item = %redact_url(&item), "build queued");
+        Ok(Some(BuildRef::Queued { item }))
+    }
+
+    async fn reattach(
+        &self,
+        job: &str,
+        at: &BuildRef,
+        progress: &(dyn Fn(BuildProgress) + Send + Sync),
+    ) -> Result<BuildOutcome, CiError> {
+        self.bounded(job, async {
+            match at {
+                BuildRef::Queued { item } => {
+                    // Only ever on Jenkins' own origin: the item URL came from it.
+                    let item = self.on_base_origin(item);
+                    self.follow_queue(job, &item, progress).await
+                }
+                BuildRef::Started { number, url } => {
+                    self.follow_build(job, *number, url, progress).await
+                }
+            }
+        })
+        .await
     }
 }
 

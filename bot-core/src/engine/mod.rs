@@ -14,14 +14,19 @@ use crate::actions;
 use crate::actions::status::PlatformStatus;
 use crate::adapters::jenkins::{JenkinsClient, NoCi};
 use crate::adapters::memory_switch::MemorySwitch;
+use crate::adapters::outbox_progress::OutboxProgress;
 use crate::adapters::probe::{HttpProbe, ReqwestAction};
 use crate::adapters::store::memory::MemoryStore;
 use crate::adapters::{switch_for, SwitchParts};
 use crate::config::Config;
 use crate::context::{Backends, Clock, Ctx, Generation, NoProgress, Progress};
-use crate::ports::{Ci, HttpAction, Probe, Store, TrafficSwitch};
-use crate::reply::{Input, Reply, Request};
+use crate::ports::store::{Run, RunStatus};
+use crate::ports::{Ci, HttpAction, Probe, Store, StoreError, TrafficSwitch};
+use crate::rejection::Rejection;
+use crate::reply::{Input, Invocation, Outcome, Reply, Request};
 use crate::resolve::Index;
+use crate::runs::Driver;
+use futures::future::BoxFuture;
 
 /// [`Bot::platform_status`] was asked for an environment that is not configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,9 +58,22 @@ pub struct BotBuilder {
     clock: Option<Clock>,
     switch_overrides: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
     switch_all: Option<Arc<dyn TrafficSwitch>>,
+    owner: Option<String>,
+}
+
+/// A name for this process in leases: host, pid and a random part.
+pub fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "crossroads".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..6])
 }
 
 impl BotBuilder {
+    /// Names this replica in leases (default: host, pid and a random part).
+    pub fn owner(mut self, name: impl Into<String>) -> Self {
+        self.owner = Some(name.into());
+        self
+    }
     /// Uses `probe` for status, health, tasks, the deploy health gate and the
     /// read-back of HTTP and Jenkins switches.
     pub fn probe(mut self, probe: Arc<dyn Probe>) -> Self {
@@ -111,6 +129,7 @@ impl BotBuilder {
             switch_overrides: self.switch_overrides,
             switch_all: self.switch_all,
             memory_switch: Arc::new(MemorySwitch::new()),
+            owner: self.owner.unwrap_or_else(replica_name),
         };
         let generation = generation(self.config, &backends);
         Bot {
@@ -169,6 +188,7 @@ impl Bot {
             clock: None,
             switch_overrides: HashMap::new(),
             switch_all: None,
+            owner: None,
         }
     }
 
@@ -203,6 +223,11 @@ impl Bot {
         self.backends.store.clone()
     }
 
+    /// This replica's name in leases.
+    pub fn owner(&self) -> &str {
+        &self.backends.owner
+    }
+
     /// The current time by the bot's clock.
     pub fn now(&self) -> SystemTime {
         (self.backends.clock)()
@@ -235,6 +260,93 @@ impl Bot {
             progress: &NoProgress,
         };
         Ok(actions::status::gather(&ctx, env).await)
+    }
+
+    /// Takes over up to `limit` runs whose driver died (their lease lapsed) and
+    /// returns, for each, its id and a future that drives it on from where it stood:
+    /// progress and the final reply go to the outbox message the run was editing
+    /// (`wake` is called after each write). Spawn them.
+    pub async fn take_over_runs(
+        &self,
+        limit: usize,
+        wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    ) -> Result<Vec<(String, BoxFuture<'static, ()>)>, StoreError> {
+        let now = self.now();
+        let lease = self.settings().lease;
+        let runs = self
+            .backends
+            .store
+            .take_over_runs(&self.backends.owner, now, now + lease, limit)
+            .await?;
+        Ok(runs
+            .into_iter()
+            .map(|run| {
+                let bot = self.clone();
+                let wake = wake.clone();
+                let id = run.id.clone();
+                let work: BoxFuture<'static, ()> =
+                    Box::pin(async move { bot.resume(run, wake).await });
+                (id, work)
+            })
+            .collect())
+    }
+
+    async fn resume(&self, run: Run, wake: Option<Arc<dyn Fn() + Send + Sync>>) {
+        let generation = self.generation();
+        let mut outbox = run
+            .message
+            .as_ref()
+            .map(|id| OutboxProgress::new(self.backends.store.clone(), id.clone()));
+        if let (Some(o), Some(w)) = (outbox.take(), wake) {
+            outbox = Some(o.waking(w));
+        }
+        let progress: &dyn Progress = match &outbox {
+            Some(o) => o,
+            None => &NoProgress,
+        };
+        let (user, message) = (run.user.clone(), run.message.clone());
+        let ctx = Ctx {
+            generation: &generation,
+            backends: &self.backends,
+            user: &user,
+            channel: None,
+            delivery: None,
+            reply_to: message.as_deref(),
+            progress,
+        };
+        tracing::info!(run = %run.id, action = %run.action, "taking over a run");
+        let reply = match serde_json::from_value::<Invocation>(run.invocation.clone()) {
+            Ok(inv) => match generation
+                .config
+                .command(&inv.command)
+                .and_then(|cmd| Some((cmd, ctx.action(cmd)?)))
+            {
+                Some((cmd, action)) => action.action.resume(&ctx, cmd, inv, run).await,
+                None => {
+                    Driver::resume(&ctx, &run, None)
+                        .finish(RunStatus::Failed, run.state.clone())
+                        .await;
+                    Rejection::CommandGone {
+                        command: inv.command.clone(),
+                    }
+                    .reply()
+                }
+            },
+            Err(_) => {
+                Driver::resume(&ctx, &run, None)
+                    .finish(RunStatus::Failed, run.state.clone())
+                    .await;
+                Reply::message(
+                    Outcome::Failed,
+                    "A run could not be continued: its saved request is unreadable.",
+                )
+            }
+        };
+        if let Some(o) = &outbox {
+            if let Err(e) = o.finish(&reply).await {
+                tracing::error!(error = %e, "a resumed run's reply could not be written");
+            }
+        }
     }
 
     /// Handles a request, ignoring progress updates of long actions.

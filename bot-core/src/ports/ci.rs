@@ -5,6 +5,24 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+/// Where a triggered build was last seen: enough to follow it again after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildRef {
+    /// In the queue: the queue item's URL.
+    Queued {
+        /// Queue item URL.
+        item: String,
+    },
+    /// Started: its number and build page.
+    Started {
+        /// Build number.
+        number: u64,
+        /// Build page URL.
+        url: String,
+    },
+}
+
 /// Where a CI run is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildProgress {
@@ -126,6 +144,9 @@ pub enum CiError {
     /// No CI is configured.
     #[error("no Jenkins is configured")]
     NotConfigured,
+    /// This CI cannot follow a build started earlier.
+    #[error("this CI cannot follow a build started before a restart")]
+    CannotReattach,
 }
 
 /// Runs CI jobs (Jenkins and anything shaped like it).
@@ -138,6 +159,32 @@ pub trait Ci: Send + Sync {
         params: &[(String, String)],
         progress: &(dyn Fn(BuildProgress) + Send + Sync),
     ) -> Result<BuildOutcome, CiError>;
+
+    /// Triggers `job` with `params` and returns where to follow it, without waiting:
+    /// a run records that place before following it, so a replica taking the run over
+    /// re-attaches instead of building again. CIs that cannot split triggering from
+    /// following answer `None`, and [`Ci::run_job`] is used instead.
+    async fn trigger(
+        &self,
+        job: &str,
+        params: &[(String, String)],
+    ) -> Result<Option<BuildRef>, CiError> {
+        let _ = (job, params);
+        Ok(None)
+    }
+
+    /// Follows a build triggered earlier (by [`Ci::trigger`], here or in a process
+    /// that died) from where it was last seen, to its end. CIs that cannot answer
+    /// [`CiError::CannotReattach`].
+    async fn reattach(
+        &self,
+        job: &str,
+        at: &BuildRef,
+        progress: &(dyn Fn(BuildProgress) + Send + Sync),
+    ) -> Result<BuildOutcome, CiError> {
+        let _ = (job, at, progress);
+        Err(CiError::CannotReattach)
+    }
 }
 
 impl crate::failure::Failure for CiError {

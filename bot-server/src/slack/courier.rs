@@ -77,7 +77,7 @@ impl Courier {
             store,
             web: web.single_attempt(),
             metrics: Metrics::new(),
-            owner: crate::intake::replica_name(),
+            owner: bot_core::engine::replica_name(),
             interval,
             attempts: MAX_ATTEMPTS,
             wake,
@@ -164,8 +164,10 @@ impl Courier {
             }
         };
         let mut state: Delivered = serde_json::from_value(m.state.clone()).unwrap_or_default();
+        let sent = send(&self.web, &dest, &mut state, &reply, m.last).await;
+        // Spacing counts from when Slack had the edit, not from when it was sent.
         let now = (self.clock)();
-        match send(&self.web, &dest, &mut state, &reply, m.last).await {
+        match sent {
             Ok(()) => Attempt::Delivered {
                 version: m.version,
                 next_at: now + gap(&dest, &state, self.interval),
