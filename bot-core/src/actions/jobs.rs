@@ -398,7 +398,11 @@ fn custom_parts(
         ("args".to_owned(), inv.args.join(" ")),
     ];
     vars.extend(inv.params.iter().cloned());
-    Some((spec, format!("`{}`", inv.as_text()), vars))
+    Some(CustomParts {
+        spec,
+        title: format!("`{}`", inv.as_text()),
+        vars,
+    })
 }
 
 #[async_trait]
