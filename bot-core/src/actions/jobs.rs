@@ -384,10 +384,13 @@ pub(crate) async fn job_reply(
 pub(crate) struct Custom;
 
 /// What a YAML-defined command runs, its title, and its template variables.
-fn custom_parts(
-    cmd: &CommandSpec,
-    inv: &Invocation,
-) -> Option<(ActionSpec, String, Vec<(String, String)>)> {
+struct CustomParts {
+    spec: ActionSpec,
+    title: String,
+    vars: Vec<(String, String)>,
+}
+
+fn custom_parts(cmd: &CommandSpec, inv: &Invocation) -> Option<CustomParts> {
     let spec = match &cmd.action {
         ActionKind::Job(job) => ActionSpec::Job(job.clone()),
         ActionKind::Http(spec) => ActionSpec::Http(spec.clone()),
@@ -408,7 +411,7 @@ fn custom_parts(
 #[async_trait]
 impl Action for Custom {
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
-        let Some((spec, title, vars)) = custom_parts(cmd, &inv) else {
+        let Some(CustomParts { spec, title, vars }) = custom_parts(cmd, &inv) else {
             return Rejection::unsupported(&cmd.name, &inv.target).reply();
         };
         let mut vars: Vec<(&str, &str)> =
@@ -418,7 +421,7 @@ impl Action for Custom {
     }
 
     async fn resume(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, run: Run) -> Reply {
-        let Some((spec, title, vars)) = custom_parts(cmd, &inv) else {
+        let Some(CustomParts { spec, title, vars }) = custom_parts(cmd, &inv) else {
             return Rejection::unsupported(&cmd.name, &inv.target).reply();
         };
         let mut vars: Vec<(&str, &str)> =
