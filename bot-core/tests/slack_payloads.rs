@@ -157,6 +157,7 @@ fn a_button_click_carries_value_user_and_response_url() {
             response_url:
                 "http://127.0.0.1:9/hooks/actions/T04F2K1QZ7R/7021838712389/Zp3kq9TnB0hXvC4sLwYd8R2m"
                     .into(),
+            trigger_id: Some("7021838712453.4523086641255.5b7c1e9f0a2d4c6b8e3f1a7d9c0b2e4f".into()),
         }))
     );
     assert_eq!(

@@ -30,6 +30,9 @@ pub enum ServeConfigError {
     /// The drain timeout is not a number of seconds.
     #[error("CROSSROADS_DRAIN_TIMEOUT must be a number of seconds, got `{0}`")]
     BadDrainTimeout(String),
+    /// A variable that must be a positive whole number is not.
+    #[error("{0} must be a whole number from 1, got `{1}`")]
+    BadNumber(&'static str, String),
 }
 
 /// Everything the Slack server needs besides the [`bot_core::Bot`].
@@ -105,6 +108,16 @@ impl ServeConfig {
         }
         if !(config.api_url.starts_with("http://") || config.api_url.starts_with("https://")) {
             return Err(ServeConfigError::BadApiUrl(config.api_url));
+        }
+        if let Some(n) = non_empty("CROSSROADS_MAX_IN_FLIGHT") {
+            config.max_in_flight = n
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ServeConfigError::BadNumber("CROSSROADS_MAX_IN_FLIGHT", n.clone())
+                })?;
         }
         if let Some(secs) = non_empty("CROSSROADS_DRAIN_TIMEOUT") {
             let parsed = secs

@@ -167,3 +167,92 @@ async fn when_the_edit_fails_the_reply_still_arrives_through_response_url() {
     assert_eq!(calls[0].body["replace_original"], true);
     assert!(block_text(&calls[0].body).contains("chose `health staging api blue`"));
 }
+
+/// A click on `value` by `user` in `channel` (the message `ts` there).
+async fn click_in_channel(app: &TestApp, user: &str, channel: &str, value: &str, url: &str) {
+    let payload = with(
+        fixture("interactions/block_actions.json"),
+        &[
+            ("/user/id", user),
+            ("/channel/id", channel),
+            ("/container/channel_id", channel),
+            ("/response_url", url),
+            ("/actions/0/value", value),
+            ("/trigger_id", &format!("{}.{url}", now_ts())),
+        ],
+    )
+    .to_string();
+    let body = serde_urlencoded::to_string([("payload", payload)]).expect("form");
+    let status = app
+        .post(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            signed(&now_ts(), &body),
+            body,
+        )
+        .await
+        .status();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn forged_values_and_buttons_clicked_elsewhere_run_nothing() {
+    let app = TestApp::start().await;
+    // A value shaped like ours, naming a set that was never issued.
+    click_in_channel(
+        &app,
+        "U1",
+        "D1",
+        "0123456789abcdef0123456789abcdef.0",
+        &app.slack.response_url("forged"),
+    )
+    .await;
+    // A value carrying an invocation, as buttons once did: not one of ours.
+    let old_style =
+        r#"{"set":"x","run":{"command":"build","target":{"k":"none"},"confirmed":true}}"#;
+    click_in_channel(&app, "U2", "D1", old_style, &app.slack.response_url("old")).await;
+    for url in ["response/forged", "response/old"] {
+        let answer = app.slack.wait_for(url, 1).await;
+        assert_eq!(answer[0].body["response_type"], "ephemeral", "{url}");
+    }
+    // A genuine button offered in D1, clicked from another conversation.
+    app.event(&dm("Ev620", "U1", "health")).await;
+    let posts = app.slack.wait_for("chat.postMessage", 1).await;
+    let buttons = button_values(&posts[0].body);
+    click_in_channel(
+        &app,
+        "U1",
+        "C9",
+        &buttons[0],
+        &app.slack.response_url("elsewhere"),
+    )
+    .await;
+    let elsewhere = app.slack.wait_for("response/elsewhere", 1).await;
+    assert_eq!(elsewhere[0].body["response_type"], "ephemeral");
+    assert!(
+        block_text(&elsewhere[0].body).contains("another conversation"),
+        "{}",
+        elsewhere[0].body
+    );
+    app.settle().await;
+    assert_eq!(app.ci.started_count(), 0, "nothing was built");
+    assert!(
+        app.slack.calls("chat.update").is_empty(),
+        "no message was touched"
+    );
+    // The set was not used up: clicked where it was offered, it works.
+    click_in_channel(
+        &app,
+        "U1",
+        "D1",
+        &buttons[0],
+        &app.slack.response_url("here"),
+    )
+    .await;
+    let update = app.slack.wait_for("chat.update", 1).await;
+    assert!(
+        block_text(&update[0].body).contains("chose `health staging api"),
+        "{}",
+        update[0].body
+    );
+}

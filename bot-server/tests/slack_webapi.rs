@@ -115,3 +115,26 @@ fn the_client_never_prints_its_token() {
     .expect("client");
     assert!(!format!("{web:?}").contains(TOKEN));
 }
+
+#[tokio::test]
+async fn a_reply_slack_answers_503_twice_arrives_once_on_the_third_try() {
+    let app = TestApp::start().await;
+    app.slack.script(
+        "chat.postMessage",
+        &[Scripted::Status(503), Scripted::Status(503)],
+    );
+    app.event(&dm("Ev611", "U1", "hello")).await;
+    app.slack.wait_for("chat.postMessage", 3).await;
+    app.settle().await;
+    let calls = app.slack.calls("chat.postMessage");
+    assert_eq!(calls.len(), 3, "two 503s, then the reply: {calls:?}");
+    assert_eq!(calls[0].body, calls[2].body, "the same reply, retried");
+    let m = metrics(&app).await;
+    assert!(
+        m.contains(
+            r#"crossroads_slack_api_failures_total{method="chat.postMessage",error="http_503"} 2"#
+        ),
+        "{m}"
+    );
+    assert!(m.contains("crossroads_outbox_given_up_total 0"), "{m}");
+}

@@ -109,7 +109,7 @@ async fn a_dm_deploys_through_jenkins_and_haproxy_and_the_message_tells_the_stor
     let posted = stack.slack.calls("chat.postMessage");
     assert_eq!(posted.len(), 1, "one progress message, edited in place");
     assert_eq!(posted[0].arg("channel"), Some(DM));
-    let message = &stack.slack.messages()[0];
+    let message = &stack.slack.wait_for_message(DM).await;
     assert_eq!(
         done.arg("ts"),
         Some(message.ts.as_str()),
@@ -158,7 +158,7 @@ environments:
         .event(&stack.slack.message_event(DM, DEPLOYER, "health staging"))
         .await;
     let question = stack.slack.wait_for("chat.postMessage", 1).await.remove(0);
-    let ts = stack.slack.messages()[0].ts.clone();
+    let ts = stack.slack.wait_for_message(DM).await.ts;
     let button = question.body["blocks"]
         .as_array()
         .into_iter()

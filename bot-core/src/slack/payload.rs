@@ -74,11 +74,13 @@ pub struct ButtonClick {
     pub message_ts: Option<String>,
     /// The button's `value`, verbatim.
     pub value: String,
-    /// The button's `action_id` (with `message_ts` and the user, what makes a click
-    /// unique when Slack delivers it again).
+    /// The button's `action_id` (with `message_ts`, the user and `trigger_id`, what
+    /// makes a click unique when Slack delivers it again).
     pub action_id: String,
     /// Where to send the answer.
     pub response_url: String,
+    /// Slack's id for this interaction, the same if it is delivered again.
+    pub trigger_id: Option<String>,
 }
 
 /// What an interactivity body holds.
@@ -256,6 +258,7 @@ struct RawInteraction {
     response_url: Option<String>,
     #[serde(default)]
     actions: Vec<RawAction>,
+    trigger_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +330,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError
         value,
         action_id,
         response_url,
+        trigger_id: raw.trigger_id.filter(|t| !t.is_empty()),
     }))
 }
 
@@ -361,6 +365,7 @@ pub fn click_from_interaction(event: &SlackInteractionEvent) -> InteractionPaylo
             value,
             action_id,
             response_url: url.0.to_string(),
+            trigger_id: Some(b.trigger_id.0.clone()).filter(|t| !t.is_empty()),
         }),
         _ => InteractionPayload::Other("block_actions without user, response_url or value".into()),
     }

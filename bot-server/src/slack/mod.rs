@@ -174,12 +174,15 @@ impl Slack {
             c.user,
             c.channel.as_deref().unwrap_or("?")
         );
+        // The button (message and action), who clicked, and Slack's id for this
+        // click: a redelivery repeats all four; clicking again after a refusal does not.
         let key = format!(
-            "click:{}:{}:{}:{}",
+            "click:{}:{}:{}:{}:{}",
             c.channel.as_deref().unwrap_or("-"),
             c.message_ts.as_deref().unwrap_or("-"),
             c.action_id,
-            c.user
+            c.user,
+            c.trigger_id.as_deref().unwrap_or("-")
         );
         let request = Request {
             channel: c.channel.clone(),

@@ -3,6 +3,8 @@
 //! 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -318,6 +320,8 @@ pub enum Scripted {
     /// HTTP 429 with `Retry-After` of this many seconds.
     RateLimitedFor(u64),
     Error(&'static str),
+    /// This HTTP status, with a Slack-like body.
+    Status(u16),
 }
 
 #[derive(Default)]
@@ -374,6 +378,14 @@ fn record(
         Some(Scripted::RateLimitedFor(secs)) => return rate_limited(secs),
         Some(Scripted::Error(code)) => {
             return axum::Json(serde_json::json!({"ok": false, "error": code})).into_response()
+        }
+        Some(Scripted::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (
+                status,
+                axum::Json(serde_json::json!({"ok": false, "error": "service_unavailable"})),
+            )
+                .into_response();
         }
         None => {}
     }

@@ -385,6 +385,23 @@ impl SlackStandIn {
             .collect()
     }
 
+    /// The first message posted in `channel`, once it is there (bounded wait: a call
+    /// is recorded a moment before its message is stored).
+    pub async fn wait_for_message(&self, channel: &str) -> Message {
+        let deadline = std::time::Instant::now() + DEFAULT_WAIT;
+        loop {
+            if let Some(m) = self.messages().into_iter().find(|m| m.channel == channel) {
+                return m;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no message was posted in {channel}; messages: {:?}",
+                self.messages()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Files announced so far, by id order.
     pub fn uploads(&self) -> Vec<Upload> {
         self.shared.web().uploads.values().cloned().collect()
