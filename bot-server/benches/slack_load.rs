@@ -1,11 +1,18 @@
 //! Load benchmark: signed `message.im` deliveries to `/slack/events` over loopback,
-//! 64 connections, against the real Crossroads server and, as a baseline, a bare
-//! axum route that only checks the HMAC. Each server runs in its own child process
-//! (this binary re-executed) so its resident memory is measured alone; the load
-//! generator and the Slack Web API stand-in run in this process.
+//! 64 connections, against the real Crossroads server on each state store (memory,
+//! SQLite in a temporary file, PostgreSQL in a fresh database) and, as baselines, a
+//! bare axum route that only checks the HMAC and — when `bot-server/benches/bolt` has
+//! its `node_modules` — Slack's Bolt for JavaScript answering every DM. Each server
+//! runs in its own child process (this binary re-executed, or `node`) so its resident
+//! memory is measured alone; the load generator and the Slack Web API stand-in run in
+//! this process.
+//!
+//! Rows: the ack path with the inbox write (the bot's work is held up so deliveries
+//! only pile up in the inbox), the ack path of deliveries that need no work (the bot's
+//! own posts echoed back), and every DM answered end to end.
 //!
 //! Run: `cargo bench -p bot-server --bench slack_load` (`BENCH_SECS`, `BENCH_CONNS`
-//! override the 10 s / 64 connections).
+//! override the 10 s / 64 connections; `BENCH_STORES=memory,sqlite` picks stores).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -108,8 +115,18 @@ async fn baseline(headers: HeaderMap, body: Bytes) -> StatusCode {
     }
 }
 
+/// A probe that never answers: holds up the bot's work so only the ack path runs.
+struct Stuck;
+
+#[async_trait]
+impl Probe for Stuck {
+    async fn get(&self, _url: &str, _t: Duration) -> Result<HttpSnapshot, ProbeError> {
+        std::future::pending().await
+    }
+}
+
 /// Child process: serve until stdin closes; print the address first.
-async fn child(kind: &str, api_url: &str) -> anyhow::Result<()> {
+async fn child(kind: &str, api_url: &str, store: &str, mode: &str) -> anyhow::Result<()> {
     let stop = async {
         let _ = tokio::task::spawn_blocking(|| {
             let mut s = String::new();
@@ -129,9 +146,13 @@ async fn child(kind: &str, api_url: &str) -> anyhow::Result<()> {
             .await?;
         return Ok(());
     }
-    let bot = Bot::builder(config())
-        .probe(Arc::new(AlwaysHealthy))
-        .build();
+    let store = bot_core::adapters::store::connect(store, true).await?;
+    let probe: Arc<dyn Probe> = if mode == "ack" {
+        Arc::new(Stuck)
+    } else {
+        Arc::new(AlwaysHealthy)
+    };
+    let bot = Bot::builder(config()).probe(probe).store(store).build();
     let mut sc = ServeConfig::new(
         "127.0.0.1:0".parse()?,
         Secret::new(SECRET),
@@ -145,6 +166,10 @@ async fn child(kind: &str, api_url: &str) -> anyhow::Result<()> {
     {
         sc.max_in_flight = n;
     }
+    if mode == "ack" {
+        // One request is worked on (and never ends); every other waits in the inbox.
+        sc.max_in_flight = 1;
+    }
     let server = Server::bind(sc.listen, AppState::new(&sc, bot)?).await?;
     println!("LISTEN {}", server.local_addr()?);
     std::io::stdout().flush()?;
@@ -154,12 +179,36 @@ async fn child(kind: &str, api_url: &str) -> anyhow::Result<()> {
 
 // ------------------------------------------------------------- parent
 
-fn spawn_child(kind: &str, api_url: &str) -> anyhow::Result<(Child, SocketAddr)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--child", kind, api_url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
+/// What a run starts: the bare baseline, Bolt, or Crossroads on a store in a mode.
+#[derive(Clone)]
+enum Kind {
+    Baseline,
+    Bolt,
+    Crossroads { store: String, mode: &'static str },
+}
+
+fn spawn_child(kind: &Kind, api_url: &str) -> anyhow::Result<(Child, SocketAddr)> {
+    let mut child = match kind {
+        Kind::Bolt => Command::new("node")
+            .arg("app.js")
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/bolt"))
+            .env("SLACK_SIGNING_SECRET", SECRET)
+            .env("SLACK_BOT_TOKEN", "xoxb-bench")
+            .env("SLACK_API_URL", api_url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?,
+        Kind::Baseline => Command::new(std::env::current_exe()?)
+            .args(["--child", "baseline", api_url, "", ""])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?,
+        Kind::Crossroads { store, mode } => Command::new(std::env::current_exe()?)
+            .args(["--child", "crossroads", api_url, store, mode])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?,
+    };
     let stdout = child
         .stdout
         .take()
@@ -197,20 +246,39 @@ struct Tally {
 
 static EVENT_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// A `message.im` delivery with a fresh event id; `echo` makes it the bot's own
-/// post coming back (it carries `bot_id`), which Slack delivers for every reply.
-fn event_body(conn: usize, echo: bool) -> String {
+/// What the load sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// The bot's own posts coming back (they carry `bot_id`): acknowledged, no work.
+    Echo,
+    /// `status` DMs: with a probe that never answers, the work never ends.
+    Status,
+    /// DMs the bot answers at once ("I don't know the command …").
+    Chat,
+}
+
+/// A `message.im` delivery with a fresh event id.
+fn event_body(conn: usize, load: Load) -> String {
     let n = EVENT_SEQ.fetch_add(1, Ordering::Relaxed);
-    let bot = if echo { r#""bot_id":"B1","# } else { "" };
+    let bot = if load == Load::Echo {
+        r#""bot_id":"B1","#
+    } else {
+        ""
+    };
+    let text = if load == Load::Status {
+        "status"
+    } else {
+        "hello there"
+    };
     format!(
-        r#"{{"token":"t","team_id":"T1","api_app_id":"A1","type":"event_callback","event_id":"Ev{n:012}","event_time":1700000000,"event":{{"type":"message",{bot}"channel_type":"im","channel":"D{conn:04}","user":"U{conn:04}","text":"hello there","ts":"1700000000.{n:06}","event_ts":"1700000000.{n:06}"}}}}"#
+        r#"{{"token":"t","team_id":"T1","api_app_id":"A1","type":"event_callback","event_id":"Ev{n:012}","event_time":1700000000,"event":{{"type":"message",{bot}"channel_type":"im","channel":"D{conn:04}","user":"U{conn:04}","text":"{text}","ts":"1700000000.{n:06}","event_ts":"1700000000.{n:06}"}}}}"#
     )
 }
 
 async fn connection(
     addr: SocketAddr,
     conn: usize,
-    echo: bool,
+    load: Load,
     until: Instant,
     record_after: Instant,
 ) -> anyhow::Result<Tally> {
@@ -222,7 +290,7 @@ async fn connection(
     let mut tally = Tally::default();
     let host = addr.to_string();
     while Instant::now() < until {
-        let body = event_body(conn, echo);
+        let body = event_body(conn, load);
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)?
             .as_secs()
@@ -256,7 +324,7 @@ async fn connection(
 }
 
 struct Figures {
-    name: &'static str,
+    name: String,
     acked_per_s: f64,
     shed_per_s: f64,
     other: u64,
@@ -269,9 +337,9 @@ struct Figures {
 
 #[allow(clippy::too_many_arguments)]
 async fn run(
-    name: &'static str,
-    kind: &str,
-    echo: bool,
+    name: String,
+    kind: &Kind,
+    load: Load,
     api_url: &str,
     posted: &AtomicU64,
     conns: usize,
@@ -284,7 +352,7 @@ async fn run(
     let until = record_after + Duration::from_secs(secs);
     let posted_before = posted.load(Ordering::Relaxed);
     let tasks: Vec<_> = (0..conns)
-        .map(|c| tokio::spawn(connection(addr, c, echo, until, record_after)))
+        .map(|c| tokio::spawn(connection(addr, c, load, until, record_after)))
         .collect();
     // Sample the server's memory while under load, then once more at the end.
     let mut peak_rss = 0;
@@ -358,45 +426,106 @@ async fn parent() -> anyhow::Result<()> {
     });
 
     println!("slack_load: {conns} connections, {secs}s measured after 1s warm-up, loopback");
-    let base = run(
-        "bare axum + HMAC (baseline)",
-        "baseline",
-        false,
-        &api_url,
-        &posted,
-        conns,
-        secs,
-    )
-    .await?;
-    let echo = run(
-        "crossroads, no reply needed",
-        "crossroads",
-        true,
-        &api_url,
-        &posted,
-        conns,
-        secs,
-    )
-    .await?;
-    let cr = run(
-        "crossroads, every DM answered",
-        "crossroads",
-        false,
-        &api_url,
-        &posted,
-        conns,
-        secs,
-    )
-    .await?;
+    let stores: Vec<String> = std::env::var("BENCH_STORES")
+        .unwrap_or_else(|_| "memory,sqlite,postgres".into())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect();
+    let state = tempfile::tempdir()?;
+    let mut figures = vec![
+        run(
+            "bare axum + HMAC (baseline)".into(),
+            &Kind::Baseline,
+            Load::Chat,
+            &api_url,
+            &posted,
+            conns,
+            secs,
+        )
+        .await?,
+    ];
+    let bolt = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/bolt/node_modules"
+    ));
+    if bolt.exists() {
+        figures.push(
+            run(
+                "Bolt-JS, every DM answered".into(),
+                &Kind::Bolt,
+                Load::Chat,
+                &api_url,
+                &posted,
+                conns,
+                secs,
+            )
+            .await?,
+        );
+    } else {
+        println!("(Bolt-JS not installed: `cd bot-server/benches/bolt && npm ci` to compare)");
+    }
+    let mut databases = Vec::new();
+    let mut files = 0;
+    for store in &stores {
+        for (what, mode, load) in [
+            ("ack + inbox write", "ack", Load::Status),
+            ("ack, no work", "echo", Load::Echo),
+            ("every DM answered", "answer", Load::Chat),
+        ] {
+            // A fresh store for every run: nothing left over from the one before.
+            let url = match store.as_str() {
+                "memory" => "memory:".to_owned(),
+                "sqlite" => {
+                    files += 1;
+                    format!(
+                        "sqlite://{}",
+                        state.path().join(format!("run{files}.db")).display()
+                    )
+                }
+                "postgres" => match crossroads_sim::postgres::fresh_database("bench").await {
+                    Some(db) => {
+                        let url = db.url.clone();
+                        databases.push(db);
+                        url
+                    }
+                    None => break,
+                },
+                other => anyhow::bail!("unknown store {other} in BENCH_STORES"),
+            };
+            let kind = Kind::Crossroads { store: url, mode };
+            figures.push(
+                run(
+                    format!("crossroads {store}, {what}"),
+                    &kind,
+                    load,
+                    &api_url,
+                    &posted,
+                    conns,
+                    secs,
+                )
+                .await?,
+            );
+        }
+    }
+    let base = figures[0].acked_per_s.max(1.0);
     println!(
-        "{:<30} {:>10} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9}",
-        "server", "acked/s", "shed/s", "p50 ms", "p99 ms", "replies/s", "RSS MiB", "peak MiB"
+        "{:<42} {:>10} {:>6} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9}",
+        "server",
+        "acked/s",
+        "×base",
+        "shed/s",
+        "p50 ms",
+        "p99 ms",
+        "replies/s",
+        "RSS MiB",
+        "peak MiB"
     );
-    for f in [&base, &echo, &cr] {
+    for f in &figures {
         println!(
-            "{:<30} {:>10.0} {:>9.0} {:>8.3} {:>8.3} {:>11.0} {:>9.1} {:>9.1}",
+            "{:<42} {:>10.0} {:>6.2} {:>9.0} {:>8.3} {:>8.3} {:>11.0} {:>9.1} {:>9.1}",
             f.name,
             f.acked_per_s,
+            f.acked_per_s / base,
             f.shed_per_s,
             f.p50_us as f64 / 1000.0,
             f.p99_us as f64 / 1000.0,
@@ -418,9 +547,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        let kind = args.get(i + 1).cloned().unwrap_or_default();
-        let api = args.get(i + 2).cloned().unwrap_or_default();
-        return rt.block_on(child(&kind, &api));
+        let arg = |k: usize| args.get(i + k).cloned().unwrap_or_default();
+        return rt.block_on(child(&arg(1), &arg(2), &arg(3), &arg(4)));
     }
     rt.block_on(parent())
 }

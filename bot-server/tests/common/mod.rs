@@ -553,9 +553,23 @@ impl TestApp {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        Self::start_on(None, tweak).await
+    }
+
+    /// Like [`TestApp::start_with`], keeping state in `store` instead of memory.
+    pub async fn start_on(
+        store: Option<Arc<dyn bot_core::ports::Store>>,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
         let slack = StandIn::start().await;
         let ci = Arc::new(FakeCi::new(50));
-        let bot = bot_with(ci.clone());
+        let mut builder = Bot::builder(config())
+            .probe(Arc::new(FakeProbe))
+            .ci(ci.clone());
+        if let Some(store) = store {
+            builder = builder.store(store);
+        }
+        let bot = builder.build();
         let mut config = ServeConfig::new(
             "127.0.0.1:0".parse().expect("addr"),
             Secret::new(SECRET),

@@ -47,6 +47,8 @@ struct Message {
     out: Outgoing,
     lease: Option<(String, SystemTime)>,
     changed: SystemTime,
+    /// In `undelivered`.
+    queued: bool,
 }
 
 #[derive(Default)]
@@ -58,7 +60,8 @@ struct State {
     done: HashSet<u128>,
     done_order: VecDeque<(SystemTime, u128)>,
     messages: HashMap<String, Message>,
-    message_order: Vec<String>,
+    /// Messages with a version to deliver, oldest first (each once).
+    undelivered: VecDeque<String>,
     buttons: HashMap<String, (ButtonSet, Option<String>)>,
     locks: HashMap<String, Lock>,
     runs: HashMap<String, Run>,
@@ -232,9 +235,9 @@ impl Outbox for MemoryStore {
                     },
                     lease: None,
                     changed: now,
+                    queued: false,
                 },
             );
-            s.message_order.push(id.to_owned());
         })
     }
 
@@ -248,6 +251,10 @@ impl Outbox for MemoryStore {
                     if last {
                         // A retry meant for older progress does not hold back the reply.
                         m.out.attempts = 0;
+                    }
+                    if !m.queued && !m.out.given_up {
+                        m.queued = true;
+                        s.undelivered.push_back(id.to_owned());
                     }
                 }
             }
@@ -265,12 +272,11 @@ impl Outbox for MemoryStore {
         self.with(|s| {
             let State {
                 messages,
-                message_order,
+                undelivered,
                 ..
             } = s;
-            message_order.retain(|id| messages.contains_key(id));
             let mut out = Vec::new();
-            for id in message_order.iter() {
+            for id in undelivered.iter() {
                 if out.len() >= limit {
                     break;
                 }
@@ -303,7 +309,7 @@ impl Outbox for MemoryStore {
                 return;
             }
             m.lease = None;
-            match attempt {
+            let done = match attempt {
                 Attempt::Delivered {
                     version,
                     state,
@@ -314,6 +320,7 @@ impl Outbox for MemoryStore {
                     m.out.attempts = 0;
                     m.out.next_at = *next_at;
                     m.changed = *next_at;
+                    m.out.delivered >= m.out.version
                 }
                 Attempt::Failed { retry_at } => {
                     m.out.attempts += 1;
@@ -321,7 +328,12 @@ impl Outbox for MemoryStore {
                         Some(at) => m.out.next_at = *at,
                         None => m.out.given_up = true,
                     }
+                    m.out.given_up
                 }
+            };
+            if done && m.queued {
+                m.queued = false;
+                s.undelivered.retain(|q| q != id);
             }
         })
     }
