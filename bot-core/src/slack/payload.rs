@@ -1,10 +1,13 @@
 //! Slack payloads: Events API bodies, `block_actions` interactions and slash commands,
 //! parsed into the few facts the bot acts on.
 //!
-//! HTTP bodies are parsed with small tolerant serde structs (fast, and an event type
-//! or field Slack adds tomorrow never turns a valid delivery into a 400). Socket Mode
-//! hands over slack-morphism's models; the `from_*` functions map those onto the same
-//! types so both transports share one dispatch.
+//! Bodies are parsed with small tolerant serde structs (fast, and an event type or
+//! field Slack adds tomorrow never turns a valid delivery into a 400). HTTP and
+//! Socket Mode share them: an Events API body is a Socket Mode `events_api` payload,
+//! the JSON in an interaction's `payload=` field is an `interactive` payload, and a
+//! slash command's form fields are a `slash_commands` payload as a JSON object
+//! ([`super::socket`] reads the envelopes around them). The `*_from_*` functions map
+//! slack-morphism's models onto the same types.
 
 use serde::Deserialize;
 use slack_morphism::prelude::{
@@ -24,6 +27,10 @@ pub enum PayloadError {
     /// A field Slack always sends is missing.
     #[error("missing field `{0}`")]
     Missing(&'static str),
+    /// A form field does not decode to UTF-8 (Slack always sends UTF-8, so the body
+    /// was not written by Slack, or was damaged on the way).
+    #[error("form field `{0}` is not valid UTF-8")]
+    NotUtf8(String),
 }
 
 /// What an Events API body asks for.
@@ -76,6 +83,8 @@ pub struct ButtonClick {
     pub value: String,
     /// Where to send the answer.
     pub response_url: String,
+    /// Slack's id for this interaction, the same if it is delivered again.
+    pub trigger_id: Option<String>,
 }
 
 /// What an interactivity body holds.
@@ -251,6 +260,7 @@ struct RawInteraction {
     channel: Option<RawId>,
     container: Option<RawContainer>,
     response_url: Option<String>,
+    trigger_id: Option<String>,
     #[serde(default)]
     actions: Vec<RawAction>,
 }
@@ -286,11 +296,16 @@ struct RawAction {
 
 /// Parses an interactivity body: the form field `payload` holding JSON.
 pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError> {
-    let form: RawForm =
-        serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+    let form: RawForm = parse_form(body)?;
     let payload = form.payload.ok_or(PayloadError::Missing("payload"))?;
+    parse_interaction_json(payload.as_bytes())
+}
+
+/// Parses an interaction's JSON (the `payload` form field over HTTP, the envelope's
+/// `payload` in Socket Mode).
+pub fn parse_interaction_json(json: &[u8]) -> Result<InteractionPayload, PayloadError> {
     let raw: RawInteraction =
-        serde_json::from_str(&payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+        serde_json::from_slice(json).map_err(|e| PayloadError::Json(e.to_string()))?;
     if raw.kind != "block_actions" {
         return Ok(InteractionPayload::Other(raw.kind));
     }
@@ -316,6 +331,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError
         message_ts,
         value,
         response_url,
+        trigger_id: raw.trigger_id.filter(|t| !t.is_empty()),
     }))
 }
 
@@ -351,6 +367,7 @@ pub fn click_from_interaction(event: &SlackInteractionEvent) -> InteractionPaylo
             message_ts,
             value,
             response_url: url.0.to_string(),
+            trigger_id: Some(b.trigger_id.0.clone()).filter(|t| !t.is_empty()),
         }),
         _ => InteractionPayload::Other("block_actions without user, response_url or value".into()),
     }
@@ -368,10 +385,19 @@ struct RawCommand {
     trigger_id: Option<String>,
 }
 
-/// Parses a slash command body (form-encoded).
+/// Parses a slash command body (form-encoded). A field that is not UTF-8 is an
+/// error, never a run with U+FFFD in place of what was typed.
 pub fn parse_command(body: &[u8]) -> Result<SlashCommand, PayloadError> {
-    let raw: RawCommand =
-        serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+    command(parse_form(body)?)
+}
+
+/// Parses a slash command's fields as a JSON object of strings (Socket Mode's
+/// `slash_commands` payload).
+pub fn parse_command_json(json: &[u8]) -> Result<SlashCommand, PayloadError> {
+    command(serde_json::from_slice(json).map_err(|e| PayloadError::Json(e.to_string()))?)
+}
+
+fn command(raw: RawCommand) -> Result<SlashCommand, PayloadError> {
     Ok(SlashCommand {
         command: raw.command.unwrap_or_default(),
         text: raw.text.unwrap_or_default(),
@@ -394,6 +420,34 @@ pub fn command_from_event(event: &SlackCommandEvent) -> SlashCommand {
         response_url: event.response_url.0.to_string(),
         trigger_id: Some(event.trigger_id.0.clone()).filter(|t| !t.is_empty()),
     }
+}
+
+/// Reads a form body strictly: every name and value must decode (`+` and `%XX`)
+/// to UTF-8. serde_urlencoded alone would replace bad bytes with U+FFFD.
+fn parse_form<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, PayloadError> {
+    for pair in body.split(|b| *b == b'&') {
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[..0]),
+        };
+        let decode = |raw: &[u8]| -> Vec<u8> {
+            let spaced: Vec<u8> = raw
+                .iter()
+                .map(|b| if *b == b'+' { b' ' } else { *b })
+                .collect();
+            percent_encoding::percent_decode(&spaced).collect()
+        };
+        let name = decode(name);
+        let Ok(field) = std::str::from_utf8(&name) else {
+            return Err(PayloadError::NotUtf8(
+                String::from_utf8_lossy(&name).chars().take(40).collect(),
+            ));
+        };
+        if std::str::from_utf8(&decode(value)).is_err() {
+            return Err(PayloadError::NotUtf8(field.chars().take(40).collect()));
+        }
+    }
+    serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))
 }
 
 #[cfg(test)]
@@ -497,6 +551,7 @@ mod tests {
                 message_ts: None,
                 value: r#"{"set":"s"}"#.into(),
                 response_url: "http://127.0.0.1:1/r".into(),
+                trigger_id: None,
             }))
         );
         assert_eq!(
@@ -548,19 +603,44 @@ mod tests {
     }
 
     #[test]
-    fn socket_mode_clicks_name_the_message_too() {
-        let event: SlackInteractionEvent = serde_json::from_value(serde_json::json!({
-            "type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
-            "api_app_id": "A1", "trigger_id": "1.2",
-            "container": {"type": "message", "message_ts": "1.5", "channel_id": "D9"},
-            "response_url": "http://127.0.0.1:1/r",
-            "actions": [{"type": "button", "action_id": "a", "value": "v"}]
-        }))
-        .expect("slack-morphism parses a click");
-        let InteractionPayload::Click(c) = click_from_interaction(&event) else {
+    fn socket_mode_payloads_are_the_same_json() {
+        let click = br#"{"type":"block_actions","team":{"id":"T1"},"user":{"id":"U1"},
+            "api_app_id":"A1","trigger_id":"1.2",
+            "container":{"type":"message","message_ts":"1.5","channel_id":"D9"},
+            "response_url":"http://127.0.0.1:1/r",
+            "actions":[{"type":"button","action_id":"a","value":"v"}]}"#;
+        let Ok(InteractionPayload::Click(c)) = parse_interaction_json(click) else {
             panic!("a click");
         };
         assert_eq!(c.message_ts.as_deref(), Some("1.5"));
         assert_eq!(c.channel.as_deref(), Some("D9"), "from the container");
+        assert_eq!(c.trigger_id.as_deref(), Some("1.2"));
+
+        let command = br#"{"command":"/crossroads","text":"status","user_id":"U1",
+            "channel_id":"C1","response_url":"http://127.0.0.1:1/r","trigger_id":"9.9",
+            "is_enterprise_install":"false"}"#;
+        let c = parse_command_json(command).expect("a command");
+        assert_eq!((c.text.as_str(), c.user.as_str()), ("status", "U1"));
+        assert_eq!(c.trigger_id.as_deref(), Some("9.9"));
+    }
+
+    #[test]
+    fn a_form_field_that_is_not_utf8_is_refused_not_mangled() {
+        let body =
+            "command=%2Fcrossroads&text=deploy+%FF%FE&user_id=U1&channel_id=C1&response_url=x";
+        assert_eq!(
+            parse_command(body.as_bytes()),
+            Err(PayloadError::NotUtf8("text".into()))
+        );
+        assert_eq!(
+            parse_interaction(b"payload=%C3%28"),
+            Err(PayloadError::NotUtf8("payload".into()))
+        );
+        // Multi-byte UTF-8, raw or percent-encoded, is fine.
+        let ok = "command=%2Fc&text=d%C3%A9ploy+caf\u{e9}&user_id=U1&channel_id=C1&response_url=x";
+        assert_eq!(
+            parse_command(ok.as_bytes()).map(|c| c.text),
+            Ok("déploy café".into())
+        );
     }
 }
