@@ -18,6 +18,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Largest Slack request body accepted (larger bodies get 413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Most Socket Mode connections Slack allows one app.
+pub const MAX_SOCKET_CONNECTIONS: usize = 10;
+
 /// A setting is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServeConfigError {
@@ -30,6 +33,16 @@ pub enum ServeConfigError {
     /// The drain timeout is not a number of seconds.
     #[error("CROSSROADS_DRAIN_TIMEOUT must be a number of seconds, got `{0}`")]
     BadDrainTimeout(String),
+    /// A numeric setting is not a number in its range.
+    #[error("{name} must be {range}, got `{value}`")]
+    OutOfRange {
+        /// The variable.
+        name: &'static str,
+        /// What it must be, e.g. `a whole number from 1 to 10`.
+        range: &'static str,
+        /// What it was.
+        value: String,
+    },
 }
 
 /// Everything the Slack server needs besides the [`bot_core::Bot`].
@@ -63,6 +76,10 @@ pub struct ServeConfig {
     /// Shortest gap between two progress edits of one message (Slack's
     /// `chat.update` allows about 50 calls a minute).
     pub progress_interval: Duration,
+    /// Socket Mode connections kept open at once (`CROSSROADS_SOCKET_CONNECTIONS`,
+    /// 1 to 10, default 1): Slack spreads envelopes over them, so a second one
+    /// keeps events flowing while the first is being replaced or is lost.
+    pub socket_connections: usize,
 }
 
 impl ServeConfig {
@@ -81,11 +98,13 @@ impl ServeConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             api_token: None,
             progress_interval: PROGRESS_INTERVAL,
+            socket_connections: 1,
         }
     }
 
     /// Reads `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`,
-    /// `SLACK_API_URL`, `CROSSROADS_DRAIN_TIMEOUT` and `CROSSROADS_API_TOKEN` through `env` (pass
+    /// `SLACK_API_URL`, `CROSSROADS_DRAIN_TIMEOUT`, `CROSSROADS_API_TOKEN` and
+    /// `CROSSROADS_SOCKET_CONNECTIONS` through `env` (pass
     /// [`bot_core::config::process_env`]).
     pub fn from_env(
         listen: SocketAddr,
@@ -110,6 +129,18 @@ impl ServeConfig {
                 .parse::<u64>()
                 .map_err(|_| ServeConfigError::BadDrainTimeout(secs.clone()))?;
             config.drain_timeout = Duration::from_secs(parsed);
+        }
+        if let Some(n) = non_empty("CROSSROADS_SOCKET_CONNECTIONS") {
+            config.socket_connections = n
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_SOCKET_CONNECTIONS).contains(n))
+                .ok_or(ServeConfigError::OutOfRange {
+                    name: "CROSSROADS_SOCKET_CONNECTIONS",
+                    range: "a whole number from 1 to 10",
+                    value: n,
+                })?;
         }
         Ok(config)
     }
@@ -180,6 +211,48 @@ mod tests {
             .err(),
             Some(ServeConfigError::BadDrainTimeout("soon".into()))
         );
+    }
+
+    #[test]
+    fn socket_mode_keeps_one_connection_unless_told_otherwise() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let c = ServeConfig::from_env(addr, &env(&[("SLACK_BOT_TOKEN", "x")])).expect("valid");
+        assert_eq!(c.socket_connections, 1);
+        let c = ServeConfig::from_env(
+            addr,
+            &env(&[
+                ("SLACK_BOT_TOKEN", "x"),
+                ("CROSSROADS_SOCKET_CONNECTIONS", "3"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.socket_connections, 3);
+        for bad in ["0", "11", "two"] {
+            let vars: &'static [(&'static str, &'static str)] = match bad {
+                "0" => &[
+                    ("SLACK_BOT_TOKEN", "x"),
+                    ("CROSSROADS_SOCKET_CONNECTIONS", "0"),
+                ],
+                "11" => &[
+                    ("SLACK_BOT_TOKEN", "x"),
+                    ("CROSSROADS_SOCKET_CONNECTIONS", "11"),
+                ],
+                _ => &[
+                    ("SLACK_BOT_TOKEN", "x"),
+                    ("CROSSROADS_SOCKET_CONNECTIONS", "two"),
+                ],
+            };
+            assert!(
+                matches!(
+                    ServeConfig::from_env(addr, &env(vars)),
+                    Err(ServeConfigError::OutOfRange {
+                        name: "CROSSROADS_SOCKET_CONNECTIONS",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,5 @@
 //! Operational routes: `/healthz`, `/readyz`, `/metrics`, and the JSON 404/405 answers.
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -15,12 +13,12 @@ pub async fn healthz() -> Response {
     axum::Json(serde_json::json!({ "ok": true })).into_response()
 }
 
-/// `GET /readyz`: 200 once the server is serving, 503 while starting or shutting down.
+/// `GET /readyz`: 200 once the server is serving, 503 while starting or shutting
+/// down, and in Socket Mode while no connection to Slack is open.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Relaxed) {
-        axum::Json(serde_json::json!({ "ok": true })).into_response()
-    } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    match state.not_ready() {
+        None => axum::Json(serde_json::json!({ "ok": true })).into_response(),
+        Some(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

@@ -138,9 +138,10 @@ impl Slack {
             .await
     }
 
-    /// A click: progress and the reply edit the clicked message (`chat.update`), or
-    /// replace it through `response_url` when it cannot be edited; a stale click
-    /// gets an ephemeral answer and leaves the message alone.
+    /// A click: deduplicated on its `trigger_id` (a redelivered interaction is
+    /// answered once); progress and the reply edit the clicked message
+    /// (`chat.update`), or replace it through `response_url` when it cannot be edited;
+    /// a stale click gets an ephemeral answer and leaves the message alone.
     pub async fn accept_click(&self, c: ButtonClick) -> Accepted {
         let what = format!(
             "click by {} in {}",
@@ -151,6 +152,7 @@ impl Slack {
             channel: c.channel.clone(),
             ..Request::button(c.user, c.value)
         };
+        let key = c.trigger_id.map(|t| format!("click:{t}"));
         let target = match (c.channel, c.message_ts) {
             (Some(channel), Some(ts)) => Destination::Message {
                 channel,
@@ -164,7 +166,7 @@ impl Slack {
         };
         self.intake
             .submit(Delivery {
-                key: None,
+                key,
                 request,
                 sink: self.sink(target),
                 what,

@@ -626,7 +626,7 @@ impl TestApp {
             "container": {"type": "message", "message_ts": CLICKED_TS, "channel_id": "D1",
                           "is_ephemeral": ephemeral},
             "channel": {"id": "D1", "name": "directmessage"},
-            "trigger_id": "1.2.3",
+            "trigger_id": next_trigger_id(),
             "response_url": response_url,
             "actions": [{"action_id": "crossroads-0", "block_id": "b", "type": "button",
                          "value": value, "action_ts": "1700000001.000000",
@@ -653,6 +653,13 @@ impl TestApp {
             "background work did not finish within 10s"
         );
     }
+}
+
+/// A fresh `trigger_id`, as Slack gives every interaction.
+pub fn next_trigger_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{n}.47445629121.test")
 }
 
 /// A DM event body.
