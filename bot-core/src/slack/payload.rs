@@ -6,14 +6,9 @@
 //! Socket Mode share them: an Events API body is a Socket Mode `events_api` payload,
 //! the JSON in an interaction's `payload=` field is an `interactive` payload, and a
 //! slash command's form fields are a `slash_commands` payload as a JSON object
-//! ([`super::socket`] reads the envelopes around them). The `*_from_*` functions map
-//! slack-morphism's models onto the same types.
+//! ([`super::socket`] reads the envelopes around them).
 
 use serde::Deserialize;
-use slack_morphism::prelude::{
-    SlackCommandEvent, SlackEventCallbackBody, SlackInteractionActionContainer,
-    SlackInteractionEvent, SlackPushEventCallback,
-};
 
 /// Why a payload could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -211,40 +206,6 @@ pub fn parse_events(body: &[u8], bot_user: Option<&str>) -> Result<EventsPayload
     }
 }
 
-/// Maps a Socket Mode event (slack-morphism's model) onto the message to act on, if any.
-pub fn message_from_push_event(
-    event: &SlackPushEventCallback,
-    bot_user: Option<&str>,
-) -> Option<MessageEvent> {
-    match &event.event {
-        SlackEventCallbackBody::Message(m) => EventFacts {
-            kind: "message",
-            has_subtype: m.subtype.is_some(),
-            has_bot_id: m.sender.bot_id.is_some(),
-            user: m.sender.user.as_ref().map(|u| u.0.as_str()),
-            text: m.content.as_ref().and_then(|c| c.text.as_deref()),
-            channel: m.origin.channel.as_ref().map(|c| c.0.as_str()),
-            channel_type: m.origin.channel_type.as_ref().map(|c| c.0.as_str()),
-            ts: Some(m.origin.ts.0.as_str()),
-            thread_ts: m.origin.thread_ts.as_ref().map(|t| t.0.as_str()),
-        }
-        .into_message(bot_user),
-        SlackEventCallbackBody::AppMention(m) => EventFacts {
-            kind: "app_mention",
-            has_subtype: false,
-            has_bot_id: false,
-            user: Some(m.user.0.as_str()),
-            text: m.content.text.as_deref(),
-            channel: Some(m.channel.0.as_str()),
-            channel_type: None,
-            ts: Some(m.origin.ts.0.as_str()),
-            thread_ts: m.origin.thread_ts.as_ref().map(|t| t.0.as_str()),
-        }
-        .into_message(bot_user),
-        _ => None,
-    }
-}
-
 // ------------------------------------------------------------ interactions
 
 #[derive(Deserialize)]
@@ -335,44 +296,6 @@ pub fn parse_interaction_json(json: &[u8]) -> Result<InteractionPayload, Payload
     }))
 }
 
-/// Maps a Socket Mode interaction (slack-morphism's model) onto a click, if it is one.
-pub fn click_from_interaction(event: &SlackInteractionEvent) -> InteractionPayload {
-    let SlackInteractionEvent::BlockActions(b) = event else {
-        return InteractionPayload::Other("not block_actions".into());
-    };
-    let value = b
-        .actions
-        .as_ref()
-        .and_then(|a| a.first())
-        .and_then(|a| a.value.clone());
-    let (message_ts, container_channel) = match &b.container {
-        SlackInteractionActionContainer::Message(m) => (
-            editable_ts(
-                Some("message"),
-                Some(m.message_ts.0.as_str()),
-                m.is_ephemeral.unwrap_or(false),
-            ),
-            m.channel_id.as_ref().map(|c| c.0.clone()),
-        ),
-        _ => (None, None),
-    };
-    match (&b.user, &b.response_url, value) {
-        (Some(user), Some(url), Some(value)) => InteractionPayload::Click(ButtonClick {
-            user: user.id.0.clone(),
-            channel: b
-                .channel
-                .as_ref()
-                .map(|c| c.id.0.clone())
-                .or(container_channel),
-            message_ts,
-            value,
-            response_url: url.0.to_string(),
-            trigger_id: Some(b.trigger_id.0.clone()).filter(|t| !t.is_empty()),
-        }),
-        _ => InteractionPayload::Other("block_actions without user, response_url or value".into()),
-    }
-}
-
 // ---------------------------------------------------------- slash commands
 
 #[derive(Deserialize)]
@@ -408,18 +331,6 @@ fn command(raw: RawCommand) -> Result<SlashCommand, PayloadError> {
             .ok_or(PayloadError::Missing("response_url"))?,
         trigger_id: raw.trigger_id.filter(|t| !t.is_empty()),
     })
-}
-
-/// Maps a Socket Mode slash command (slack-morphism's model) onto ours.
-pub fn command_from_event(event: &SlackCommandEvent) -> SlashCommand {
-    SlashCommand {
-        command: event.command.0.clone(),
-        text: event.text.clone().unwrap_or_default(),
-        user: event.user_id.0.clone(),
-        channel: event.channel_id.0.clone(),
-        response_url: event.response_url.0.to_string(),
-        trigger_id: Some(event.trigger_id.0.clone()).filter(|t| !t.is_empty()),
-    }
 }
 
 /// Reads a form body strictly: every name and value must decode (`+` and `%XX`)
