@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bot_core::config::Secret;
 
+use crate::conn::HttpLimits;
+
 /// Default Slack Web API base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 
@@ -80,6 +82,10 @@ pub struct ServeConfig {
     /// 1 to 10, default 1): Slack spreads envelopes over them, so a second one
     /// keeps events flowing while the first is being replaced or is lost.
     pub socket_connections: usize,
+    /// HTTP timeouts and the connection cap (`CROSSROADS_HEADER_TIMEOUT`,
+    /// `CROSSROADS_BODY_TIMEOUT`, `CROSSROADS_IDLE_TIMEOUT`,
+    /// `CROSSROADS_MAX_CONNECTIONS`).
+    pub http: HttpLimits,
 }
 
 impl ServeConfig {
@@ -99,13 +105,15 @@ impl ServeConfig {
             api_token: None,
             progress_interval: PROGRESS_INTERVAL,
             socket_connections: 1,
+            http: HttpLimits::default(),
         }
     }
 
     /// Reads `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`,
-    /// `SLACK_API_URL`, `CROSSROADS_DRAIN_TIMEOUT`, `CROSSROADS_API_TOKEN` and
-    /// `CROSSROADS_SOCKET_CONNECTIONS` through `env` (pass
-    /// [`bot_core::config::process_env`]).
+    /// `SLACK_API_URL`, `CROSSROADS_DRAIN_TIMEOUT`, `CROSSROADS_API_TOKEN`,
+    /// `CROSSROADS_SOCKET_CONNECTIONS` and the HTTP limits (`CROSSROADS_HEADER_TIMEOUT`,
+    /// `CROSSROADS_BODY_TIMEOUT`, `CROSSROADS_IDLE_TIMEOUT`, `CROSSROADS_MAX_CONNECTIONS`)
+    /// through `env` (pass [`bot_core::config::process_env`]).
     pub fn from_env(
         listen: SocketAddr,
         env: &dyn Fn(&str) -> Option<String>,
@@ -129,6 +137,34 @@ impl ServeConfig {
                 .parse::<u64>()
                 .map_err(|_| ServeConfigError::BadDrainTimeout(secs.clone()))?;
             config.drain_timeout = Duration::from_secs(parsed);
+        }
+        let seconds = |name: &'static str, into: &mut Duration| -> Result<(), ServeConfigError> {
+            if let Some(v) = non_empty(name) {
+                *into = v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or(ServeConfigError::OutOfRange {
+                        name,
+                        range: "a number of seconds above 0",
+                        value: v,
+                    })?;
+            }
+            Ok(())
+        };
+        seconds("CROSSROADS_HEADER_TIMEOUT", &mut config.http.header_timeout)?;
+        seconds("CROSSROADS_BODY_TIMEOUT", &mut config.http.body_timeout)?;
+        seconds("CROSSROADS_IDLE_TIMEOUT", &mut config.http.idle_timeout)?;
+        if let Some(n) = non_empty("CROSSROADS_MAX_CONNECTIONS") {
+            config.http.max_connections = n.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or(
+                ServeConfigError::OutOfRange {
+                    name: "CROSSROADS_MAX_CONNECTIONS",
+                    range: "a whole number above 0",
+                    value: n,
+                },
+            )?;
         }
         if let Some(n) = non_empty("CROSSROADS_SOCKET_CONNECTIONS") {
             config.socket_connections = n
@@ -253,6 +289,38 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_read_seconds() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let c = ServeConfig::from_env(addr, &env(&[("SLACK_BOT_TOKEN", "x")])).expect("valid");
+        assert_eq!(c.http, HttpLimits::default());
+        let c = ServeConfig::from_env(
+            addr,
+            &env(&[
+                ("SLACK_BOT_TOKEN", "x"),
+                ("CROSSROADS_HEADER_TIMEOUT", "2.5"),
+                ("CROSSROADS_BODY_TIMEOUT", "4"),
+                ("CROSSROADS_IDLE_TIMEOUT", "30"),
+                ("CROSSROADS_MAX_CONNECTIONS", "64"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.http.header_timeout, Duration::from_millis(2500));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(4));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.http.max_connections, 64);
+        assert!(matches!(
+            ServeConfig::from_env(
+                addr,
+                &env(&[("SLACK_BOT_TOKEN", "x"), ("CROSSROADS_HEADER_TIMEOUT", "0")])
+            ),
+            Err(ServeConfigError::OutOfRange {
+                name: "CROSSROADS_HEADER_TIMEOUT",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The bound HTTP server: bind (port 0 allowed), report the address, serve until shutdown.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use bot_core::Bot;
 use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
+use crate::conn::{self, HttpLimits};
 use crate::router::app;
 use crate::slack::socket_mode::{SocketMode, SocketModeError, SocketStatus};
 use crate::slack::webapi::WebApiError;
@@ -22,6 +23,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    limits: HttpLimits,
     socket_mode: Option<(Secret, usize)>,
 }
 
@@ -32,8 +34,15 @@ impl Server {
         Ok(Self {
             listener,
             state,
+            limits: HttpLimits::default(),
             socket_mode: None,
         })
+    }
+
+    /// Serves under these timeouts and connection cap (default [`HttpLimits::default`]).
+    pub fn limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Also takes Slack's work over Socket Mode while serving: `connections`
@@ -77,13 +86,14 @@ impl Server {
             _ => None,
         };
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
-        let mut serving = tokio::spawn(
-            axum::serve(self.listener, app(self.state))
-                .with_graceful_shutdown(async move {
-                    let _ = closed.await;
-                })
-                .into_future(),
-        );
+        let mut serving = tokio::spawn(conn::serve(
+            self.listener,
+            app(self.state),
+            self.limits,
+            async move {
+                let _ = closed.await;
+            },
+        ));
         tokio::select! {
             () = shutdown => {}
             ended = &mut serving => {
@@ -195,7 +205,8 @@ pub async fn serve(config: ServeConfig, bot: Bot) -> Result<(), ServeError> {
     tokio::spawn(async move { learner.learn_bot_user().await });
     let server = Server::bind(config.listen, state)
         .await
-        .map_err(ServeError::Bind)?;
+        .map_err(ServeError::Bind)?
+        .limits(config.http);
     tracing::info!(addr = %server.local_addr().map_err(ServeError::Bind)?, "serving Slack endpoints");
     server.run().await.map_err(ServeError::Serve)
 }
@@ -216,6 +227,7 @@ pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> Result<(), Serv
     let server = Server::bind(config.listen, state)
         .await
         .map_err(ServeError::Bind)?
+        .limits(config.http)
         .socket_mode(app_token, config.socket_connections);
     tracing::info!(
         addr = %server.local_addr().map_err(ServeError::Bind)?,
