@@ -105,6 +105,56 @@ fn run_exits_1_when_the_bot_refuses() {
     );
 }
 
+#[tokio::test]
+async fn run_exits_1_for_an_unhealthy_instance_and_0_for_a_healthy_one() {
+    use crossroads_sim::instance::{Behaviour, SimInstance};
+    let blue = SimInstance::start("master api blue", "1.0.0")
+        .await
+        .expect("instance");
+    let health = |url: String| {
+        Command::new(BIN)
+            .args(["run", "--as", "U0DEMO", "health rh blue"])
+            .current_dir(repo())
+            .env_remove("RUST_LOG")
+            .env("MASTER_API_BLUE_URL", url)
+            .output()
+            .expect("run crossroads")
+    };
+    let url = blue.url();
+    let out = tokio::task::spawn_blocking(move || health(url))
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("is healthy"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    blue.control().set_behaviour(Behaviour::Unhealthy);
+    let url = blue.url();
+    let out = tokio::task::spawn_blocking(move || health(url))
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("is unhealthy"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let dead = crossroads_sim::dead_url().expect("a dead url");
+    let out = tokio::task::spawn_blocking(move || health(dead))
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("is down"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn demo_answers_read_only_commands_with_nothing_configured() {
     let mut child = Command::new(BIN)
