@@ -115,6 +115,7 @@ async fn move_traffic(
     let verb = if rollback { "rollback" } else { "switch" };
     with_lock(ctx, &env.name, verb, verb, lease_for(ctx, 0), || async {
         let mut lines = Vec::new();
+        let mut moved = 0;
         for pool in &pools {
             let active = match ctx.active(&env.name, &pool.name).await {
                 Ok(a) => a,
@@ -150,7 +151,10 @@ async fn move_traffic(
                 .text(lines.join("\n"));
             }
             match switch_and_verify(ctx, env, pool, &target).await {
-                Ok(t) => lines.push(format!("• {}: {active} → *{target}* :white_check_mark: ({})", pool.name, human(t))),
+                Ok(t) => {
+                    moved += 1;
+                    lines.push(format!("• {}: {active} → *{target}* :white_check_mark: ({})", pool.name, human(t)));
+                }
                 Err(e) => {
                     let shown = told(&e);
                     ctx.audit(inv, &format!("failed: {shown}"), None).await;
@@ -162,9 +166,14 @@ async fn move_traffic(
                 }
             }
         }
+        if moved == 0 {
+            ctx.audit(inv, "nothing to move", None).await;
+            let lines = if lines.is_empty() { "Nothing to move.".to_owned() } else { lines.join("\n") };
+            return Reply::message(Outcome::Info, format!("Traffic of *{}* stays where it is:", env.name)).text(lines);
+        }
         ctx.audit(inv, "ok", None).await;
         let title = if rollback { format!(":rewind: Rolled back *{}*", env.name) } else { format!(":twisted_rightwards_arrows: Switched *{}*", env.name) };
-        Reply::message(Outcome::Done, title).text(if lines.is_empty() { "Nothing to move.".to_owned() } else { lines.join("\n") })
+        Reply::message(Outcome::Done, title).text(lines.join("\n"))
     })
     .await
 }
