@@ -165,6 +165,12 @@ impl Demo {
     /// is broken (503) and the second member of the last environment's first pool is
     /// slow, on purpose.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
+        Self::start_paced(config, 1.0).await
+    }
+
+    /// [`Demo::start`] with Jenkins' queue and build times multiplied by `pace`
+    /// (tests use less than 1).
+    pub async fn start_paced(config: Config, pace: f64) -> anyhow::Result<Arc<Self>> {
         let mut instances = Vec::new();
         let fleet = Arc::new(Fleet::default());
         let mut switch_port = None;
@@ -242,6 +248,7 @@ impl Demo {
                     j.user.clone(),
                     j.token.expose().to_owned(),
                     fleet.clone(),
+                    pace,
                 );
                 (Some((port_of(&j.url)?, setup)), jobs)
             }
@@ -466,7 +473,9 @@ fn jenkins_setup(
     user: String,
     token: String,
     fleet: Arc<Fleet>,
+    pace: f64,
 ) -> (JenkinsSetup, BTreeMap<String, (String, JobSetup)>) {
+    let paced = |secs: f64| Duration::from_secs_f64((secs * pace).clamp(0.01, 600.0));
     let mut setup = JenkinsSetup::new(&user, &token);
     let mut seen = std::collections::BTreeSet::new();
     let mut yaml_jobs = BTreeMap::new();
@@ -479,9 +488,9 @@ fn jenkins_setup(
                     setup = setup.job(
                         &job.job,
                         JobSetup::new()
-                            .queue_time(Duration::from_millis(800))
-                            .build_duration(Duration::from_secs(4))
-                            .estimated_duration(Some(Duration::from_secs(4)))
+                            .queue_time(paced(0.8))
+                            .build_duration(paced(4.0))
+                            .estimated_duration(Some(paced(4.0)))
                             .on_success(move |params| {
                                 let env =
                                     param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default();
@@ -509,7 +518,7 @@ fn jenkins_setup(
                         setup = setup.job(
                             &job.job,
                             JobSetup::new()
-                                .build_duration(Duration::from_secs(2))
+                                .build_duration(paced(2.0))
                                 .on_success(move |params| {
                                     let env =
                                         param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default();
@@ -530,14 +539,11 @@ fn jenkins_setup(
         }
     }
     if let Some(toy) = &config.toy {
-        setup = setup.job(
-            &toy.job.job,
-            JobSetup::new().build_duration(Duration::from_secs(3)),
-        );
+        setup = setup.job(&toy.job.job, JobSetup::new().build_duration(paced(3.0)));
     }
     for cmd in &config.commands {
         if let ActionKind::Job(job) = &cmd.action {
-            let job_setup = JobSetup::new().build_duration(Duration::from_secs(2));
+            let job_setup = JobSetup::new().build_duration(paced(2.0));
             yaml_jobs.insert(cmd.name.clone(), (job.job.clone(), job_setup.clone()));
             if seen.insert(job.job.clone()) {
                 setup = setup.job(&job.job, job_setup);
