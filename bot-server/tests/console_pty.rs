@@ -140,3 +140,30 @@ fn regex_find(text: &str, pattern: &str) -> Option<String> {
         .first()
         .map(|m| String::from_utf8_lossy(&text.as_bytes()[m.start()..m.end()]).into_owned())
 }
+
+/// `crossroads run` in a terminal draws bold with ANSI, and `NO_COLOR` turns that off.
+#[test]
+fn no_color_turns_styles_off_in_a_terminal() {
+    let screen = |no_color: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--as", "U0DEMO", "help deploy"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env("TERM", "xterm-256color")
+            .env_remove("RUST_LOG");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let mut session = Session::spawn(cmd).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(20)));
+        let found = session.expect(Eof).expect("run ends");
+        String::from_utf8_lossy(found.as_bytes()).into_owned()
+    };
+    let styled = screen(false);
+    assert!(styled.contains("\x1b[1m"), "{styled:?}");
+    assert!(plain(&styled).contains("help: deploy"), "{styled}");
+    let unstyled = screen(true);
+    assert!(!unstyled.contains('\x1b'), "{unstyled:?}");
+    assert!(unstyled.contains("== help: deploy =="), "{unstyled}");
+}
