@@ -69,6 +69,17 @@ enum OpenError {
     Hello(String),
 }
 
+impl OpenError {
+    /// Slack refused the app-level token: retrying will not help until it is fixed.
+    fn is_token_refused(&self) -> bool {
+        matches!(
+            self,
+            OpenError::Api(WebApiError::Slack { error, .. })
+                if matches!(error.as_str(), "invalid_auth" | "not_authed" | "not_allowed_token_type" | "account_inactive" | "token_revoked")
+        )
+    }
+}
+
 /// How many Socket Mode connections are open (past Slack's `hello`); `/readyz` reads
 /// it. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -193,11 +204,16 @@ async fn keep_open(shared: Arc<Shared>, slot: usize, mut stop: watch::Receiver<b
                 match opened {
                     Ok(conn) => current.insert(conn),
                     Err(e) => {
-                        tracing::warn!(
-                            slot,
-                            retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
-                            "Socket Mode: {e}"
-                        );
+                        let retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+                        if e.is_token_refused() {
+                            tracing::error!(
+                                slot,
+                                retry_in_ms,
+                                "Socket Mode: {e} (check SLACK_APP_TOKEN: an app-level xapp- token with connections:write)"
+                            );
+                        } else {
+                            tracing::warn!(slot, retry_in_ms, "Socket Mode: {e}");
+                        }
                         tokio::select! {
                             () = tokio::time::sleep(backoff) => {}
                             _ = stop.wait_for(|s| *s) => return,
