@@ -500,3 +500,42 @@ async fn work_that_cannot_be_taken_is_answered_with_try_again() {
     assert_eq!(edit.arg("channel"), Some("D9"));
     app.stop().await;
 }
+
+/// `crossroads serve --socket-mode`, configured only by its environment, against the
+/// stand-in over plain http: two connections, a DM answered, `/readyz` ready.
+#[tokio::test]
+async fn the_binary_serves_socket_mode_from_its_environment() {
+    let slack = SlackStandIn::start().await.expect("Slack stand-in");
+    let port = crossroads_sim::free_port().expect("a free port");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crossroads"))
+        .args(["serve", "--socket-mode", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("SLACK_API_URL", slack.api_url())
+        .env("SLACK_BOT_TOKEN", slack.bot_token())
+        .env("SLACK_APP_TOKEN", slack.app_token())
+        .env("CROSSROADS_SOCKET_CONNECTIONS", "2")
+        .env_remove("SLACK_SIGNING_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start crossroads serve --socket-mode");
+    slack.wait_for_open_connections(2).await;
+    let payload = slack.message_event("D8", "U0DEMO", "help");
+    let id = slack.send(Envelope::events_api(payload)).expect("send");
+    wait_acks(&slack, &id, 2).await;
+    let answer = slack
+        .wait_for_one("chat.postMessage", |c| c.arg("channel") == Some("D8"))
+        .await;
+    assert!(
+        answer.arg("text").is_some_and(|t| t.contains("deploy")),
+        "{:?}",
+        answer.body
+    );
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("/readyz answers");
+    assert_eq!(ready.status(), 200);
+    let _ = child.kill().await;
+}
