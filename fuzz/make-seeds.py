@@ -64,6 +64,26 @@ frames = {
 for name, frame in frames.items():
     write("slack_payloads", f"socket-{name}", b"\x05" + json.dumps(frame).encode())
 
+# The hand-written Slack fixtures (bot-core/fixtures, or FIXTURES_DIR), when present.
+import urllib.parse as _up
+fixtures = os.environ.get("FIXTURES_DIR") or os.path.join(ROOT, "bot-core", "fixtures")
+if os.path.isdir(fixtures):
+    def each(sub, ext):
+        d = os.path.join(fixtures, sub)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if name.endswith(ext):
+                yield name[: -len(ext)], open(os.path.join(d, name), "rb").read()
+    for name, body in each("events", ".json"):
+        write("slack_payloads", f"fixture-events-{name}", b"\x00" + body)
+    for name, body in each("interactions", ".json"):
+        write("slack_payloads", f"fixture-interaction-{name}", b"\x02" + body)
+        write("slack_payloads", f"fixture-interaction-form-{name}",
+              b"\x01" + _up.urlencode({"payload": body.decode()}).encode())
+    for name, body in each("commands", ".txt"):
+        write("slack_payloads", f"fixture-command-{name}", b"\x03" + body)
+    for name, body in each("socket_mode", ".json"):
+        write("slack_payloads", f"fixture-socket-{name}", b"\x05" + body)
+
 # config: 0 = commands.yaml fuzzed, 1 = instances.yaml fuzzed, 2 = both, NUL-separated.
 write("config", "commands", b"\x00" + commands.encode())
 write("config", "instances", b"\x01" + instances.encode())
