@@ -46,6 +46,9 @@ pub struct Rules {
     /// Refused while its environment is locked (for actions that do not take the lock
     /// themselves: restarts, YAML jobs).
     pub respects_locks: bool,
+    /// Takes the environment lock itself for its whole run (deploy, rollback, switch),
+    /// so it is refused while someone else holds it.
+    pub takes_lock: bool,
     /// Asks for a confirmation click on a protected environment.
     pub confirm_on_protected: bool,
 }
@@ -55,6 +58,7 @@ impl Rules {
     pub const READ: Rules = Rules {
         mutating: false,
         respects_locks: false,
+        takes_lock: false,
         confirm_on_protected: false,
     };
 }

@@ -71,6 +71,8 @@ pub enum Rejection {
         lock: Box<Lock>,
         /// When it was found (for "for 4m 05s").
         now: SystemTime,
+        /// Who was refused (the holder is told differently from others).
+        user: String,
     },
     /// `unlock` of a lock that a running action holds.
     HeldByRunningAction {
@@ -253,16 +255,28 @@ impl std::fmt::Display for Rejection {
                 "Sorry <@{user}>, changes to `{env}` are limited to {}.",
                 either(groups)
             ),
-            Rejection::Locked { lock, now } => {
-                let hint = match &lock.action {
-                    Some(_) => "Try again when it is done.".to_owned(),
-                    None => format!("Ask them, or `unlock {}` when it is safe.", lock.env),
+            Rejection::Locked { lock, now, user } => {
+                let yours = lock.holder == *user;
+                let by = if yours {
+                    "you".to_owned()
+                } else {
+                    format!("<@{}>", lock.holder)
+                };
+                let hint = match (&lock.action, yours) {
+                    (Some(action), true) => {
+                        format!("Your `{action}` is still running; try again when it is done.")
+                    }
+                    (Some(_), false) => "Try again when it is done.".to_owned(),
+                    (None, true) => format!("`unlock {}` first if it is safe now.", lock.env),
+                    (None, false) => format!(
+                        "Ask <@{}> to unlock it, or `unlock {}` yourself when it is safe.",
+                        lock.holder, lock.env
+                    ),
                 };
                 write!(
                     f,
-                    ":lock: *{}* is locked by <@{}> ({}, for {}). {hint}",
+                    ":lock: *{}* is locked by {by} ({}, for {}). {hint}",
                     lock.env,
-                    lock.holder,
                     lock.reason,
                     held_for(lock, *now)
                 )

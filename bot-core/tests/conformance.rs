@@ -102,6 +102,10 @@ async fn the_http_switch_keeps_every_promise() {
     assert_eq!(sim.active("staging", "api").as_deref(), Some("blue"));
 }
 
+#[cfg_attr(
+    not(haproxy),
+    ignore = "haproxy not installed (apt-get install haproxy)"
+)]
 #[tokio::test]
 async fn the_haproxy_switch_keeps_every_promise() {
     if !require_haproxy() {

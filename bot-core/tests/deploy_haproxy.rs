@@ -53,6 +53,10 @@ environments:
             health: { version: /version }
 "#;
 
+#[cfg_attr(
+    not(haproxy),
+    ignore = "haproxy not installed (apt-get install haproxy)"
+)]
 #[tokio::test]
 async fn deploy_master_moves_real_traffic_through_haproxy_and_rollback_moves_it_back() {
     if !require_haproxy() {

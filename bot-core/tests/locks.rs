@@ -3,7 +3,7 @@
 mod common;
 
 use bot_core::Outcome;
-use common::{say, Platform, TOKEN, USER};
+use common::{labels, say, Platform, TOKEN, USER};
 
 #[tokio::test]
 async fn a_second_deploy_while_one_runs_is_refused_naming_the_holder() {
@@ -53,7 +53,16 @@ async fn a_running_deploy_cannot_be_unlocked_and_blocks_restarts_and_jobs() {
         restart.to_plain_text()
     );
     assert!(
-        restart.to_plain_text().contains("locked by <@U0DEPLOYER>"),
+        restart
+            .to_plain_text()
+            .contains("locked by you (deploy main, for"),
+        "{}",
+        restart.to_plain_text()
+    );
+    assert!(
+        restart
+            .to_plain_text()
+            .contains("Your `deploy` is still running"),
         "{}",
         restart.to_plain_text()
     );
@@ -76,19 +85,29 @@ async fn a_running_deploy_cannot_be_unlocked_and_blocks_restarts_and_jobs() {
 #[tokio::test]
 async fn a_manual_lock_freezes_deploys_and_jobs_until_unlocked() {
     let p = Platform::start(TOKEN).await;
-    assert_eq!(
-        say(&p.bot, USER, "lock staging release freeze")
-            .await
-            .outcome,
-        Outcome::Done
+    let locked = say(&p.bot, USER, "lock staging release freeze").await;
+    assert_eq!(locked.outcome, Outcome::Done);
+    let text = locked.to_plain_text();
+    assert!(
+        text.contains("are refused until `unlock staging`"),
+        "deploys are refused, not queued: {text}"
     );
+    assert!(!text.contains("wait"), "{text}");
     let deploy = say(&p.bot, "U0ADMIN", "deploy staging").await;
     assert_eq!(deploy.outcome, Outcome::Rejected);
+    let text = deploy.to_plain_text();
+    assert!(text.contains("release freeze"), "{text}");
     assert!(
-        deploy.to_plain_text().contains("release freeze"),
-        "{}",
-        deploy.to_plain_text()
+        text.contains("locked by <@U0DEPLOYER>") && text.contains("Ask <@U0DEPLOYER>"),
+        "{text}"
     );
+    // The holder is not told to ask themselves.
+    let own = say(&p.bot, USER, "deploy staging").await;
+    assert_eq!(own.outcome, Outcome::Rejected);
+    let text = own.to_plain_text();
+    assert!(text.contains("locked by you"), "{text}");
+    assert!(!text.to_lowercase().contains("ask"), "{text}");
+    assert!(text.contains("`unlock staging` first"), "{text}");
     let job = say(&p.bot, "U0ADMIN", "clear cache staging").await;
     assert_eq!(job.outcome, Outcome::Rejected, "{}", job.to_plain_text());
     assert!(p.jenkins.triggers().is_empty());
@@ -101,4 +120,51 @@ async fn a_manual_lock_freezes_deploys_and_jobs_until_unlocked() {
         say(&p.bot, "U0ADMIN", "deploy staging api").await.outcome,
         Outcome::Done
     );
+}
+
+#[tokio::test]
+async fn a_locked_protected_environment_says_so_before_asking() {
+    let p = Platform::start(TOKEN).await;
+    assert_eq!(
+        say(&p.bot, "U0ADMIN", "lock master incident 42")
+            .await
+            .outcome,
+        Outcome::Done
+    );
+    let deploy = say(&p.bot, USER, "deploy master").await;
+    let text = deploy.to_plain_text();
+    assert_eq!(deploy.outcome, Outcome::Rejected, "{text}");
+    assert!(
+        text.contains("locked by <@U0ADMIN>") && text.contains("incident 42"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Really"),
+        "no question whose answer is 'locked': {text}"
+    );
+    assert_eq!(labels(&deploy).len(), 0, "no confirmation button");
+    for command in [
+        "rollback master",
+        "switch master api",
+        "restart master blue",
+    ] {
+        let reply = say(&p.bot, USER, command).await;
+        assert_eq!(
+            reply.outcome,
+            Outcome::Rejected,
+            "{command}: {}",
+            reply.to_plain_text()
+        );
+        assert!(!reply.to_plain_text().contains("Really"), "{command}");
+    }
+    assert_eq!(
+        say(&p.bot, "U0ADMIN", "unlock master").await.outcome,
+        Outcome::Done
+    );
+    assert_eq!(
+        say(&p.bot, USER, "deploy master").await.outcome,
+        Outcome::Confirm,
+        "unlocked: asked as usual"
+    );
+    assert!(p.jenkins.triggers().is_empty());
 }

@@ -1,13 +1,11 @@
 //! Reading Slack's payloads as Slack sends them (`fixtures/`): events, button clicks, slash commands, Socket Mode.
 
 use bot_core::slack::payload::{
-    click_from_interaction, command_from_event, message_from_push_event, parse_command,
-    parse_events, parse_interaction, ButtonClick, EventsPayload, InteractionPayload, MessageEvent,
-    PayloadError, SlashCommand,
+    parse_command, parse_events, parse_interaction, ButtonClick, EventsPayload, InteractionPayload,
+    MessageEvent, PayloadError, SlashCommand,
 };
-use serde::Deserialize;
+use bot_core::slack::socket::{parse_frame, Envelope, EnvelopeContent, SocketFrame};
 use serde_json::{json, Value};
-use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent, SlackPushEventCallback};
 
 /// The text of a file under `fixtures/`.
 macro_rules! fixture {
@@ -208,16 +206,23 @@ fn a_click_names_the_message_to_edit_unless_it_is_ephemeral() {
     assert_eq!(c.message_ts, None);
 }
 
+/// The envelope a Socket Mode frame carries.
+fn envelope(frame: &Value) -> Envelope {
+    match parse_frame(&frame.to_string(), Some(BOT_USER)) {
+        Ok(SocketFrame::Envelope(e)) => e,
+        other => panic!("an envelope, got {other:?}"),
+    }
+}
+
 #[test]
 fn socket_mode_clicks_name_the_message_too() {
-    let mut payload = json(fixture!("socket_mode/interactive.json"))["payload"].take();
-    payload
+    let mut frame = json(fixture!("socket_mode/interactive.json"));
+    frame["payload"]
         .as_object_mut()
         .expect("an object")
         .remove("channel");
-    let event: SlackInteractionEvent =
-        serde_json::from_value(payload).expect("slack-morphism parses a click");
-    let InteractionPayload::Click(c) = click_from_interaction(&event) else {
+    let Ok(EnvelopeContent::Interaction(InteractionPayload::Click(c))) = envelope(&frame).content
+    else {
         panic!("a click");
     };
     assert_eq!(c.message_ts.as_deref(), Some("1714056484.530719"));
@@ -230,81 +235,74 @@ fn socket_mode_clicks_name_the_message_too() {
 
 // ------------------------------------------------------------ Socket Mode
 
-/// The fields Slack guarantees on every Socket Mode envelope. (slack-morphism 2.31 has
-/// envelope types, but its crate root shadows the module holding them, so they are not
-/// reachable from outside; its payload types are.)
-#[derive(Debug, Deserialize)]
-struct Envelope {
-    envelope_id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    accepts_response_payload: bool,
-    payload: Value,
-}
-
-fn envelope(text: &str) -> Envelope {
-    serde_json::from_str(text)
-        .expect("an envelope: envelope_id, type, accepts_response_payload, payload")
-}
-
 #[test]
 fn socket_mode_envelopes_carry_what_the_http_routes_receive() {
-    let e = envelope(fixture!("socket_mode/events_api.json"));
-    assert_eq!(e.kind, "events_api");
-    assert_eq!(e.envelope_id, "b2c8e4f1-7a3d-4e59-9c1b-6d0f2a8e5b37");
+    let e = envelope(&json(fixture!("socket_mode/events_api.json")));
+    assert_eq!(e.id, "b2c8e4f1-7a3d-4e59-9c1b-6d0f2a8e5b37");
+    assert_eq!(e.retry_attempt, 0);
     assert!(!e.accepts_response_payload);
-    let event: SlackPushEventCallback =
-        serde_json::from_value(e.payload).expect("slack-morphism parses the event");
-    let Ok(EventsPayload::Callback { message, .. }) = parse_events(
+    let over_http = parse_events(
         fixture!("events/message_im.json").as_bytes(),
         Some(BOT_USER),
-    ) else {
-        panic!("an event callback");
-    };
-    assert!(message.is_some());
-    assert_eq!(message_from_push_event(&event, Some(BOT_USER)), message);
+    )
+    .expect("an event callback");
+    assert!(matches!(
+        &over_http,
+        EventsPayload::Callback {
+            message: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(e.content, Ok(EnvelopeContent::Events(over_http)));
 
-    let e = envelope(fixture!("socket_mode/interactive.json"));
-    assert_eq!(e.kind, "interactive");
-    assert_eq!(e.envelope_id, "3f9a1c2e-6b4d-4a8f-b0e7-5d2c8a9f1e64");
+    let e = envelope(&json(fixture!("socket_mode/interactive.json")));
+    assert_eq!(e.id, "3f9a1c2e-6b4d-4a8f-b0e7-5d2c8a9f1e64");
     assert!(!e.accepts_response_payload);
-    let event: SlackInteractionEvent =
-        serde_json::from_value(e.payload).expect("slack-morphism parses the click");
     let over_http = form(&json(fixture!("interactions/block_actions.json")));
     assert_eq!(
-        Ok(click_from_interaction(&event)),
-        parse_interaction(over_http.as_bytes())
+        e.content,
+        parse_interaction(over_http.as_bytes()).map(EnvelopeContent::Interaction)
     );
 
-    let e = envelope(fixture!("socket_mode/slash_commands.json"));
-    assert_eq!(e.kind, "slash_commands");
-    assert_eq!(e.envelope_id, "e7d41b3a-9c2f-4f60-8a15-2b6e9d0c7f83");
+    let e = envelope(&json(fixture!("socket_mode/slash_commands.json")));
+    assert_eq!(e.id, "e7d41b3a-9c2f-4f60-8a15-2b6e9d0c7f83");
     assert!(
         e.accepts_response_payload,
         "a command may be answered in the acknowledgement"
     );
-    let event: SlackCommandEvent =
-        serde_json::from_value(e.payload).expect("slack-morphism parses the command");
     let over_http = fixture!("commands/slash_command.txt").trim_end();
     assert_eq!(
-        Ok(command_from_event(&event)),
-        parse_command(over_http.as_bytes())
+        e.content,
+        parse_command(over_http.as_bytes()).map(EnvelopeContent::Command)
+    );
+}
+
+#[test]
+fn an_envelope_whose_payload_is_unreadable_is_still_acknowledged() {
+    let mut frame = json(fixture!("socket_mode/slash_commands.json"));
+    frame["payload"] = json!({"text": "no user"});
+    let e = envelope(&frame);
+    assert_eq!(e.id, "e7d41b3a-9c2f-4f60-8a15-2b6e9d0c7f83");
+    assert!(e.content.is_err(), "{:?}", e.content);
+    assert!(parse_frame("not json", None).is_err());
+    assert_eq!(
+        parse_frame(r#"{"envelope_id":"x"}"#, None),
+        Err(PayloadError::Missing("type"))
     );
 }
 
 #[test]
 fn socket_mode_hello_and_disconnect_are_understood() {
-    let hello = json(fixture!("socket_mode/hello.json"));
-    assert_eq!(hello["type"], "hello");
-    assert_eq!(hello["connection_info"]["app_id"], "A05LQ8P1N3K");
-    assert_eq!(hello["num_connections"], 1);
-    assert!(hello.get("envelope_id").is_none(), "nothing to acknowledge");
-
-    let disconnect = json(fixture!("socket_mode/disconnect.json"));
-    assert_eq!(disconnect["type"], "disconnect");
-    assert_eq!(disconnect["reason"], "refresh_requested");
-    assert!(
-        disconnect.get("envelope_id").is_none(),
-        "nothing to acknowledge"
+    assert_eq!(
+        parse_frame(fixture!("socket_mode/hello.json"), None),
+        Ok(SocketFrame::Hello {
+            connections: Some(1)
+        })
+    );
+    assert_eq!(
+        parse_frame(fixture!("socket_mode/disconnect.json"), None),
+        Ok(SocketFrame::Disconnect {
+            reason: "refresh_requested".into()
+        })
     );
 }

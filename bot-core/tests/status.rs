@@ -89,8 +89,16 @@ async fn status_of_one_environment_probes_only_it() {
 async fn health_shows_each_check_and_why_it_failed() {
     let p = platform(Duration::from_secs(2), "").await;
     p.sims[0].control().set_behaviour(Behaviour::Unhealthy);
+    let healthy = say(&p.bot, "U0DEMO", "health rh green").await;
+    assert_eq!(
+        healthy.outcome,
+        Outcome::Info,
+        "{}",
+        healthy.to_plain_text()
+    );
     let reply = say(&p.bot, "U0DEMO", "health rh blue").await;
     let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "a failed check: {text}");
     assert!(text.contains("*master api blue* is unhealthy"), "{text}");
     assert!(text.contains(":x: status 200 — got 503"), "{text}");
     assert!(

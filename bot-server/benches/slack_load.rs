@@ -168,7 +168,9 @@ async fn child(kind: &str, api_url: &str, store: &str, mode: &str) -> anyhow::Re
     }
     if mode == "ack" {
         // One request is worked on (and never ends); every other waits in the inbox.
+        // Shutdown does not wait for it (the default drain is 15 minutes).
         sc.max_in_flight = 1;
+        sc.drain_timeout = std::time::Duration::from_secs(1);
     }
     let server = Server::bind(sc.listen, AppState::new(&sc, bot)?).await?;
     println!("LISTEN {}", server.local_addr()?);

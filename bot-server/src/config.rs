@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bot_core::config::Secret;
 
+use crate::conn::HttpLimits;
+
 /// Default Slack Web API base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 
@@ -18,6 +20,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Largest Slack request body accepted (larger bodies get 413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Most Socket Mode connections Slack allows one app.
+pub const MAX_SOCKET_CONNECTIONS: usize = 10;
+
 /// A setting is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServeConfigError {
@@ -30,9 +35,16 @@ pub enum ServeConfigError {
     /// The drain timeout is not a number of seconds.
     #[error("CROSSROADS_DRAIN_TIMEOUT must be a number of seconds, got `{0}`")]
     BadDrainTimeout(String),
-    /// A variable that must be a positive whole number is not.
-    #[error("{0} must be a whole number from 1, got `{1}`")]
-    BadNumber(&'static str, String),
+    /// A numeric setting is not a number in its range.
+    #[error("{name} must be {range}, got `{value}`")]
+    OutOfRange {
+        /// The variable.
+        name: &'static str,
+        /// What it must be, e.g. `a whole number from 1 to 10`.
+        range: &'static str,
+        /// What it was.
+        value: String,
+    },
 }
 
 /// Everything the Slack server needs besides the [`bot_core::Bot`].
@@ -68,6 +80,14 @@ pub struct ServeConfig {
     /// Shortest gap between two progress edits of one message (Slack's
     /// `chat.update` allows about 50 calls a minute).
     pub progress_interval: Duration,
+    /// Socket Mode connections kept open at once (`CROSSROADS_SOCKET_CONNECTIONS`,
+    /// 1 to 10, default 1): Slack spreads envelopes over them, so a second one
+    /// keeps events flowing while the first is being replaced or is lost.
+    pub socket_connections: usize,
+    /// HTTP timeouts and the connection cap (`CROSSROADS_HEADER_TIMEOUT`,
+    /// `CROSSROADS_BODY_TIMEOUT`, `CROSSROADS_IDLE_TIMEOUT`,
+    /// `CROSSROADS_MAX_CONNECTIONS`).
+    pub http: HttpLimits,
 }
 
 impl ServeConfig {
@@ -86,12 +106,16 @@ impl ServeConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             api_token: None,
             progress_interval: PROGRESS_INTERVAL,
+            socket_connections: 1,
+            http: HttpLimits::default(),
         }
     }
 
     /// Reads `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`,
-    /// `SLACK_API_URL`, `CROSSROADS_DRAIN_TIMEOUT` and `CROSSROADS_API_TOKEN` through `env` (pass
-    /// [`bot_core::config::process_env`]).
+    /// `SLACK_API_URL`, `CROSSROADS_DRAIN_TIMEOUT`, `CROSSROADS_API_TOKEN`,
+    /// `CROSSROADS_SOCKET_CONNECTIONS` and the HTTP limits (`CROSSROADS_HEADER_TIMEOUT`,
+    /// `CROSSROADS_BODY_TIMEOUT`, `CROSSROADS_IDLE_TIMEOUT`, `CROSSROADS_MAX_CONNECTIONS`)
+    /// through `env` (pass [`bot_core::config::process_env`]).
     pub fn from_env(
         listen: SocketAddr,
         env: &dyn Fn(&str) -> Option<String>,
@@ -115,8 +139,10 @@ impl ServeConfig {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    ServeConfigError::BadNumber("CROSSROADS_MAX_IN_FLIGHT", n.clone())
+                .ok_or_else(|| ServeConfigError::OutOfRange {
+                    name: "CROSSROADS_MAX_IN_FLIGHT",
+                    range: "a whole number above 0",
+                    value: n.clone(),
                 })?;
         }
         if let Some(secs) = non_empty("CROSSROADS_DRAIN_TIMEOUT") {
@@ -125,6 +151,46 @@ impl ServeConfig {
                 .parse::<u64>()
                 .map_err(|_| ServeConfigError::BadDrainTimeout(secs.clone()))?;
             config.drain_timeout = Duration::from_secs(parsed);
+        }
+        let seconds = |name: &'static str, into: &mut Duration| -> Result<(), ServeConfigError> {
+            if let Some(v) = non_empty(name) {
+                *into = v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or(ServeConfigError::OutOfRange {
+                        name,
+                        range: "a number of seconds above 0",
+                        value: v,
+                    })?;
+            }
+            Ok(())
+        };
+        seconds("CROSSROADS_HEADER_TIMEOUT", &mut config.http.header_timeout)?;
+        seconds("CROSSROADS_BODY_TIMEOUT", &mut config.http.body_timeout)?;
+        seconds("CROSSROADS_IDLE_TIMEOUT", &mut config.http.idle_timeout)?;
+        if let Some(n) = non_empty("CROSSROADS_MAX_CONNECTIONS") {
+            config.http.max_connections = n.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or(
+                ServeConfigError::OutOfRange {
+                    name: "CROSSROADS_MAX_CONNECTIONS",
+                    range: "a whole number above 0",
+                    value: n,
+                },
+            )?;
+        }
+        if let Some(n) = non_empty("CROSSROADS_SOCKET_CONNECTIONS") {
+            config.socket_connections = n
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_SOCKET_CONNECTIONS).contains(n))
+                .ok_or(ServeConfigError::OutOfRange {
+                    name: "CROSSROADS_SOCKET_CONNECTIONS",
+                    range: "a whole number from 1 to 10",
+                    value: n,
+                })?;
         }
         Ok(config)
     }
@@ -195,6 +261,80 @@ mod tests {
             .err(),
             Some(ServeConfigError::BadDrainTimeout("soon".into()))
         );
+    }
+
+    #[test]
+    fn socket_mode_keeps_one_connection_unless_told_otherwise() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let c = ServeConfig::from_env(addr, &env(&[("SLACK_BOT_TOKEN", "x")])).expect("valid");
+        assert_eq!(c.socket_connections, 1);
+        let c = ServeConfig::from_env(
+            addr,
+            &env(&[
+                ("SLACK_BOT_TOKEN", "x"),
+                ("CROSSROADS_SOCKET_CONNECTIONS", "3"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.socket_connections, 3);
+        for bad in ["0", "11", "two"] {
+            let vars: &'static [(&'static str, &'static str)] = match bad {
+                "0" => &[
+                    ("SLACK_BOT_TOKEN", "x"),
+                    ("CROSSROADS_SOCKET_CONNECTIONS", "0"),
+                ],
+                "11" => &[
+                    ("SLACK_BOT_TOKEN", "x"),
+                    ("CROSSROADS_SOCKET_CONNECTIONS", "11"),
+                ],
+                _ => &[
+                    ("SLACK_BOT_TOKEN", "x"),
+                    ("CROSSROADS_SOCKET_CONNECTIONS", "two"),
+                ],
+            };
+            assert!(
+                matches!(
+                    ServeConfig::from_env(addr, &env(vars)),
+                    Err(ServeConfigError::OutOfRange {
+                        name: "CROSSROADS_SOCKET_CONNECTIONS",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_read_seconds() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let c = ServeConfig::from_env(addr, &env(&[("SLACK_BOT_TOKEN", "x")])).expect("valid");
+        assert_eq!(c.http, HttpLimits::default());
+        let c = ServeConfig::from_env(
+            addr,
+            &env(&[
+                ("SLACK_BOT_TOKEN", "x"),
+                ("CROSSROADS_HEADER_TIMEOUT", "2.5"),
+                ("CROSSROADS_BODY_TIMEOUT", "4"),
+                ("CROSSROADS_IDLE_TIMEOUT", "30"),
+                ("CROSSROADS_MAX_CONNECTIONS", "64"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.http.header_timeout, Duration::from_millis(2500));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(4));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.http.max_connections, 64);
+        assert!(matches!(
+            ServeConfig::from_env(
+                addr,
+                &env(&[("SLACK_BOT_TOKEN", "x"), ("CROSSROADS_HEADER_TIMEOUT", "0")])
+            ),
+            Err(ServeConfigError::OutOfRange {
+                name: "CROSSROADS_HEADER_TIMEOUT",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1,36 +1,51 @@
-//! `crossroads demo`: zero-setup playground. Starts simulated instances, a simulated
-//! HTTP traffic switch and a simulated Jenkins on the loopback ports the config
-//! names, so every command works against real HTTP.
+//! `crossroads demo`: a zero-setup playground of simulated instances, traffic switch and Jenkins on the loopback ports the config names, with console controls to break and heal things.
+//!
+//! Every command of the shipped config works against real HTTP. One instance is
+//! broken and one slow on purpose, to show every state in `status`; the banner says
+//! which ([`Demo::banner`]). The console understands, besides the bot's commands:
+//! `break <instance>` (it answers 503), `heal <instance>`, `slow <instance>`,
+//! `fail job <command or job>`, `heal job <command or job>` and `demo` (what is
+//! broken now). A deploy or restart of a broken instance heals it, as a fresh build
+//! would.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use bot_core::config::{self, Config, SwitchSpec};
+use async_trait::async_trait;
+use bot_core::config::{self, ActionKind, ActionSpec, Config, InstanceRef, SwitchSpec, TargetKind};
+use bot_core::lexer::tokenize;
+use bot_core::resolve::{Candidates, Index, Parsed};
 use crossroads_sim::instance::{Behaviour, InstanceControl, SimInstance, Task, TaskState};
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::switch::{PoolSetup, SimSwitch};
+
+use crate::console::LocalCommands;
 
 /// The repository's shipped config, built into the binary so `demo` works from anywhere.
 const COMMANDS_YAML: &str = include_str!("../../commands.yaml");
 const INSTANCES_YAML: &str = include_str!("../../instances.yaml");
 
-/// The simulated platform; dropping it stops nothing, call [`Demo::shutdown`].
-pub struct Demo {
-    /// The config the simulators were started for.
-    pub config: Config,
-    instances: Vec<SimInstance>,
-    switch: Option<SimSwitch>,
-    jenkins: Option<SimJenkins>,
-    /// Instances left down on purpose.
-    pub down: Vec<String>,
+/// How slow the slow instance is (its health recipe allows 1.5 s).
+const SLOW: Duration = Duration::from_millis(700);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Loads the config for the demo: `dir` if given, else `./` when it holds both files,
 /// else the copies built into the binary.
 pub fn load_config(dir: Option<&Path>) -> anyhow::Result<Config> {
+    load_config_with_env(dir, &config::process_env)
+}
+
+/// [`load_config`] with a custom variable lookup (tests move the ports).
+pub fn load_config_with_env(
+    dir: Option<&Path>,
+    env: config::EnvLookup<'_>,
+) -> anyhow::Result<Config> {
     let dir: Option<PathBuf> = match dir {
         Some(d) => Some(d.to_owned()),
         None if Path::new("commands.yaml").exists() && Path::new("instances.yaml").exists() => {
@@ -39,8 +54,8 @@ pub fn load_config(dir: Option<&Path>) -> anyhow::Result<Config> {
         None => None,
     };
     match dir {
-        Some(d) => bot_core::load_dir(&d).map_err(|e| anyhow!("{e}")),
-        None => bot_core::load_strs_with_env(COMMANDS_YAML, INSTANCES_YAML, &config::process_env)
+        Some(d) => bot_core::load_dir_with_env(&d, env).map_err(|e| anyhow!("{e}")),
+        None => bot_core::load_strs_with_env(COMMANDS_YAML, INSTANCES_YAML, env)
             .map_err(|e| anyhow!("{e}")),
     }
 }
@@ -60,16 +75,111 @@ fn in_use(what: &str, port: u16, e: std::io::Error) -> anyhow::Error {
     anyhow!("cannot start the simulated {what} on 127.0.0.1:{port}: {e} (is another demo running?)")
 }
 
+/// `env pool member` of an instance.
+fn label(r: &InstanceRef) -> String {
+    format!("{} {} {}", r.env, r.pool, r.member)
+}
+
+/// One simulated instance's handle and what the demo did to it.
+struct Sim {
+    control: InstanceControl,
+    /// Broken on purpose (answers 503).
+    broken: bool,
+    /// Slow on purpose.
+    slow: bool,
+}
+
+/// Simulated instances by `(env, pool, member)`.
+#[derive(Default)]
+struct Fleet(Mutex<BTreeMap<(String, String, String), Sim>>);
+
+impl Fleet {
+    fn set(&self, r: &InstanceRef, broken: bool, slow: bool) -> bool {
+        let mut fleet = lock(&self.0);
+        let Some(sim) = fleet.get_mut(&(r.env.clone(), r.pool.clone(), r.member.clone())) else {
+            return false;
+        };
+        sim.broken = broken;
+        sim.slow = slow;
+        sim.control.set_behaviour(match (broken, slow) {
+            (true, _) => Behaviour::Unhealthy,
+            (false, true) => Behaviour::Slow(SLOW),
+            (false, false) => Behaviour::Healthy,
+        });
+        true
+    }
+
+    /// A build or restart of `(env, pool, member)` succeeded: it is healthy again.
+    fn rebuilt(&self, env: &str, pool: &str, member: &str, deployed: bool) {
+        let mut fleet = lock(&self.0);
+        if let Some(sim) = fleet.get_mut(&(env.to_owned(), pool.to_owned(), member.to_owned())) {
+            if deployed {
+                sim.control.deploy();
+            } else {
+                sim.control.restart();
+            }
+            if sim.broken {
+                sim.broken = false;
+                sim.control.set_behaviour(if sim.slow {
+                    Behaviour::Slow(SLOW)
+                } else {
+                    Behaviour::Healthy
+                });
+            }
+        }
+    }
+
+    fn broken(&self) -> Vec<String> {
+        self.with(|s| s.broken)
+    }
+
+    fn slow(&self) -> Vec<String> {
+        self.with(|s| s.slow && !s.broken)
+    }
+
+    fn with(&self, pick: impl Fn(&Sim) -> bool) -> Vec<String> {
+        lock(&self.0)
+            .iter()
+            .filter(|(_, s)| pick(s))
+            .map(|((e, p, m), _)| format!("{e} {p} {m}"))
+            .collect()
+    }
+}
+
+/// The simulated platform; call [`Demo::shutdown`] to stop it.
+pub struct Demo {
+    /// The config the simulators were started for.
+    pub config: Config,
+    instances: Mutex<Vec<SimInstance>>,
+    switch: Mutex<Option<SimSwitch>>,
+    jenkins: Mutex<Option<SimJenkins>>,
+    fleet: Arc<Fleet>,
+    /// Jobs of YAML commands (`clear cache`): command name → (job path, its setup).
+    jobs: BTreeMap<String, (String, JobSetup)>,
+    failing_jobs: Mutex<BTreeSet<String>>,
+    index: Index,
+}
+
 impl Demo {
-    /// Starts every simulator. One instance is slow and one is down, on purpose.
-    pub async fn start(config: Config) -> anyhow::Result<Self> {
+    /// Starts every simulator. The last member of the first environment's last pool
+    /// is broken (503) and the second member of the last environment's first pool is
+    /// slow, on purpose.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
+        Self::start_paced(config, 1.0).await
+    }
+
+    /// [`Demo::start`] with Jenkins' queue and build times multiplied by `pace`
+    /// (tests use less than 1).
+    pub async fn start_paced(config: Config, pace: f64) -> anyhow::Result<Arc<Self>> {
         let mut instances = Vec::new();
-        let mut controls: HashMap<(String, String, String), InstanceControl> = HashMap::new();
-        let mut down = Vec::new();
+        let fleet = Arc::new(Fleet::default());
         let mut switch_port = None;
         let mut pools = Vec::new();
+        let first_env = config.environments.first().map(|e| e.name.clone());
+        let last_env = config.environments.last().map(|e| e.name.clone());
+        let mut defects = Vec::new();
         for env in &config.environments {
-            for pool in &env.pools {
+            for (p, pool) in env.pools.iter().enumerate() {
                 let members: Vec<&str> = pool.members.iter().map(|m| m.name.as_str()).collect();
                 let first = members.first().copied().unwrap_or_default();
                 match &pool.switch {
@@ -80,48 +190,48 @@ impl Demo {
                     _ => {}
                 }
                 for (i, m) in pool.members.iter().enumerate() {
-                    let label = format!("{} {} {}", env.name, pool.name, m.name);
-                    // Show every state: the last member of the last pool of the first
-                    // environment is down, the second member of the last environment's first pool is slow.
-                    let is_down = env.name == config.environments[0].name
-                        && pool.name
-                            == env.pools.last().map(|p| p.name.clone()).unwrap_or_default()
-                        && i + 1 == pool.members.len();
-                    if is_down {
-                        down.push(label);
-                        continue;
-                    }
+                    let r = InstanceRef {
+                        env: env.name.clone(),
+                        pool: pool.name.clone(),
+                        member: m.name.clone(),
+                    };
                     let port = port_of(&m.url)?;
                     let version = if i == 0 { "1.4.2" } else { "1.4.1" };
-                    let sim = SimInstance::start_on(port, &label, version)
+                    let sim = SimInstance::start_on(port, &label(&r), version)
                         .await
                         .map_err(|e| in_use("instance", port, e))?;
                     let control = sim.control();
-                    let last_env = config
-                        .environments
-                        .last()
-                        .map(|e| e.name.clone())
-                        .unwrap_or_default();
-                    if env.name == last_env && pool.name == env.pools[0].name && i == 1 {
-                        control.set_behaviour(Behaviour::Slow(Duration::from_millis(700)));
-                    }
                     control.set_tasks(vec![
                         Task::new(
                             1,
                             format!("nightly-report-{}", env.name),
                             TaskState::Running,
-                            40 + (i as u8) * 20,
+                            40 + u8::try_from(i.min(3)).unwrap_or(0) * 20,
                         ),
                         Task::new(2, "cache-warmup", TaskState::Queued, 0),
                         Task::new(3, "invoice-sync", TaskState::Done, 100),
                     ]);
-                    controls.insert(
-                        (env.name.clone(), pool.name.clone(), m.name.clone()),
-                        control,
+                    lock(&fleet.0).insert(
+                        (r.env.clone(), r.pool.clone(), r.member.clone()),
+                        Sim {
+                            control,
+                            broken: false,
+                            slow: false,
+                        },
                     );
+                    let broken = Some(&env.name) == first_env.as_ref()
+                        && p + 1 == env.pools.len()
+                        && i + 1 == pool.members.len();
+                    let slow = Some(&env.name) == last_env.as_ref() && p == 0 && i == 1;
+                    if broken || slow {
+                        defects.push((r, broken, slow));
+                    }
                     instances.push(sim);
                 }
             }
+        }
+        for (r, broken, slow) in defects {
+            fleet.set(&r, broken, slow);
         }
         let switch = match switch_port {
             Some(port) => Some(
@@ -131,47 +241,222 @@ impl Demo {
             ),
             None => None,
         };
-        let jenkins = match &config.jenkins {
+        let (setup, jobs) = match &config.jenkins {
             Some(j) => {
-                let port = port_of(&j.url)?;
-                let setup = jenkins_setup(
+                let (setup, jobs) = jenkins_setup(
                     &config,
                     j.user.clone(),
                     j.token.expose().to_owned(),
-                    Arc::new(controls),
+                    fleet.clone(),
+                    pace,
                 );
-                Some(
-                    SimJenkins::start_on(port, setup)
-                        .await
-                        .map_err(|e| in_use("Jenkins", port, e))?,
-                )
+                (Some((port_of(&j.url)?, setup)), jobs)
             }
+            None => (None, BTreeMap::new()),
+        };
+        let jenkins = match setup {
+            Some((port, setup)) => Some(
+                SimJenkins::start_on(port, setup)
+                    .await
+                    .map_err(|e| in_use("Jenkins", port, e))?,
+            ),
             None => None,
         };
-        Ok(Self {
+        Ok(Arc::new(Self {
+            index: Index::build(&config),
             config,
-            instances,
-            switch,
-            jenkins,
-            down,
-        })
+            instances: Mutex::new(instances),
+            switch: Mutex::new(switch),
+            jenkins: Mutex::new(jenkins),
+            fleet,
+            jobs,
+            failing_jobs: Mutex::new(BTreeSet::new()),
+        }))
+    }
+
+    /// Instances broken on purpose now.
+    pub fn broken(&self) -> Vec<String> {
+        self.fleet.broken()
+    }
+
+    /// The banner: what runs, what is broken or slow on purpose, and the controls.
+    pub fn banner(&self) -> Vec<String> {
+        let count = self.config.instances().count();
+        let mut lines = vec![format!(
+            "Demo: {count} simulated instances, a traffic switch and Jenkins on 127.0.0.1."
+        )];
+        lines.extend(self.state_lines());
+        lines.push(
+            "Demo controls (typed here, not commands of the bot): `break <instance>`, `slow <instance>`, \
+             `heal <instance>`, `fail job <command>`, `heal job <command>`, `demo` (what is broken now)."
+                .to_owned(),
+        );
+        lines
+    }
+
+    fn state_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for broken in self.fleet.broken() {
+            lines.push(format!(
+                "  Broken on purpose: {broken} answers 503 (a deploy or restart of it heals it, or `heal {broken}`)."
+            ));
+        }
+        for slow in self.fleet.slow() {
+            lines.push(format!(
+                "  Slow on purpose: {slow} answers after {}ms (still within its health recipe).",
+                SLOW.as_millis()
+            ));
+        }
+        for job in lock(&self.failing_jobs).iter() {
+            lines.push(format!(
+                "  Failing on purpose: `{job}` ends FAILURE (`heal job {job}`)."
+            ));
+        }
+        if lines.is_empty() {
+            lines.push("  Nothing is broken on purpose now.".to_owned());
+        }
+        lines
+    }
+
+    /// The console controls (`break`, `heal`, `slow`, `fail job`, `heal job`, `demo`).
+    pub fn controls(self: &Arc<Self>) -> Arc<dyn LocalCommands> {
+        Arc::new(Controls(self.clone()))
+    }
+
+    /// The one instance `words` name, or why not.
+    fn instance(&self, words: &str) -> Result<InstanceRef, String> {
+        let Some(cmd) = self
+            .config
+            .commands
+            .iter()
+            .find(|c| c.target == TargetKind::Instance)
+        else {
+            return Err("this configuration has no command on instances".into());
+        };
+        let phrase = cmd.phrases.first().cloned().unwrap_or_default();
+        let tokens = tokenize(&format!("{phrase} {words}"));
+        let Parsed::Command(m) = self.index.parse(&self.config, &tokens) else {
+            return Err(format!("I cannot read `{words}` as an instance."));
+        };
+        if let Some(word) = m.rest.first() {
+            return Err(format!("I don't know `{word}` here."));
+        }
+        if m.qualifier.is_some() || m.selectors.is_empty() {
+            return Err("Name the instance itself, e.g. `master cron yellow`.".into());
+        }
+        match self.index.candidates(&self.config, &m.selectors) {
+            Candidates::Instances(found) => match found.as_slice() {
+                [one] => Ok(one.clone()),
+                [] => Err(format!("No instance is `{words}`.")),
+                several => Err(format!(
+                    "`{words}` could be {}; say which.",
+                    several.iter().map(label).collect::<Vec<_>>().join(", ")
+                )),
+            },
+            Candidates::Conflict(why) => Err(why),
+        }
+    }
+
+    /// The job of a YAML command (or a job path), for `fail job` / `heal job`.
+    fn job(&self, words: &str) -> Result<(String, String, JobSetup), String> {
+        let wanted = words.trim().to_lowercase();
+        self.jobs
+            .iter()
+            .find(|(name, (path, _))| **name == wanted || *path == wanted)
+            .map(|(name, (path, setup))| (name.clone(), path.clone(), setup.clone()))
+            .ok_or_else(|| {
+                format!(
+                    "No job `{words}`; the demo's YAML jobs are: {}.",
+                    self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })
+    }
+
+    fn set_job(&self, path: &str, setup: JobSetup) {
+        if let Some(j) = lock(&self.jenkins).as_ref() {
+            j.set_job(path, setup);
+        }
+    }
+
+    /// Answers a console control line, or `None` when it is none.
+    async fn control(&self, line: &str) -> Option<String> {
+        let line = line.trim();
+        let (verb, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let rest = rest.trim();
+        let verb = verb.to_lowercase();
+        let answer = match (verb.as_str(), rest) {
+            ("demo", "") => self.state_lines().join("\n"),
+            ("fail" | "heal", job) if job.to_lowercase().starts_with("job ") => {
+                let fail = verb == "fail";
+                match self.job(&job[4..]) {
+                    Ok((name, path, setup)) => {
+                        if fail {
+                            self.set_job(&path, setup.result("FAILURE"));
+                            lock(&self.failing_jobs).insert(name.clone());
+                            format!(
+                                "`{name}` ({path}) now ends FAILURE. `heal job {name}` to undo."
+                            )
+                        } else {
+                            self.set_job(&path, setup);
+                            lock(&self.failing_jobs).remove(&name);
+                            format!("`{name}` ({path}) succeeds again.")
+                        }
+                    }
+                    Err(e) => e,
+                }
+            }
+            ("break" | "heal" | "slow", words) if !words.is_empty() => match self.instance(words) {
+                Ok(r) => {
+                    let shown = label(&r);
+                    let (broken, slow, said) = match verb.as_str() {
+                        "break" => (
+                            true,
+                            false,
+                            format!("{shown} now answers 503 (unhealthy). `heal {shown}` to undo."),
+                        ),
+                        "slow" => (
+                            false,
+                            true,
+                            format!("{shown} now answers after {}ms.", SLOW.as_millis()),
+                        ),
+                        _ => (false, false, format!("{shown} is healthy again.")),
+                    };
+                    self.fleet.set(&r, broken, slow);
+                    said
+                }
+                Err(e) => e,
+            },
+            _ => return None,
+        };
+        Some(answer)
     }
 
     /// Stops every simulator.
-    pub async fn shutdown(self) {
-        for i in self.instances {
+    pub async fn shutdown(&self) {
+        let instances = std::mem::take(&mut *lock(&self.instances));
+        for i in instances {
             i.shutdown().await;
         }
-        if let Some(s) = self.switch {
+        let switch = lock(&self.switch).take();
+        if let Some(s) = switch {
             s.shutdown().await;
         }
-        if let Some(j) = self.jenkins {
+        let jenkins = lock(&self.jenkins).take();
+        if let Some(j) = jenkins {
             j.shutdown().await;
         }
     }
 }
 
-type Controls = Arc<HashMap<(String, String, String), InstanceControl>>;
+/// The demo's console controls.
+struct Controls(Arc<Demo>);
+
+#[async_trait]
+impl LocalCommands for Controls {
+    async fn handle(&self, line: &str) -> Option<String> {
+        self.0.control(line).await
+    }
+}
 
 fn param<'a>(params: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
     params
@@ -180,52 +465,70 @@ fn param<'a>(params: &'a [(String, String)], names: &[&str]) -> Option<&'a str> 
         .map(|(_, v)| v.as_str())
 }
 
-/// Jobs of the shipped config: deploys bump the built instance's version, restarts
-/// restart it, the toy refresh succeeds, and `clear cache` fails (to show a failure).
-fn jenkins_setup(config: &Config, user: String, token: String, controls: Controls) -> JenkinsSetup {
+/// Jobs of the config: a deploy rebuilds (and heals) the instance it names, a restart
+/// restarts (and heals) it, the toy refresh and YAML jobs succeed. Returns the setup
+/// and the YAML commands' jobs (so the console can make them fail).
+fn jenkins_setup(
+    config: &Config,
+    user: String,
+    token: String,
+    fleet: Arc<Fleet>,
+    pace: f64,
+) -> (JenkinsSetup, BTreeMap<String, (String, JobSetup)>) {
+    let paced = |secs: f64| Duration::from_secs_f64((secs * pace).clamp(0.01, 600.0));
     let mut setup = JenkinsSetup::new(&user, &token);
     let mut seen = std::collections::BTreeSet::new();
+    let mut yaml_jobs = BTreeMap::new();
     for env in &config.environments {
         for pool in &env.pools {
             if let Some(job) = &pool.deploy {
                 if seen.insert(job.job.clone()) {
-                    let controls = controls.clone();
+                    let fleet = fleet.clone();
                     let pool_name = pool.name.clone();
                     setup = setup.job(
                         &job.job,
                         JobSetup::new()
-                            .queue_time(Duration::from_millis(800))
-                            .build_duration(Duration::from_secs(4))
-                            .estimated_duration(Some(Duration::from_secs(4)))
+                            .queue_time(paced(0.8))
+                            .build_duration(paced(4.0))
+                            .estimated_duration(Some(paced(4.0)))
                             .on_success(move |params| {
-                                let env = param(params, &["ENVIRONMENT", "ENV"])
-                                    .unwrap_or_default()
-                                    .to_owned();
-                                let colour = param(params, &["COLOUR", "COLOR"])
-                                    .unwrap_or_default()
-                                    .to_owned();
-                                if let Some(c) = controls.get(&(env, pool_name.clone(), colour)) {
-                                    c.deploy();
-                                }
+                                let env =
+                                    param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default();
+                                let colour =
+                                    param(params, &["COLOUR", "COLOR"]).unwrap_or_default();
+                                fleet.rebuilt(env, &pool_name, colour, true);
                             }),
                     );
                 }
             }
             for m in &pool.members {
-                if let Some(bot_core::config::ActionSpec::Job(job)) = &m.restart {
+                if let Some(ActionSpec::Job(job)) = &m.restart {
                     if seen.insert(job.job.clone()) {
-                        let controls = controls.clone();
+                        let fleet = fleet.clone();
+                        let pools: HashMap<String, Vec<String>> = config
+                            .environments
+                            .iter()
+                            .map(|e| {
+                                (
+                                    e.name.clone(),
+                                    e.pools.iter().map(|p| p.name.clone()).collect(),
+                                )
+                            })
+                            .collect();
                         setup = setup.job(
                             &job.job,
                             JobSetup::new()
-                                .build_duration(Duration::from_secs(2))
+                                .build_duration(paced(2.0))
                                 .on_success(move |params| {
                                     let env =
                                         param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default();
                                     let instance = param(params, &["INSTANCE"]).unwrap_or_default();
-                                    for ((e, p, m), c) in controls.iter() {
-                                        if e == env && instance == format!("{p}-{m}") {
-                                            c.restart();
+                                    for pool in pools.get(env).into_iter().flatten() {
+                                        if let Some(member) = instance
+                                            .strip_prefix(pool.as_str())
+                                            .and_then(|m| m.strip_prefix('-'))
+                                        {
+                                            fleet.rebuilt(env, pool, member, false);
                                         }
                                     }
                                 }),
@@ -236,22 +539,16 @@ fn jenkins_setup(config: &Config, user: String, token: String, controls: Control
         }
     }
     if let Some(toy) = &config.toy {
-        setup = setup.job(
-            &toy.job.job,
-            JobSetup::new().build_duration(Duration::from_secs(3)),
-        );
+        setup = setup.job(&toy.job.job, JobSetup::new().build_duration(paced(3.0)));
     }
     for cmd in &config.commands {
-        if let bot_core::config::ActionKind::Job(job) = &cmd.action {
+        if let ActionKind::Job(job) = &cmd.action {
+            let job_setup = JobSetup::new().build_duration(paced(2.0));
+            yaml_jobs.insert(cmd.name.clone(), (job.job.clone(), job_setup.clone()));
             if seen.insert(job.job.clone()) {
-                setup = setup.job(
-                    &job.job,
-                    JobSetup::new()
-                        .build_duration(Duration::from_secs(2))
-                        .result("FAILURE"),
-                );
+                setup = setup.job(&job.job, job_setup);
             }
         }
     }
-    setup
+    (setup, yaml_jobs)
 }

@@ -18,6 +18,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod conn;
 pub mod console;
 pub mod demo;
 pub mod errors;
@@ -33,6 +34,7 @@ pub mod workers;
 
 pub use chat::ReplySink;
 pub use config::{ServeConfig, ServeConfigError};
+pub use conn::HttpLimits;
 pub use intake::{Accepted, Delivery, InFlight, Intake};
 pub use metrics::Metrics;
 pub use router::app;

@@ -224,32 +224,40 @@ async fn main() -> ExitCode {
             } => {
                 let config = bot_server::demo::load_config(config_dir.as_deref())?;
                 let demo = bot_server::demo::Demo::start(config.clone()).await?;
-                println!(
-                    "Simulated {} instances, a traffic switch and Jenkins on 127.0.0.1 ({} left down on purpose: {}).",
-                    config.instances().count() - demo.down.len(),
-                    demo.down.len(),
-                    demo.down.join(", ")
-                );
                 // A fresh SQLite file in a temporary directory: the demo's state is its own.
-                let state = tempfile::tempdir().context("a temporary directory for the demo's state")?;
-                let url = format!("sqlite://{}", state.path().join("demo.db").display());
+                let state_dir = tempfile::tempdir().context("a temporary directory for the demo's state")?;
+                let url = format!("sqlite://{}", state_dir.path().join("demo.db").display());
                 let store = bot_core::adapters::store::connect(&url, true).await?;
                 let bot = Bot::builder(config).store(store).build();
+                let mut banner = demo.banner();
                 // With Slack credentials, the demo platform is also reachable from Slack.
+                let (stop_serving, serving) = tokio::sync::oneshot::channel::<()>();
+                let mut server = None;
                 if config::process_env("SLACK_SIGNING_SECRET").is_some() {
                     let addr: std::net::SocketAddr = listen
                         .parse()
                         .with_context(|| format!("--listen {listen} is not an address"))?;
                     let serve_config = bot_server::ServeConfig::from_env(addr, &config::process_env)?;
-                    let server_bot = bot.clone();
-                    println!("Serving Slack on http://{addr}/slack/events (POST) as well.");
-                    tokio::spawn(async move {
-                        if let Err(e) = bot_server::serve(serve_config, server_bot).await {
-                            eprintln!("Slack server stopped: {e:#}");
-                        }
-                    });
+                    let state = bot_server::AppState::new(&serve_config, bot.clone())?;
+                    let learner = state.slack.clone();
+                    tokio::spawn(async move { learner.learn_bot_user().await });
+                    let bound = bot_server::Server::bind(addr, state)
+                        .await
+                        .with_context(|| format!("cannot listen on {addr}"))?
+                        .limits(serve_config.http);
+                    banner.push(format!("Serving Slack on http://{addr}/slack/events (POST) as well."));
+                    // Stopped with the console, not by Ctrl-C (which only clears the line).
+                    server = Some(tokio::spawn(bound.run_until(async move {
+                        let _ = serving.await;
+                    })));
                 }
-                let result = bot_server::console::run(bot, user).await;
+                banner.push("`crossroads run` and `crossroads console` in another terminal talk to this demo while it runs.".to_owned());
+                let result =
+                    bot_server::console::run_with(bot, user, Some(demo.controls()), banner).await;
+                let _ = stop_serving.send(());
+                if let Some(server) = server {
+                    let _ = server.await;
+                }
                 demo.shutdown().await;
                 result.context("console")?;
                 Ok(ExitCode::SUCCESS)

@@ -1,16 +1,18 @@
 //! The bound HTTP server: bind (port 0 allowed), report the address, serve until shutdown.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bot_core::config::Secret;
 use bot_core::Bot;
 use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
+use crate::conn::{self, HttpLimits};
 use crate::router::app;
-use crate::slack::socket_mode::{SocketMode, SocketModeError};
+use crate::slack::socket_mode::{SocketMode, SocketModeError, SocketStatus};
 use crate::slack::webapi::WebApiError;
 use crate::state::AppState;
 use crate::workers::Workers;
@@ -22,13 +24,35 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    limits: HttpLimits,
+    socket_mode: Option<(Secret, usize)>,
 }
 
 impl Server {
     /// Binds `addr` (`127.0.0.1:0` picks a free port).
     pub async fn bind(addr: SocketAddr, state: AppState) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            limits: HttpLimits::default(),
+            socket_mode: None,
+        })
+    }
+
+    /// Serves under these timeouts and connection cap (default [`HttpLimits::default`]).
+    pub fn limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Also takes Slack's work over Socket Mode while serving: `connections`
+    /// websockets opened with the app-level token (`/readyz` answers 503 while none
+    /// is open).
+    pub fn socket_mode(mut self, app_token: Secret, connections: usize) -> Self {
+        self.state.socket_mode = Some(SocketStatus::new());
+        self.socket_mode = Some((app_token, connections));
+        self
     }
 
     /// The bound address.
@@ -42,10 +66,11 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully: `/readyz`
-    /// answers 503 at once and new Slack work is refused (503, so Slack delivers
-    /// it elsewhere or later) while the HTTP side keeps answering; the work in
-    /// flight is awaited up to [`AppState::drain_timeout`] (what is still running
-    /// then is logged); then the listener closes.
+    /// answers 503 at once, Socket Mode connections close (Slack sends their work to
+    /// other connections), and new Slack work is refused (503, so Slack delivers it
+    /// elsewhere or later) while the HTTP side keeps answering; the work in flight
+    /// is awaited up to [`AppState::drain_timeout`] (what is still running then is
+    /// logged); then the listener closes.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -53,19 +78,38 @@ impl Server {
         let state = self.state.clone();
         let workers = Workers::start(&state);
         state.ready.store(true, Ordering::Relaxed);
+        let sockets = match (self.socket_mode, &state.socket_mode) {
+            (Some((token, connections)), Some(status)) => Some(SocketMode::start(
+                state.slack.clone(),
+                token,
+                connections,
+                status.clone(),
+            )),
+            _ => None,
+        };
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
-        let mut serving = tokio::spawn(
-            axum::serve(self.listener, app(self.state))
-                .with_graceful_shutdown(async move {
-                    let _ = closed.await;
-                })
-                .into_future(),
-        );
+        let mut serving = tokio::spawn(conn::serve(
+            self.listener,
+            app(self.state),
+            self.limits,
+            async move {
+                let _ = closed.await;
+            },
+        ));
         tokio::select! {
             () = shutdown => {}
-            ended = &mut serving => return joined(ended),
+            ended = &mut serving => {
+                if let Some(sockets) = sockets {
+                    sockets.close().await;
+                }
+                return joined(ended);
+            }
         }
         state.ready.store(false, Ordering::Relaxed);
+        if let Some(sockets) = sockets {
+            tracing::info!("shutting down: closing Socket Mode");
+            sockets.close().await;
+        }
         let intake = state.slack.intake();
         intake.stop_accepting();
         let running = intake.in_flight().len();
@@ -164,15 +208,17 @@ pub async fn serve(config: ServeConfig, bot: Bot) -> Result<(), ServeError> {
     tokio::spawn(async move { learner.learn_bot_user().await });
     let server = Server::bind(config.listen, state)
         .await
-        .map_err(ServeError::Bind)?;
+        .map_err(ServeError::Bind)?
+        .limits(config.http);
     tracing::info!(addr = %server.local_addr().map_err(ServeError::Bind)?, "serving Slack endpoints");
     server.run().await.map_err(ServeError::Serve)
 }
 
-/// Runs Socket Mode with `SLACK_APP_TOKEN` until Ctrl-C or SIGTERM, and serves
-/// `/healthz`, `/readyz` and `/metrics` (plus the Slack HTTP routes) on
-/// `config.listen`. On shutdown: not ready at once, Socket Mode closed, then the
-/// work in flight drained (up to `config.drain_timeout`).
+/// Runs Socket Mode with `SLACK_APP_TOKEN` (`config.socket_connections`
+/// connections) until Ctrl-C or SIGTERM, and serves `/healthz`, `/readyz` and
+/// `/metrics` (plus the Slack HTTP routes) on `config.listen`. On shutdown: not ready
+/// at once, Socket Mode closed, then the work in flight drained (up to
+/// `config.drain_timeout`).
 pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> Result<(), ServeError> {
     install_crypto_provider();
     let app_token = config
@@ -180,36 +226,18 @@ pub async fn serve_socket_mode(config: ServeConfig, bot: Bot) -> Result<(), Serv
         .clone()
         .ok_or(SocketModeError::NoAppToken)?;
     let state = AppState::new(&config, bot)?;
-    let slack = state.slack.clone();
-    slack.learn_bot_user().await;
-
+    state.slack.learn_bot_user().await;
     let server = Server::bind(config.listen, state)
         .await
-        .map_err(ServeError::Bind)?;
-    tracing::info!(addr = %server.local_addr().map_err(ServeError::Bind)?, "serving health and metrics");
-    let ready = server.state().ready.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // The HTTP side marks not ready, drains the work in flight, then stops.
-    let http = tokio::spawn(server.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let socket = match SocketMode::connect(slack.clone(), &app_token, config.api_base()).await {
-        Ok(s) => s,
-        Err(e) => {
-            http.abort();
-            return Err(e.into());
-        }
-    };
-    shutdown_signal().await;
-    tracing::info!("shutting down: closing Socket Mode, then draining the work in flight");
-    ready.store(false, Ordering::Relaxed);
-    slack.intake().stop_accepting();
-    socket.close().await;
-    let _ = stop.send(());
-    match http.await {
-        Ok(served) => served.map_err(ServeError::Serve),
-        Err(e) => Err(ServeError::Serve(std::io::Error::other(e))),
-    }
+        .map_err(ServeError::Bind)?
+        .limits(config.http)
+        .socket_mode(app_token, config.socket_connections);
+    tracing::info!(
+        addr = %server.local_addr().map_err(ServeError::Bind)?,
+        connections = config.socket_connections,
+        "serving health and metrics; opening Socket Mode"
+    );
+    server.run().await.map_err(ServeError::Serve)
 }
 
 /// Installs rustls' `ring` provider once (slack-morphism and reqwest both use ring;

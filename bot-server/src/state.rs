@@ -1,7 +1,7 @@
 //! The state the HTTP routes share: the Slack transport (and through it the intake
 //! and the bot), secrets, readiness and the shutdown drain.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -12,6 +12,7 @@ use crate::config::ServeConfig;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::slack::routes::SlackHttp;
+use crate::slack::socket_mode::SocketStatus;
 use crate::slack::webapi::{WebApi, WebApiError};
 use crate::slack::Slack;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Whether the state store answered its last ping.
     pub store_ok: Arc<AtomicBool>,
+    /// In Socket Mode, its open connections: `/readyz` answers 503 while there are none.
+    pub socket_mode: Option<SocketStatus>,
     /// On shutdown, how long to wait for work in flight.
     pub drain_timeout: std::time::Duration,
     /// `CROSSROADS_API_TOKEN`; `POST /api/v1/notify` answers 503 without it.
@@ -55,9 +58,29 @@ impl AppState {
             signing_secret: config.signing_secret.clone(),
             ready: Arc::new(AtomicBool::new(false)),
             store_ok: Arc::new(AtomicBool::new(true)),
+            socket_mode: None,
             drain_timeout: config.drain_timeout,
             api_token: config.api_token.clone(),
         })
+    }
+}
+
+impl AppState {
+    /// Why `/readyz` answers 503 now, if it does: starting or shutting down, the
+    /// state store not answering, or in Socket Mode no connection open.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Some("not ready: starting or shutting down");
+        }
+        if !self.store_ok.load(Ordering::Relaxed) {
+            return Some("not ready: the state store is unavailable");
+        }
+        match &self.socket_mode {
+            Some(sockets) if sockets.open() == 0 => {
+                Some("not ready: no Socket Mode connection is open")
+            }
+            _ => None,
+        }
     }
 }
 

@@ -154,11 +154,78 @@ fn run_exits_1_when_the_bot_refuses() {
     );
 }
 
+#[tokio::test]
+async fn run_exits_1_for_an_unhealthy_instance_and_0_for_a_healthy_one() {
+    use crossroads_sim::instance::{Behaviour, SimInstance};
+    let blue = SimInstance::start("master api blue", "1.0.0")
+        .await
+        .expect("instance");
+    let health = |url: String| {
+        Command::new(BIN)
+            .args(["run", "--as", "U0DEMO", "health rh blue"])
+            .current_dir(repo())
+            .env_remove("RUST_LOG")
+            .env("CROSSROADS_DATABASE_URL", "memory:")
+            .env("MASTER_API_BLUE_URL", url)
+            .output()
+            .expect("run crossroads")
+    };
+    let url = blue.url();
+    let out = tokio::task::spawn_blocking(move || health(url))
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("is healthy"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    blue.control().set_behaviour(Behaviour::Unhealthy);
+    let url = blue.url();
+    let out = tokio::task::spawn_blocking(move || health(url))
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("is unhealthy"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let dead = crossroads_sim::dead_url().expect("a dead url");
+    let out = tokio::task::spawn_blocking(move || health(dead))
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("is down"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn demo_answers_read_only_commands_with_nothing_configured() {
-    let mut child = Command::new(BIN)
-        .arg("demo")
-        .current_dir(std::env::temp_dir()) // not the repository: the built-in config is used
+    let mut demo = Command::new(BIN);
+    demo.arg("demo").current_dir(std::env::temp_dir()); // not the repository: the built-in config is used
+                                                        // Free ports, so this never meets another demo.
+    for var in [
+        "JENKINS_URL",
+        "SWITCH_URL",
+        "MASTER_API_BLUE_URL",
+        "MASTER_API_GREEN_URL",
+        "MASTER_CRON_PURPLE_URL",
+        "MASTER_CRON_YELLOW_URL",
+        "STAGING_API_BLUE_URL",
+        "STAGING_API_GREEN_URL",
+        "STAGING_CRON_PURPLE_URL",
+        "STAGING_CRON_YELLOW_URL",
+    ] {
+        let port = crossroads_sim::free_port().expect("a free port");
+        demo.env(var, format!("http://127.0.0.1:{port}"));
+    }
+    let mut child = demo
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -173,15 +240,26 @@ fn demo_answers_read_only_commands_with_nothing_configured() {
     let out = child.wait_with_output().expect("demo output");
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("Broken on purpose: master cron yellow answers 503"),
+        "the banner says what is broken: {stdout}"
+    );
     assert!(stdout.contains("7 of 8 instances healthy"), "{stdout}");
-    assert!(stdout.contains("down: connection refused"), "{stdout}");
+    assert!(
+        stdout.contains("yellow — unhealthy: status 200 (got 503)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("[8] staging cron yellow"), "{stdout}");
     assert!(
         stdout.contains("@U0DEMO chose `health master api green`") && !stdout.contains("<@"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("Tasks on *staging cron purple* (3)"),
+        stdout.contains("Tasks on staging cron purple (3)"),
         "{stdout}"
+    );
+    assert!(
+        !stdout.contains("Leaving while"),
+        "nothing was left running: {stdout}"
     );
 }

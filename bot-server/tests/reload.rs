@@ -95,6 +95,7 @@ fn sighup_reloads_a_running_server_and_survives_a_bad_file() {
         .arg(dir.path())
         .env("SLACK_SIGNING_SECRET", "test-secret")
         .env("SLACK_BOT_TOKEN", "xoxb-test")
+        .env("CROSSROADS_DATABASE_URL", "memory:")
         .env("SLACK_API_URL", format!("{dead}/api/"))
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())

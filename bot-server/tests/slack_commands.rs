@@ -96,3 +96,32 @@ async fn a_replayed_slash_command_runs_once() {
     app.settle().await;
     assert_eq!(app.ci.started_count(), 2);
 }
+
+#[tokio::test]
+async fn a_slash_command_that_is_not_utf8_is_refused_with_a_reason() {
+    let app = TestApp::start().await;
+    // `%FF%FE` decodes to bytes that are not UTF-8: Slack never sends that.
+    let body = command_body("deploy staging", &app.slack.response_url("bad"))
+        .replace("text=deploy+staging", "text=deploy+%FF%FE");
+    assert!(body.contains("%FF%FE"), "{body}");
+    let res = app
+        .post(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            signed(&now_ts(), &body),
+            body,
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let reason: serde_json::Value = res.json().await.expect("a JSON reason");
+    assert_eq!(
+        reason["error"], "form field `text` is not valid UTF-8",
+        "{reason}"
+    );
+    app.settle().await;
+    assert!(
+        app.slack.all_calls().is_empty(),
+        "nothing ran: {:?}",
+        app.slack.all_calls()
+    );
+}

@@ -46,6 +46,10 @@ environments:
             health: { version: /version }
 "#;
 
+#[cfg_attr(
+    not(haproxy),
+    ignore = "haproxy not installed (apt-get install haproxy)"
+)]
 #[tokio::test]
 async fn a_dm_deploys_through_jenkins_and_haproxy_and_the_message_tells_the_story() {
     if !require_haproxy() {

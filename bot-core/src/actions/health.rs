@@ -210,7 +210,13 @@ async fn health(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
     if let Some(l) = verdict.latency {
         facts.push(human(l));
     }
-    Reply::message(Outcome::Info, headline)
+    // An unhealthy verdict is a failed check: scripts (`crossroads run`) see it.
+    let outcome = if verdict.healthy {
+        Outcome::Info
+    } else {
+        Outcome::Failed
+    };
+    Reply::message(outcome, headline)
         .text(lines.join("\n"))
         .context(facts.join(" · "))
 }

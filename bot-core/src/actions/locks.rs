@@ -36,11 +36,19 @@ impl Action for TakeLock {
         match ctx.backends.store.try_lock(lock, now).await {
             Ok(LockOutcome::Acquired) => {
                 ctx.audit(&inv, "ok").await;
-                Reply::message(Outcome::Done, format!(":lock: *{env}* is locked by <@{}>: {reason}. Deploys wait until `unlock {env}`.", ctx.user))
+                Reply::message(
+                    Outcome::Done,
+                    format!(
+                        ":lock: *{env}* is locked by <@{}>: {reason}. Deploys, rollbacks, switches, \
+                         restarts and jobs on *{env}* are refused until `unlock {env}`.",
+                        ctx.user
+                    ),
+                )
             }
             Ok(LockOutcome::HeldBy(held)) => Rejection::Locked {
                 lock: Box::new(held),
                 now,
+                user: ctx.user.to_owned(),
             }
             .reply(),
             Err(e) => Reply::message(
@@ -122,6 +130,7 @@ pub(crate) async fn take_for_run(
         Ok(LockOutcome::HeldBy(held)) => Err(Rejection::Locked {
             lock: Box::new(held),
             now,
+            user: ctx.user.to_owned(),
         }
         .reply()),
         Err(e) => Err(Reply::message(

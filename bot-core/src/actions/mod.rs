@@ -21,6 +21,7 @@ mod whoami;
 const MOVES_TRAFFIC: Rules = Rules {
     mutating: true,
     respects_locks: false,
+    takes_lock: true,
     confirm_on_protected: true,
 };
 
@@ -28,6 +29,7 @@ const MOVES_TRAFFIC: Rules = Rules {
 const RESTARTS: Rules = Rules {
     mutating: true,
     respects_locks: true,
+    takes_lock: false,
     confirm_on_protected: false,
 };
 
@@ -36,6 +38,7 @@ const RESTARTS: Rules = Rules {
 const RUNS_JOBS: Rules = Rules {
     mutating: true,
     respects_locks: true,
+    takes_lock: false,
     confirm_on_protected: true,
 };
 
@@ -44,6 +47,7 @@ const RUNS_JOBS: Rules = Rules {
 const CHANGES: Rules = Rules {
     mutating: true,
     respects_locks: false,
+    takes_lock: false,
     confirm_on_protected: false,
 };
 

@@ -113,6 +113,9 @@ struct TrafficRun {
     /// Pools already handled, and the report's lines so far.
     done: Vec<String>,
     lines: Vec<String>,
+    /// How many pools actually moved (a switch to what is active moves none).
+    #[serde(default)]
+    moved: usize,
     lock: Lock,
 }
 
@@ -147,6 +150,7 @@ async fn move_traffic(
             .collect(),
         done: Vec::new(),
         lines: Vec::new(),
+        moved: 0,
         lock: lock.clone(),
     };
     let driver = match Driver::start(
@@ -270,11 +274,14 @@ async fn drive(
                     return reply;
                 }
                 match switch_and_verify(ctx, env, pool, &target).await {
-                    Ok(t) => Some(format!(
-                        "• {}: {active} → *{target}* :white_check_mark: ({})",
-                        pool.name,
-                        human(t)
-                    )),
+                    Ok(t) => {
+                        state.moved += 1;
+                        Some(format!(
+                            "• {}: {active} → *{target}* :white_check_mark: ({})",
+                            pool.name,
+                            human(t)
+                        ))
+                    }
                     Err(e) => {
                         let shown = told(&e);
                         ctx.audit(inv, &format!("failed: {shown}")).await;
@@ -301,6 +308,25 @@ async fn drive(
                 ":arrows_counterclockwise: continued by another replica",
             );
         }
+    }
+    if state.moved == 0 {
+        ctx.audit(inv, "nothing to move").await;
+        let text = if state.lines.is_empty() {
+            "Nothing to move.".to_owned()
+        } else {
+            state.lines.join("\n")
+        };
+        driver
+            .finish(
+                RunStatus::Done,
+                serde_json::to_value(&state).unwrap_or_default(),
+            )
+            .await;
+        return Reply::message(
+            Outcome::Info,
+            format!("Traffic of *{}* stays where it is:", env.name),
+        )
+        .text(text);
     }
     ctx.audit(inv, "ok").await;
     let title = if state.rollback {

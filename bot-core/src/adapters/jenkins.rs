@@ -195,44 +195,24 @@ impl JenkinsClient {
         Ok(Some(headers))
     }
 
-    /// Resolves a URL Jenkins named (absolute, or relative to the base) onto the
-    /// configured base's origin, so credentials never go anywhere else: on another
-    /// origin (or with other userinfo) only its path and query are kept.
+    /// A URL Jenkins named, on the configured origin (see [`on_origin`]); warns once
+    /// when Jenkins names another origin.
     fn on_base_origin(&self, named: &str) -> String {
-        let fallback = || format!("{}/{}", self.base, named.trim_start_matches('/'));
-        let Ok(base) = url::Url::parse(&format!("{}/", self.base)) else {
-            return fallback();
-        };
-        let Ok(joined) = base.join(named) else {
-            return fallback();
-        };
-        if joined.origin() == base.origin()
-            && joined.username() == base.username()
-            && joined.password() == base.password()
-        {
-            return joined.into();
-        }
-        if !self.warned_origin.swap(true, Ordering::Relaxed) {
+        let (url, moved) = on_origin(&self.base, named);
+        if moved && !self.warned_origin.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                configured = %base.origin().ascii_serialization(),
-                named = %redact_url(&joined.origin().ascii_serialization()),
+                configured = %redact_url(&self.base),
+                named = %redact_url(named),
                 "Jenkins names URLs on another origin than the configured one (check its \
                  root URL setting); following them on the configured origin instead"
             );
         }
-        let mut rebased = base;
-        rebased.set_path(joined.path());
-        rebased.set_query(joined.query());
-        rebased.into()
+        url
     }
 
-    /// GETs `{url}api/json`, tolerating a few transport failures; maps 401/403.
-    async fn poll_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        url: &str,
-        job: &str,
-        what: &str,
-    ) -> Result<T, CiError> {
+    /// GETs `{url}api/json`, tolerating a few transport failures; maps 401/403;
+    /// returns the body of a 200.
+    async fn poll_body(&self, url: &str, job: &str, what: &str) -> Result<String, CiError> {
         let api = format!("{}api/json", with_slash(url));
         let mut failures = 0;
         loop {
@@ -251,10 +231,7 @@ impl JenkinsClient {
             };
             let status = resp.status();
             match status.as_u16() {
-                200 => {
-                    let body = resp.text().await.map_err(|e| self.unreachable(&e))?;
-                    return parse(&body, what);
-                }
+                200 => return resp.text().await.map_err(|e| self.unreachable(&e)),
                 401 | 403 => {
                     return Err(CiError::Unauthorized {
                         job: job.to_owned(),
@@ -288,26 +265,25 @@ impl JenkinsClient {
         // Queue item → executable.
         let mut backoff = Backoff::new(self.config.poll_interval);
         let mut last_why: Option<Option<String>> = None;
-        let executable = loop {
-            let item: QueueItem = self.poll_json(item_url, job, "queue item").await?;
-            if let Some(exe) = item.executable {
-                break exe;
-            }
-            if item.cancelled == Some(true) || item.class.ends_with("$LeftItem") {
-                return Err(CiError::Cancelled {
-                    job: job.to_owned(),
-                });
-            }
-            if last_why.as_ref() != Some(&item.why) {
-                progress(BuildProgress::Queued {
-                    why: item.why.clone(),
-                });
-                last_why = Some(item.why);
+        let (number, started_url) = loop {
+            let body = self.poll_body(item_url, job, "queue item").await?;
+            match read_queue_item(&body)? {
+                QueueState::Started { number, url } => break (number, url),
+                QueueState::Cancelled => {
+                    return Err(CiError::Cancelled {
+                        job: job.to_owned(),
+                    })
+                }
+                QueueState::Waiting { why } => {
+                    if last_why.as_ref() != Some(&why) {
+                        progress(BuildProgress::Queued { why: why.clone() });
+                        last_why = Some(why);
+                    }
+                }
             }
             backoff.sleep().await;
         };
-        self.follow_build(job, executable.number, &executable.url, progress)
-            .await
+        self.follow_build(job, number, &started_url, progress).await
     }
 
     /// Follows a started build to its result.
@@ -329,37 +305,29 @@ impl JenkinsClient {
         });
         let mut backoff = Backoff::new(self.config.poll_interval);
         loop {
-            let build: Build = self.poll_json(&poll_url, job, "build").await?;
+            let body = self.poll_body(&poll_url, job, "build").await?;
+            let build = read_build(&body, SystemTime::now())?;
             if let Some(url) = build.url.as_deref().filter(|u| !u.is_empty()) {
                 build_url = with_slash(url);
                 poll_url = self.on_base_origin(&build_url);
             }
-            match (build.building, build.result.as_deref()) {
-                (false, Some(result)) => {
-                    let result = parse_result(result)?;
-                    return Ok(BuildOutcome {
-                        number: build.number,
-                        console_url: format!("{build_url}console"),
-                        url: build_url,
-                        result,
-                        duration: Duration::from_millis(build.duration),
-                    });
-                }
-                // Not finished, or finished without a result recorded yet.
-                _ => progress(BuildProgress::Building {
+            if let Some(result) = build.result {
+                return Ok(BuildOutcome {
                     number: build.number,
-                    url: build_url.clone(),
-                    percent: percent(build.timestamp, build.estimated_duration, SystemTime::now()),
-                }),
+                    console_url: format!("{build_url}console"),
+                    url: build_url,
+                    result,
+                    duration: build.duration,
+                });
             }
+            // Not finished, or finished without a result recorded yet.
+            progress(BuildProgress::Building {
+                number: build.number,
+                url: build_url.clone(),
+                percent: build.percent,
+            });
             // Back off while the build has long to go, but be back by its estimated end.
-            backoff
-                .sleep_at_most(remaining(
-                    build.timestamp,
-                    build.estimated_duration,
-                    SystemTime::now(),
-                ))
-                .await;
+            backoff.sleep_at_most(build.remaining).await;
         }
     }
 
@@ -450,6 +418,98 @@ impl Ci for NoCi {
 }
 
 // ---------------------------------------------------------------- wire shapes
+
+/// Resolves a URL Jenkins named (absolute, or relative to `base`) onto `base`'s
+/// origin, so credentials never go anywhere else: on another origin (or with other
+/// userinfo) only its path and query are kept, and the second value is `true`.
+pub fn on_origin(base: &str, named: &str) -> (String, bool) {
+    let fallback = || (format!("{base}/{}", named.trim_start_matches('/')), false);
+    let Ok(base_url) = url::Url::parse(&format!("{base}/")) else {
+        return fallback();
+    };
+    let Ok(joined) = base_url.join(named) else {
+        return fallback();
+    };
+    if joined.origin() == base_url.origin()
+        && joined.username() == base_url.username()
+        && joined.password() == base_url.password()
+    {
+        return (joined.into(), false);
+    }
+    let mut rebased = base_url;
+    rebased.set_path(joined.path());
+    rebased.set_query(joined.query());
+    (rebased.into(), true)
+}
+
+/// A queue item, as the client reads Jenkins' `api/json` of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueState {
+    /// Still waiting, with Jenkins' reason (`why`).
+    Waiting {
+        /// Why it waits, e.g. "Waiting for next available executor".
+        why: Option<String>,
+    },
+    /// Taken out of the queue without running.
+    Cancelled,
+    /// Running as build `number` at `url`.
+    Started {
+        /// Build number.
+        number: u64,
+        /// The build's URL as Jenkins names it.
+        url: String,
+    },
+}
+
+/// Reads a queue item's `api/json` (public for tests and fuzzing).
+pub fn read_queue_item(body: &str) -> Result<QueueState, CiError> {
+    let item: QueueItem = parse(body, "queue item")?;
+    if let Some(exe) = item.executable {
+        return Ok(QueueState::Started {
+            number: exe.number,
+            url: exe.url,
+        });
+    }
+    if item.cancelled == Some(true) || item.class.ends_with("$LeftItem") {
+        return Ok(QueueState::Cancelled);
+    }
+    Ok(QueueState::Waiting { why: item.why })
+}
+
+/// A build, as the client reads Jenkins' `api/json` of it at some moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildState {
+    /// Build number.
+    pub number: u64,
+    /// The build's URL as Jenkins names it, when it does.
+    pub url: Option<String>,
+    /// The result, once it is finished and recorded.
+    pub result: Option<BuildResult>,
+    /// How long it ran (finished builds).
+    pub duration: Duration,
+    /// Progress from its start and Jenkins' estimate, capped at 99 (running builds).
+    pub percent: Option<u8>,
+    /// Time left until the estimated end (running builds with an estimate).
+    pub remaining: Option<Duration>,
+}
+
+/// Reads a build's `api/json` as of `now` (public for tests and fuzzing); an
+/// unknown result is an error.
+pub fn read_build(body: &str, now: SystemTime) -> Result<BuildState, CiError> {
+    let build: Build = parse(body, "build")?;
+    let result = match (build.building, build.result.as_deref()) {
+        (false, Some(result)) => Some(parse_result(result)?),
+        _ => None,
+    };
+    Ok(BuildState {
+        number: build.number,
+        url: build.url,
+        result,
+        duration: Duration::from_millis(build.duration),
+        percent: percent(build.timestamp, build.estimated_duration, now),
+        remaining: remaining(build.timestamp, build.estimated_duration, now),
+    })
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

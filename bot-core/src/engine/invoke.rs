@@ -31,31 +31,39 @@ pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     if let Err(refusal) = action.action.check(config, &inv) {
         return refusal.reply();
     }
-    if policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed {
-        return confirmation(ctx, cmd, action, inv).await;
-    }
-    if action.rules.respects_locks {
-        if let Some(env) = inv.target.env() {
-            let now = ctx.now();
-            match ctx.backends.store.lock_of(env, now).await {
-                Ok(Some(lock)) => {
-                    return Rejection::Locked {
-                        lock: Box::new(lock),
-                        now,
-                    }
-                    .reply()
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Reply::message(
-                        Outcome::Failed,
-                        format!("I could not check the lock of {env}: {}", told(&e)),
-                    )
-                }
-            }
+    let asks = policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed;
+    // A locked environment is said so before anything is asked: no "Really deploy?"
+    // whose answer could only be "it is locked".
+    if action.rules.respects_locks || (asks && action.rules.takes_lock) {
+        if let Some(refusal) = locked(ctx, &inv).await {
+            return refusal;
         }
     }
+    if asks {
+        return confirmation(ctx, cmd, action, inv).await;
+    }
     action.action.run(ctx, cmd, inv).await
+}
+
+/// The refusal when the invocation's environment is locked (or its lock cannot be read).
+async fn locked(ctx: &Ctx<'_>, inv: &Invocation) -> Option<Reply> {
+    let env = inv.target.env()?;
+    let now = ctx.now();
+    match ctx.backends.store.lock_of(env, now).await {
+        Ok(Some(lock)) => Some(
+            Rejection::Locked {
+                lock: Box::new(lock),
+                now,
+                user: ctx.user.to_owned(),
+            }
+            .reply(),
+        ),
+        Ok(None) => None,
+        Err(e) => Some(Reply::message(
+            Outcome::Failed,
+            format!("I could not check the lock of {env}: {}", told(&e)),
+        )),
+    }
 }
 
 /// Checks that an invocation still names something that exists (buttons outlive reloads).

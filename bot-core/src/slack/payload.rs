@@ -1,16 +1,14 @@
 //! Slack payloads: Events API bodies, `block_actions` interactions and slash commands,
 //! parsed into the few facts the bot acts on.
 //!
-//! HTTP bodies are parsed with small tolerant serde structs (fast, and an event type
-//! or field Slack adds tomorrow never turns a valid delivery into a 400). Socket Mode
-//! hands over slack-morphism's models; the `from_*` functions map those onto the same
-//! types so both transports share one dispatch.
+//! Bodies are parsed with small tolerant serde structs (fast, and an event type or
+//! field Slack adds tomorrow never turns a valid delivery into a 400). HTTP and
+//! Socket Mode share them: an Events API body is a Socket Mode `events_api` payload,
+//! the JSON in an interaction's `payload=` field is an `interactive` payload, and a
+//! slash command's form fields are a `slash_commands` payload as a JSON object
+//! ([`super::socket`] reads the envelopes around them).
 
 use serde::Deserialize;
-use slack_morphism::prelude::{
-    SlackCommandEvent, SlackEventCallbackBody, SlackInteractionActionContainer,
-    SlackInteractionEvent, SlackPushEventCallback,
-};
 
 /// Why a payload could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +22,10 @@ pub enum PayloadError {
     /// A field Slack always sends is missing.
     #[error("missing field `{0}`")]
     Missing(&'static str),
+    /// A form field does not decode to UTF-8 (Slack always sends UTF-8, so the body
+    /// was not written by Slack, or was damaged on the way).
+    #[error("form field `{0}` is not valid UTF-8")]
+    NotUtf8(String),
 }
 
 /// What an Events API body asks for.
@@ -207,40 +209,6 @@ pub fn parse_events(body: &[u8], bot_user: Option<&str>) -> Result<EventsPayload
     }
 }
 
-/// Maps a Socket Mode event (slack-morphism's model) onto the message to act on, if any.
-pub fn message_from_push_event(
-    event: &SlackPushEventCallback,
-    bot_user: Option<&str>,
-) -> Option<MessageEvent> {
-    match &event.event {
-        SlackEventCallbackBody::Message(m) => EventFacts {
-            kind: "message",
-            has_subtype: m.subtype.is_some(),
-            has_bot_id: m.sender.bot_id.is_some(),
-            user: m.sender.user.as_ref().map(|u| u.0.as_str()),
-            text: m.content.as_ref().and_then(|c| c.text.as_deref()),
-            channel: m.origin.channel.as_ref().map(|c| c.0.as_str()),
-            channel_type: m.origin.channel_type.as_ref().map(|c| c.0.as_str()),
-            ts: Some(m.origin.ts.0.as_str()),
-            thread_ts: m.origin.thread_ts.as_ref().map(|t| t.0.as_str()),
-        }
-        .into_message(bot_user),
-        SlackEventCallbackBody::AppMention(m) => EventFacts {
-            kind: "app_mention",
-            has_subtype: false,
-            has_bot_id: false,
-            user: Some(m.user.0.as_str()),
-            text: m.content.text.as_deref(),
-            channel: Some(m.channel.0.as_str()),
-            channel_type: None,
-            ts: Some(m.origin.ts.0.as_str()),
-            thread_ts: m.origin.thread_ts.as_ref().map(|t| t.0.as_str()),
-        }
-        .into_message(bot_user),
-        _ => None,
-    }
-}
-
 // ------------------------------------------------------------ interactions
 
 #[derive(Deserialize)]
@@ -256,9 +224,9 @@ struct RawInteraction {
     channel: Option<RawId>,
     container: Option<RawContainer>,
     response_url: Option<String>,
+    trigger_id: Option<String>,
     #[serde(default)]
     actions: Vec<RawAction>,
-    trigger_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -294,11 +262,16 @@ struct RawAction {
 
 /// Parses an interactivity body: the form field `payload` holding JSON.
 pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError> {
-    let form: RawForm =
-        serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+    let form: RawForm = parse_form(body)?;
     let payload = form.payload.ok_or(PayloadError::Missing("payload"))?;
+    parse_interaction_json(payload.as_bytes())
+}
+
+/// Parses an interaction's JSON (the `payload` form field over HTTP, the envelope's
+/// `payload` in Socket Mode).
+pub fn parse_interaction_json(json: &[u8]) -> Result<InteractionPayload, PayloadError> {
     let raw: RawInteraction =
-        serde_json::from_str(&payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+        serde_json::from_slice(json).map_err(|e| PayloadError::Json(e.to_string()))?;
     if raw.kind != "block_actions" {
         return Ok(InteractionPayload::Other(raw.kind));
     }
@@ -334,43 +307,6 @@ pub fn parse_interaction(body: &[u8]) -> Result<InteractionPayload, PayloadError
     }))
 }
 
-/// Maps a Socket Mode interaction (slack-morphism's model) onto a click, if it is one.
-pub fn click_from_interaction(event: &SlackInteractionEvent) -> InteractionPayload {
-    let SlackInteractionEvent::BlockActions(b) = event else {
-        return InteractionPayload::Other("not block_actions".into());
-    };
-    let first = b.actions.as_ref().and_then(|a| a.first());
-    let value = first.and_then(|a| a.value.clone());
-    let action_id = first.map(|a| a.action_id.0.clone()).unwrap_or_default();
-    let (message_ts, container_channel) = match &b.container {
-        SlackInteractionActionContainer::Message(m) => (
-            editable_ts(
-                Some("message"),
-                Some(m.message_ts.0.as_str()),
-                m.is_ephemeral.unwrap_or(false),
-            ),
-            m.channel_id.as_ref().map(|c| c.0.clone()),
-        ),
-        _ => (None, None),
-    };
-    match (&b.user, &b.response_url, value) {
-        (Some(user), Some(url), Some(value)) => InteractionPayload::Click(ButtonClick {
-            user: user.id.0.clone(),
-            channel: b
-                .channel
-                .as_ref()
-                .map(|c| c.id.0.clone())
-                .or(container_channel),
-            message_ts,
-            value,
-            action_id,
-            response_url: url.0.to_string(),
-            trigger_id: Some(b.trigger_id.0.clone()).filter(|t| !t.is_empty()),
-        }),
-        _ => InteractionPayload::Other("block_actions without user, response_url or value".into()),
-    }
-}
-
 // ---------------------------------------------------------- slash commands
 
 #[derive(Deserialize)]
@@ -383,10 +319,19 @@ struct RawCommand {
     trigger_id: Option<String>,
 }
 
-/// Parses a slash command body (form-encoded).
+/// Parses a slash command body (form-encoded). A field that is not UTF-8 is an
+/// error, never a run with U+FFFD in place of what was typed.
 pub fn parse_command(body: &[u8]) -> Result<SlashCommand, PayloadError> {
-    let raw: RawCommand =
-        serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+    command(parse_form(body)?)
+}
+
+/// Parses a slash command's fields as a JSON object of strings (Socket Mode's
+/// `slash_commands` payload).
+pub fn parse_command_json(json: &[u8]) -> Result<SlashCommand, PayloadError> {
+    command(serde_json::from_slice(json).map_err(|e| PayloadError::Json(e.to_string()))?)
+}
+
+fn command(raw: RawCommand) -> Result<SlashCommand, PayloadError> {
     Ok(SlashCommand {
         command: raw.command.unwrap_or_default(),
         text: raw.text.unwrap_or_default(),
@@ -399,14 +344,226 @@ pub fn parse_command(body: &[u8]) -> Result<SlashCommand, PayloadError> {
     })
 }
 
-/// Maps a Socket Mode slash command (slack-morphism's model) onto ours.
-pub fn command_from_event(event: &SlackCommandEvent) -> SlashCommand {
-    SlashCommand {
-        command: event.command.0.clone(),
-        text: event.text.clone().unwrap_or_default(),
-        user: event.user_id.0.clone(),
-        channel: event.channel_id.0.clone(),
-        response_url: event.response_url.0.to_string(),
-        trigger_id: Some(event.trigger_id.0.clone()).filter(|t| !t.is_empty()),
+/// Reads a form body strictly: every name and value must decode (`+` and `%XX`)
+/// to UTF-8. serde_urlencoded alone would replace bad bytes with U+FFFD.
+fn parse_form<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, PayloadError> {
+    for pair in body.split(|b| *b == b'&') {
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[..0]),
+        };
+        let decode = |raw: &[u8]| -> Vec<u8> {
+            let spaced: Vec<u8> = raw
+                .iter()
+                .map(|b| if *b == b'+' { b' ' } else { *b })
+                .collect();
+            percent_encoding::percent_decode(&spaced).collect()
+        };
+        let name = decode(name);
+        let Ok(field) = std::str::from_utf8(&name) else {
+            return Err(PayloadError::NotUtf8(
+                String::from_utf8_lossy(&name).chars().take(40).collect(),
+            ));
+        };
+        if std::str::from_utf8(&decode(value)).is_err() {
+            return Err(PayloadError::NotUtf8(field.chars().take(40).collect()));
+        }
+    }
+    serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dm(extra: &str) -> String {
+        format!(
+            r#"{{"type":"event_callback","event_id":"Ev1","team_id":"T1","event":{{"type":"message","channel_type":"im","channel":"D1","user":"U1","text":"status","ts":"1.1"{extra}}}}}"#
+        )
+    }
+
+    #[test]
+    fn url_verification_yields_the_challenge() {
+        let p = parse_events(
+            br#"{"type":"url_verification","challenge":"abc","token":"t"}"#,
+            None,
+        );
+        assert_eq!(
+            p,
+            Ok(EventsPayload::UrlVerification {
+                challenge: "abc".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_dm_is_a_message_to_answer_in_the_dm() {
+        let p = parse_events(dm("").as_bytes(), Some("UBOT")).expect("parses");
+        assert_eq!(
+            p,
+            EventsPayload::Callback {
+                event_id: "Ev1".into(),
+                message: Some(MessageEvent {
+                    user: "U1".into(),
+                    channel: "D1".into(),
+                    text: "status".into(),
+                    ts: "1.1".into(),
+                    thread_ts: None,
+                })
+            }
+        );
+    }
+
+    #[test]
+    fn bots_edits_and_the_bot_itself_are_ignored() {
+        for extra in [
+            r#","bot_id":"B1""#,
+            r#","subtype":"message_changed""#,
+            r#","subtype":"bot_message""#,
+        ] {
+            let p = parse_events(dm(extra).as_bytes(), None).expect("parses");
+            assert!(
+                matches!(p, EventsPayload::Callback { message: None, .. }),
+                "{extra}"
+            );
+        }
+        let p = parse_events(dm("").as_bytes(), Some("U1")).expect("parses");
+        assert!(matches!(p, EventsPayload::Callback { message: None, .. }));
+    }
+
+    #[test]
+    fn a_channel_mention_is_answered_in_a_thread() {
+        let body = br#"{"type":"event_callback","event_id":"Ev2","event":{"type":"app_mention","channel":"C1","user":"U1","text":"<@UBOT> status","ts":"5.5"}}"#;
+        let Ok(EventsPayload::Callback {
+            message: Some(m), ..
+        }) = parse_events(body, None)
+        else {
+            panic!("a mention is a message");
+        };
+        assert_eq!(m.thread_ts.as_deref(), Some("5.5"));
+        assert_eq!(m.text, "<@UBOT> status");
+    }
+
+    #[test]
+    fn channel_messages_and_unknown_types_are_ignored_not_errors() {
+        let body = br#"{"type":"event_callback","event_id":"Ev3","event":{"type":"message","channel_type":"channel","channel":"C1","user":"U1","text":"hi","ts":"1"}}"#;
+        assert!(matches!(
+            parse_events(body, None),
+            Ok(EventsPayload::Callback { message: None, .. })
+        ));
+        assert_eq!(
+            parse_events(br#"{"type":"app_rate_limited"}"#, None),
+            Ok(EventsPayload::Other)
+        );
+        assert!(matches!(
+            parse_events(b"{not json", None),
+            Err(PayloadError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn a_button_click_carries_value_user_and_response_url() {
+        let payload = r#"{"type":"block_actions","user":{"id":"U9"},"channel":{"id":"D1"},"response_url":"http://127.0.0.1:1/r","actions":[{"action_id":"a","block_id":"b","type":"button","value":"{\"set\":\"s\"}"}]}"#;
+        let body = serde_urlencoded::to_string([("payload", payload)]).expect("encodes");
+        assert_eq!(
+            parse_interaction(body.as_bytes()),
+            Ok(InteractionPayload::Click(ButtonClick {
+                user: "U9".into(),
+                channel: Some("D1".into()),
+                message_ts: None,
+                value: r#"{"set":"s"}"#.into(),
+                action_id: "a".into(),
+                response_url: "http://127.0.0.1:1/r".into(),
+                trigger_id: None,
+            }))
+        );
+        assert_eq!(
+            parse_interaction(b"other=1"),
+            Err(PayloadError::Missing("payload"))
+        );
+    }
+
+    #[test]
+    fn a_slash_command_is_read_from_the_form() {
+        let body = "command=%2Fcrossroads&text=status+staging&user_id=U1&channel_id=C1&response_url=http%3A%2F%2F127.0.0.1%3A1%2Fr&trigger_id=t";
+        assert_eq!(
+            parse_command(body.as_bytes()),
+            Ok(SlashCommand {
+                command: "/crossroads".into(),
+                text: "status staging".into(),
+                user: "U1".into(),
+                channel: "C1".into(),
+                response_url: "http://127.0.0.1:1/r".into(),
+                trigger_id: Some("t".into()),
+            })
+        );
+    }
+
+    fn click_with_container(container: &str) -> ButtonClick {
+        let payload = format!(
+            r#"{{"type":"block_actions","user":{{"id":"U9"}},"channel":{{"id":"C5"}},"container":{container},"response_url":"http://127.0.0.1:1/r","actions":[{{"type":"button","value":"v"}}]}}"#
+        );
+        let body = serde_urlencoded::to_string([("payload", payload)]).expect("encodes");
+        match parse_interaction(body.as_bytes()) {
+            Ok(InteractionPayload::Click(c)) => c,
+            other => panic!("a click, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_click_names_the_message_to_edit_unless_it_is_ephemeral() {
+        let c = click_with_container(
+            r#"{"type":"message","message_ts":"1700000000.000200","channel_id":"C5","is_ephemeral":false}"#,
+        );
+        assert_eq!(c.message_ts.as_deref(), Some("1700000000.000200"));
+        assert_eq!(c.channel.as_deref(), Some("C5"));
+        let c = click_with_container(
+            r#"{"type":"message","message_ts":"1700000000.000200","channel_id":"C5","is_ephemeral":true}"#,
+        );
+        assert_eq!(c.message_ts, None, "ephemeral messages cannot be edited");
+        let c = click_with_container(r#"{"type":"view","view_id":"V1"}"#);
+        assert_eq!(c.message_ts, None);
+    }
+
+    #[test]
+    fn socket_mode_payloads_are_the_same_json() {
+        let click = br#"{"type":"block_actions","team":{"id":"T1"},"user":{"id":"U1"},
+            "api_app_id":"A1","trigger_id":"1.2",
+            "container":{"type":"message","message_ts":"1.5","channel_id":"D9"},
+            "response_url":"http://127.0.0.1:1/r",
+            "actions":[{"type":"button","action_id":"a","value":"v"}]}"#;
+        let Ok(InteractionPayload::Click(c)) = parse_interaction_json(click) else {
+            panic!("a click");
+        };
+        assert_eq!(c.message_ts.as_deref(), Some("1.5"));
+        assert_eq!(c.channel.as_deref(), Some("D9"), "from the container");
+        assert_eq!(c.trigger_id.as_deref(), Some("1.2"));
+
+        let command = br#"{"command":"/crossroads","text":"status","user_id":"U1",
+            "channel_id":"C1","response_url":"http://127.0.0.1:1/r","trigger_id":"9.9",
+            "is_enterprise_install":"false"}"#;
+        let c = parse_command_json(command).expect("a command");
+        assert_eq!((c.text.as_str(), c.user.as_str()), ("status", "U1"));
+        assert_eq!(c.trigger_id.as_deref(), Some("9.9"));
+    }
+
+    #[test]
+    fn a_form_field_that_is_not_utf8_is_refused_not_mangled() {
+        let body =
+            "command=%2Fcrossroads&text=deploy+%FF%FE&user_id=U1&channel_id=C1&response_url=x";
+        assert_eq!(
+            parse_command(body.as_bytes()),
+            Err(PayloadError::NotUtf8("text".into()))
+        );
+        assert_eq!(
+            parse_interaction(b"payload=%C3%28"),
+            Err(PayloadError::NotUtf8("payload".into()))
+        );
+        // Multi-byte UTF-8, raw or percent-encoded, is fine.
+        let ok = "command=%2Fc&text=d%C3%A9ploy+caf\u{e9}&user_id=U1&channel_id=C1&response_url=x";
+        assert_eq!(
+            parse_command(ok.as_bytes()).map(|c| c.text),
+            Ok("déploy café".into())
+        );
     }
 }

@@ -1,7 +1,5 @@
 //! Operational routes: `/healthz`, `/readyz`, `/metrics`, and the JSON 404/405 answers.
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -15,18 +13,12 @@ pub async fn healthz() -> Response {
     axum::Json(serde_json::json!({ "ok": true })).into_response()
 }
 
-/// `GET /readyz`: 200 once the server is serving and its state store answers; 503
-/// while starting, shutting down, or while the store is unavailable.
+/// `GET /readyz`: 200 once the server is serving, 503 while starting or shutting
+/// down, and in Socket Mode while no connection to Slack is open.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if !state.ready.load(Ordering::Relaxed) {
-        error(StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    } else if !state.store_ok.load(Ordering::Relaxed) {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the state store is unavailable",
-        )
-    } else {
-        axum::Json(serde_json::json!({ "ok": true })).into_response()
+    match state.not_ready() {
+        None => axum::Json(serde_json::json!({ "ok": true })).into_response(),
+        Some(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

@@ -12,10 +12,15 @@ pub const BUSY_TEXT: &str = "I'm busy right now, please try again in a minute.";
 /// Told to whoever Socket Mode could not serve because the bot is shutting down.
 pub const RESTARTING_TEXT: &str = "I'm restarting right now, please try again in a minute.";
 
+/// Told to whoever Socket Mode could not serve because the state store is unavailable.
+pub const UNAVAILABLE_TEXT: &str =
+    "I can't take work right now: my state store is unavailable, so nothing was done. Please try again in a minute.";
+
 /// The ephemeral "try again" answer to refused work.
 pub fn refusal(why: Accepted) -> Reply {
     let text = match why {
         Accepted::ShuttingDown => RESTARTING_TEXT,
+        Accepted::Unavailable => UNAVAILABLE_TEXT,
         _ => BUSY_TEXT,
     };
     Reply::message(Outcome::Rejected, text).ephemeral()

@@ -165,9 +165,10 @@ impl Slack {
             .await
     }
 
-    /// A click: progress and the reply edit the clicked message (`chat.update`), or
-    /// replace it through `response_url` when it cannot be edited; a stale click
-    /// gets an ephemeral answer and leaves the message alone.
+    /// A click: a redelivered interaction is answered once; progress and the reply
+    /// edit the clicked message (`chat.update`), or replace it through
+    /// `response_url` when it cannot be edited; a stale click gets an ephemeral
+    /// answer and leaves the message alone.
     pub async fn accept_click(&self, c: ButtonClick) -> Accepted {
         let what = format!(
             "click by {} in {}",

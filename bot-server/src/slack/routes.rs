@@ -46,6 +46,8 @@ where
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("body larger than {} bytes", crate::config::MAX_BODY_BYTES),
                 )
+            } else if let Some(timeout) = body_timeout(&rejection) {
+                error(StatusCode::REQUEST_TIMEOUT, timeout)
             } else {
                 error(StatusCode::BAD_REQUEST, "could not read the body")
             }
@@ -66,6 +68,19 @@ where
         .map_err(|e| error(StatusCode::UNAUTHORIZED, e))?;
         Ok(Verified(body))
     }
+}
+
+/// The body timeout behind a failure to read a body, if that is what it was.
+fn body_timeout(rejection: &axum::extract::rejection::BytesRejection) -> Option<String> {
+    use std::error::Error;
+    let mut next: Option<&(dyn Error + 'static)> = rejection.source();
+    while let Some(e) = next {
+        if let Some(timeout) = e.downcast_ref::<crate::conn::BodyTimeout>() {
+            return Some(timeout.to_string());
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// The answer to refused work (overload or shutdown): 503, so Slack delivers an

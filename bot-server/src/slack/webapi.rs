@@ -92,6 +92,11 @@ struct AuthTest {
     user_id: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct ConnectionsOpen {
+    url: String,
+}
+
 /// The body posted to a `response_url`: slack-morphism's webhook message plus
 /// `response_type`, which its model lacks.
 #[derive(Debug, Clone, Serialize)]
@@ -195,14 +200,37 @@ impl WebApi {
         Ok(r.user_id)
     }
 
+    /// `apps.connections.open` with the app-level token: the websocket URL of a new
+    /// Socket Mode connection (it holds a one-time ticket: do not log it).
+    pub async fn connections_open(&self, app_token: &Secret) -> Result<String, WebApiError> {
+        let r: ConnectionsOpen = self
+            .call_as(
+                "apps.connections.open",
+                app_token.expose(),
+                &serde_json::json!({}),
+            )
+            .await?;
+        Ok(r.url)
+    }
+
     /// Calls Web API `method` with a JSON body.
     pub async fn call<Req: Serialize + ?Sized, Resp: for<'de> Deserialize<'de>>(
         &self,
         method: &str,
         body: &Req,
     ) -> Result<Resp, WebApiError> {
+        self.call_as(method, self.token.expose(), body).await
+    }
+
+    /// Calls Web API `method` with a JSON body and another token.
+    async fn call_as<Req: Serialize + ?Sized, Resp: for<'de> Deserialize<'de>>(
+        &self,
+        method: &str,
+        token: &str,
+        body: &Req,
+    ) -> Result<Resp, WebApiError> {
         let url = format!("{}/{method}", self.base);
-        let text = self.send(method, &url, true, body).await?;
+        let text = self.send(method, &url, Some(token), body).await?;
         let envelope: Envelope = serde_json::from_str(&text).map_err(|e| {
             self.fail(WebApiError::Transport {
                 method: method.to_owned(),
@@ -230,7 +258,7 @@ impl WebApi {
         message: &ResponseUrlMessage,
     ) -> Result<(), WebApiError> {
         // Slack answers response_url posts with `ok` (text) or `{"ok":true}`.
-        let text = self.send("response_url", url, false, message).await?;
+        let text = self.send("response_url", url, None, message).await?;
         if let Ok(Envelope {
             ok: false,
             error: Some(error),
@@ -261,15 +289,15 @@ impl WebApi {
         &self,
         method: &str,
         url: &str,
-        auth: bool,
+        token: Option<&str>,
         body: &B,
     ) -> Result<String, WebApiError> {
         let mut retry_after = Duration::ZERO;
         for attempt in 1..=self.max_attempts {
             self.metrics.api_call(method);
             let mut req = self.http.post(url).json(body);
-            if auth {
-                req = req.bearer_auth(self.token.expose());
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
             }
             let res = req.send().await.map_err(|e| {
                 self.fail(WebApiError::Transport {

@@ -690,6 +690,7 @@ impl TestApp {
                 ("/container/channel_id", "D1"),
                 ("/response_url", response_url),
                 ("/actions/0/value", value),
+                ("/trigger_id", &next_trigger_id()),
             ],
         )
         .to_string();
@@ -740,6 +741,13 @@ pub async fn json_error(res: reqwest::Response) -> (u16, String) {
     assert!(!text.contains(SECRET), "no secret: {text}");
     let v: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
     (status, v["error"].as_str().expect("error field").to_owned())
+}
+
+/// A fresh `trigger_id`, as Slack gives every interaction.
+pub fn next_trigger_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{n}.47445629121.test")
 }
 
 /// A DM event body: Slack's `message.im` delivery from `user` in D1 saying `text`.
