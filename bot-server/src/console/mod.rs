@@ -117,14 +117,15 @@ impl ReplySink for ConsoleSink {
     }
 
     async fn finish(&self, reply: &Reply) {
-        self.screen
-            .print(&format!("{}\n", render::reply(reply, self.style)));
+        // Offered before it is shown: whoever answers what they see finds it.
         if let Some(offered) = &self.offered {
             let choices = Choices::of(reply);
             if !choices.values.is_empty() {
                 *lock(offered) = choices;
             }
         }
+        self.screen
+            .print(&format!("{}\n", render::reply(reply, self.style)));
         let done = lock(&self.done).take();
         if let Some(done) = done {
             let _ = done.send(reply.clone());
