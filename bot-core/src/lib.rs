@@ -77,6 +77,7 @@ mod context;
 pub mod engine;
 pub mod failure;
 pub mod lexer;
+pub mod monitor;
 pub mod policy;
 pub mod ports;
 pub mod rejection;
