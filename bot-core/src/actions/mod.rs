@@ -4,6 +4,7 @@
 
 use crate::context::{ActionDef, Rules};
 
+mod charts;
 mod deploy;
 pub mod health;
 mod help;
@@ -122,6 +123,11 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "whoami",
         rules: Rules::READ,
         action: &whoami::Whoami,
+    },
+    ActionDef {
+        name: "chart_deploys",
+        rules: Rules::READ,
+        action: &charts::ChartDeploys,
     },
     ActionDef {
         name: "job",
