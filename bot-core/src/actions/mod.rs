@@ -4,7 +4,7 @@
 
 use crate::context::{ActionDef, Rules};
 
-mod deploy;
+pub(crate) mod deploy;
 pub mod health;
 mod help;
 mod history;
