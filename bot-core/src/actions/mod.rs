@@ -5,7 +5,7 @@
 use crate::context::{ActionDef, Rules};
 
 mod charts;
-mod deploy;
+pub(crate) mod deploy;
 pub mod health;
 mod help;
 mod history;
