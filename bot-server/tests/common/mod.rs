@@ -49,6 +49,7 @@ pub async fn build_button(bot: &Bot, set: &str) -> String {
             args: vec![],
             params: vec![],
             confirmed: false,
+            approval: None,
         },
     )
     .await
@@ -268,6 +269,7 @@ pub async fn health_button(bot: &Bot, set: &str, member: &str) -> String {
             args: vec![],
             params: vec![],
             confirmed: false,
+            approval: None,
         },
     )
     .await

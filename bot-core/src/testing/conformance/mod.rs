@@ -5,5 +5,5 @@
 mod store;
 mod switch;
 
-pub use store::store;
+pub use store::{approval_replicas, audit_replicas, store};
 pub use switch::switch;
