@@ -199,6 +199,15 @@ pub enum Rejection {
         /// The target as text.
         target: String,
     },
+    /// A chart's time window that is not a number of hours or days in range.
+    BadWindow {
+        /// What was given.
+        given: String,
+        /// How the command is typed, e.g. `chart deploys [env] [30d]`.
+        usage: String,
+        /// The longest window, e.g. `365d`.
+        longest: String,
+    },
 }
 
 /// A freeze that stopped an action: the window and when it ends.
@@ -479,6 +488,15 @@ impl std::fmt::Display for Rejection {
                 } else {
                     either(groups)
                 }
+            ),
+            Rejection::BadWindow {
+                given,
+                usage,
+                longest,
+            } => write!(
+                f,
+                "`{}` is not a time window: give hours or days up to {longest}, e.g. `24h` or `7d` (`{usage}`).",
+                given.replace('`', "'")
             ),
         }
     }

@@ -5,6 +5,7 @@
 use crate::context::{ActionDef, Rules};
 
 pub(crate) mod approval;
+mod charts;
 mod deploy;
 pub mod health;
 mod help;
@@ -16,6 +17,7 @@ pub mod status;
 mod tasks;
 mod toy;
 mod traffic;
+mod watch;
 mod whoami;
 
 /// Moves traffic, takes the environment lock itself, confirms on protected environments.
@@ -133,6 +135,11 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "decline",
         rules: Rules::READ,
         action: &approval::Decline,
+    },
+    ActionDef {
+        name: "chart_deploys",
+        rules: Rules::READ,
+        action: &charts::ChartDeploys,
     },
     ActionDef {
         name: "job",

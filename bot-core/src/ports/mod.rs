@@ -14,6 +14,7 @@ pub mod ci;
 pub mod probe;
 pub mod store;
 pub mod switch;
+pub mod watch;
 
 pub use approvals::{Approval, ApprovalStatus, Approvals, Decision, Vote};
 pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError};
@@ -23,3 +24,4 @@ pub use store::{
     Runs, Store, StoreError,
 };
 pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};
+pub use watch::{Health, ProbeLog, ProbeRecord, Watch, Watches};

@@ -530,7 +530,15 @@ pub fn verify_chain(
 /// implementation with `testing::conformance::store`.
 #[async_trait]
 pub trait Store:
-    Inbox + Outbox + Buttons + Locks + Runs + AuditLog + crate::ports::approvals::Approvals
+    Inbox
+    + Outbox
+    + Buttons
+    + Locks
+    + Runs
+    + AuditLog
+    + crate::ports::watch::ProbeLog
+    + crate::ports::watch::Watches
+    + crate::ports::approvals::Approvals
 {
     /// Whether the store answers now (for readiness); `Err` says why not.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -32,6 +32,7 @@ pub async fn store(store: Arc<dyn Store>) {
     audit(&*store, run, t0).await;
     approvals(&*store, run, t0).await;
     one_approval_wins(store.clone(), store.clone(), run, t0).await;
+    super::watch::watch(&*store, run, t0).await;
 }
 
 fn inbound(key: &str, at: SystemTime) -> Inbound {
