@@ -306,6 +306,13 @@ impl Ctx<'_> {
     ) {
         let mut args = inv.args.clone();
         args.extend(inv.params.iter().map(|(k, v)| format!("{k}={v}")));
+        if let Some(approved) = &inv.approval {
+            args.push(format!(
+                "approval={} approved-by={}",
+                approved.id,
+                approved.by.join(",")
+            ));
+        }
         let record = AuditRecord {
             at: self.now(),
             user: self.user.to_owned(),
@@ -326,6 +333,40 @@ impl Ctx<'_> {
 /// A pool in a region: `(env, region, pool)`; the region is `None` in an environment
 /// without regions.
 pub type PoolAt = (String, Option<String>, String);
+
+impl Ctx<'_> {
+    /// Posts `reply` as a new message in `channel` (an id, or an alias from
+    /// `channels:`), through the outbox so it is delivered with retries by whichever
+    /// replica is alive. Failures are logged, never shown.
+    pub async fn post(&self, channel: &str, reply: &Reply, about: &str) {
+        let channel = self
+            .config()
+            .channels
+            .get(channel)
+            .cloned()
+            .unwrap_or_else(|| channel.to_owned());
+        let id = format!("post:{}", uuid::Uuid::new_v4().simple());
+        let route = serde_json::json!({
+            "to": "channel",
+            "channel": channel,
+            "thread_ts": null,
+            "user": self.user,
+        });
+        let store = &self.backends.store;
+        let written = async {
+            let body = serde_json::to_value(reply)
+                .map_err(|_| StoreError::Failed("a message could not be serialised".into()))?;
+            store
+                .open_message(&id, "slack", &route, about, self.now())
+                .await?;
+            store.put_message(&id, &body, true).await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, channel = %channel, about, "a message could not be posted");
+        }
+    }
+}
 
 /// A button to offer: what it says and what it does.
 pub struct Offer {

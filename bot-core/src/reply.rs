@@ -178,6 +178,19 @@ pub struct Invocation {
     /// Set on the confirmation button of a command that needs one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub confirmed: bool,
+    /// Set when four-eyes approval was given: the run is the requester's, approved by
+    /// these people (never set from anything a person typed or clicked directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approved>,
+}
+
+/// The approval an invocation runs under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approved {
+    /// The request's id.
+    pub id: String,
+    /// Who approved, in order.
+    pub by: Vec<String>,
 }
 
 impl Invocation {
@@ -204,6 +217,10 @@ pub enum ButtonAction {
     Text(String),
     /// Do nothing but close the question ("Cancel").
     Cancel,
+    /// Approve request `id` (four-eyes approval card).
+    Approve(String),
+    /// Decline request `id`.
+    Decline(String),
 }
 
 /// How a reply ended, for transports and tests.

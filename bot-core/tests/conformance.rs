@@ -159,3 +159,37 @@ async fn the_postgres_store_keeps_every_promise() {
         .expect("a fresh PostgreSQL store");
     conformance::store(store).await;
 }
+
+#[tokio::test]
+async fn two_replicas_on_one_sqlite_file_append_one_audit_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let a = bot_core::adapters::store::connect(&url, true)
+        .await
+        .expect("a fresh SQLite store");
+    let b = bot_core::adapters::store::connect(&url, true)
+        .await
+        .expect("a second connection to it");
+    conformance::audit_replicas(a, b).await;
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_append_one_audit_chain() {
+    let Some(db) = crossroads_sim::postgres::fresh_database("audit_replicas").await else {
+        return;
+    };
+    let a = bot_core::adapters::store::connect(&db.url, true)
+        .await
+        .expect("a fresh PostgreSQL store");
+    let b = bot_core::adapters::store::connect(&db.url, false)
+        .await
+        .expect("a second replica on it");
+    conformance::audit_replicas(a.clone(), b.clone()).await;
+    conformance::approval_replicas(a, b).await;
+}
+
+#[tokio::test]
+async fn the_memory_store_appends_one_audit_chain_from_two_tasks() {
+    let store: Arc<dyn bot_core::ports::Store> = Arc::new(MemoryStore::new());
+    conformance::audit_replicas(store.clone(), store).await;
+}

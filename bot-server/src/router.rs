@@ -21,6 +21,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/notify", post(api::notify))
+        .route("/api/v1/audit", get(api::audit))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -113,6 +113,7 @@ async fn offer_force(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
         args: Vec::new(),
         params: Vec::new(),
         confirmed: false,
+        approval: None,
     };
     match ctx
         .offer(vec![Offer::new(

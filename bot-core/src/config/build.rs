@@ -2,6 +2,7 @@
 //! check, collecting all problems in one pass.
 
 mod monitor;
+mod safety;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -146,6 +147,8 @@ pub(crate) struct Builder<'a> {
     groups: BTreeSet<String>,
     /// False when `instances.yaml` could not be read, so group names cannot be checked.
     pub(crate) groups_known: bool,
+    /// `approval:` of each command, by canonical name.
+    pub(crate) command_approvals: BTreeMap<String, super::ApprovalRule>,
 }
 
 impl<'a> Builder<'a> {
@@ -158,6 +161,7 @@ impl<'a> Builder<'a> {
             claims: HashMap::new(),
             groups: BTreeSet::new(),
             groups_known: true,
+            command_approvals: BTreeMap::new(),
         }
     }
 
@@ -604,6 +608,9 @@ impl<'a> Builder<'a> {
             },
         };
         let allowed = self.check_groups(&raw.allowed);
+        if let Some(rule) = raw.approval.as_ref().and_then(|a| self.approval_rule(a)) {
+            self.command_approvals.insert(canonical.clone(), rule);
+        }
         let help = self.opt_text(&raw.help).unwrap_or_default();
         let examples = raw.examples.iter().map(|e| self.text(e)).collect();
         Some(CommandSpec {
@@ -770,6 +777,21 @@ impl<'a> Builder<'a> {
             {
                 self.watches(&e.name, env, &mut config.watches);
                 config.environments.push(e);
+            }
+        }
+        // Safety sections: global freeze first, then each environment's.
+        if let Some(f) = &raw.freeze {
+            let windows = self.freeze_windows(f, None);
+            config.freeze.extend(windows);
+        }
+        for (name, env) in &raw.environments.0 {
+            let env_name = name.value.trim();
+            if let Some(rule) = env.approval.as_ref().and_then(|a| self.approval_rule(a)) {
+                config.approval.envs.insert(env_name.to_owned(), rule);
+            }
+            if let Some(f) = &env.freeze {
+                let windows = self.freeze_windows(f, Some(env_name));
+                config.freeze.extend(windows);
             }
         }
         self.monitor_and_checks(raw, config);

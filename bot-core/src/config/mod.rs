@@ -6,8 +6,10 @@ mod duration;
 mod interp;
 mod model;
 mod raw;
+mod safety;
 
 pub use model::*;
+pub use safety::*;
 
 use std::path::Path;
 
@@ -161,6 +163,7 @@ pub fn from_strs(
             let (commands, filler) = builder.commands(commands_name, &raw);
             config.commands = commands;
             config.filler = filler;
+            config.approval.commands = std::mem::take(&mut builder.command_approvals);
         }
         Err(e) => errors.push(e),
     }

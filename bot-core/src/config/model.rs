@@ -43,6 +43,10 @@ pub struct Config {
     pub channels: BTreeMap<String, String>,
     /// Probe and deploy timings.
     pub settings: Settings,
+    /// Four-eyes approval rules.
+    pub approval: super::ApprovalRules,
+    /// Freeze windows, global and per environment, in file order.
+    pub freeze: Vec<super::FreezeWindow>,
     /// The background monitor (`monitor:`); nothing is probed in the background without it.
     pub monitor: Option<MonitorConfig>,
     /// Services that are not instances, probed by the monitor (`checks:`), in file order.

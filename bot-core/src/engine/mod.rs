@@ -3,7 +3,7 @@
 //! the invocation pipeline in `invoke`.
 
 mod buttons;
-mod invoke;
+pub(crate) mod invoke;
 mod understand;
 
 use std::collections::HashMap;

@@ -129,6 +129,7 @@ async fn resolve_and_run(ctx: &Ctx<'_>, m: CommandMatch) -> Reply {
         args: m.rest.clone(),
         params: m.params.clone(),
         confirmed: false,
+        approval: None,
     };
     let mut reply = match targets.len() {
         0 => Rejection::NeedsTarget {

@@ -50,6 +50,7 @@ pub async fn build_button(bot: &Bot, set: &str) -> String {
             args: vec![],
             params: vec![],
             confirmed: false,
+            approval: None,
         },
     )
     .await
@@ -273,6 +274,7 @@ pub async fn health_button(bot: &Bot, set: &str, member: &str) -> String {
             args: vec![],
             params: vec![],
             confirmed: false,
+            approval: None,
         },
     )
     .await

@@ -338,6 +338,7 @@ pub(super) async fn drive(
                 args: Vec::new(),
                 params: Vec::new(),
                 confirmed: true,
+                approval: None,
             };
             let offer = Offer::new(
                 format!("Roll back {}", left.join(", ")),
