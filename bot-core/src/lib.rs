@@ -78,6 +78,7 @@ mod context;
 pub mod engine;
 pub mod failure;
 pub mod lexer;
+pub mod monitor;
 pub mod policy;
 pub mod ports;
 pub mod rejection;

@@ -36,6 +36,10 @@ pub struct AppState {
     pub api_token: Option<Secret>,
     /// Per-token limit of `POST /api/v1/chart` and `/api/v1/notify`; `None`: none.
     pub api_limit: Option<Arc<ApiRateLimit>>,
+    /// The status board's live picture (`GET /board`, `GET /api/v1/events`).
+    pub board: crate::monitor::Board,
+    /// When this replica started (`GET /api/v1/stats`).
+    pub started: std::time::SystemTime,
 }
 
 impl AppState {
@@ -65,6 +69,8 @@ impl AppState {
             drain_timeout: config.drain_timeout,
             api_token: config.api_token.clone(),
             api_limit: config.api_rate.map(|r| Arc::new(ApiRateLimit::new(r))),
+            board: crate::monitor::Board::new(),
+            started: std::time::SystemTime::now(),
         })
     }
 }

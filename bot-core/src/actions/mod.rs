@@ -17,6 +17,7 @@ pub mod status;
 mod tasks;
 mod toy;
 mod traffic;
+mod watch;
 mod whoami;
 
 /// Moves traffic, takes the environment lock itself, confirms on protected environments.
