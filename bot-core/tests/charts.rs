@@ -271,4 +271,122 @@ mod commands {
         let help = say(&bot, "help chart deploys").await.to_plain_text();
         assert!(help.contains("median duration"), "{help}");
     }
+
+    // -------------------------------------------------------- from probes
+
+    use bot_core::config::InstanceRef;
+    use bot_core::ports::watch::{instance_target, Health, ProbeLog, ProbeRecord};
+
+    fn staging(member: &str) -> String {
+        instance_target(&InstanceRef {
+            env: "staging".into(),
+            pool: "api".into(),
+            member: member.into(),
+            region: None,
+        })
+    }
+
+    /// Probes every 10 minutes over the last day: blue answers in 20–49 ms, and is
+    /// down for the last two hours; green always answers in 100 ms.
+    async fn bot_with_probes() -> Bot {
+        let store = Arc::new(MemoryStore::new());
+        let mut records = Vec::new();
+        for i in 0..144u64 {
+            let when = at(0) - Duration::from_secs((144 - i) * 600);
+            let down = i >= 132;
+            records.push(ProbeRecord {
+                target: staging("blue"),
+                at: when,
+                health: if down { Health::NotOk } else { Health::Ok },
+                latency: Some(Duration::from_millis(if down { 2000 } else { 20 + i % 30 })),
+                status: (!down).then_some(200),
+                version: None,
+                reason: down.then(|| "connection refused".to_owned()),
+            });
+            records.push(ProbeRecord {
+                target: staging("green"),
+                at: when,
+                health: Health::Ok,
+                latency: Some(Duration::from_millis(100)),
+                status: Some(200),
+                version: None,
+                reason: None,
+            });
+        }
+        store.record_probes(&records).await.expect("record");
+        Bot::builder(shipped_like_config())
+            .store(store)
+            .clock(Arc::new(|| at(0)))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn chart_latency_shows_p50_and_p95_of_answered_probes() {
+        let bot = bot_with_probes().await;
+        let reply = say(&bot, "chart latency staging blue").await;
+        assert_eq!(reply.outcome, Outcome::Info, "{}", reply.to_plain_text());
+        let text = reply.to_plain_text();
+        assert!(
+            text.contains("Latency of staging api blue, last day*: 144 probes, median 33ms, p95 48ms; 12 failed (not in the latency)."),
+            "{text}"
+        );
+        let chart = reply.charts().next().expect("a chart");
+        assert_eq!(chart.labels.len(), 48);
+        assert_eq!(chart.datasets.len(), 2);
+        // The last buckets hold only failed probes: no latency there.
+        assert_eq!(chart.datasets[0].data.last(), Some(&None));
+        let (w, h, _) = super::decode(&render(chart).expect("renders"));
+        assert_eq!((w, h), (800, 400));
+    }
+
+    #[tokio::test]
+    async fn chart_uptime_shows_each_instance_share_of_ok_probes() {
+        let bot = bot_with_probes().await;
+        let reply = say(&bot, "chart uptime staging 1d").await;
+        let text = reply.to_plain_text();
+        assert!(
+            text.contains("Uptime of staging, last day*: lowest staging api blue 91.7%."),
+            "{text}"
+        );
+        let chart = reply.charts().next().expect("a chart");
+        assert_eq!(
+            chart.labels,
+            [
+                "staging api blue",
+                "staging api green",
+                "staging cron purple",
+                "staging cron yellow"
+            ]
+        );
+        assert_eq!(
+            chart.datasets[0].data,
+            vec![Some(91.7), Some(100.0), None, None]
+        );
+        render(chart).expect("renders");
+    }
+
+    #[tokio::test]
+    async fn charts_of_probes_say_when_nothing_was_probed() {
+        let bot = bot_with_history().await;
+        let reply = say(&bot, "chart latency staging blue").await;
+        assert_eq!(
+            reply.to_plain_text(),
+            "No probes of staging api blue stored for the last day. The monitor is off (no `monitor:` in instances.yaml), so nothing is probed in the background."
+        );
+        let reply = say(&bot, "chart uptime").await;
+        assert!(
+            reply
+                .to_plain_text()
+                .starts_with("No probes of every instance and check stored for the last 7 days."),
+            "{}",
+            reply.to_plain_text()
+        );
+        let reply = say(&bot, "chart latency staging blue 90d").await;
+        assert_eq!(reply.outcome, Outcome::Rejected);
+        assert!(
+            reply.to_plain_text().contains("up to 30d"),
+            "{}",
+            reply.to_plain_text()
+        );
+    }
 }

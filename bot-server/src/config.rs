@@ -77,6 +77,10 @@ pub struct ServeConfig {
     /// `CROSSROADS_API_TOKEN`: bearer token for `POST /api/v1/notify`, which
     /// answers 503 without it.
     pub api_token: Option<Secret>,
+    /// `CROSSROADS_API_RATE_LIMIT`: requests per token and endpoint of
+    /// `POST /api/v1/chart` and `POST /api/v1/notify` (`60/min` by default; `off`:
+    /// none); beyond it `429` with `Retry-After`.
+    pub api_rate: Option<crate::rate_limit::Rate>,
     /// Shortest gap between two progress edits of one message (Slack's
     /// `chat.update` allows about 50 calls a minute).
     pub progress_interval: Duration,
@@ -105,6 +109,7 @@ impl ServeConfig {
             api_timeout: Duration::from_secs(10),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             api_token: None,
+            api_rate: Some(crate::rate_limit::DEFAULT_RATE),
             progress_interval: PROGRESS_INTERVAL,
             socket_connections: 1,
             http: HttpLimits::default(),
@@ -127,6 +132,19 @@ impl ServeConfig {
         config.signing_secret = non_empty("SLACK_SIGNING_SECRET").map(Secret::new);
         config.app_token = non_empty("SLACK_APP_TOKEN").map(Secret::new);
         config.api_token = non_empty("CROSSROADS_API_TOKEN").map(Secret::new);
+        if let Some(rate) = non_empty("CROSSROADS_API_RATE_LIMIT") {
+            config.api_rate = if rate.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(
+                    crate::rate_limit::Rate::parse(&rate).ok_or(ServeConfigError::OutOfRange {
+                        name: "CROSSROADS_API_RATE_LIMIT",
+                        range: "requests per period like `60/min`, `5/s` or `1000/h`, or `off`",
+                        value: rate.clone(),
+                    })?,
+                )
+            };
+        }
         if let Some(url) = non_empty("SLACK_API_URL") {
             config.api_url = url;
         }

@@ -25,6 +25,7 @@ pub mod errors;
 pub mod intake;
 pub mod metrics;
 pub mod monitor;
+pub mod rate_limit;
 pub mod reload;
 pub mod router;
 pub mod routes;

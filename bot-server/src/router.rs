@@ -5,7 +5,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::config::MAX_BODY_BYTES;
-use crate::routes::{api, ops};
+use crate::routes::{api, chart, ops};
 use crate::slack::routes as slack;
 use crate::state::AppState;
 
@@ -22,6 +22,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/notify", post(api::notify))
         .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/chart", post(chart::chart))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -11,6 +11,7 @@ use bot_core::Bot;
 use crate::config::ServeConfig;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
+use crate::rate_limit::ApiRateLimit;
 use crate::slack::routes::SlackHttp;
 use crate::slack::socket_mode::SocketStatus;
 use crate::slack::webapi::{WebApi, WebApiError};
@@ -33,6 +34,8 @@ pub struct AppState {
     pub drain_timeout: std::time::Duration,
     /// `CROSSROADS_API_TOKEN`; `POST /api/v1/notify` answers 503 without it.
     pub api_token: Option<Secret>,
+    /// Per-token limit of `POST /api/v1/chart` and `/api/v1/notify`; `None`: none.
+    pub api_limit: Option<Arc<ApiRateLimit>>,
     /// The status board's live picture (`GET /board`, `GET /api/v1/events`).
     pub board: crate::monitor::Board,
     /// When this replica started (`GET /api/v1/stats`).
@@ -65,6 +68,7 @@ impl AppState {
             socket_mode: None,
             drain_timeout: config.drain_timeout,
             api_token: config.api_token.clone(),
+            api_limit: config.api_rate.map(|r| Arc::new(ApiRateLimit::new(r))),
             board: crate::monitor::Board::new(),
             started: std::time::SystemTime::now(),
         })

@@ -261,6 +261,7 @@ async fn a_response_url_gets_at_most_four_progress_uses_and_always_the_reply() {
         Target::ResponseUrl {
             url: slack.response_url("p"),
             slash: false,
+            channel: None,
         },
         Duration::from_millis(1),
     )
@@ -289,6 +290,7 @@ async fn a_slash_sink_posts_first_then_replaces() {
         Target::ResponseUrl {
             url: slack.response_url("s"),
             slash: true,
+            channel: None,
         },
     )
     .await;

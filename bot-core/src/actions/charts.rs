@@ -1,4 +1,4 @@
-//! `chart deploys [env] [30d]`: charts drawn from the store, answered with a one-line
+//! `chart deploys [env] [30d]` and the time windows every chart command takes: charts drawn from the store, answered with a one-line
 //! summary and the chart itself (a [`Part::Chart`](crate::reply::Part) the transport
 //! turns into a PNG: uploaded to Slack, saved to a file by the console).
 
@@ -15,8 +15,10 @@ use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::text::human;
 
-const DAY: Duration = Duration::from_secs(86_400);
-const HOUR: Duration = Duration::from_secs(3_600);
+/// A day.
+pub(crate) const DAY: Duration = Duration::from_secs(86_400);
+/// An hour.
+pub(crate) const HOUR: Duration = Duration::from_secs(3_600);
 /// Audit records read per page.
 const PAGE: usize = 500;
 /// Most audit records read for one chart.
@@ -27,8 +29,8 @@ const MOST_RECORDS: usize = 20_000;
 pub(crate) struct Window(pub Duration);
 
 impl Window {
-    /// `30d`, `24h`, `2w` (also `30 d`? no: one word); `None` when it is not one.
-    fn parse(word: &str) -> Option<Window> {
+    /// `30d`, `24h`, `2w` (one word); `None` when it is not one.
+    pub(crate) fn parse(word: &str) -> Option<Window> {
         let word = word.trim().to_ascii_lowercase();
         let split = word.find(|c: char| !c.is_ascii_digit())?;
         let (n, unit) = word.split_at(split);
@@ -43,7 +45,7 @@ impl Window {
     }
 
     /// The window given in `inv`'s one argument, or `default`; refused beyond `longest`.
-    fn of(
+    pub(crate) fn of(
         inv: &Invocation,
         default: Window,
         longest: Window,
@@ -75,7 +77,7 @@ impl Window {
     }
 
     /// `last 30 days`, `last 24 hours`, `last day`.
-    fn words(self) -> String {
+    pub(crate) fn words(self) -> String {
         let secs = self.0.as_secs();
         match (secs % DAY.as_secs() == 0, secs / DAY.as_secs()) {
             (true, 1) => "last day".to_owned(),

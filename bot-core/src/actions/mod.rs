@@ -12,6 +12,7 @@ mod help;
 mod history;
 mod jobs;
 mod locks;
+mod probe_charts;
 mod restart;
 pub mod status;
 mod tasks;
@@ -140,6 +141,16 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "chart_deploys",
         rules: Rules::READ,
         action: &charts::ChartDeploys,
+    },
+    ActionDef {
+        name: "chart_latency",
+        rules: Rules::READ,
+        action: &probe_charts::ChartLatency,
+    },
+    ActionDef {
+        name: "chart_uptime",
+        rules: Rules::READ,
+        action: &probe_charts::ChartUptime,
     },
     ActionDef {
         name: "job",

@@ -1,6 +1,8 @@
 //! The `/api/v1` contract for other services: `GET /api/v1/status` (platform status
-//! as JSON, no auth), `POST /api/v1/notify` (bearer token; posts to Slack) and
-//! `GET /api/v1/audit` (bearer token; the hash-chained audit log as JSON Lines).
+//! as JSON, no auth), `POST /api/v1/notify` (bearer token, rate limited per token;
+//! posts to Slack) and `GET /api/v1/audit` (bearer token; the hash-chained audit log
+//! as JSON Lines). The bearer check, the rate limit and channel resolution are shared
+//! with `POST /api/v1/chart` (`chart.rs`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -56,10 +58,10 @@ struct Notify {
 }
 
 /// A request refused before reaching Slack: status and one-line reason.
-struct Refusal(StatusCode, String);
+pub(crate) struct Refusal(StatusCode, String);
 
 impl Refusal {
-    fn new(status: StatusCode, reason: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(status: StatusCode, reason: impl std::fmt::Display) -> Self {
         Self(status, reason.to_string())
     }
 }
@@ -77,13 +79,9 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     given.ct_eq(expected).into()
 }
 
-/// Checks `Authorization: Bearer …` against the configured token.
-fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
-    authorised_for(state, headers, "notify")
-}
-
-/// Like [`authorised`], naming endpoint `what` when no token is configured.
-fn authorised_for(state: &AppState, headers: &HeaderMap, what: &str) -> Result<(), Refusal> {
+/// Checks `Authorization: Bearer …` against the configured token (`what` names the
+/// endpoint when none is configured).
+pub(crate) fn authorised(state: &AppState, headers: &HeaderMap, what: &str) -> Result<(), Refusal> {
     let Some(token) = &state.api_token else {
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -107,8 +105,31 @@ fn authorised_for(state: &AppState, headers: &HeaderMap, what: &str) -> Result<(
     }
 }
 
+/// Takes one request of the (authorised) token on `endpoint` from its rate limit:
+/// beyond it, the answer to give (429 with `Retry-After` in whole seconds).
+pub(crate) fn over_limit(state: &AppState, endpoint: &'static str) -> Option<Response> {
+    let (Some(limit), Some(token)) = (&state.api_limit, &state.api_token) else {
+        return None;
+    };
+    limit.check(endpoint, token.expose()).err().map(|wait| {
+        let secs = crate::rate_limit::retry_after_secs(wait);
+        tracing::info!(endpoint, retry_after = secs, "API rate limit reached");
+        let mut res = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit of {} per token reached; retry in {secs}s",
+                limit.rate()
+            ),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        res
+    })
+}
+
 /// A Slack channel id: `C…`, `G…` or `D…` followed by upper-case letters and digits.
-fn is_channel_id(s: &str) -> bool {
+pub(crate) fn is_channel_id(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some('C' | 'G' | 'D'))
         && s.len() > 1
@@ -116,7 +137,7 @@ fn is_channel_id(s: &str) -> bool {
 }
 
 /// Resolves an alias from `channels:`; ids and `#names` go to Slack as they are.
-fn resolve_channel(state: &AppState, channel: &str) -> Result<String, Refusal> {
+pub(crate) fn resolve_channel(state: &AppState, channel: &str) -> Result<String, Refusal> {
     let channel = channel.trim();
     let config = state.slack.bot().config();
     if let Some(id) = config.channels.get(channel) {
@@ -179,15 +200,18 @@ fn message(state: &AppState, body: &[u8]) -> Result<Map<String, Value>, Refusal>
 
 /// `POST /api/v1/notify` with `Authorization: Bearer <CROSSROADS_API_TOKEN>` and
 /// `{"channel": …, "text": …, "blocks": […]}`: posts with `chat.postMessage`.
-/// 401 bad token, 503 no token configured, 400 bad body or unknown alias, 413 too
-/// large, 502 Slack refused; 200 `{"ok":true,"channel":…,"ts":…}`.
+/// 401 bad token, 503 no token configured, 429 over the token's rate limit (with
+/// `Retry-After`), 400 bad body or unknown alias, 413 too large, 502 Slack refused; 200 `{"ok":true,"channel":…,"ts":…}`.
 pub async fn notify(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(refusal) = authorised(&state, &headers) {
+    if let Err(refusal) = authorised(&state, &headers, "notify") {
         return refusal.into_response();
+    }
+    if let Some(limited) = over_limit(&state, "notify") {
+        return limited;
     }
     let body = match body {
         Ok(b) => b,
@@ -246,7 +270,7 @@ pub async fn audit(
     headers: HeaderMap,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(refusal) = authorised_for(&state, &headers, "the audit export") {
+    if let Err(refusal) = authorised(&state, &headers, "the audit export") {
         return refusal.into_response();
     }
     let Query(query) = match query {

@@ -8,6 +8,7 @@ use bot_core::{Outcome, Reply};
 use serde::{Deserialize, Serialize};
 use slack_morphism::prelude::*;
 
+use crate::slack::files;
 use crate::slack::webapi::{content, ResponseUrlMessage, WebApi, WebApiError};
 
 /// Uses of one `response_url` Slack allows.
@@ -44,6 +45,10 @@ pub enum Destination {
         /// `true` for a slash command (first answer is a new message), `false` for a
         /// click (answers replace the clicked message).
         slash: bool,
+        /// The conversation, when known: charts are shared there (a `response_url`
+        /// cannot carry files).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
     },
 }
 
@@ -72,8 +77,84 @@ pub fn gap(dest: &Destination, state: &Delivered, interval: Duration) -> Duratio
 
 /// Sends one version of a request's answer — `last` for the final reply, else
 /// progress — to `dest`, one attempt, updating `state` (the posted message's `ts`, the
-/// `response_url` uses).
+/// `response_url` uses). A final reply's charts are uploaded as PNG files into the
+/// conversation (see [`send_charts`]).
 pub async fn send(
+    web: &WebApi,
+    dest: &Destination,
+    state: &mut Delivered,
+    reply: &Reply,
+    last: bool,
+) -> Result<(), WebApiError> {
+    if last && reply.charts().next().is_some() {
+        return send_charts(web, dest, state, reply).await;
+    }
+    send_message(web, dest, state, reply, last).await
+}
+
+/// A final reply with charts: the charts are rendered as PNG files and shared in the
+/// conversation with the reply's text as their comment (in a DM or channel), or
+/// after the text (which edits the clicked message, or goes to the `response_url`).
+/// The upload comes last, so a retry after a transient failure repeats only edits.
+/// When Slack refuses the files for good, the text goes out saying why.
+async fn send_charts(
+    web: &WebApi,
+    dest: &Destination,
+    state: &mut Delivered,
+    reply: &Reply,
+) -> Result<(), WebApiError> {
+    let text = reply.without_charts();
+    let files = match files::chart_files(reply).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "a chart could not be rendered");
+            let note = text.context(format!("The chart could not be drawn: {e}."));
+            return send_message(web, dest, state, &note, true).await;
+        }
+    };
+    let (channel, thread, comment) = match dest {
+        Destination::Channel {
+            channel, thread_ts, ..
+        } => {
+            if state.posted.is_some() {
+                // A progress message stands: it becomes the summary; the chart follows.
+                send_message(web, dest, state, &text, true).await?;
+                (channel, thread_ts, None)
+            } else {
+                (channel, thread_ts, Some(text.to_plain_text()))
+            }
+        }
+        Destination::Message { channel, .. } => {
+            send_message(web, dest, state, &text, true).await?;
+            (channel, &None, None)
+        }
+        Destination::ResponseUrl {
+            channel: Some(channel),
+            ..
+        } => {
+            send_message(web, dest, state, &text, true).await?;
+            (channel, &None, None)
+        }
+        Destination::ResponseUrl { channel: None, .. } => {
+            let note = text.context(
+                "I cannot post a chart here: Slack did not say which conversation this is.",
+            );
+            return send_message(web, dest, state, &note, true).await;
+        }
+    };
+    match files::share(web, &files, channel, thread.as_deref(), comment).await {
+        Ok(_) => Ok(()),
+        Err(e) if files::transient(&e) => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e.code(), "a chart could not be shared");
+            let note = text.context(files::not_shared(&e));
+            send_message(web, dest, state, &note, true).await
+        }
+    }
+}
+
+/// Sends `reply` as a message (no files) along `dest`.
+async fn send_message(
     web: &WebApi,
     dest: &Destination,
     state: &mut Delivered,
@@ -142,7 +223,7 @@ pub async fn send(
                 }
             }
         }
-        Destination::ResponseUrl { url, slash } => {
+        Destination::ResponseUrl { url, slash, .. } => {
             respond(web, state, url, *slash, reply, last).await
         }
     }

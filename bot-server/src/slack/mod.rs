@@ -6,6 +6,7 @@
 pub mod ack;
 pub mod courier;
 pub mod delivery;
+pub mod files;
 pub mod routes;
 pub mod socket_mode;
 pub mod webapi;
@@ -195,9 +196,10 @@ impl Slack {
                 ts,
                 response_url: c.response_url,
             },
-            _ => Destination::ResponseUrl {
+            (channel, _) => Destination::ResponseUrl {
                 url: c.response_url,
                 slash: false,
+                channel,
             },
         };
         self.submit(Some(key), request, target, what).await
@@ -214,12 +216,13 @@ impl Slack {
             c.channel
         );
         let request = Request {
-            channel: Some(c.channel),
+            channel: Some(c.channel.clone()),
             ..Request::text(c.user, c.text)
         };
         let dest = Destination::ResponseUrl {
             url: c.response_url,
             slash: true,
+            channel: Some(c.channel),
         };
         // A command without a trigger_id is keyed on what identifies it best.
         let key = c
@@ -250,6 +253,7 @@ impl Slack {
         let dest = Destination::ResponseUrl {
             url: c.response_url,
             slash: false,
+            channel: None,
         };
         let web = self.web.clone();
         self.intake

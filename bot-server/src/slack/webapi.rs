@@ -88,6 +88,39 @@ struct Envelope {
 }
 
 #[derive(Deserialize)]
+struct UploadUrl {
+    upload_url: String,
+    file_id: String,
+}
+
+/// The method name metrics and errors use for the POST of a file's bytes.
+pub const UPLOAD: &str = "files.upload_url";
+
+/// One file for [`WebApi::upload_files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileUpload {
+    /// File name, e.g. `deploys-on-staging.png`.
+    pub filename: String,
+    /// Title shown in Slack.
+    pub title: String,
+    /// Description for screen readers (`alt_txt`).
+    pub alt_text: String,
+    /// The content.
+    pub bytes: Vec<u8>,
+}
+
+/// Where [`WebApi::upload_files`] shares the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// Channel id.
+    pub channel: String,
+    /// Thread (its parent's `ts`) to share in.
+    pub thread_ts: Option<String>,
+    /// The message introducing the files.
+    pub comment: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct AuthTest {
     user_id: Option<String>,
 }
@@ -231,7 +264,31 @@ impl WebApi {
     ) -> Result<Resp, WebApiError> {
         let url = format!("{}/{method}", self.base);
         let text = self.send(method, &url, Some(token), body).await?;
-        let envelope: Envelope = serde_json::from_str(&text).map_err(|e| {
+        self.read(method, &text)
+    }
+
+    /// Calls Web API `method` with a form body (`files.getUploadURLExternal` takes
+    /// only forms in older Slack documentation; every method accepts them).
+    async fn call_form<Resp: for<'de> Deserialize<'de>>(
+        &self,
+        method: &str,
+        form: &[(&str, String)],
+    ) -> Result<Resp, WebApiError> {
+        let url = format!("{}/{method}", self.base);
+        let text = self
+            .send_with(method, &url, Some(self.token.expose()), |req| {
+                req.form(form)
+            })
+            .await?;
+        self.read(method, &text)
+    }
+
+    fn read<Resp: for<'de> Deserialize<'de>>(
+        &self,
+        method: &str,
+        text: &str,
+    ) -> Result<Resp, WebApiError> {
+        let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
             self.fail(WebApiError::Transport {
                 method: method.to_owned(),
                 reason: format!("unreadable answer: {e}"),
@@ -243,12 +300,54 @@ impl WebApi {
                 error: envelope.error.unwrap_or_else(|| "unknown_error".into()),
             }));
         }
-        serde_json::from_str(&text).map_err(|e| {
+        serde_json::from_str(text).map_err(|e| {
             self.fail(WebApiError::Transport {
                 method: method.to_owned(),
                 reason: format!("unexpected answer: {e}"),
             })
         })
+    }
+
+    /// Uploads `files` and shares them in `share.channel` (in `share.thread_ts`,
+    /// introduced by `share.comment`) with Slack's current flow:
+    /// `files.getUploadURLExternal` for each file, the bytes POSTed to the URL it
+    /// returns, then one `files.completeUploadExternal`. Returns the file ids.
+    pub async fn upload_files(
+        &self,
+        files: &[FileUpload],
+        share: &Share,
+    ) -> Result<Vec<String>, WebApiError> {
+        let mut done = Vec::new();
+        for f in files {
+            let mut form = vec![
+                ("filename", f.filename.clone()),
+                ("length", f.bytes.len().to_string()),
+            ];
+            if !f.alt_text.is_empty() {
+                form.push(("alt_txt", f.alt_text.chars().take(1000).collect()));
+            }
+            let url: UploadUrl = self.call_form("files.getUploadURLExternal", &form).await?;
+            // The upload URL is the credential: no token, and never logged.
+            let bytes = f.bytes.clone();
+            self.send_with(UPLOAD, &url.upload_url, None, move |req| {
+                req.header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes.clone())
+            })
+            .await?;
+            done.push(serde_json::json!({"id": url.file_id, "title": f.title}));
+        }
+        let mut body = serde_json::json!({"files": done, "channel_id": share.channel});
+        if let Some(ts) = &share.thread_ts {
+            body["thread_ts"] = ts.clone().into();
+        }
+        if let Some(comment) = share.comment.as_ref().filter(|c| !c.trim().is_empty()) {
+            body["initial_comment"] = comment.clone().into();
+        }
+        let _: serde_json::Value = self.call("files.completeUploadExternal", &body).await?;
+        Ok(done
+            .iter()
+            .filter_map(|f| f["id"].as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Posts `message` to a `response_url` (no token: the URL is the credential).
@@ -292,10 +391,23 @@ impl WebApi {
         token: Option<&str>,
         body: &B,
     ) -> Result<String, WebApiError> {
+        self.send_with(method, url, token, |req| req.json(body))
+            .await
+    }
+
+    /// POSTs the body `build` puts on the request, retrying on 429 after
+    /// `Retry-After`; returns the 2xx body.
+    async fn send_with(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<String, WebApiError> {
         let mut retry_after = Duration::ZERO;
         for attempt in 1..=self.max_attempts {
             self.metrics.api_call(method);
-            let mut req = self.http.post(url).json(body);
+            let mut req = build(self.http.post(url));
             if let Some(token) = token {
                 req = req.bearer_auth(token);
             }
