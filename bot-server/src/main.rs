@@ -270,10 +270,17 @@ async fn main() -> ExitCode {
                 let listen: std::net::SocketAddr = listen
                     .parse()
                     .with_context(|| format!("--listen {listen} is not an address"))?;
-                let serve_config = bot_server::ServeConfig::from_env(listen, &config::process_env)?;
-                let bot = Bot::builder(load(&config_dir)?)
-                    .store(open_store().await?)
-                    .build();
+                let mut serve_config = bot_server::ServeConfig::from_env(listen, &config::process_env)?;
+                let loaded = load(&config_dir)?;
+                let metrics = bot_server::Metrics::new();
+                serve_config.metrics = Some(metrics.clone());
+                let mut builder = Bot::builder(loaded.clone()).store(open_store().await?);
+                if let Some(jenkins) = &loaded.jenkins {
+                    // Jenkins errors by kind, for `GET /api/v1/stats`.
+                    let ci = bot_core::adapters::jenkins::JenkinsClient::new(jenkins.clone());
+                    builder = builder.ci(Arc::new(bot_server::metrics::CountingCi::new(Arc::new(ci), metrics)));
+                }
+                let bot = builder.build();
                 bot_server::reload::spawn_reload_on_sighup(bot.clone(), config_dir.clone());
                 if socket_mode {
                     bot_server::serve_socket_mode(serve_config, bot).await?;

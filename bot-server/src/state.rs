@@ -10,7 +10,6 @@ use bot_core::Bot;
 
 use crate::config::ServeConfig;
 use crate::intake::Intake;
-use crate::metrics::Metrics;
 use crate::slack::routes::SlackHttp;
 use crate::slack::socket_mode::SocketStatus;
 use crate::slack::webapi::{WebApi, WebApiError};
@@ -42,7 +41,7 @@ pub struct AppState {
 impl AppState {
     /// State for `bot` with the secrets, Web API URL and limits of `config`.
     pub fn new(config: &ServeConfig, bot: Bot) -> Result<Self, WebApiError> {
-        let metrics = Metrics::new();
+        let metrics = config.metrics.clone().unwrap_or_default();
         let web = WebApi::new(
             config.api_base(),
             config.bot_token.clone(),
