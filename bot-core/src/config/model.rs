@@ -47,6 +47,8 @@ pub struct Config {
     pub monitor: Option<MonitorConfig>,
     /// Services that are not instances, probed by the monitor (`checks:`), in file order.
     pub checks: Vec<CheckSpec>,
+    /// The post-switch watch of each `(env, pool)` that has one.
+    pub watches: BTreeMap<(String, String), Watch>,
 }
 
 /// The Events API v2 endpoint PagerDuty documents.
@@ -101,6 +103,21 @@ pub struct CheckSpec {
     pub group: String,
     /// Where it was defined.
     pub pos: Pos,
+}
+
+/// The post-switch watch of a pool (`watch:` and friends, on its environment or on
+/// the pool itself): after traffic moves, the new active member is probed for
+/// `duration`; `failures` failed probes in a row count as unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// How long the new member is watched (`watch: 2m`).
+    pub duration: Duration,
+    /// Pause between probes (`watch_every`, default 5s).
+    pub every: Duration,
+    /// Failed probes in a row that count as unhealthy (`watch_failures`, default 2).
+    pub failures: u32,
+    /// Move traffic back to the previous member when it turns unhealthy.
+    pub auto_rollback: bool,
 }
 
 /// Timings shared by all instances unless overridden.
@@ -438,6 +455,10 @@ impl Config {
             .members
             .iter()
             .find(|m| m.name == r.member)
+    }
+    /// The post-switch watch of a pool, when it has one.
+    pub fn watch(&self, env: &str, pool: &str) -> Option<&Watch> {
+        self.watches.get(&(env.to_owned(), pool.to_owned()))
     }
     /// Looks up a command by canonical name.
     pub fn command(&self, name: &str) -> Option<&CommandSpec> {

@@ -220,6 +220,14 @@ pub(crate) struct RawEnvironment {
     pub allowed: Vec<S<String>>,
     #[serde(default)]
     pub pools: OMap<RawPool>,
+    /// Post-switch watch: how long the new active member is probed.
+    pub watch: Option<S<String>>,
+    /// Post-switch watch: pause between probes.
+    pub watch_every: Option<S<String>>,
+    /// Post-switch watch: failed probes in a row that count as unhealthy.
+    pub watch_failures: Option<S<u32>>,
+    /// Post-switch watch: move traffic back when the new member turns unhealthy.
+    pub auto_rollback: Option<S<bool>>,
 }
 
 /// One pool.
@@ -233,6 +241,14 @@ pub(crate) struct RawPool {
     pub restart: Option<S<RawAction>>,
     #[serde(default)]
     pub members: OMap<RawMember>,
+    /// Post-switch watch: how long the new active member is probed.
+    pub watch: Option<S<String>>,
+    /// Post-switch watch: pause between probes.
+    pub watch_every: Option<S<String>>,
+    /// Post-switch watch: failed probes in a row that count as unhealthy.
+    pub watch_failures: Option<S<u32>>,
+    /// Post-switch watch: move traffic back when the new member turns unhealthy.
+    pub auto_rollback: Option<S<bool>>,
 }
 
 /// A traffic switch: the union of every type's fields, checked per type later.
