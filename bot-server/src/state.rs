@@ -36,6 +36,9 @@ pub struct AppState {
     pub board: crate::monitor::Board,
     /// When this replica started (`GET /api/v1/stats`).
     pub started: std::time::SystemTime,
+    /// The outbox transport the monitor's announcements go to: `slack` (the
+    /// default), or `console` for a demo without Slack.
+    pub announce_via: String,
 }
 
 impl AppState {
@@ -66,6 +69,7 @@ impl AppState {
             api_token: config.api_token.clone(),
             board: crate::monitor::Board::new(),
             started: std::time::SystemTime::now(),
+            announce_via: crate::slack::courier::TRANSPORT.to_owned(),
         })
     }
 }
