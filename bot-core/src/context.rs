@@ -104,8 +104,10 @@ pub struct Generation {
     pub config: Config,
     /// Its alias index.
     pub index: Index,
-    /// The switch of each `(env, pool)`.
+    /// The switch of each `(env, pool)` (in an environment with regions: its first region's).
     pub switches: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
+    /// The switch of each `(env, region, pool)` of environments with regions.
+    pub region_switches: HashMap<(String, String, String), Arc<dyn TrafficSwitch>>,
     /// The registry row of each command, by canonical name.
     pub actions: HashMap<String, &'static ActionDef>,
 }
@@ -190,6 +192,63 @@ impl Ctx<'_> {
             .ok_or_else(|| SwitchError::Unknown(format!("no switch for {env} {pool}")))
     }
 
+    /// The switch of a pool in `region` (`None`: the environment's own pools).
+    pub fn switch_at(
+        &self,
+        env: &str,
+        region: Option<&str>,
+        pool: &str,
+    ) -> Result<&Arc<dyn TrafficSwitch>, SwitchError> {
+        let Some(region) = region else {
+            return self.switch(env, pool);
+        };
+        self.generation
+            .region_switches
+            .get(&(env.to_owned(), region.to_owned(), pool.to_owned()))
+            .ok_or_else(|| SwitchError::Unknown(format!("no switch for {env} {region} {pool}")))
+    }
+
+    /// The live active member of a pool in `region`, read from its switch within the
+    /// probe timeout (`None`: the environment's own pools).
+    pub async fn active_at(
+        &self,
+        env: &str,
+        region: Option<&str>,
+        pool: &str,
+    ) -> Result<String, SwitchError> {
+        let (Some(e), Some(p)) = (
+            self.config().env(env),
+            self.config().pool_in(env, region, pool),
+        ) else {
+            return Err(SwitchError::Unknown(format!(
+                "no pool {env} {}{pool}",
+                region.map(|r| format!("{r} ")).unwrap_or_default()
+            )));
+        };
+        let sw = self.switch_at(env, region, pool)?;
+        let timeout = self.config().settings.probe_timeout;
+        match tokio::time::timeout(timeout, sw.active(e, p)).await {
+            Ok(r) => r,
+            Err(_) => Err(SwitchError::Unknown(format!(
+                "the switch of {env} {}{pool} did not answer within {}ms",
+                region.map(|r| format!("{r} ")).unwrap_or_default(),
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Live active members of several pools, each in its region, read concurrently.
+    pub async fn actives_at(
+        &self,
+        pools: impl IntoIterator<Item = PoolAt>,
+    ) -> BTreeMap<PoolAt, Result<String, SwitchError>> {
+        let futs = pools.into_iter().map(|(e, r, p)| async move {
+            let result = self.active_at(&e, r.as_deref(), &p).await;
+            ((e, r, p), result)
+        });
+        futures::future::join_all(futs).await.into_iter().collect()
+    }
+
     /// Live active members of several pools, read concurrently.
     pub async fn actives(
         &self,
@@ -247,6 +306,13 @@ impl Ctx<'_> {
     ) {
         let mut args = inv.args.clone();
         args.extend(inv.params.iter().map(|(k, v)| format!("{k}={v}")));
+        if let Some(approved) = &inv.approval {
+            args.push(format!(
+                "approval={} approved-by={}",
+                approved.id,
+                approved.by.join(",")
+            ));
+        }
         let record = AuditRecord {
             at: self.now(),
             user: self.user.to_owned(),
@@ -260,6 +326,44 @@ impl Ctx<'_> {
         };
         if let Err(e) = self.backends.store.append(record).await {
             tracing::error!(error = %e, "audit record lost");
+        }
+    }
+}
+
+/// A pool in a region: `(env, region, pool)`; the region is `None` in an environment
+/// without regions.
+pub type PoolAt = (String, Option<String>, String);
+
+impl Ctx<'_> {
+    /// Posts `reply` as a new message in `channel` (an id, or an alias from
+    /// `channels:`), through the outbox so it is delivered with retries by whichever
+    /// replica is alive. Failures are logged, never shown.
+    pub async fn post(&self, channel: &str, reply: &Reply, about: &str) {
+        let channel = self
+            .config()
+            .channels
+            .get(channel)
+            .cloned()
+            .unwrap_or_else(|| channel.to_owned());
+        let id = format!("post:{}", uuid::Uuid::new_v4().simple());
+        let route = serde_json::json!({
+            "to": "channel",
+            "channel": channel,
+            "thread_ts": null,
+            "user": self.user,
+        });
+        let store = &self.backends.store;
+        let written = async {
+            let body = serde_json::to_value(reply)
+                .map_err(|_| StoreError::Failed("a message could not be serialised".into()))?;
+            store
+                .open_message(&id, "slack", &route, about, self.now())
+                .await?;
+            store.put_message(&id, &body, true).await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, channel = %channel, about, "a message could not be posted");
         }
     }
 }

@@ -72,6 +72,7 @@
 
 pub mod actions;
 pub mod adapters;
+pub mod audit;
 pub mod chart;
 pub mod config;
 mod context;

@@ -145,6 +145,53 @@ pub enum Rejection {
         /// What was asked.
         asked: String,
     },
+    /// An approval click by the person who asked.
+    SelfApproval {
+        /// The request's id.
+        id: String,
+    },
+    /// An approval (or decline) by someone outside the approving groups.
+    NotApprover {
+        /// Who clicked.
+        user: String,
+        /// Groups that approve.
+        groups: Vec<String>,
+    },
+    /// An approval after the request expired.
+    ApprovalExpired {
+        /// The request's id.
+        id: String,
+        /// Who asked.
+        requester: String,
+    },
+    /// A vote on a request decided before.
+    ApprovalClosed {
+        /// The request's id.
+        id: String,
+        /// `approved by <@U1>` / `declined by <@U2>`.
+        how: String,
+    },
+    /// A second approval by the same person.
+    AlreadyApproved {
+        /// The request's id.
+        id: String,
+    },
+    /// No request with that id.
+    NoSuchApproval {
+        /// The id given.
+        id: String,
+    },
+    /// A frozen environment.
+    Frozen(Box<FrozenAt>),
+    /// `override=` by someone outside the override groups.
+    OverrideNotAllowed {
+        /// Who asked.
+        user: String,
+        /// The environment.
+        env: String,
+        /// Groups that may override.
+        groups: Vec<String>,
+    },
     /// The command's action cannot act on that kind of target.
     Unsupported {
         /// The command.
@@ -161,6 +208,25 @@ pub enum Rejection {
         /// The longest window, e.g. `365d`.
         longest: String,
     },
+}
+
+/// A freeze that stopped an action: the window and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrozenAt {
+    /// The environment.
+    pub env: String,
+    /// The window, as configured.
+    pub window: String,
+    /// When it ends, in the window's zone (`Mon 30 Nov 08:00 CET`).
+    pub ends_local: String,
+    /// When it ends, as a Slack date each reader sees in their own zone.
+    pub ends_reader: String,
+    /// How long from now (`2h 10m`).
+    pub left: String,
+    /// Groups that may override; empty when nobody may.
+    pub overriders: Vec<String>,
+    /// The command as typed, for the override example.
+    pub command: String,
 }
 
 impl Rejection {
@@ -188,6 +254,11 @@ impl Rejection {
         matches!(
             self,
             Rejection::ForgedButton
+                | Rejection::SelfApproval { .. }
+                | Rejection::NotApprover { .. }
+                | Rejection::ApprovalExpired { .. }
+                | Rejection::ApprovalClosed { .. }
+                | Rejection::AlreadyApproved { .. }
                 | Rejection::AlreadyUsed { .. }
                 | Rejection::Expired
                 | Rejection::UnknownButtons
@@ -362,6 +433,62 @@ impl std::fmt::Display for Rejection {
             Rejection::Unsupported { command, target } => {
                 write!(f, "`{command}` cannot act on `{target}`.")
             }
+            Rejection::SelfApproval { id } => write!(
+                f,
+                "You asked for `{id}` yourself, so your approval does not count: someone else has to approve it."
+            ),
+            Rejection::NotApprover { user, groups } => write!(
+                f,
+                "Sorry <@{user}>, approvals here come from {}.",
+                either(groups)
+            ),
+            Rejection::ApprovalExpired { id, requester } => write!(
+                f,
+                ":hourglass: Request `{id}` has expired, so it can no longer be approved. <@{requester}> can ask again."
+            ),
+            Rejection::ApprovalClosed { id, how } => {
+                write!(f, "Request `{id}` was already {how}.")
+            }
+            Rejection::AlreadyApproved { id } => write!(
+                f,
+                "Your approval of `{id}` is counted already; it needs someone else as well."
+            ),
+            Rejection::NoSuchApproval { id } => write!(
+                f,
+                "There is no approval request `{id}`. The id is on the approval card."
+            ),
+            Rejection::Frozen(frozen) => {
+                let FrozenAt {
+                    env,
+                    window,
+                    ends_local,
+                    ends_reader,
+                    left,
+                    overriders,
+                    command,
+                } = &**frozen;
+                write!(
+                    f,
+                    ":snowflake: *{env}* is frozen (`{window}`) until {ends_reader} ({ends_local}), in {left}. Deploys, switches, rollbacks and forced restarts wait until then."
+                )?;
+                if !overriders.is_empty() {
+                    write!(
+                        f,
+                        " Members of {} may override: `{command} override=\"why\"`.",
+                        either(overriders)
+                    )?;
+                }
+                Ok(())
+            }
+            Rejection::OverrideNotAllowed { user, env, groups } => write!(
+                f,
+                "Sorry <@{user}>, only {} may override the freeze on *{env}*.",
+                if groups.is_empty() {
+                    "nobody (no `override` groups are configured)".to_owned()
+                } else {
+                    either(groups)
+                }
+            ),
             Rejection::BadWindow {
                 given,
                 usage,

@@ -32,8 +32,8 @@ fn shipped_files_load_with_an_empty_environment() {
     assert_eq!(summary.environments, 2);
     assert_eq!(summary.pools, 4);
     assert_eq!(summary.instances, 8);
-    assert_eq!(summary.commands, 16);
-    assert_eq!(config.commands.len(), 16);
+    assert_eq!(summary.commands, 18);
+    assert_eq!(config.commands.len(), 18);
 
     let master = config.env("master").expect("master");
     assert!(master.protected);
@@ -60,6 +60,7 @@ fn shipped_instances_have_urls_health_tasks_and_restart() {
             env: "master".into(),
             pool: "api".into(),
             member: "blue".into(),
+            region: None,
         })
         .expect("master api blue");
     assert_eq!(blue.url, "http://127.0.0.1:18081");

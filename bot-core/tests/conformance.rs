@@ -37,6 +37,7 @@ fn pool_of(spec: SwitchSpec, urls: [&str; 2]) -> (Environment, Pool) {
         switch: spec,
         deploy: None,
         members: vec![member("blue", urls[0]), member("green", urls[1])],
+        region: None,
         pos: Pos::default(),
     };
     let env = Environment {
@@ -46,6 +47,8 @@ fn pool_of(spec: SwitchSpec, urls: [&str; 2]) -> (Environment, Pool) {
         protected: false,
         allowed: vec![],
         pools: vec![pool.clone()],
+        regions: Vec::new(),
+        rollout: Default::default(),
         pos: Pos::default(),
     };
     (env, pool)
@@ -155,4 +158,38 @@ async fn the_postgres_store_keeps_every_promise() {
         .await
         .expect("a fresh PostgreSQL store");
     conformance::store(store).await;
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_sqlite_file_append_one_audit_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let a = bot_core::adapters::store::connect(&url, true)
+        .await
+        .expect("a fresh SQLite store");
+    let b = bot_core::adapters::store::connect(&url, true)
+        .await
+        .expect("a second connection to it");
+    conformance::audit_replicas(a, b).await;
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_append_one_audit_chain() {
+    let Some(db) = crossroads_sim::postgres::fresh_database("audit_replicas").await else {
+        return;
+    };
+    let a = bot_core::adapters::store::connect(&db.url, true)
+        .await
+        .expect("a fresh PostgreSQL store");
+    let b = bot_core::adapters::store::connect(&db.url, false)
+        .await
+        .expect("a second replica on it");
+    conformance::audit_replicas(a.clone(), b.clone()).await;
+    conformance::approval_replicas(a, b).await;
+}
+
+#[tokio::test]
+async fn the_memory_store_appends_one_audit_chain_from_two_tasks() {
+    let store: Arc<dyn bot_core::ports::Store> = Arc::new(MemoryStore::new());
+    conformance::audit_replicas(store.clone(), store).await;
 }

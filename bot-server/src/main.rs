@@ -1,4 +1,4 @@
-//! `crossroads`: serve | check | run | console | demo.
+//! `crossroads`: serve | check | run | console | demo | migrate | audit verify.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,6 +65,11 @@ enum Command {
     },
     /// Run the state store's migrations (CROSSROADS_DATABASE_URL) and exit.
     Migrate,
+    /// The audit log (CROSSROADS_DATABASE_URL).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Zero-setup demo: simulated instances, Jenkins and switch on loopback, then the console.
     Demo {
         /// Slack user id to act as.
@@ -77,6 +82,39 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit hash chain from its first record; exit 1 naming the first
+    /// broken record.
+    Verify,
+}
+
+/// `audit verify`: 0 when the chain holds, 1 naming the first record that does not.
+async fn audit_verify() -> anyhow::Result<ExitCode> {
+    let url = database_url();
+    let store = bot_core::adapters::store::connect(&url, false)
+        .await
+        .with_context(|| format!("state store {}", redact_url(&url)))?;
+    match bot_core::audit::verify(&*store).await {
+        Ok(v) => {
+            println!(
+                "audit chain intact: {} records, last hash {}",
+                v.records, v.head
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(bot_core::audit::VerifyError::Broken(broken)) => {
+            println!(
+                "audit chain BROKEN at record {}: {}",
+                broken.seq, broken.why
+            );
+            eprintln!("error: {broken}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(anyhow::anyhow!("state store {}: {e}", redact_url(&url))),
+    }
 }
 
 fn load(dir: &Path) -> anyhow::Result<bot_core::Config> {
@@ -179,6 +217,9 @@ async fn main() -> ExitCode {
     let result: anyhow::Result<ExitCode> = async {
         match cli.command {
             Command::Check { config_dir } => Ok(check(&config_dir).await),
+            Command::Audit {
+                command: AuditCommand::Verify,
+            } => audit_verify().await,
             Command::Migrate => {
                 open_store().await?;
                 println!("migrated {}", redact_url(&database_url()));

@@ -24,6 +24,7 @@ pub fn app(state: AppState) -> Router {
         .route("/board", get(board::page))
         .route("/api/v1/events", get(board::events))
         .route("/api/v1/stats", get(api::stats))
+        .route("/api/v1/audit", get(api::audit))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

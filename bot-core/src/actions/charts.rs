@@ -349,6 +349,7 @@ mod tests {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             params: Vec::new(),
             confirmed: false,
+            approval: None,
         }
     }
 

@@ -4,8 +4,9 @@
 
 use crate::context::{ActionDef, Rules};
 
+pub(crate) mod approval;
 mod charts;
-mod deploy;
+pub(crate) mod deploy;
 pub mod health;
 mod help;
 mod history;
@@ -124,6 +125,16 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "whoami",
         rules: Rules::READ,
         action: &whoami::Whoami,
+    },
+    ActionDef {
+        name: "approve",
+        rules: Rules::READ,
+        action: &approval::Approve,
+    },
+    ActionDef {
+        name: "decline",
+        rules: Rules::READ,
+        action: &approval::Decline,
     },
     ActionDef {
         name: "chart_deploys",

@@ -331,6 +331,7 @@ pub(crate) async fn rollback_button(
         args: Vec::new(),
         params: Vec::new(),
         confirmed: true,
+        approval: None,
     };
     let label = format!("Roll back {env} {}", pools.join(" "));
     let mut offer = Offer::new(label, ButtonAction::Run(inv), ButtonStyle::Danger);

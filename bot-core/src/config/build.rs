@@ -2,6 +2,7 @@
 //! check, collecting all problems in one pass.
 
 mod monitor;
+mod safety;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -19,6 +20,8 @@ use super::{
     HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool, Pos, Secret, Settings, SwitchSpec,
     TargetKind, ToyConfig, Watch,
 };
+
+mod regions;
 
 /// Target names accepted by `target:`.
 const TARGETS: &[&str] = &["nothing", "environment", "pool", "instance"];
@@ -82,6 +85,8 @@ enum Owner {
     Member(String),
     /// A member emoji (members of the same name may share).
     MemberEmoji(String),
+    /// A region's name, alias or emoji (regions of the same name may share).
+    Region(String),
 }
 
 /// A health recipe with only the fields one place set, already validated.
@@ -142,6 +147,8 @@ pub(crate) struct Builder<'a> {
     groups: BTreeSet<String>,
     /// False when `instances.yaml` could not be read, so group names cannot be checked.
     pub(crate) groups_known: bool,
+    /// `approval:` of each command, by canonical name.
+    pub(crate) command_approvals: BTreeMap<String, super::ApprovalRule>,
 }
 
 impl<'a> Builder<'a> {
@@ -154,6 +161,7 @@ impl<'a> Builder<'a> {
             claims: HashMap::new(),
             groups: BTreeSet::new(),
             groups_known: true,
+            command_approvals: BTreeMap::new(),
         }
     }
 
@@ -600,6 +608,9 @@ impl<'a> Builder<'a> {
             },
         };
         let allowed = self.check_groups(&raw.allowed);
+        if let Some(rule) = raw.approval.as_ref().and_then(|a| self.approval_rule(a)) {
+            self.command_approvals.insert(canonical.clone(), rule);
+        }
         let help = self.opt_text(&raw.help).unwrap_or_default();
         let examples = raw.examples.iter().map(|e| self.text(e)).collect();
         Some(CommandSpec {
@@ -766,6 +777,21 @@ impl<'a> Builder<'a> {
             {
                 self.watches(&e.name, env, &mut config.watches);
                 config.environments.push(e);
+            }
+        }
+        // Safety sections: global freeze first, then each environment's.
+        if let Some(f) = &raw.freeze {
+            let windows = self.freeze_windows(f, None);
+            config.freeze.extend(windows);
+        }
+        for (name, env) in &raw.environments.0 {
+            let env_name = name.value.trim();
+            if let Some(rule) = env.approval.as_ref().and_then(|a| self.approval_rule(a)) {
+                config.approval.envs.insert(env_name.to_owned(), rule);
+            }
+            if let Some(f) = &env.freeze {
+                let windows = self.freeze_windows(f, Some(env_name));
+                config.freeze.extend(windows);
             }
         }
         self.monitor_and_checks(raw, config);
@@ -948,6 +974,7 @@ impl<'a> Builder<'a> {
         let what = format!("emoji of environment `{env_name}`");
         self.claim_all(&raw.emoji, normalise_emoji, &what, &owner, None, &mut emoji);
         let allowed = self.check_groups(&raw.allowed);
+        let regional = !raw.regions.0.is_empty();
         let mut pools = Vec::new();
         let mut pool_names: HashMap<String, Pos> = HashMap::new();
         for (pool_name, pool) in &raw.pools.0 {
@@ -962,7 +989,14 @@ impl<'a> Builder<'a> {
                 continue;
             }
             pool_names.insert(key, self.pos(&pool_name.referenced));
-            if let Some(p) = self.pool(&env_name, pool_name, pool, default_health, default_tasks) {
+            if let Some(p) = self.pool(
+                &env_name,
+                pool_name,
+                pool,
+                default_health,
+                default_tasks,
+                regional,
+            ) {
                 pools.push(p);
             }
         }
@@ -973,6 +1007,10 @@ impl<'a> Builder<'a> {
                 Some("add `pools:` with at least one pool of two members".into()),
             );
         }
+        let regions = self.regions(&env_name, &raw.regions, &pools);
+        let rollout = self.rollout(&env_name, raw.rollout.as_ref(), &regions);
+        // Code that knows nothing of regions sees the first region as the environment.
+        let pools = regions.first().map_or(pools, |r| r.pools.clone());
         Some(Environment {
             name: env_name,
             aliases,
@@ -980,6 +1018,8 @@ impl<'a> Builder<'a> {
             protected: raw.protected,
             allowed,
             pools,
+            regions,
+            rollout,
             pos: self.pos(&name.referenced),
         })
     }
@@ -991,6 +1031,7 @@ impl<'a> Builder<'a> {
         raw: &RawPool,
         default_health: &PartialHealth,
         default_tasks: &Option<String>,
+        regional: bool,
     ) -> Option<Pool> {
         let pool_name = name.value.trim().to_owned();
         let owner = Owner::Pool(normalise(&pool_name));
@@ -1043,6 +1084,7 @@ impl<'a> Builder<'a> {
                 default_health,
                 default_tasks,
                 &pool_restart,
+                regional,
             ));
         }
         match raw.members.0.len() {
@@ -1052,6 +1094,20 @@ impl<'a> Builder<'a> {
         }
 
         let switch = match &raw.switch {
+            // Each region gives its own; a placeholder until then.
+            None if regional => Some(SwitchSpec::Memory {
+                initial: String::new(),
+            }),
+            Some(s) if regional => {
+                self.error(
+                    &s.referenced,
+                    format!("pool `{pool_name}` of an environment with regions has a switch of its own"),
+                    Some(format!("each region has its own switch: move it to `regions: <region>: pools: {pool_name}: switch:`")),
+                );
+                Some(SwitchSpec::Memory {
+                    initial: String::new(),
+                })
+            }
             None => {
                 self.error(
                     &name.referenced,
@@ -1068,6 +1124,7 @@ impl<'a> Builder<'a> {
             switch: switch?,
             deploy,
             members,
+            region: None,
             pos: self.pos(&name.referenced),
         })
     }
@@ -1082,6 +1139,7 @@ impl<'a> Builder<'a> {
         default_health: &PartialHealth,
         default_tasks: &Option<String>,
         pool_restart: &Option<ActionSpec>,
+        regional: bool,
     ) -> Instance {
         let member_name = name.value.trim().to_owned();
         let word = normalise(&member_name);
@@ -1114,7 +1172,16 @@ impl<'a> Builder<'a> {
             &mut emoji,
         );
         let url = match &raw.url {
+            Some(u) if regional => {
+                self.error(
+                    &u.referenced,
+                    format!("instance `{env} {pool} {member_name}` has a `url` of its own, but its environment has regions"),
+                    Some(format!("each region has its own URLs: move it to `regions: <region>: pools: {pool}: members: {member_name}: url:`")),
+                );
+                String::new()
+            }
             Some(u) => self.url(u),
+            None if regional => String::new(),
             None => {
                 self.error(
                     &name.referenced,

@@ -6,8 +6,10 @@ mod duration;
 mod interp;
 mod model;
 mod raw;
+mod safety;
 
 pub use model::*;
+pub use safety::*;
 
 use std::path::Path;
 
@@ -161,6 +163,7 @@ pub fn from_strs(
             let (commands, filler) = builder.commands(commands_name, &raw);
             config.commands = commands;
             config.filler = filler;
+            config.approval.commands = std::mem::take(&mut builder.command_approvals);
         }
         Err(e) => errors.push(e),
     }
@@ -242,7 +245,16 @@ impl Config {
         let mut instances = 0;
         for env in &self.environments {
             words.extend(env.aliases.iter().chain(&env.emoji).map(String::as_str));
-            for pool in &env.pools {
+            for region in &env.regions {
+                words.extend(
+                    region
+                        .aliases
+                        .iter()
+                        .chain(&region.emoji)
+                        .map(String::as_str),
+                );
+            }
+            for pool in env.sites().iter().flat_map(|s| s.pools) {
                 pools += 1;
                 words.extend(pool.aliases.iter().map(String::as_str));
                 for member in &pool.members {

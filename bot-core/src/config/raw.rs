@@ -88,6 +88,29 @@ pub(crate) struct RawCommand {
     pub headers: Option<OMap<S<String>>>,
     /// `action: http`.
     pub body: Option<S<String>>,
+    /// Four-eyes approval wherever the command runs.
+    pub approval: Option<S<RawApproval>>,
+}
+
+/// `approval: { from: [group], count: 1, expires: 30m, channel: C… }`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApproval {
+    #[serde(default)]
+    pub from: Vec<S<String>>,
+    pub count: Option<S<u32>>,
+    pub expires: Option<S<String>>,
+    pub channel: Option<S<String>>,
+}
+
+/// `freeze: { windows: [...], override: [group] }`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFreeze {
+    #[serde(default)]
+    pub windows: Vec<S<String>>,
+    #[serde(default, rename = "override")]
+    pub overriders: Vec<S<String>>,
 }
 
 /// `instances.yaml`.
@@ -104,6 +127,8 @@ pub(crate) struct InstancesFile {
     pub toy: Option<S<RawToy>>,
     #[serde(default)]
     pub environments: OMap<RawEnvironment>,
+    /// Freeze windows for every environment.
+    pub freeze: Option<S<RawFreeze>>,
     pub monitor: Option<S<RawMonitor>>,
     #[serde(default)]
     pub checks: OMap<S<RawCheck>>,
@@ -220,6 +245,10 @@ pub(crate) struct RawEnvironment {
     pub allowed: Vec<S<String>>,
     #[serde(default)]
     pub pools: OMap<RawPool>,
+    /// Four-eyes approval for mutating actions here.
+    pub approval: Option<S<RawApproval>>,
+    /// Freeze windows for this environment.
+    pub freeze: Option<S<RawFreeze>>,
     /// Post-switch watch: how long the new active member is probed.
     pub watch: Option<S<String>>,
     /// Post-switch watch: pause between probes.
@@ -228,6 +257,52 @@ pub(crate) struct RawEnvironment {
     pub watch_failures: Option<S<u32>>,
     /// Post-switch watch: move traffic back when the new member turns unhealthy.
     pub auto_rollback: Option<S<bool>>,
+    /// Regions: each gives the pools' switches and member URLs there.
+    #[serde(default)]
+    pub regions: OMap<RawRegion>,
+    pub rollout: Option<S<RawRollout>>,
+}
+
+/// One region of an environment.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegion {
+    #[serde(default)]
+    pub aliases: Vec<S<String>>,
+    #[serde(default)]
+    pub emoji: Vec<S<String>>,
+    /// Extra Jenkins parameters for every job run in this region.
+    pub parameters: Option<OMap<S<String>>>,
+    #[serde(default)]
+    pub pools: OMap<RawRegionPool>,
+}
+
+/// A pool as it is in one region: its switch and its members' URLs.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegionPool {
+    pub switch: Option<S<RawSwitch>>,
+    #[serde(default)]
+    pub members: OMap<RawRegionMember>,
+}
+
+/// A member as it is in one region.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegionMember {
+    pub url: Option<S<String>>,
+}
+
+/// `rollout:` of an environment with regions.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRollout {
+    /// One region after another.
+    pub order: Option<Vec<S<String>>>,
+    /// This region first, then every other one side by side.
+    pub canary: Option<S<String>>,
+    /// `halt` or `rollback`.
+    pub on_failure: Option<S<String>>,
 }
 
 /// One pool.

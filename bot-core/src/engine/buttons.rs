@@ -4,12 +4,13 @@
 
 use async_trait::async_trait;
 
+use crate::actions::approval;
 use crate::context::{Ctx, Progress, Rules};
 use crate::engine::invoke::run_invocation;
 use crate::engine::understand::handle_text;
 use crate::failure::told;
 use crate::policy;
-use crate::ports::{Claim, StoreError};
+use crate::ports::{Claim, Decision, StoreError};
 use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, Invocation, Outcome, Part, Reply};
 use crate::text::code;
@@ -38,12 +39,24 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
     if set.channel.is_some() && ctx.channel.is_some() && set.channel.as_deref() != ctx.channel {
         return Rejection::ElsewhereIssued.reply();
     }
+    // An approval card's buttons are not used up by a click: the request itself is
+    // decided once, in the store, and a refused click leaves the card for others.
+    match &action {
+        ButtonAction::Approve(id) => {
+            return Box::pin(approval::vote(ctx, id, Decision::Approve)).await
+        }
+        ButtonAction::Decline(id) => {
+            return Box::pin(approval::vote(ctx, id, Decision::Decline { reason: None })).await
+        }
+        _ => {}
+    }
     // Someone who may not run the command must not use up the buttons of those who may.
     if let ButtonAction::Run(inv) = &action {
         if let Some(cmd) = ctx.config().command(&inv.command) {
             let rules = ctx.action(cmd).map_or(Rules::READ, |a| a.rules);
             if let Err(refusal) = policy::permitted(ctx.config(), cmd, rules, &inv.target, ctx.user)
             {
+                ctx.audit(inv, &format!("refused click: {refusal}")).await;
                 return refusal.reply().ephemeral();
             }
         }
@@ -53,8 +66,15 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
         .await
     {
         Ok(Claim::Claimed(_)) => {}
-        Ok(Claim::AlreadyUsed { by }) => return Rejection::AlreadyUsed { by }.reply(),
-        Ok(Claim::Expired) => return Rejection::Expired.reply(),
+        Ok(Claim::AlreadyUsed { by }) => {
+            let refusal = Rejection::AlreadyUsed { by };
+            audit_stale_click(ctx, &action, &refusal).await;
+            return refusal.reply();
+        }
+        Ok(Claim::Expired) => {
+            audit_stale_click(ctx, &action, &Rejection::Expired).await;
+            return Rejection::Expired.reply();
+        }
         Ok(Claim::Unknown) => return Rejection::UnknownButtons.reply(),
         Ok(Claim::ElsewhereIssued) => return Rejection::ElsewhereIssued.reply(),
         Err(e) => return click_failed(&e),
@@ -66,6 +86,9 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
         }
         ButtonAction::Text(text) => (code(&text), Choice::Text(text)),
         ButtonAction::Run(inv) => (code(&inv.as_text()), Choice::Run(inv)),
+        ButtonAction::Approve(_) | ButtonAction::Decline(_) => {
+            return Rejection::ForgedButton.reply()
+        }
     };
     let chosen = format!("<@{user}> chose {what}");
     let progress = Chosen {
@@ -81,6 +104,21 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
         Choice::Run(inv) => Box::pin(run_invocation(&ctx, inv)).await,
     };
     prepend(reply, chosen)
+}
+
+/// Records a refused click on a button that would have changed something.
+async fn audit_stale_click(ctx: &Ctx<'_>, action: &ButtonAction, refusal: &Rejection) {
+    let ButtonAction::Run(inv) = action else {
+        return;
+    };
+    let mutating = ctx
+        .config()
+        .command(&inv.command)
+        .and_then(|cmd| ctx.action(cmd))
+        .is_some_and(|a| a.rules.mutating);
+    if mutating {
+        ctx.audit(inv, &format!("refused click: {refusal}")).await;
+    }
 }
 
 /// The answer to a click that could not be recorded.

@@ -2,15 +2,16 @@
 //! its arguments check out, it is confirmed where it must be, the environment is not
 //! locked against it — then its registry row runs it.
 
-use crate::config::{CommandSpec, Config};
+use crate::config::{ActiveFreeze, CommandSpec, Config};
 use crate::context::{ActionDef, Ctx, Offer};
 use crate::failure::told;
 use crate::policy;
 use crate::rejection::Rejection;
-use crate::reply::{ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Reply, Target};
+use crate::reply::{ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Part, Reply, Target};
 
-/// Runs a resolved invocation: permission, checks, confirmation, locks, action.
-pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
+/// Runs a resolved invocation: permission, checks, freeze, locks, approval,
+/// confirmation, action.
+pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     let config = ctx.config();
     let Some(cmd) = config.command(&inv.command) else {
         return Rejection::CommandGone {
@@ -29,20 +30,70 @@ pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
         return refusal.reply();
     }
     if let Err(refusal) = action.action.check(config, &inv) {
+        if action.rules.mutating {
+            ctx.audit(&inv, &format!("refused: {refusal}")).await;
+        }
         return refusal.reply();
     }
+    let overridden = match policy::check_freeze(config, action, &inv, ctx.user, ctx.now()) {
+        Ok(overridden) => overridden,
+        Err(refusal) => {
+            ctx.audit(&inv, &format!("refused: {refusal}")).await;
+            return refusal.reply();
+        }
+    };
     let asks = policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed;
     // A locked environment is said so before anything is asked: no "Really deploy?"
     // whose answer could only be "it is locked".
     if action.rules.respects_locks || (asks && action.rules.takes_lock) {
         if let Some(refusal) = locked(ctx, &inv).await {
+            ctx.audit(&inv, &format!("refused: {}", refusal.to_plain_text()))
+                .await;
             return refusal;
+        }
+    }
+    if inv.approval.is_none() {
+        if let Some(rule) = policy::approval_rule(config, cmd, action.rules, &inv.target) {
+            return crate::actions::approval::request(ctx, rule, inv).await;
         }
     }
     if asks {
         return confirmation(ctx, cmd, action, inv).await;
     }
-    action.action.run(ctx, cmd, inv).await
+    let Some(freeze) = overridden else {
+        return action.action.run(ctx, cmd, inv).await;
+    };
+    let said = announce_override(ctx, &inv, &freeze).await;
+    let mut reply = action.action.run(ctx, cmd, inv).await;
+    reply.parts.insert(0, Part::Context(said));
+    reply
+}
+
+/// Records and announces that `inv` overrides `freeze`; returns the line said.
+async fn announce_override(ctx: &Ctx<'_>, inv: &Invocation, freeze: &ActiveFreeze) -> String {
+    let why = policy::override_reason(inv).unwrap_or_default();
+    let said = format!(
+        ":rotating_light: <@{}> overrides the freeze `{}` on *{}* for `{}`: \"{}\"",
+        ctx.user,
+        freeze.window.text,
+        inv.target.env().unwrap_or_default(),
+        inv.command,
+        why.replace('`', "'")
+    );
+    ctx.audit(
+        inv,
+        &format!("override of freeze `{}`: {why}", freeze.window.text),
+    )
+    .await;
+    if let Some(channel) = ctx.config().channels.get("announcements") {
+        ctx.post(
+            channel,
+            &Reply::message(Outcome::Info, said.clone()),
+            "freeze override",
+        )
+        .await;
+    }
+    said
 }
 
 /// The refusal when the invocation's environment is locked (or its lock cannot be read).
@@ -80,6 +131,10 @@ fn still_exists(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
                 .is_some_and(|m| !p.members.iter().any(|x| &x.name == m)),
         },
         Target::Instance(r) => config.instance(r).is_none(),
+        Target::Region { env, region, pools } => {
+            config.env(env).and_then(|e| e.region(region)).is_none()
+                || pools.iter().any(|p| config.pool(env, p).is_none())
+        }
     };
     if missing {
         return Err(Rejection::TargetGone {
@@ -130,7 +185,7 @@ async fn question(
     inv: &Invocation,
 ) -> String {
     if let Target::Instance(r) = &inv.target {
-        let live = match ctx.active(&r.env, &r.pool).await {
+        let live = match ctx.active_at(&r.env, r.region.as_deref(), &r.pool).await {
             Ok(active) if active == r.member => {
                 format!("*{r}* is LIVE: it is taking traffic right now.")
             }

@@ -9,12 +9,14 @@
 //! | [`Ci`] | [`JenkinsClient`](crate::adapters::jenkins::JenkinsClient) |
 //! | [`Store`] ([`Deliveries`], [`Buttons`], [`Locks`], [`AuditLog`]) | [`MemoryStore`](crate::adapters::store::memory::MemoryStore) |
 
+pub mod approvals;
 pub mod ci;
 pub mod probe;
 pub mod store;
 pub mod switch;
 pub mod watch;
 
+pub use approvals::{Approval, ApprovalStatus, Approvals, Decision, Vote};
 pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError};
 pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
 pub use store::{

@@ -538,6 +538,7 @@ pub trait Store:
     + AuditLog
     + crate::ports::watch::ProbeLog
     + crate::ports::watch::Watches
+    + crate::ports::approvals::Approvals
 {
     /// Whether the store answers now (for readiness); `Err` says why not.
     async fn ping(&self) -> Result<(), StoreError>;

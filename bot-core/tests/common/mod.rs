@@ -231,3 +231,11 @@ impl Progress for Recorder {
         }
     }
 }
+
+/// The repository's config with its `instances.yaml` text changed by `edit` first
+/// (to add a section a test needs), `${VAR}`s taken from `vars`.
+pub fn shipped_with(vars: &[(&str, String)], edit: impl Fn(&str) -> String) -> Config {
+    let instances = edit(INSTANCES);
+    assert_ne!(instances, INSTANCES, "the edit changed nothing");
+    load(&instances, vars)
+}

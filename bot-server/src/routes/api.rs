@@ -1,5 +1,6 @@
 //! The `/api/v1` contract for other services: `GET /api/v1/status` (platform status
-//! as JSON, no auth) and `POST /api/v1/notify` (bearer token; posts to Slack).
+//! as JSON, no auth), `POST /api/v1/notify` (bearer token; posts to Slack) and
+//! `GET /api/v1/audit` (bearer token; the hash-chained audit log as JSON Lines).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -101,10 +102,15 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 
 /// Checks `Authorization: Bearer …` against the configured token.
 fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    authorised_for(state, headers, "notify")
+}
+
+/// Like [`authorised`], naming endpoint `what` when no token is configured.
+fn authorised_for(state: &AppState, headers: &HeaderMap, what: &str) -> Result<(), Refusal> {
     let Some(token) = &state.api_token else {
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "notify is disabled: CROSSROADS_API_TOKEN is not set",
+            format!("{what} is disabled: CROSSROADS_API_TOKEN is not set"),
         ));
     };
     let given = headers
@@ -243,6 +249,47 @@ pub async fn notify(
                 other => format!("slack: {other}"),
             };
             error(StatusCode::BAD_GATEWAY, reason)
+        }
+    }
+}
+
+/// Query of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    /// A record number or an RFC 3339 time; everything when absent.
+    pub since: Option<String>,
+}
+
+/// `GET /api/v1/audit[?since=N|RFC3339]` with `Authorization: Bearer
+/// <CROSSROADS_API_TOKEN>`: the audit chain as JSON Lines (`application/x-ndjson`),
+/// one record per line with its `seq`, `prev_hash` and `hash`. 401 bad token, 503
+/// no token or no store, 400 a `since` that is neither a number nor a time.
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Response {
+    if let Err(refusal) = authorised_for(&state, &headers, "the audit export") {
+        return refusal.into_response();
+    }
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let since = match query.since.as_deref().map(bot_core::audit::Since::parse) {
+        None => bot_core::audit::Since::Seq(1),
+        Some(Ok(since)) => since,
+        Some(Err(reason)) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let store = state.slack.bot().store();
+    match bot_core::audit::export(&*store, since).await {
+        Ok(lines) => ([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "audit export failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state store is unavailable, so the audit log cannot be read",
+            )
         }
     }
 }

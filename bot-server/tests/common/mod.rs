@@ -50,6 +50,7 @@ pub async fn build_button(bot: &Bot, set: &str) -> String {
             args: vec![],
             params: vec![],
             confirmed: false,
+            approval: None,
         },
     )
     .await
@@ -149,8 +150,11 @@ pub fn config() -> Config {
                 },
                 deploy: None,
                 members: vec![instance("blue", 9), instance("green", 9)],
+                region: None,
                 pos: Pos::default(),
             }],
+            regions: Vec::new(),
+            rollout: Default::default(),
             pos: Pos::default(),
         }],
         ..Config::default()
@@ -265,10 +269,12 @@ pub async fn health_button(bot: &Bot, set: &str, member: &str) -> String {
                 env: "staging".into(),
                 pool: "api".into(),
                 member: member.into(),
+                region: None,
             }),
             args: vec![],
             params: vec![],
             confirmed: false,
+            approval: None,
         },
     )
     .await

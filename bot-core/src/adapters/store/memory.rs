@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
     audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
     Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Run, RunStatus, Runs, Store,
@@ -77,6 +78,8 @@ struct State {
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Requests for approval, by id.
+    approvals: Mutex<HashMap<String, Approval>>,
 }
 
 impl MemoryStore {
@@ -671,6 +674,55 @@ impl Watches for MemoryStore {
 impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|_| ())
+    }
+}
+
+impl MemoryStore {
+    fn with_approvals<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, Approval>) -> T,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .approvals
+            .lock()
+            .map_err(|_| StoreError::Failed("the memory store is poisoned".into()))?;
+        Ok(f(&mut guard))
+    }
+}
+
+#[async_trait]
+impl Approvals for MemoryStore {
+    async fn request_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        self.with_approvals(|a| {
+            if a.contains_key(&approval.id) {
+                return Err(StoreError::Failed("that approval id is taken".into()));
+            }
+            a.insert(approval.id.clone(), approval.clone());
+            Ok(())
+        })?
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        self.with_approvals(|a| a.get(id).cloned())
+    }
+
+    async fn vote(
+        &self,
+        id: &str,
+        user: &str,
+        decision: &Decision,
+        now: SystemTime,
+    ) -> Result<Vote, StoreError> {
+        self.with_approvals(|a| {
+            let Some(current) = a.get(id) else {
+                return Vote::Unknown;
+            };
+            let (vote, next) = vote_on(current, user, decision, now);
+            if let Some(next) = next {
+                a.insert(id.to_owned(), next);
+            }
+            vote
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
     audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
     Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Run, RunStatus, Runs, Store,
@@ -907,7 +908,13 @@ impl AuditLog for SqlStore {
         };
         let _serial = self.audit.lock().await;
         on_db!(&self.db, pool, skip => {
-            let mut tx = pool.begin().await.map_err(|e| db_error("append audit", e))?;
+            // SQLite: take the write lock before reading the head, so a second process
+            // on the same file waits instead of failing its upgrade.
+            let begin = if skip.is_empty() { "BEGIN IMMEDIATE" } else { "BEGIN" };
+            let mut tx = pool
+                .begin_with(begin)
+                .await
+                .map_err(|e| db_error("append audit", e))?;
             if !skip.is_empty() {
                 // Other replicas append too: one at a time, for the whole database.
                 sqlx::query("SELECT pg_advisory_xact_lock(7216385441)")
@@ -994,6 +1001,103 @@ impl Store for SqlStore {
                 .await
                 .map_err(|e| db_error("ping", e))?;
             Ok(())
+        })
+    }
+}
+
+fn approval_of(body: &str) -> Result<Approval, StoreError> {
+    serde_json::from_str(body)
+        .map_err(|_| StoreError::Failed("a stored approval could not be read".into()))
+}
+
+fn approval_body(a: &Approval) -> Result<String, StoreError> {
+    serde_json::to_string(a)
+        .map_err(|_| StoreError::Failed("an approval could not be serialised".into()))
+}
+
+#[async_trait]
+impl Approvals for SqlStore {
+    async fn request_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        let body = approval_body(approval)?;
+        on_db!(&self.db, pool, _skip => {
+            sqlx::query(
+                "INSERT INTO approvals (id, requester, status, expires_ms, body, version) VALUES ($1, $2, $3, $4, $5, 0)",
+            )
+            .bind(&approval.id)
+            .bind(&approval.requester)
+            .bind(approval.status.as_str())
+            .bind(ms(approval.expires))
+            .bind(&body)
+            .execute(pool)
+            .await
+            .map_err(|e| db_error("request approval", e))?;
+            Ok(())
+        })
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        on_db!(&self.db, pool, _skip => {
+            let row = sqlx::query("SELECT body FROM approvals WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| db_error("read approval", e))?;
+            match row {
+                Some(r) => Ok(Some(approval_of(
+                    &r.try_get::<String, _>("body").map_err(|e| db_error("read approval", e))?,
+                )?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn vote(
+        &self,
+        id: &str,
+        user: &str,
+        decision: &Decision,
+        now: SystemTime,
+    ) -> Result<Vote, StoreError> {
+        // Optimistic: read the request and its version, decide, and write only if
+        // nobody wrote in between; otherwise read again. Of two votes at once, one
+        // write wins and the other is decided on what that one left.
+        on_db!(&self.db, pool, _skip => {
+            loop {
+                let read = sqlx::query("SELECT body, version FROM approvals WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|e| db_error("read approval", e))?;
+                let Some(row) = read else {
+                    return Ok(Vote::Unknown);
+                };
+                let current = approval_of(
+                    &row.try_get::<String, _>("body")
+                        .map_err(|e| db_error("read approval", e))?,
+                )?;
+                let version: i64 = row
+                    .try_get("version")
+                    .map_err(|e| db_error("read approval", e))?;
+                let (vote, next) = vote_on(&current, user, decision, now);
+                let Some(next) = next else {
+                    return Ok(vote);
+                };
+                let body = approval_body(&next)?;
+                let written = sqlx::query(
+                    "UPDATE approvals SET status = $1, body = $2, version = version + 1 WHERE id = $3 AND version = $4",
+                )
+                .bind(next.status.as_str())
+                .bind(&body)
+                .bind(id)
+                .bind(version)
+                .execute(pool)
+                .await
+                .map_err(|e| db_error("vote on approval", e))?
+                .rows_affected();
+                if written == 1 {
+                    return Ok(vote);
+                }
+            }
         })
     }
 }

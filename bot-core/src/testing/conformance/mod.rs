@@ -6,6 +6,6 @@ mod store;
 mod switch;
 mod watch;
 
-pub use store::store;
+pub use store::{approval_replicas, audit_replicas, store};
 pub use switch::switch;
 pub use watch::watch;

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use crate::ports::approvals::{Approval, ApprovalStatus, Decision, Vote};
 use crate::ports::store::{
     verify_chain, Admitted, Attempt, AuditRecord, ButtonSet, Claim, Inbound, Lock, LockOutcome,
     Run, RunStatus, Store, GENESIS,
@@ -29,6 +30,8 @@ pub async fn store(store: Arc<dyn Store>) {
     one_lock_wins(store.clone(), run, t0).await;
     runs(&*store, run, t0).await;
     audit(&*store, run, t0).await;
+    approvals(&*store, run, t0).await;
+    one_approval_wins(store.clone(), store.clone(), run, t0).await;
     super::watch::watch(&*store, run, t0).await;
 }
 
@@ -714,4 +717,214 @@ async fn audit(store: &dyn Store, run: &str, t0: SystemTime) {
             verify_chain((0, GENESIS.to_owned()), &tampered).expect_err("an edit breaks the chain");
         assert_eq!(broken.seq, tampered[1].seq, "the broken record is named");
     }
+}
+
+/// Two replicas of one store (two connections to one database, or one memory store
+/// shared) appending at once still form one chain: every record present once, every
+/// link and hash in order.
+pub async fn audit_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let env = format!("replicas-{}", &run[..12]);
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let record = |replica: &str, i: u64| AuditRecord {
+        at: t0 + Duration::from_millis(i),
+        user: format!("U{replica}{i}"),
+        command: "deploy".into(),
+        target: env.clone(),
+        env: Some(env.clone()),
+        args: String::new(),
+        outcome: "ok".into(),
+        duration: None,
+        links: Vec::new(),
+    };
+    let n = 25u64;
+    let appends = |store: Arc<dyn Store>, replica: &'static str| {
+        let records: Vec<AuditRecord> = (0..n).map(|i| record(replica, i)).collect();
+        tokio::spawn(async move {
+            for r in records {
+                store.append(r).await.expect("append from a replica");
+            }
+        })
+    };
+    let (ra, rb) = tokio::join!(appends(a.clone(), "A"), appends(b.clone(), "B"));
+    ra.expect("replica A");
+    rb.expect("replica B");
+    let chain = a.chain(1, 1_000_000).await.expect("chain");
+    verify_chain((0, GENESIS.to_owned()), &chain)
+        .expect("appends from two replicas form one unbroken chain");
+    let ours = chain
+        .iter()
+        .filter(|r| r.record.env.as_deref() == Some(&env))
+        .count();
+    assert_eq!(ours as u64, 2 * n, "every append is in the chain once");
+    assert_eq!(
+        b.chain(1, 1_000_000).await.expect("chain"),
+        chain,
+        "both replicas read the same chain"
+    );
+}
+
+fn approval(id: &str, needed: u32, t0: SystemTime) -> Approval {
+    Approval {
+        id: id.to_owned(),
+        invocation: json!({"command": "deploy", "target": {"k": "env", "env": "master"}}),
+        requester: "UREQ".into(),
+        channel: Some("D1".into()),
+        from: vec!["deployers".into()],
+        needed,
+        approvers: Vec::new(),
+        status: ApprovalStatus::Pending,
+        declined_by: None,
+        reason: None,
+        buttons: format!("set-{id}"),
+        created: t0,
+        expires: t0 + Duration::from_secs(600),
+    }
+}
+
+async fn approvals(store: &dyn Store, run: &str, t0: SystemTime) {
+    let now = t0 + Duration::from_secs(1);
+    let two = format!("two-{run}");
+    store
+        .request_approval(&approval(&two, 2, t0))
+        .await
+        .expect("request");
+    assert!(
+        store
+            .request_approval(&approval(&two, 2, t0))
+            .await
+            .is_err(),
+        "an id is used once"
+    );
+    assert_eq!(
+        store.approval(&two).await.expect("read"),
+        Some(approval(&two, 2, t0)),
+        "a request reads back whole"
+    );
+    let vote = store
+        .vote(&two, "UA", &Decision::Approve, now)
+        .await
+        .expect("vote");
+    assert!(
+        matches!(&vote, Vote::Counted(a) if a.approvers == ["UA"]),
+        "the first of two approvals is counted: {vote:?}"
+    );
+    let vote = store
+        .vote(&two, "UA", &Decision::Approve, now)
+        .await
+        .expect("vote");
+    assert!(
+        matches!(vote, Vote::AlreadyVoted(_)),
+        "one person counts once: {vote:?}"
+    );
+    let vote = store
+        .vote(&two, "UB", &Decision::Approve, now)
+        .await
+        .expect("vote");
+    assert!(
+        matches!(&vote, Vote::Approved(a) if a.approvers == ["UA", "UB"] && a.status == ApprovalStatus::Approved),
+        "the second approval completes it: {vote:?}"
+    );
+    let vote = store
+        .vote(&two, "UC", &Decision::Approve, now)
+        .await
+        .expect("vote");
+    assert!(matches!(vote, Vote::Closed(_)), "decided once: {vote:?}");
+
+    let late = format!("late-{run}");
+    store
+        .request_approval(&approval(&late, 1, t0))
+        .await
+        .expect("request");
+    let vote = store
+        .vote(
+            &late,
+            "UA",
+            &Decision::Approve,
+            t0 + Duration::from_secs(600),
+        )
+        .await
+        .expect("vote");
+    assert!(
+        matches!(vote, Vote::Expired(_)),
+        "no approval after expiry: {vote:?}"
+    );
+    assert_eq!(
+        store.approval(&late).await.expect("read").map(|a| a.status),
+        Some(ApprovalStatus::Pending)
+    );
+
+    let no = format!("no-{run}");
+    store
+        .request_approval(&approval(&no, 1, t0))
+        .await
+        .expect("request");
+    let vote = store
+        .vote(&no, "UB", &Decision::Decline { reason: None }, now)
+        .await
+        .expect("vote");
+    assert!(
+        matches!(&vote, Vote::Declined(a) if a.declined_by.as_deref() == Some("UB")),
+        "{vote:?}"
+    );
+    let reason = Decision::Decline {
+        reason: Some("not during the sale".into()),
+    };
+    let vote = store.vote(&no, "UB", &reason, now).await.expect("vote");
+    assert!(
+        matches!(&vote, Vote::Declined(a) if a.reason.as_deref() == Some("not during the sale")),
+        "the decliner adds the reason afterwards: {vote:?}"
+    );
+    let vote = store
+        .vote(&no, "UA", &Decision::Approve, now)
+        .await
+        .expect("vote");
+    assert!(matches!(vote, Vote::Closed(_)), "{vote:?}");
+    assert_eq!(
+        store
+            .vote(&format!("none-{run}"), "UA", &Decision::Approve, now)
+            .await,
+        Ok(Vote::Unknown)
+    );
+}
+
+async fn one_approval_wins(a: Arc<dyn Store>, b: Arc<dyn Store>, run: &str, t0: SystemTime) {
+    let id = format!("race-{run}");
+    a.request_approval(&approval(&id, 1, t0))
+        .await
+        .expect("request");
+    let now = t0 + Duration::from_secs(1);
+    let votes = (0..8).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let id = id.clone();
+        tokio::spawn(async move {
+            store
+                .vote(&id, &format!("U{i}"), &Decision::Approve, now)
+                .await
+                .expect("vote")
+        })
+    });
+    let votes = futures::future::join_all(votes).await;
+    let approved = votes
+        .iter()
+        .filter(|v| matches!(v, Ok(Vote::Approved(_))))
+        .count();
+    assert_eq!(
+        approved, 1,
+        "of eight approvers at once, one completes it: {votes:?}"
+    );
+    assert!(
+        votes
+            .iter()
+            .all(|v| matches!(v, Ok(Vote::Approved(_) | Vote::Closed(_)))),
+        "the others find it decided: {votes:?}"
+    );
+}
+
+/// Two replicas of one store: approvers voting at once through either decide a
+/// request once.
+pub async fn approval_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    one_approval_wins(a, b, &run[..12], t0).await;
 }

@@ -1,0 +1,127 @@
+//! The audit trail as evidence: the whole hash chain checked from its first record
+//! ([`verify`]), and the chain exported as JSON Lines from a position or a time
+//! ([`export`]).
+
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use crate::ports::store::{verify_chain, AuditLog, BrokenChain, ChainedRecord, GENESIS};
+use crate::ports::StoreError;
+
+/// Records read per page while walking the chain.
+const PAGE: usize = 1000;
+
+/// A chain that checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// How many records it has.
+    pub records: u64,
+    /// The hash of its last record ([`GENESIS`] when empty).
+    pub head: String,
+}
+
+/// Why a chain did not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// A record does not fit: it names the first one.
+    #[error(transparent)]
+    Broken(#[from] BrokenChain),
+    /// The chain could not be read.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Walks the whole chain from its first record and checks every link and hash.
+pub async fn verify(log: &dyn AuditLog) -> Result<Verified, VerifyError> {
+    let mut prev = (0u64, GENESIS.to_owned());
+    loop {
+        let page = log.chain(prev.0 + 1, PAGE).await?;
+        let full = page.len() == PAGE;
+        prev = verify_chain(prev, &page)?;
+        if !full {
+            break;
+        }
+    }
+    Ok(Verified {
+        records: prev.0,
+        head: prev.1,
+    })
+}
+
+/// Where an export starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// From the record at this position (1: everything).
+    Seq(u64),
+    /// From the first record at or after this time.
+    Time(SystemTime),
+}
+
+impl Since {
+    /// Reads `since=`: a position (`42`) or an RFC 3339 time (`2026-11-30T15:00:00Z`).
+    pub fn parse(text: &str) -> Result<Since, String> {
+        let text = text.trim();
+        if let Ok(seq) = text.parse::<u64>() {
+            return Ok(Since::Seq(seq.max(1)));
+        }
+        humantime::parse_rfc3339_weak(text)
+            .map(Since::Time)
+            .map_err(|_| {
+                format!("`since` must be a record number or an RFC 3339 time such as 2026-11-30T15:00:00Z, not `{text}`")
+            })
+    }
+}
+
+fn millis(t: SystemTime) -> u128 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+/// One record as its JSON line: every hashed field, the time both as RFC 3339 and in
+/// milliseconds, and the chain links.
+pub fn json_line(r: &ChainedRecord) -> Value {
+    let rec = &r.record;
+    json!({
+        "seq": r.seq,
+        "at": humantime::format_rfc3339_millis(rec.at).to_string(),
+        "at_ms": millis(rec.at),
+        "user": rec.user,
+        "command": rec.command,
+        "target": rec.target,
+        "env": rec.env,
+        "args": rec.args,
+        "outcome": rec.outcome,
+        "duration_ms": rec.duration.map(|d| d.as_millis()),
+        "links": rec.links,
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    })
+}
+
+/// The chain from `since` as JSON Lines (one record per line, each ending in `\n`).
+pub async fn export(log: &dyn AuditLog, since: Since) -> Result<String, StoreError> {
+    let mut out = String::new();
+    let mut from = match since {
+        Since::Seq(seq) => seq,
+        Since::Time(_) => 1,
+    };
+    loop {
+        let page = log.chain(from, PAGE).await?;
+        for r in &page {
+            if let Since::Time(t) = since {
+                if millis(r.record.at) < millis(t) {
+                    continue;
+                }
+            }
+            out.push_str(&json_line(r).to_string());
+            out.push('\n');
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE => from = last.seq + 1,
+            _ => break,
+        }
+    }
+    Ok(out)
+}
