@@ -92,6 +92,9 @@ pub struct ServeConfig {
     /// `CROSSROADS_BODY_TIMEOUT`, `CROSSROADS_IDLE_TIMEOUT`,
     /// `CROSSROADS_MAX_CONNECTIONS`).
     pub http: HttpLimits,
+    /// The counters to serve (`/metrics`, `/api/v1/stats`); fresh ones when `None`.
+    /// Give the same ones to a [`crate::metrics::CountingCi`] to count Jenkins errors.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl ServeConfig {
@@ -113,6 +116,7 @@ impl ServeConfig {
             progress_interval: PROGRESS_INTERVAL,
             socket_connections: 1,
             http: HttpLimits::default(),
+            metrics: None,
         }
     }
 

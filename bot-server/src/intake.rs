@@ -262,9 +262,13 @@ impl Intake {
                     return Accepted::Overloaded;
                 };
                 let bot = self.inner.bot.clone();
+                let metrics = self.inner.metrics.clone();
+                metrics.received();
                 self.spawn(what, Some(permit), async move {
                     let reply = bot.handle_with(request, &AsProgress(&*sink)).await;
+                    metrics.processed(reply.outcome);
                     sink.finish(&reply).await;
+                    metrics.replied();
                 });
                 Accepted::Scheduled
             }
@@ -321,6 +325,7 @@ impl Intake {
                 return Accepted::Unavailable;
             }
         }
+        self.inner.metrics.received();
         match permit {
             Some(permit) => self.process(item, permit),
             None => self.inner.sweep.notify_one(),
@@ -368,6 +373,7 @@ impl Intake {
             let renew = renew_while(&inner, &item.key);
             let reply = inner.bot.handle_with(request, &progress).await;
             renew.abort();
+            inner.metrics.processed(reply.outcome);
             if let Err(e) = progress.finish(&reply).await {
                 tracing::error!(key = %item.key, error = %e, "the reply could not be written; the delivery stays in the inbox");
                 return;

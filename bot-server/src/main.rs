@@ -78,7 +78,7 @@ enum Command {
         /// Directory holding commands.yaml and instances.yaml (the repository's by default).
         #[arg(long)]
         config_dir: Option<PathBuf>,
-        /// Where to serve Slack's endpoints when SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are set.
+        /// Where to serve the status board (and Slack's endpoints when SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are set).
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: String,
     },
@@ -271,26 +271,48 @@ async fn main() -> ExitCode {
                 let store = bot_core::adapters::store::connect(&url, true).await?;
                 let bot = Bot::builder(config).store(store).build();
                 let mut banner = demo.banner();
-                // With Slack credentials, the demo platform is also reachable from Slack.
+                // The demo always serves HTTP (the status board); with Slack credentials the
+                // demo platform is also reachable from Slack, else the monitor's
+                // announcements are printed on the console.
                 let (stop_serving, serving) = tokio::sync::oneshot::channel::<()>();
                 let mut server = None;
-                if config::process_env("SLACK_SIGNING_SECRET").is_some() {
-                    let addr: std::net::SocketAddr = listen
-                        .parse()
-                        .with_context(|| format!("--listen {listen} is not an address"))?;
-                    let serve_config = bot_server::ServeConfig::from_env(addr, &config::process_env)?;
-                    let state = bot_server::AppState::new(&serve_config, bot.clone())?;
+                let addr: std::net::SocketAddr = listen
+                    .parse()
+                    .with_context(|| format!("--listen {listen} is not an address"))?;
+                let slack = config::process_env("SLACK_SIGNING_SECRET").is_some();
+                let serve_config = if slack {
+                    bot_server::ServeConfig::from_env(addr, &config::process_env)?
+                } else {
+                    // No Slack: its routes answer 503 and nothing is sent to it.
+                    let mut c = bot_server::ServeConfig::new(addr, config::Secret::default(), config::Secret::default());
+                    c.signing_secret = None;
+                    c
+                };
+                let mut state = bot_server::AppState::new(&serve_config, bot.clone())?;
+                if slack {
                     let learner = state.slack.clone();
                     tokio::spawn(async move { learner.learn_bot_user().await });
-                    let bound = bot_server::Server::bind(addr, state)
-                        .await
-                        .with_context(|| format!("cannot listen on {addr}"))?
-                        .limits(serve_config.http);
-                    banner.push(format!("Serving Slack on http://{addr}/slack/events (POST) as well."));
-                    // Stopped with the console, not by Ctrl-C (which only clears the line).
-                    server = Some(tokio::spawn(bound.run_until(async move {
-                        let _ = serving.await;
-                    })));
+                } else {
+                    state.announce_via = bot_server::console::ANNOUNCEMENTS.to_owned();
+                }
+                match bot_server::Server::bind(addr, state).await {
+                    Ok(bound) => {
+                        let bound = bound.limits(serve_config.http);
+                        let shown = bound.local_addr().unwrap_or(addr);
+                        banner.push(format!(
+                            "Status board (live; `break staging green` and watch it turn red): http://{shown}/board"
+                        ));
+                        if slack {
+                            banner.push(format!("Serving Slack on http://{shown}/slack/events (POST) as well."));
+                        }
+                        // Stopped with the console, not by Ctrl-C (which only clears the line).
+                        server = Some(tokio::spawn(bound.run_until(async move {
+                            let _ = serving.await;
+                        })));
+                    }
+                    Err(e) => banner.push(format!(
+                        "No status board: cannot listen on {addr} ({e}); pass --listen 127.0.0.1:PORT."
+                    )),
                 }
                 banner.push("`crossroads run` and `crossroads console` in another terminal talk to this demo while it runs.".to_owned());
                 let result =
@@ -311,10 +333,17 @@ async fn main() -> ExitCode {
                 let listen: std::net::SocketAddr = listen
                     .parse()
                     .with_context(|| format!("--listen {listen} is not an address"))?;
-                let serve_config = bot_server::ServeConfig::from_env(listen, &config::process_env)?;
-                let bot = Bot::builder(load(&config_dir)?)
-                    .store(open_store().await?)
-                    .build();
+                let mut serve_config = bot_server::ServeConfig::from_env(listen, &config::process_env)?;
+                let loaded = load(&config_dir)?;
+                let metrics = bot_server::Metrics::new();
+                serve_config.metrics = Some(metrics.clone());
+                let mut builder = Bot::builder(loaded.clone()).store(open_store().await?);
+                if let Some(jenkins) = &loaded.jenkins {
+                    // Jenkins errors by kind, for `GET /api/v1/stats`.
+                    let ci = bot_core::adapters::jenkins::JenkinsClient::new(jenkins.clone());
+                    builder = builder.ci(Arc::new(bot_server::metrics::CountingCi::new(Arc::new(ci), metrics)));
+                }
+                let bot = builder.build();
                 bot_server::reload::spawn_reload_on_sighup(bot.clone(), config_dir.clone());
                 if socket_mode {
                     bot_server::serve_socket_mode(serve_config, bot).await?;

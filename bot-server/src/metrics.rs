@@ -42,6 +42,30 @@ struct Inner {
     shed: Counter,
     outbox_given_up: Counter,
     in_flight: Gauge,
+    stats: std::sync::Mutex<Stats>,
+}
+
+/// The counters of `GET /api/v1/stats`, for people who do not run Prometheus.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    /// Messages (events, slash commands, clicks, console lines) taken for processing.
+    pub received: u64,
+    /// Messages the engine finished with.
+    pub processed: u64,
+    /// Final replies delivered.
+    pub replied: u64,
+    /// Commands by outcome (`done`, `failed`, `rejected`, `info` …).
+    pub commands: std::collections::BTreeMap<String, u64>,
+    /// Slack Web API errors by kind (Slack's error code, or an HTTP reason).
+    pub slack_errors: std::collections::BTreeMap<String, u64>,
+    /// Jenkins errors by kind (`unreachable`, `unauthorized`, `no_such_job` …).
+    pub jenkins_errors: std::collections::BTreeMap<String, u64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Default for Metrics {
@@ -106,6 +130,7 @@ impl Metrics {
                 shed,
                 outbox_given_up,
                 in_flight,
+                stats: std::sync::Mutex::new(Stats::default()),
             }),
         }
     }
@@ -137,6 +162,45 @@ impl Metrics {
                 error: error.to_owned(),
             })
             .inc();
+        self.with_stats(|s| *s.slack_errors.entry(error.to_owned()).or_default() += 1);
+    }
+
+    fn with_stats(&self, f: impl FnOnce(&mut Stats)) {
+        match self.inner.stats.lock() {
+            Ok(mut s) => f(&mut s),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Counts a message taken for processing.
+    pub fn received(&self) {
+        self.with_stats(|s| s.received += 1);
+    }
+
+    /// Counts a message processed, with its command's outcome.
+    pub fn processed(&self, outcome: bot_core::Outcome) {
+        let name = format!("{outcome:?}").to_lowercase();
+        self.with_stats(|s| {
+            s.processed += 1;
+            *s.commands.entry(name).or_default() += 1;
+        });
+    }
+
+    /// Counts a final reply delivered.
+    pub fn replied(&self) {
+        self.with_stats(|s| s.replied += 1);
+    }
+
+    /// Counts a Jenkins error of `kind`.
+    pub fn jenkins_error(&self, kind: &str) {
+        self.with_stats(|s| *s.jenkins_errors.entry(kind.to_owned()).or_default() += 1);
+    }
+
+    /// The counters of `GET /api/v1/stats`.
+    pub fn stats(&self) -> Stats {
+        let mut out = Stats::default();
+        self.with_stats(|s| out = s.clone());
+        out
     }
 
     /// Counts a duplicate event delivery.
@@ -166,5 +230,70 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode metrics");
         }
         out
+    }
+}
+
+/// A [`Ci`](bot_core::ports::Ci) that counts its errors by kind in [`Metrics`]
+/// (for `GET /api/v1/stats`) and otherwise is the CI it wraps.
+pub struct CountingCi {
+    inner: Arc<dyn bot_core::ports::Ci>,
+    metrics: Metrics,
+}
+
+impl CountingCi {
+    /// Counts `inner`'s errors into `metrics`.
+    pub fn new(inner: Arc<dyn bot_core::ports::Ci>, metrics: Metrics) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn count<T>(
+        &self,
+        r: Result<T, bot_core::ports::CiError>,
+    ) -> Result<T, bot_core::ports::CiError> {
+        use bot_core::ports::CiError as E;
+        if let Err(e) = &r {
+            let kind = match e {
+                E::Unreachable { .. } => "unreachable",
+                E::Unauthorized { .. } => "unauthorized",
+                E::NoSuchJob { .. } => "no_such_job",
+                E::Rejected { .. } => "rejected",
+                E::Cancelled { .. } => "cancelled",
+                E::Timeout { .. } => "timeout",
+                E::Protocol(_) => "protocol",
+                E::NotConfigured => "not_configured",
+                E::CannotReattach => "cannot_reattach",
+            };
+            self.metrics.jenkins_error(kind);
+        }
+        r
+    }
+}
+
+#[async_trait::async_trait]
+impl bot_core::ports::Ci for CountingCi {
+    async fn run_job(
+        &self,
+        job: &str,
+        params: &[(String, String)],
+        progress: &(dyn Fn(bot_core::ports::BuildProgress) + Send + Sync),
+    ) -> Result<bot_core::ports::BuildOutcome, bot_core::ports::CiError> {
+        self.count(self.inner.run_job(job, params, progress).await)
+    }
+
+    async fn trigger(
+        &self,
+        job: &str,
+        params: &[(String, String)],
+    ) -> Result<Option<bot_core::ports::BuildRef>, bot_core::ports::CiError> {
+        self.count(self.inner.trigger(job, params).await)
+    }
+
+    async fn reattach(
+        &self,
+        job: &str,
+        at: &bot_core::ports::BuildRef,
+        progress: &(dyn Fn(bot_core::ports::BuildProgress) + Send + Sync),
+    ) -> Result<bot_core::ports::BuildOutcome, bot_core::ports::CiError> {
+        self.count(self.inner.reattach(job, at, progress).await)
     }
 }

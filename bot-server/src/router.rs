@@ -5,7 +5,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::config::MAX_BODY_BYTES;
-use crate::routes::{api, chart, ops};
+use crate::routes::{api, board, chart, ops};
 use crate::slack::routes as slack;
 use crate::state::AppState;
 
@@ -21,6 +21,9 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/notify", post(api::notify))
+        .route("/board", get(board::page))
+        .route("/api/v1/events", get(board::events))
+        .route("/api/v1/stats", get(api::stats))
         .route("/api/v1/audit", get(api::audit))
         .route("/api/v1/chart", post(chart::chart))
         .fallback(ops::not_found)

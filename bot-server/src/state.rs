@@ -10,7 +10,6 @@ use bot_core::Bot;
 
 use crate::config::ServeConfig;
 use crate::intake::Intake;
-use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimit;
 use crate::slack::routes::SlackHttp;
 use crate::slack::socket_mode::SocketStatus;
@@ -40,12 +39,15 @@ pub struct AppState {
     pub board: crate::monitor::Board,
     /// When this replica started (`GET /api/v1/stats`).
     pub started: std::time::SystemTime,
+    /// The outbox transport the monitor's announcements go to: `slack` (the
+    /// default), or `console` for a demo without Slack.
+    pub announce_via: String,
 }
 
 impl AppState {
     /// State for `bot` with the secrets, Web API URL and limits of `config`.
     pub fn new(config: &ServeConfig, bot: Bot) -> Result<Self, WebApiError> {
-        let metrics = Metrics::new();
+        let metrics = config.metrics.clone().unwrap_or_default();
         let web = WebApi::new(
             config.api_base(),
             config.bot_token.clone(),
@@ -71,6 +73,7 @@ impl AppState {
             api_limit: config.api_rate.map(|r| Arc::new(ApiRateLimit::new(r))),
             board: crate::monitor::Board::new(),
             started: std::time::SystemTime::now(),
+            announce_via: crate::slack::courier::TRANSPORT.to_owned(),
         })
     }
 }

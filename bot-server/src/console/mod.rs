@@ -333,6 +333,11 @@ pub async fn run_with(
     for line in banner {
         screen.print(&line);
     }
+    let announcements = tokio::spawn(print_announcements(
+        intake.bot().clone(),
+        screen.clone(),
+        style,
+    ));
     while let Some(typed) = lines.recv().await {
         let line = match typed {
             Typed::Eof => break,
@@ -428,7 +433,39 @@ pub async fn run_with(
     }
     interrupts.abort();
     let _ = (&mut interrupts).await;
+    announcements.abort();
     Ok(())
+}
+
+/// The outbox transport of announcements printed on the console (the monitor's, in
+/// a demo without Slack).
+pub const ANNOUNCEMENTS: &str = "console";
+
+/// Prints the monitor's announcements (and their recovery edits) as they are written.
+async fn print_announcements(bot: Bot, screen: Screen, style: Style) {
+    use bot_core::ports::store::Attempt;
+    let store = bot.store();
+    loop {
+        let now = bot.now();
+        let lease = now + std::time::Duration::from_secs(60);
+        if let Ok(due) = store
+            .lease_messages(ANNOUNCEMENTS, bot.owner(), now, lease, 16)
+            .await
+        {
+            for m in due {
+                if let Ok(reply) = serde_json::from_value::<Reply>(m.body.clone()) {
+                    screen.print(&format!("{}\n", render::reply(&reply, style)));
+                }
+                let attempt = Attempt::Delivered {
+                    version: m.version,
+                    state: serde_json::Value::Null,
+                    next_at: now,
+                };
+                let _ = store.record_attempt(&m.id, bot.owner(), &attempt).await;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub struct Monitor {
     slack_outbox: Arc<Notify>,
     /// Wakes the hook courier after an event is written.
     hooks_outbox: Arc<Notify>,
+    /// The outbox transport announcements go to.
+    announce_via: String,
 }
 
 /// `monitor` config and targets, compared to notice a reload that changes them.
@@ -70,7 +72,15 @@ impl Monitor {
             board,
             slack_outbox,
             hooks_outbox,
+            announce_via: SLACK.to_owned(),
         }
+    }
+
+    /// Announces through outbox transport `transport` instead of Slack (`console`
+    /// in a demo without Slack).
+    pub fn announce_via(mut self, transport: impl Into<String>) -> Self {
+        self.announce_via = transport.into();
+        self
     }
 
     /// Runs until `stop` turns true: leads when the lease is free (probing), follows
@@ -299,7 +309,7 @@ impl Monitor {
                     store
                         .open_message(
                             &incident.message,
-                            SLACK,
+                            &self.announce_via,
                             &route,
                             &format!("monitor: {} down", target.name),
                             now,
@@ -325,7 +335,7 @@ impl Monitor {
                         store
                             .open_message(
                                 &id,
-                                SLACK,
+                                &self.announce_via,
                                 &route,
                                 &format!("monitor: {} recovered", target.name),
                                 now,
@@ -399,7 +409,8 @@ pub fn start(
         state.board.clone(),
         intake.outbox_changed(),
         hooks_wake.clone(),
-    );
+    )
+    .announce_via(state.announce_via.clone());
     let courier = hooks::HookCourier::new(bot, hooks_wake, intake.metrics().clone());
     vec![
         tokio::spawn(monitor.run(stop.subscribe())),

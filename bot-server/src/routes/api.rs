@@ -44,6 +44,29 @@ pub async fn status(
     }
 }
 
+/// `GET /api/v1/stats`: JSON counters for people who do not run Prometheus — up
+/// since; messages received, processed and replied; commands by outcome; Slack and
+/// Jenkins errors by kind.
+pub async fn stats(State(state): State<AppState>) -> Response {
+    let s = state.slack.metrics().stats();
+    let now = std::time::SystemTime::now();
+    axum::Json(json!({
+        "up_since": bot_core::monitor::words::timestamp(state.started),
+        "up_secs": now.duration_since(state.started).unwrap_or_default().as_secs(),
+        "messages": {
+            "received": s.received,
+            "processed": s.processed,
+            "replied": s.replied,
+        },
+        "commands": s.commands,
+        "errors": {
+            "slack": s.slack_errors,
+            "jenkins": s.jenkins_errors,
+        },
+    }))
+    .into_response()
+}
+
 /// Body of `POST /api/v1/notify`.
 #[derive(Debug, Deserialize)]
 struct Notify {

@@ -62,6 +62,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         Some("/metrics") => "/metrics",
         Some("/api/v1/status") => "/api/v1/status",
         Some("/api/v1/notify") => "/api/v1/notify",
+        Some("/board") => "/board",
+        Some("/api/v1/events") => "/api/v1/events",
+        Some("/api/v1/stats") => "/api/v1/stats",
         _ => "other",
     };
     let res = next.run(req).await;

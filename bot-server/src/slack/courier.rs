@@ -167,6 +167,9 @@ impl Courier {
         let sent = send(&self.web, &dest, &mut state, &reply, m.last).await;
         // Spacing counts from when Slack had the edit, not from when it was sent.
         let now = (self.clock)();
+        if sent.is_ok() && m.last {
+            self.metrics.replied();
+        }
         match sent {
             Ok(()) => Attempt::Delivered {
                 version: m.version,

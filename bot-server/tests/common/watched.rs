@@ -153,6 +153,13 @@ impl Watched {
         &self.instances[&(env.to_owned(), member.to_owned())]
     }
 
+    /// Stops instance `member` of `env` (its port closes).
+    pub async fn stop_instance(&mut self, env: &str, member: &str) {
+        if let Some(sim) = self.instances.remove(&(env.to_owned(), member.to_owned())) {
+            sim.shutdown().await;
+        }
+    }
+
     /// `http://addr{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
