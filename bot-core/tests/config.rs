@@ -32,8 +32,8 @@ fn shipped_files_load_with_an_empty_environment() {
     assert_eq!(summary.environments, 2);
     assert_eq!(summary.pools, 4);
     assert_eq!(summary.instances, 8);
-    assert_eq!(summary.commands, 15);
-    assert_eq!(config.commands.len(), 15);
+    assert_eq!(summary.commands, 17);
+    assert_eq!(config.commands.len(), 17);
 
     let master = config.env("master").expect("master");
     assert!(master.protected);

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::actions::health::probe;
 use crate::actions::jobs::{follow_job, Start};
 use crate::actions::locks::{reclaim, take_for_run};
+use crate::actions::queue;
 use crate::actions::traffic::{next_member, switch_and_verify};
 use crate::actions::watch::{self, Watched};
 use crate::config::{CommandSpec, Config, Environment, Pool};
@@ -104,11 +105,16 @@ pub(crate) struct Deploy;
 #[async_trait]
 impl Action for Deploy {
     fn check(&self, config: &Config, inv: &Invocation) -> Result<(), Rejection> {
-        check(config, inv)
+        check(config, &queue::without_queue_words(inv))
     }
 
     fn question(&self, _: &Config, inv: &Invocation) -> Option<String> {
-        Some(question(inv))
+        let asked = question(&queue::without_queue_words(inv));
+        Some(if queue::wants_queue(inv) {
+            format!("{asked} (If it is busy, you wait in line and it starts when it is free.)")
+        } else {
+            asked
+        })
     }
 
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
@@ -272,17 +278,20 @@ impl Board {
 }
 
 /// `deploy <env> [pools] [ref]`: takes the lock, records the run, drives it.
-async fn deploy(ctx: &Ctx<'_>, inv: &Invocation, env_name: &str, pools: &[String]) -> Reply {
+async fn deploy(ctx: &Ctx<'_>, asked: &Invocation, env_name: &str, pools: &[String]) -> Reply {
     let Some(env) = ctx.config().env(env_name) else {
         return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
     };
+    let plain = queue::without_queue_words(asked);
+    let inv = &plain;
     let git_ref = git_ref(inv);
     let now = ctx.now();
     let id = Driver::new_id(ctx);
     let lock = match take_for_run(ctx, &env.name, "deploy", format!("deploy {git_ref}"), &id).await
     {
         Ok(lock) => lock,
-        Err(refusal) => return refusal,
+        // Busy: wait in line when asked to, else offer to.
+        Err(refusal) => return queue::when_locked(ctx, asked, refusal).await,
     };
     let state = DeployRun {
         git_ref,

@@ -10,6 +10,7 @@ mod help;
 mod history;
 mod jobs;
 mod locks;
+pub(crate) mod queue;
 mod restart;
 pub mod status;
 mod tasks;
@@ -123,6 +124,16 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "whoami",
         rules: Rules::READ,
         action: &whoami::Whoami,
+    },
+    ActionDef {
+        name: "queue",
+        rules: Rules::READ,
+        action: &queue::ShowQueue,
+    },
+    ActionDef {
+        name: "unqueue",
+        rules: CHANGES,
+        action: &queue::LeaveQueue,
     },
     ActionDef {
         name: "job",

@@ -34,9 +34,11 @@ pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     let asks = policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed;
     // A locked environment is said so before anything is asked: no "Really deploy?"
     // whose answer could only be "it is locked".
-    if action.rules.respects_locks || (asks && action.rules.takes_lock) {
+    // A deploy asked to wait in line (`when free`) is asked first and queued after.
+    let waits = crate::actions::queue::wants_queue(&inv);
+    if action.rules.respects_locks || (asks && action.rules.takes_lock && !waits) {
         if let Some(refusal) = locked(ctx, &inv).await {
-            return refusal;
+            return crate::actions::queue::when_locked(ctx, &inv, refusal).await;
         }
     }
     if asks {

@@ -20,4 +20,5 @@ pub use store::{
     AuditLog, AuditRecord, Buttons, Claim, Inbox, Lock, LockOutcome, Locks, Outbox, Run, RunStatus,
     Runs, Store, StoreError,
 };
+pub use store::{DeployQueue, Queued};
 pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};
