@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::actions::changes::{self, Changes};
 use crate::actions::health::probe;
 use crate::actions::jobs::{follow_job, Start};
 use crate::actions::locks::{reclaim, take_for_run};
@@ -115,6 +116,14 @@ impl Action for Deploy {
         } else {
             asked
         })
+    }
+
+    async fn changes(&self, ctx: &Ctx<'_>, inv: &Invocation) -> Option<String> {
+        let inv = queue::without_queue_words(inv);
+        let Target::Env { env, pools } = &inv.target else {
+            return None;
+        };
+        changes::for_deploy(ctx, env, pools, &git_ref(&inv)).await
     }
 
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
@@ -224,6 +233,9 @@ struct DeployRun {
     /// The post-switch watch, once every pool has switched.
     #[serde(default)]
     watch: Option<Vec<Watched>>,
+    /// The commits it ships, as far as known.
+    #[serde(default)]
+    changes: Option<Changes>,
 }
 
 impl DeployRun {
@@ -233,7 +245,12 @@ impl DeployRun {
                 ":rocket: Deploying `{}` to *{}* for <@{user}>",
                 self.git_ref, self.env
             ),
-            lines: self.pools.iter().map(|p| p.line.clone()).collect(),
+            lines: self
+                .pools
+                .iter()
+                .map(|p| p.line.clone())
+                .chain(self.changes.as_ref().map(Changes::render))
+                .collect(),
         }
     }
 }
@@ -315,7 +332,10 @@ async fn deploy(ctx: &Ctx<'_>, asked: &Invocation, env_name: &str, pools: &[Stri
         began_ms: unix_ms(now),
         lock: lock.clone(),
         watch: None,
+        changes: None,
     };
+    let mut state = state;
+    state.changes = Some(changes::before_build(ctx, env, pools, &state.git_ref).await);
     let driver = match Driver::start(
         ctx,
         id,
@@ -678,6 +698,11 @@ async fn advance(
                     Ok(b) if b.result.is_success() => {
                         p.built = Some((b.number, b.url.clone()));
                         p.step = Step::Gating;
+                        // No list before the build: the build's change set says.
+                        if matches!(state.changes, Some(Changes::AfterBuild { .. })) {
+                            state.changes =
+                                Some(changes::from_build(ctx, &job.job, b.number, &b.url).await);
+                        }
                         save(driver, state).await?;
                     }
                     Ok(b) => {

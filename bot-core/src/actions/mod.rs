@@ -4,6 +4,7 @@
 
 use crate::context::{ActionDef, Rules};
 
+pub mod changes;
 mod deploy;
 pub mod health;
 mod help;

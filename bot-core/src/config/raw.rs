@@ -104,6 +104,19 @@ pub(crate) struct InstancesFile {
     pub toy: Option<S<RawToy>>,
     #[serde(default)]
     pub environments: OMap<RawEnvironment>,
+    /// Where the commits being deployed come from.
+    pub compare: Option<S<RawCompare>>,
+}
+
+/// `compare:`: a GitHub- or GitLab-shaped compare endpoint.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCompare {
+    #[serde(rename = "type")]
+    pub kind: Option<S<String>>,
+    pub url: Option<S<String>>,
+    pub repo: Option<S<String>>,
+    pub token: Option<S<String>>,
 }
 
 /// `settings:`.

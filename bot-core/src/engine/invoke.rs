@@ -99,6 +99,11 @@ async fn confirmation(
     inv: Invocation,
 ) -> Reply {
     let text = question(ctx, cmd, action, &inv).await;
+    // The message also says what would ship; the native dialog keeps to the question.
+    let shown = match action.action.changes(ctx, &inv).await {
+        Some(changes) => format!("{text}\n{changes}"),
+        None => text.clone(),
+    };
     let label = format!("Yes, {}", inv.as_text());
     let confirmed = Invocation {
         confirmed: true,
@@ -113,7 +118,7 @@ async fn confirmation(
     });
     let cancel = Offer::new("Cancel", ButtonAction::Cancel, ButtonStyle::Default);
     match ctx.offer(vec![yes, cancel]).await {
-        Ok(buttons) => Reply::message(Outcome::Confirm, text).buttons(buttons),
+        Ok(buttons) => Reply::message(Outcome::Confirm, shown).buttons(buttons),
         Err(e) => store_down(&e),
     }
 }

@@ -14,7 +14,7 @@ pub mod probe;
 pub mod store;
 pub mod switch;
 
-pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError};
+pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError, Commit};
 pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
 pub use store::{
     AuditLog, AuditRecord, Buttons, Claim, Inbox, Lock, LockOutcome, Locks, Outbox, Run, RunStatus,
