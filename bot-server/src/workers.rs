@@ -170,10 +170,12 @@ impl Workers {
                 }
             }
         });
+        let mut others = vec![sweeper, health, takeover, queue, pruner];
+        others.extend(crate::monitor::start(state, &stop));
         Self {
             stop,
             courier,
-            others: vec![sweeper, health, takeover, queue, pruner],
+            others,
         }
     }
 

@@ -5,6 +5,7 @@
 use crate::context::{ActionDef, Rules};
 
 pub mod changes;
+mod charts;
 mod deploy;
 pub mod health;
 mod help;
@@ -135,6 +136,11 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "unqueue",
         rules: CHANGES,
         action: &queue::LeaveQueue,
+    },
+    ActionDef {
+        name: "chart_deploys",
+        rules: Rules::READ,
+        action: &charts::ChartDeploys,
     },
     ActionDef {
         name: "job",

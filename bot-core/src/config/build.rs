@@ -1,6 +1,8 @@
 //! Raw files → validated [`Config`]: interpolation, normalisation and every semantic
 //! check, collecting all problems in one pass.
 
+mod monitor;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -769,6 +771,7 @@ impl<'a> Builder<'a> {
                 config.environments.push(e);
             }
         }
+        self.monitor_and_checks(raw, config);
     }
 
     /// The post-switch watch of each pool of `env`: the pool's own keys over its

@@ -43,6 +43,10 @@ pub struct Config {
     pub channels: BTreeMap<String, String>,
     /// Probe and deploy timings.
     pub settings: Settings,
+    /// The background monitor (`monitor:`); nothing is probed in the background without it.
+    pub monitor: Option<MonitorConfig>,
+    /// Services that are not instances, probed by the monitor (`checks:`), in file order.
+    pub checks: Vec<CheckSpec>,
     /// The post-switch watch of each `(env, pool)` that has one.
     pub watches: BTreeMap<(String, String), Watch>,
     /// Where the commits being deployed come from, when configured.
@@ -70,6 +74,60 @@ pub struct CompareConfig {
     pub repo: String,
     /// Token (from `${VAR}`; never printed).
     pub token: Secret,
+}
+
+/// The Events API v2 endpoint PagerDuty documents.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// `monitor:`: what the background monitor does.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// Probe interval.
+    pub every: Duration,
+    /// Consecutive agreeing probes before a change counts.
+    pub confirm: u32,
+    /// Channel id announcements go to (an alias of `channels:` resolved).
+    pub channel: String,
+    /// Per-probe timeout (default: `settings.probe_timeout`).
+    pub timeout: Duration,
+    /// How long probe results are kept.
+    pub retention: Duration,
+    /// PagerDuty Events API v2, when configured.
+    pub pagerduty: Option<PagerDutyConfig>,
+    /// URLs that get a JSON event on every confirmed change.
+    pub webhooks: Vec<String>,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+/// `monitor.pagerduty:`.
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    /// The integration's routing key (never printed).
+    pub routing_key: Secret,
+    /// The enqueue URL (default [`PAGERDUTY_EVENTS_URL`]).
+    pub url: String,
+}
+
+/// One entry of `checks:`: a service that is not an instance, and its recipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSpec {
+    /// Its name (the key under `checks:`).
+    pub name: String,
+    /// URL probed with GET.
+    pub url: String,
+    /// Status code that must be answered (default 200).
+    pub status: u16,
+    /// JSON pointer to the field whose value decides, when any.
+    pub pointer: Option<String>,
+    /// Values of that field meaning ok.
+    pub ok: Vec<String>,
+    /// Values meaning pending (neither ok nor broken).
+    pub pending: Vec<String>,
+    /// Where the board shows it (default `checks`).
+    pub group: String,
+    /// Where it was defined.
+    pub pos: Pos,
 }
 
 /// The post-switch watch of a pool (`watch:` and friends, on its environment or on

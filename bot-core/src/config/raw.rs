@@ -106,6 +106,9 @@ pub(crate) struct InstancesFile {
     pub environments: OMap<RawEnvironment>,
     /// Where the commits being deployed come from.
     pub compare: Option<S<RawCompare>>,
+    pub monitor: Option<S<RawMonitor>>,
+    #[serde(default)]
+    pub checks: OMap<S<RawCheck>>,
 }
 
 /// `compare:`: a GitHub- or GitLab-shaped compare endpoint.
@@ -117,6 +120,42 @@ pub(crate) struct RawCompare {
     pub url: Option<S<String>>,
     pub repo: Option<S<String>>,
     pub token: Option<S<String>>,
+}
+
+/// `monitor:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMonitor {
+    pub every: Option<S<String>>,
+    pub confirm: Option<S<u32>>,
+    pub channel: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub retention: Option<S<String>>,
+    pub pagerduty: Option<S<RawPagerDuty>>,
+    #[serde(default)]
+    pub webhooks: Vec<S<String>>,
+}
+
+/// `monitor.pagerduty:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPagerDuty {
+    pub routing_key: Option<S<String>>,
+    pub url: Option<S<String>>,
+}
+
+/// One entry of `checks:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    pub url: Option<S<String>>,
+    pub status: Option<S<u16>>,
+    pub pointer: Option<S<String>>,
+    #[serde(default)]
+    pub ok: Vec<S<serde_json::Value>>,
+    #[serde(default)]
+    pub pending: Vec<S<serde_json::Value>>,
+    pub group: Option<S<String>>,
 }
 
 /// `settings:`.

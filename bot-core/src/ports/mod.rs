@@ -13,6 +13,7 @@ pub mod ci;
 pub mod probe;
 pub mod store;
 pub mod switch;
+pub mod watch;
 
 pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError, Commit};
 pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
@@ -22,3 +23,4 @@ pub use store::{
 };
 pub use store::{DeployQueue, Queued};
 pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};
+pub use watch::{Health, ProbeLog, ProbeRecord, Watch, Watches};

@@ -565,7 +565,17 @@ pub trait DeployQueue: Send + Sync {
 /// Everything the bot keeps: one object implementing every focused trait. Check an
 /// implementation with `testing::conformance::store`.
 #[async_trait]
-pub trait Store: Inbox + Outbox + Buttons + Locks + Runs + AuditLog + DeployQueue {
+pub trait Store:
+    Inbox
+    + Outbox
+    + Buttons
+    + Locks
+    + Runs
+    + AuditLog
+    + crate::ports::watch::ProbeLog
+    + crate::ports::watch::Watches
+    + DeployQueue
+{
     /// Whether the store answers now (for readiness); `Err` says why not.
     async fn ping(&self) -> Result<(), StoreError>;
 }
