@@ -109,8 +109,10 @@ pub struct Generation {
     pub config: Config,
     /// Its alias index.
     pub index: Index,
-    /// The switch of each `(env, pool)`.
+    /// The switch of each `(env, pool)` (in an environment with regions: its first region's).
     pub switches: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
+    /// The switch of each `(env, region, pool)` of environments with regions.
+    pub region_switches: HashMap<(String, String, String), Arc<dyn TrafficSwitch>>,
     /// The registry row of each command, by canonical name.
     pub actions: HashMap<String, &'static ActionDef>,
 }
@@ -195,6 +197,63 @@ impl Ctx<'_> {
             .ok_or_else(|| SwitchError::Unknown(format!("no switch for {env} {pool}")))
     }
 
+    /// The switch of a pool in `region` (`None`: the environment's own pools).
+    pub fn switch_at(
+        &self,
+        env: &str,
+        region: Option<&str>,
+        pool: &str,
+    ) -> Result<&Arc<dyn TrafficSwitch>, SwitchError> {
+        let Some(region) = region else {
+            return self.switch(env, pool);
+        };
+        self.generation
+            .region_switches
+            .get(&(env.to_owned(), region.to_owned(), pool.to_owned()))
+            .ok_or_else(|| SwitchError::Unknown(format!("no switch for {env} {region} {pool}")))
+    }
+
+    /// The live active member of a pool in `region`, read from its switch within the
+    /// probe timeout (`None`: the environment's own pools).
+    pub async fn active_at(
+        &self,
+        env: &str,
+        region: Option<&str>,
+        pool: &str,
+    ) -> Result<String, SwitchError> {
+        let (Some(e), Some(p)) = (
+            self.config().env(env),
+            self.config().pool_in(env, region, pool),
+        ) else {
+            return Err(SwitchError::Unknown(format!(
+                "no pool {env} {}{pool}",
+                region.map(|r| format!("{r} ")).unwrap_or_default()
+            )));
+        };
+        let sw = self.switch_at(env, region, pool)?;
+        let timeout = self.config().settings.probe_timeout;
+        match tokio::time::timeout(timeout, sw.active(e, p)).await {
+            Ok(r) => r,
+            Err(_) => Err(SwitchError::Unknown(format!(
+                "the switch of {env} {}{pool} did not answer within {}ms",
+                region.map(|r| format!("{r} ")).unwrap_or_default(),
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Live active members of several pools, each in its region, read concurrently.
+    pub async fn actives_at(
+        &self,
+        pools: impl IntoIterator<Item = PoolAt>,
+    ) -> BTreeMap<PoolAt, Result<String, SwitchError>> {
+        let futs = pools.into_iter().map(|(e, r, p)| async move {
+            let result = self.active_at(&e, r.as_deref(), &p).await;
+            ((e, r, p), result)
+        });
+        futures::future::join_all(futs).await.into_iter().collect()
+    }
+
     /// Live active members of several pools, read concurrently.
     pub async fn actives(
         &self,
@@ -268,6 +327,10 @@ impl Ctx<'_> {
         }
     }
 }
+
+/// A pool in a region: `(env, region, pool)`; the region is `None` in an environment
+/// without regions.
+pub type PoolAt = (String, Option<String>, String);
 
 /// A button to offer: what it says and what it does.
 pub struct Offer {

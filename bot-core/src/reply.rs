@@ -84,6 +84,16 @@ pub enum Target {
     },
     /// One instance.
     Instance(InstanceRef),
+    /// One region of an environment; `pools` limits which pools (empty: all).
+    Region {
+        /// Environment name.
+        env: String,
+        /// Region name.
+        region: String,
+        /// Pools named, empty for all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pools: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Target {
@@ -103,6 +113,12 @@ impl std::fmt::Display for Target {
                 member: Some(m),
             } => write!(f, "{env} {pool} {m}"),
             Target::Instance(r) => write!(f, "{r}"),
+            Target::Region { env, region, pools } if pools.is_empty() => {
+                write!(f, "{env} {region}")
+            }
+            Target::Region { env, region, pools } => {
+                write!(f, "{env} {region} {}", pools.join(" "))
+            }
         }
     }
 }
@@ -116,10 +132,20 @@ impl Target {
         }
     }
 
-    /// The environment of an environment target (`deploy staging`, `lock master`).
+    /// The environment of an environment target (`deploy staging`, `lock master`,
+    /// `deploy master us`).
     pub fn environment(&self) -> Option<&str> {
         match self {
-            Target::Env { env, .. } => Some(env),
+            Target::Env { env, .. } | Target::Region { env, .. } => Some(env),
+            _ => None,
+        }
+    }
+
+    /// The region the target is limited to, if any.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Target::Region { region, .. } => Some(region),
+            Target::Instance(r) => r.region.as_deref(),
             _ => None,
         }
     }
@@ -128,7 +154,9 @@ impl Target {
     pub fn env(&self) -> Option<&str> {
         match self {
             Target::None => None,
-            Target::Env { env, .. } | Target::Pool { env, .. } => Some(env),
+            Target::Env { env, .. } | Target::Pool { env, .. } | Target::Region { env, .. } => {
+                Some(env)
+            }
             Target::Instance(r) => Some(&r.env),
         }
     }

@@ -60,6 +60,7 @@ fn shipped_instances_have_urls_health_tasks_and_restart() {
             env: "master".into(),
             pool: "api".into(),
             member: "blue".into(),
+            region: None,
         })
         .expect("master api blue");
     assert_eq!(blue.url, "http://127.0.0.1:18081");

@@ -37,6 +37,7 @@ fn pool_of(spec: SwitchSpec, urls: [&str; 2]) -> (Environment, Pool) {
         switch: spec,
         deploy: None,
         members: vec![member("blue", urls[0]), member("green", urls[1])],
+        region: None,
         pos: Pos::default(),
     };
     let env = Environment {
@@ -46,6 +47,8 @@ fn pool_of(spec: SwitchSpec, urls: [&str; 2]) -> (Environment, Pool) {
         protected: false,
         allowed: vec![],
         pools: vec![pool.clone()],
+        regions: Vec::new(),
+        rollout: Default::default(),
         pos: Pos::default(),
     };
     (env, pool)

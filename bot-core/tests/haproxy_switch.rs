@@ -52,6 +52,7 @@ fn env_and_pool(spec: SwitchSpec, blue: &str, green: &str) -> (Environment, Pool
         switch: spec,
         deploy: None,
         members: vec![member("blue", blue), member("green", green)],
+        region: None,
         pos: Pos::default(),
     };
     let env = Environment {
@@ -61,6 +62,8 @@ fn env_and_pool(spec: SwitchSpec, blue: &str, green: &str) -> (Environment, Pool
         protected: false,
         allowed: vec![],
         pools: vec![pool.clone()],
+        regions: Vec::new(),
+        rollout: Default::default(),
         pos: Pos::default(),
     };
     (env, pool)

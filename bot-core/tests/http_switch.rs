@@ -73,6 +73,7 @@ fn env_and_pool(spec: SwitchSpec) -> (Environment, Pool) {
         switch: spec,
         deploy: None,
         members: vec![member("blue"), member("green")],
+        region: None,
         pos: Pos::default(),
     };
     let env = Environment {
@@ -82,6 +83,8 @@ fn env_and_pool(spec: SwitchSpec) -> (Environment, Pool) {
         protected: false,
         allowed: vec![],
         pools: vec![pool.clone()],
+        regions: Vec::new(),
+        rollout: Default::default(),
         pos: Pos::default(),
     };
     (env, pool)

@@ -94,8 +94,11 @@ fn config() -> Config {
                 },
                 deploy: None,
                 members: vec![instance("blue"), instance("green")],
+                region: None,
                 pos: Pos::default(),
             }],
+            regions: Vec::new(),
+            rollout: Default::default(),
             pos: Pos::default(),
         }],
         ..Config::default()

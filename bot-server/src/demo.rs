@@ -194,6 +194,7 @@ impl Demo {
                         env: env.name.clone(),
                         pool: pool.name.clone(),
                         member: m.name.clone(),
+                        region: None,
                     };
                     let port = port_of(&m.url)?;
                     let version = if i == 0 { "1.4.2" } else { "1.4.1" };

@@ -40,6 +40,7 @@ fn target(env: &str, member: &str) -> String {
         env: env.into(),
         pool: "api".into(),
         member: member.into(),
+        region: None,
     })
 }
 

@@ -27,6 +27,8 @@ use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::runs::Driver;
 use crate::text::human;
 
+pub(super) mod rollout;
+
 /// Git ref built when none is given.
 const DEFAULT_REF: &str = "main";
 
@@ -57,7 +59,7 @@ fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
             words: extra.to_vec(),
         });
     }
-    let Target::Env { env, pools } = &inv.target else {
+    let (Target::Env { env, pools } | Target::Region { env, pools, .. }) = &inv.target else {
         return Ok(());
     };
     let Some(env) = config.env(env) else {
@@ -96,6 +98,17 @@ fn question(inv: &Invocation) -> String {
             };
             format!("Really deploy `{}` to *{env}* ({what})?", git_ref(inv))
         }
+        Target::Region { env, region, pools } => {
+            let what = if pools.is_empty() {
+                "every pool".to_owned()
+            } else {
+                pools.join(", ")
+            };
+            format!(
+                "Really deploy `{}` to *{env}* in region *{region}* only ({what})?",
+                git_ref(inv)
+            )
+        }
         _ => format!("Really `{}`?", inv.as_text()),
     }
 }
@@ -128,7 +141,10 @@ impl Action for Deploy {
 
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         match &inv.target {
-            Target::Env { env, pools } => deploy(ctx, &inv, env, pools).await,
+            Target::Env { env, pools } => deploy(ctx, &inv, env, None, pools).await,
+            Target::Region { env, region, pools } => {
+                deploy(ctx, &inv, env, Some(region), pools).await
+            }
             other => Rejection::unsupported(&cmd.name, other).reply(),
         }
     }
@@ -205,6 +221,12 @@ enum Step {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PoolRun {
     pool: String,
+    /// Its region, in an environment with regions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    /// Switched, then moved back by the rollout's `on_failure: rollback`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    rolled_back: bool,
     step: Step,
     /// Active before the deploy.
     from: Option<String>,
@@ -236,22 +258,30 @@ struct DeployRun {
     /// The commits it ships, as far as known.
     #[serde(default)]
     changes: Option<Changes>,
+    /// Region by region, when the environment has regions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollout: Option<rollout::Plan>,
 }
 
 impl DeployRun {
     fn board(&self, user: &str) -> Board {
-        Board {
-            title: format!(
-                ":rocket: Deploying `{}` to *{}* for <@{user}>",
-                self.git_ref, self.env
-            ),
-            lines: self
-                .pools
-                .iter()
-                .map(|p| p.line.clone())
-                .chain(self.changes.as_ref().map(Changes::render))
-                .collect(),
-        }
+        let title = format!(
+            ":rocket: Deploying `{}` to *{}* for <@{user}>",
+            self.git_ref, self.env
+        );
+        let mut board = match &self.rollout {
+            Some(plan) => plan.board(self, title),
+            None => Board {
+                title,
+                lines: self.pools.iter().map(|p| p.line.clone()).collect(),
+                rows: None,
+            },
+        };
+        // What it ships, under the pools' lines.
+        board
+            .lines
+            .extend(self.changes.as_ref().map(Changes::render));
+        board
     }
 }
 
@@ -268,10 +298,12 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// One line per pool in the progress message.
+/// One line per pool in the progress message (a rollout's adds a line per region).
 struct Board {
     title: String,
     lines: Vec<String>,
+    /// Where each pool's line is, when not at its own index.
+    rows: Option<Vec<usize>>,
 }
 
 impl Board {
@@ -284,7 +316,13 @@ impl Board {
     /// The progress message as it would read with pool `i`'s line replaced by `line`.
     fn with_line(&self, i: usize, line: String) -> Reply {
         let mut lines = self.lines.clone();
-        if let Some(l) = lines.get_mut(i) {
+        // A rollout's board has a heading line per region: pool `i` sits below them.
+        let at = self
+            .rows
+            .as_ref()
+            .and_then(|r| r.get(i).copied())
+            .unwrap_or(i);
+        if let Some(l) = lines.get_mut(at) {
             *l = line;
         }
         Reply::message(
@@ -294,13 +332,24 @@ impl Board {
     }
 }
 
-/// `deploy <env> [pools] [ref]`: takes the lock, records the run, drives it.
-async fn deploy(ctx: &Ctx<'_>, asked: &Invocation, env_name: &str, pools: &[String]) -> Reply {
+/// `deploy <env> [region] [pools] [ref]`: takes the lock (of the whole environment,
+/// whatever the region), records the run, drives it.
+async fn deploy(
+    ctx: &Ctx<'_>,
+    asked: &Invocation,
+    env_name: &str,
+    region: Option<&str>,
+    pools: &[String],
+) -> Reply {
     let Some(env) = ctx.config().env(env_name) else {
         return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
     };
     let plain = queue::without_queue_words(asked);
     let inv = &plain;
+    let plan = match rollout::Plan::for_deploy(env, region) {
+        Ok(plan) => plan,
+        Err(refusal) => return refusal,
+    };
     let git_ref = git_ref(inv);
     let now = ctx.now();
     let id = Driver::new_id(ctx);
@@ -310,29 +359,39 @@ async fn deploy(ctx: &Ctx<'_>, asked: &Invocation, env_name: &str, pools: &[Stri
         // Busy: wait in line when asked to, else offer to.
         Err(refusal) => return queue::when_locked(ctx, asked, refusal).await,
     };
+    let places: Vec<Option<String>> = match &plan {
+        Some(plan) => plan.regions().into_iter().map(Some).collect(),
+        None => vec![None],
+    };
     let state = DeployRun {
         git_ref,
         env: env.name.clone(),
-        pools: env
-            .pools
+        pools: places
             .iter()
-            .filter(|p| pools.is_empty() || pools.contains(&p.name))
-            .map(|p| PoolRun {
-                pool: p.name.clone(),
-                step: Step::Waiting,
-                from: None,
-                to: None,
-                build: None,
-                built: None,
-                took_ms: [0; 3],
-                line: format!("• {}: waiting", p.name),
-                failure: None,
+            .flat_map(|region| {
+                env.pools
+                    .iter()
+                    .filter(|p| pools.is_empty() || pools.contains(&p.name))
+                    .map(move |p| PoolRun {
+                        pool: p.name.clone(),
+                        region: region.clone(),
+                        rolled_back: false,
+                        step: Step::Waiting,
+                        from: None,
+                        to: None,
+                        build: None,
+                        built: None,
+                        took_ms: [0; 3],
+                        line: format!("• {}: waiting", label(region.as_deref(), &p.name)),
+                        failure: None,
+                    })
             })
             .collect(),
         began_ms: unix_ms(now),
         lock: lock.clone(),
         watch: None,
         changes: None,
+        rollout: plan,
     };
     let mut state = state;
     state.changes = Some(changes::before_build(ctx, env, pools, &state.git_ref).await);
@@ -365,6 +424,14 @@ fn strip(s: &str) -> String {
     s.replace(":x: ", "")
 }
 
+/// `api`, or `eu api` in a region.
+fn label(region: Option<&str>, pool: &str) -> String {
+    match region {
+        Some(r) => format!("{r} {pool}"),
+        None => pool.to_owned(),
+    }
+}
+
 /// Drives a deploy from where `state` stands to its end: each pool in turn, each step
 /// saved before the next begins.
 async fn drive(
@@ -374,6 +441,9 @@ async fn drive(
     env: &Environment,
     mut state: DeployRun,
 ) -> Reply {
+    if state.rollout.is_some() {
+        return rollout::drive(ctx, driver, inv, env, state).await;
+    }
     let began = SystemTime::UNIX_EPOCH + Duration::from_millis(state.began_ms);
     for i in 0..state.pools.len() {
         if let Err(()) = advance(ctx, &driver, env, &mut state, i).await {
@@ -584,8 +654,12 @@ async fn advance(
     state: &mut DeployRun,
     i: usize,
 ) -> Result<(), ()> {
-    let Some(pool) = env.pools.iter().find(|p| p.name == state.pools[i].pool) else {
-        let name = state.pools[i].pool.clone();
+    let region = state.pools[i].region.clone();
+    let Some(pool) = env
+        .pools_in(region.as_deref())
+        .and_then(|pools| pools.iter().find(|p| p.name == state.pools[i].pool))
+    else {
+        let name = label(region.as_deref(), &state.pools[i].pool);
         fail(
             state,
             i,
@@ -594,7 +668,7 @@ async fn advance(
         );
         return save(driver, state).await;
     };
-    let name = pool.name.clone();
+    let name = label(region.as_deref(), &pool.name);
     loop {
         let p = state.pools[i].clone();
         let prefix = format!(
@@ -606,7 +680,10 @@ async fn advance(
             Step::Done | Step::Failed => return Ok(()),
             Step::Waiting => {
                 // 1. Read the switch.
-                let active = match ctx.active(&env.name, &name).await {
+                let active = match ctx
+                    .active_at(&env.name, region.as_deref(), &pool.name)
+                    .await
+                {
                     Ok(a) => a,
                     Err(e) => {
                         fail(
@@ -655,10 +732,11 @@ async fn advance(
                     (Step::Building, Some(at)) => Some(at.clone()),
                     _ => None,
                 };
-                let instance = format!("{name}-{target}");
+                let instance = format!("{}-{target}", pool.name);
                 let vars = [
                     ("env", env.name.as_str()),
-                    ("pool", name.as_str()),
+                    ("region", region.as_deref().unwrap_or("")),
+                    ("pool", pool.name.as_str()),
                     ("colour", target.as_str()),
                     ("color", target.as_str()),
                     ("instance", instance.as_str()),

@@ -178,7 +178,10 @@ async fn health(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
     let Some(instance) = ctx.config().instance(r) else {
         return Rejection::NoSuchInstance(r.clone()).reply();
     };
-    let (verdict, active) = tokio::join!(probe(ctx, instance), ctx.active(&r.env, &r.pool));
+    let (verdict, active) = tokio::join!(
+        probe(ctx, instance),
+        ctx.active_at(&r.env, r.region.as_deref(), &r.pool)
+    );
     let role = match active {
         Ok(a) if a == r.member => "active (taking traffic)".to_owned(),
         Ok(a) => format!("inactive ({a} is active)"),

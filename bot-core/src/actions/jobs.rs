@@ -399,6 +399,10 @@ fn custom_parts(cmd: &CommandSpec, inv: &Invocation) -> Option<CustomParts> {
     let mut vars = vec![
         ("env".to_owned(), inv.target.env().unwrap_or("").to_owned()),
         ("args".to_owned(), inv.args.join(" ")),
+        (
+            "region".to_owned(),
+            inv.target.region().unwrap_or("").to_owned(),
+        ),
     ];
     vars.extend(inv.params.iter().cloned());
     Some(CustomParts {

@@ -6,7 +6,7 @@ use crate::context::{ActionDef, Rules};
 
 pub mod changes;
 mod charts;
-mod deploy;
+pub(crate) mod deploy;
 pub mod health;
 mod help;
 mod history;

@@ -74,7 +74,7 @@ async fn restart(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, force: bool)
         return Rejection::NoRestartAction(r.clone()).reply();
     };
     if !force {
-        match ctx.active(&r.env, &r.pool).await {
+        match ctx.active_at(&r.env, r.region.as_deref(), &r.pool).await {
             Ok(active) if active == r.member => {
                 ctx.audit(&inv, "refused: instance is active").await;
                 return offer_force(ctx, r).await;

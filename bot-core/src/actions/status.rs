@@ -1,5 +1,6 @@
-//! `status [env]`: every instance probed concurrently, one report grouped by
-//! environment and pool, active member marked, with latency and version.
+//! `status [env] [region]`: every instance probed concurrently — every region's at
+//! once, so a hung region delays no other — one report grouped by environment, region
+//! and pool, active member marked, with latency and version.
 //! [`gather`] builds the [`PlatformStatus`] that both the chat reply and the
 //! HTTP status endpoint render.
 
@@ -11,8 +12,8 @@ use async_trait::async_trait;
 
 use crate::actions::health::probe;
 use crate::adapters::redact::redact_url;
-use crate::config::CommandSpec;
-use crate::context::{Action, Ctx};
+use crate::config::{CommandSpec, Environment, Site};
+use crate::context::{Action, Ctx, PoolAt};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::text::human;
@@ -38,8 +39,44 @@ pub struct EnvStatus {
     pub name: String,
     /// Protected environments need confirmation for mutating actions.
     pub protected: bool,
+    /// Pools in file order (empty for an environment with regions: see `regions`).
+    pub pools: Vec<PoolStatus>,
+    /// Regions in file order, each with its pools; empty when the environment has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionStatus>,
+}
+
+/// One region of an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionStatus {
+    /// Region name.
+    pub name: String,
+    /// Every pool's switch was read and its active member is healthy.
+    pub healthy: bool,
+    /// No instance of the region answered at all: why (the first reason seen).
+    pub down: Option<String>,
     /// Pools in file order.
     pub pools: Vec<PoolStatus>,
+}
+
+impl RegionStatus {
+    fn judge(name: String, pools: Vec<PoolStatus>) -> Self {
+        let members = || pools.iter().flat_map(|p| p.members.iter());
+        let down = if members().all(|m| m.down.is_some()) {
+            members().find_map(|m| m.down.clone())
+        } else {
+            None
+        };
+        let healthy = pools
+            .iter()
+            .all(|p| p.switch_error.is_none() && p.members.iter().any(|m| m.active && m.healthy));
+        Self {
+            name,
+            healthy,
+            down,
+            pools,
+        }
+    }
 }
 
 /// One pool.
@@ -120,30 +157,64 @@ mod opt_millis {
 /// switch, all at once; each probe has its own timeout. An unknown `env` gives an
 /// empty status.
 pub(crate) async fn gather(ctx: &Ctx<'_>, env: Option<&str>) -> PlatformStatus {
+    gather_at(ctx, env, None).await
+}
+
+/// Like [`gather`], limited to one `region` of the environment when given. Every
+/// probe and switch read of every region runs at once, each with its own timeout, so
+/// a region that hangs costs the others nothing.
+pub(crate) async fn gather_at(
+    ctx: &Ctx<'_>,
+    env: Option<&str>,
+    region: Option<&str>,
+) -> PlatformStatus {
     let config = ctx.config();
     let envs: Vec<_> = config
         .environments
         .iter()
         .filter(|e| env.is_none_or(|n| e.name == n))
         .collect();
+    let sites: Vec<(&Environment, Site<'_>)> = envs
+        .iter()
+        .flat_map(|e| {
+            e.sites()
+                .into_iter()
+                .filter(|s| region.is_none() || s.region_name() == region)
+                .map(move |s| (*e, s))
+        })
+        .collect();
     let probes = futures::future::join_all(
-        envs.iter()
-            .flat_map(|e| e.pools.iter().flat_map(|p| p.members.iter()))
+        sites
+            .iter()
+            .flat_map(|(_, s)| s.pools.iter().flat_map(|p| p.members.iter()))
             .map(|m| probe(ctx, m)),
     );
-    let pools: Vec<(String, String)> = envs
+    let pools: Vec<PoolAt> = sites
         .iter()
-        .flat_map(|e| e.pools.iter().map(|p| (e.name.clone(), p.name.clone())))
+        .flat_map(|(e, s)| {
+            s.pools.iter().map(|p| {
+                (
+                    e.name.clone(),
+                    s.region_name().map(str::to_owned),
+                    p.name.clone(),
+                )
+            })
+        })
         .collect();
-    let (verdicts, mut actives) = tokio::join!(probes, ctx.actives(pools));
+    let (verdicts, mut actives) = tokio::join!(probes, ctx.actives_at(pools));
     let total = verdicts.len();
     let mut verdicts = verdicts.into_iter();
     let mut healthy = 0usize;
-    let mut environments = Vec::with_capacity(envs.len());
-    for e in &envs {
-        let mut pools = Vec::with_capacity(e.pools.len());
-        for p in &e.pools {
-            let (active, switch_error) = match actives.remove(&(e.name.clone(), p.name.clone())) {
+    let mut environments: Vec<EnvStatus> = Vec::with_capacity(envs.len());
+    for (e, site) in &sites {
+        let mut pools = Vec::with_capacity(site.pools.len());
+        for p in site.pools {
+            let key = (
+                e.name.clone(),
+                site.region_name().map(str::to_owned),
+                p.name.clone(),
+            );
+            let (active, switch_error) = match actives.remove(&key) {
                 Some(Ok(a)) => (Some(a), None),
                 Some(Err(err)) => (None, Some(err.to_string())),
                 None => (None, None),
@@ -172,11 +243,21 @@ pub(crate) async fn gather(ctx: &Ctx<'_>, env: Option<&str>) -> PlatformStatus {
                 members,
             });
         }
-        environments.push(EnvStatus {
-            name: e.name.clone(),
-            protected: e.protected,
-            pools,
-        });
+        if environments.last().is_none_or(|last| last.name != e.name) {
+            environments.push(EnvStatus {
+                name: e.name.clone(),
+                protected: e.protected,
+                pools: Vec::new(),
+                regions: Vec::new(),
+            });
+        }
+        let Some(out) = environments.last_mut() else {
+            continue;
+        };
+        match site.region_name() {
+            Some(r) => out.regions.push(RegionStatus::judge(r.to_owned(), pools)),
+            None => out.pools = pools,
+        }
     }
     PlatformStatus {
         environments,
@@ -196,40 +277,64 @@ fn icon(m: &MemberStatus) -> &'static str {
     }
 }
 
-/// The chat reply for a status.
-pub(crate) fn render(status: &PlatformStatus, env: Option<&str>) -> Reply {
-    let mut reply = Reply::new(Outcome::Info).header(match env {
-        Some(e) => format!("Status of {e}"),
-        None => "Platform status".to_owned(),
+/// The chat reply for a status, of one region when `region` is given.
+pub(crate) fn render_at(status: &PlatformStatus, env: Option<&str>, region: Option<&str>) -> Reply {
+    let mut reply = Reply::new(Outcome::Info).header(match (env, region) {
+        (Some(e), Some(r)) => format!("Status of {e} {r}"),
+        (Some(e), None) => format!("Status of {e}"),
+        _ => "Platform status".to_owned(),
     });
     for e in &status.environments {
+        let regions = if e.regions.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " — {}/{} regions healthy",
+                e.regions.iter().filter(|r| r.healthy).count(),
+                e.regions.len()
+            )
+        };
         let mut lines = vec![format!(
-            "*{}*{}",
+            "*{}*{}{regions}",
             e.name,
             if e.protected { " (protected)" } else { "" }
         )];
         for p in &e.pools {
-            let role_note = match &p.switch_error {
-                Some(err) => format!(" — switch: {err}"),
-                None => String::new(),
-            };
-            lines.push(format!("  _{}_{role_note}", p.name));
-            for m in &p.members {
-                let mut facts = Vec::new();
-                facts.push(m.problem.clone().unwrap_or_else(|| "healthy".to_owned()));
-                if let Some(l) = m.latency {
-                    facts.push(human(l));
-                }
-                if let Some(ver) = &m.version {
-                    facts.push(format!("v{}", ver.trim_start_matches('v')));
-                }
+            pool_lines(p, "  ", &mut lines);
+        }
+        for r in &e.regions {
+            if let Some(why) = &r.down {
+                let n: usize = r.pools.iter().map(|p| p.members.len()).sum();
                 lines.push(format!(
-                    "    {} {}{} — {}",
-                    icon(m),
-                    m.name,
-                    if m.active { " *← active*" } else { "" },
-                    facts.join(" · ")
+                    "  :red_circle: *{}* — down: none of its {n} instances answers ({why})",
+                    r.name
                 ));
+                continue;
+            }
+            let verdict = if r.healthy {
+                ":large_green_circle:".to_owned()
+            } else {
+                ":warning:".to_owned()
+            };
+            let what = if r.healthy {
+                "healthy".to_owned()
+            } else {
+                let bad: Vec<String> = r
+                    .pools
+                    .iter()
+                    .filter_map(|p| match &p.switch_error {
+                        Some(_) => Some(format!("{}: switch unreadable", p.name)),
+                        None if !p.members.iter().any(|m| m.active && m.healthy) => {
+                            Some(format!("{}: live member unhealthy", p.name))
+                        }
+                        None => None,
+                    })
+                    .collect();
+                format!("unhealthy ({})", bad.join(", "))
+            };
+            lines.push(format!("  {verdict} *{}* — {what}", r.name));
+            for p in &r.pools {
+                pool_lines(p, "    ", &mut lines);
             }
         }
         reply = reply.text(lines.join("\n"));
@@ -242,17 +347,44 @@ pub(crate) fn render(status: &PlatformStatus, env: Option<&str>) -> Reply {
     ))
 }
 
+/// A pool's line and its members', indented by `indent`.
+fn pool_lines(p: &PoolStatus, indent: &str, lines: &mut Vec<String>) {
+    let role_note = match &p.switch_error {
+        Some(err) => format!(" — switch: {err}"),
+        None => String::new(),
+    };
+    lines.push(format!("{indent}_{}_{role_note}", p.name));
+    for m in &p.members {
+        let mut facts = Vec::new();
+        facts.push(m.problem.clone().unwrap_or_else(|| "healthy".to_owned()));
+        if let Some(l) = m.latency {
+            facts.push(human(l));
+        }
+        if let Some(ver) = &m.version {
+            facts.push(format!("v{}", ver.trim_start_matches('v')));
+        }
+        lines.push(format!(
+            "{indent}  {} {}{} — {}",
+            icon(m),
+            m.name,
+            if m.active { " *← active*" } else { "" },
+            facts.join(" · ")
+        ));
+    }
+}
+
 /// `status [env]`.
 pub(crate) struct Status;
 
 #[async_trait]
 impl Action for Status {
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
-        let env = match &inv.target {
-            Target::None => None,
-            Target::Env { env, .. } => Some(env.as_str()),
+        let (env, region) = match &inv.target {
+            Target::None => (None, None),
+            Target::Env { env, .. } => (Some(env.as_str()), None),
+            Target::Region { env, region, .. } => (Some(env.as_str()), Some(region.as_str())),
             other => return Rejection::unsupported(&cmd.name, other).reply(),
         };
-        render(&gather(ctx, env).await, env)
+        render_at(&gather_at(ctx, env, region).await, env, region)
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::actions::deploy::rollout;
 use crate::actions::health::probe;
 use crate::actions::locks::{reclaim, take_for_run};
 use crate::actions::watch::{self, Watched};
@@ -38,10 +39,11 @@ pub(crate) async fn switch_and_verify(
     member: &str,
 ) -> Result<Duration, SwitchError> {
     let started = Instant::now();
-    ctx.switch(&env.name, &pool.name)?
+    let region = pool.region.as_deref();
+    ctx.switch_at(&env.name, region, &pool.name)?
         .switch_to(env, pool, member)
         .await?;
-    let now_active = ctx.active(&env.name, &pool.name).await?;
+    let now_active = ctx.active_at(&env.name, region, &pool.name).await?;
     if now_active != member {
         return Err(SwitchError::NotApplied(format!(
             "asked for {member}, the switch reports {now_active}"
@@ -64,6 +66,14 @@ pub(crate) struct Rollback;
 #[async_trait]
 impl Action for Rollback {
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
+        let regional = inv
+            .target
+            .environment()
+            .and_then(|e| ctx.config().env(e))
+            .filter(|e| !e.regions.is_empty());
+        if let Some(env) = regional {
+            return rollout::rollback(ctx, &inv, env, inv.target.region()).await;
+        }
         match &inv.target {
             Target::Env { env, pools } => move_traffic(ctx, &inv, env, pools, None, true).await,
             other => Rejection::unsupported(&cmd.name, other).reply(),
@@ -71,6 +81,9 @@ impl Action for Rollback {
     }
 
     async fn resume(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation, run: Run) -> Reply {
+        if rollout::is_regional(&run.state) {
+            return rollout::resume_rollback(ctx, &inv, &run).await;
+        }
         resume(ctx, &inv, &run).await
     }
 }
@@ -81,6 +94,24 @@ pub(crate) struct Switch;
 #[async_trait]
 impl Action for Switch {
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
+        if let Some(env) = inv
+            .target
+            .env()
+            .and_then(|e| ctx.config().env(e))
+            .filter(|e| !e.regions.is_empty())
+        {
+            let regions: Vec<&str> = env.regions.iter().map(|r| r.name.as_str()).collect();
+            return Reply::message(
+                Outcome::Rejected,
+                format!(
+                    "*{}* runs in regions {}; `switch` does not move one region's pool yet. Use `deploy {} <region>` or `rollback {} <region>`.",
+                    env.name,
+                    regions.join(", "),
+                    env.name,
+                    env.name
+                ),
+            );
+        }
         match &inv.target {
             Target::Pool { env, pool, member } => {
                 move_traffic(

@@ -11,7 +11,7 @@ use crate::ports::{SwitchError, TrafficSwitch};
 /// Remembers the active member per pool; starts from the pool's `initial`.
 #[derive(Default)]
 pub struct MemorySwitch {
-    active: Mutex<HashMap<(String, String), String>>,
+    active: Mutex<HashMap<crate::context::PoolAt, String>>,
 }
 
 impl MemorySwitch {
@@ -28,7 +28,7 @@ impl TrafficSwitch for MemorySwitch {
             .active
             .lock()
             .map_err(|_| SwitchError::Unknown("switch state poisoned".into()))?;
-        if let Some(m) = map.get(&(env.name.clone(), pool.name.clone())) {
+        if let Some(m) = map.get(&(env.name.clone(), pool.region.clone(), pool.name.clone())) {
             return Ok(m.clone());
         }
         match &pool.switch {
@@ -52,7 +52,10 @@ impl TrafficSwitch for MemorySwitch {
             .active
             .lock()
             .map_err(|_| SwitchError::Unknown("switch state poisoned".into()))?;
-        map.insert((env.name.clone(), pool.name.clone()), member.to_owned());
+        map.insert(
+            (env.name.clone(), pool.region.clone(), pool.name.clone()),
+            member.to_owned(),
+        );
         Ok(())
     }
 }

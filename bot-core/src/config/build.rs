@@ -20,6 +20,8 @@ use super::{
     Pos, Secret, Settings, SwitchSpec, TargetKind, ToyConfig, Watch,
 };
 
+mod regions;
+
 /// Target names accepted by `target:`.
 const TARGETS: &[&str] = &["nothing", "environment", "pool", "instance"];
 /// Switch types accepted by `switch.type`.
@@ -82,6 +84,8 @@ enum Owner {
     Member(String),
     /// A member emoji (members of the same name may share).
     MemberEmoji(String),
+    /// A region's name, alias or emoji (regions of the same name may share).
+    Region(String),
 }
 
 /// A health recipe with only the fields one place set, already validated.
@@ -1005,6 +1009,7 @@ impl<'a> Builder<'a> {
         let what = format!("emoji of environment `{env_name}`");
         self.claim_all(&raw.emoji, normalise_emoji, &what, &owner, None, &mut emoji);
         let allowed = self.check_groups(&raw.allowed);
+        let regional = !raw.regions.0.is_empty();
         let mut pools = Vec::new();
         let mut pool_names: HashMap<String, Pos> = HashMap::new();
         for (pool_name, pool) in &raw.pools.0 {
@@ -1019,7 +1024,14 @@ impl<'a> Builder<'a> {
                 continue;
             }
             pool_names.insert(key, self.pos(&pool_name.referenced));
-            if let Some(p) = self.pool(&env_name, pool_name, pool, default_health, default_tasks) {
+            if let Some(p) = self.pool(
+                &env_name,
+                pool_name,
+                pool,
+                default_health,
+                default_tasks,
+                regional,
+            ) {
                 pools.push(p);
             }
         }
@@ -1030,6 +1042,10 @@ impl<'a> Builder<'a> {
                 Some("add `pools:` with at least one pool of two members".into()),
             );
         }
+        let regions = self.regions(&env_name, &raw.regions, &pools);
+        let rollout = self.rollout(&env_name, raw.rollout.as_ref(), &regions);
+        // Code that knows nothing of regions sees the first region as the environment.
+        let pools = regions.first().map_or(pools, |r| r.pools.clone());
         Some(Environment {
             name: env_name,
             aliases,
@@ -1037,6 +1053,8 @@ impl<'a> Builder<'a> {
             protected: raw.protected,
             allowed,
             pools,
+            regions,
+            rollout,
             pos: self.pos(&name.referenced),
         })
     }
@@ -1048,6 +1066,7 @@ impl<'a> Builder<'a> {
         raw: &RawPool,
         default_health: &PartialHealth,
         default_tasks: &Option<String>,
+        regional: bool,
     ) -> Option<Pool> {
         let pool_name = name.value.trim().to_owned();
         let owner = Owner::Pool(normalise(&pool_name));
@@ -1100,6 +1119,7 @@ impl<'a> Builder<'a> {
                 default_health,
                 default_tasks,
                 &pool_restart,
+                regional,
             ));
         }
         match raw.members.0.len() {
@@ -1109,6 +1129,20 @@ impl<'a> Builder<'a> {
         }
 
         let switch = match &raw.switch {
+            // Each region gives its own; a placeholder until then.
+            None if regional => Some(SwitchSpec::Memory {
+                initial: String::new(),
+            }),
+            Some(s) if regional => {
+                self.error(
+                    &s.referenced,
+                    format!("pool `{pool_name}` of an environment with regions has a switch of its own"),
+                    Some(format!("each region has its own switch: move it to `regions: <region>: pools: {pool_name}: switch:`")),
+                );
+                Some(SwitchSpec::Memory {
+                    initial: String::new(),
+                })
+            }
             None => {
                 self.error(
                     &name.referenced,
@@ -1125,6 +1159,7 @@ impl<'a> Builder<'a> {
             switch: switch?,
             deploy,
             members,
+            region: None,
             pos: self.pos(&name.referenced),
         })
     }
@@ -1139,6 +1174,7 @@ impl<'a> Builder<'a> {
         default_health: &PartialHealth,
         default_tasks: &Option<String>,
         pool_restart: &Option<ActionSpec>,
+        regional: bool,
     ) -> Instance {
         let member_name = name.value.trim().to_owned();
         let word = normalise(&member_name);
@@ -1171,7 +1207,16 @@ impl<'a> Builder<'a> {
             &mut emoji,
         );
         let url = match &raw.url {
+            Some(u) if regional => {
+                self.error(
+                    &u.referenced,
+                    format!("instance `{env} {pool} {member_name}` has a `url` of its own, but its environment has regions"),
+                    Some(format!("each region has its own URLs: move it to `regions: <region>: pools: {pool}: members: {member_name}: url:`")),
+                );
+                String::new()
+            }
             Some(u) => self.url(u),
+            None if regional => String::new(),
             None => {
                 self.error(
                     &name.referenced,

@@ -242,7 +242,16 @@ impl Config {
         let mut instances = 0;
         for env in &self.environments {
             words.extend(env.aliases.iter().chain(&env.emoji).map(String::as_str));
-            for pool in &env.pools {
+            for region in &env.regions {
+                words.extend(
+                    region
+                        .aliases
+                        .iter()
+                        .chain(&region.emoji)
+                        .map(String::as_str),
+                );
+            }
+            for pool in env.sites().iter().flat_map(|s| s.pools) {
                 pools += 1;
                 words.extend(pool.aliases.iter().map(String::as_str));
                 for member in &pool.members {

@@ -288,10 +288,104 @@ pub struct Environment {
     pub protected: bool,
     /// Groups allowed to run mutating actions here; empty means everyone.
     pub allowed: Vec<String>,
-    /// Pools in file order.
+    /// Pools in file order. In an environment with regions these are its first
+    /// region's pools, so code that knows nothing of regions sees a whole environment;
+    /// region-aware code goes through [`Environment::sites`].
+    pub pools: Vec<Pool>,
+    /// Regions in file order; empty when the environment is in one place.
+    pub regions: Vec<Region>,
+    /// How `deploy` rolls out over the regions.
+    pub rollout: Rollout,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+/// One region of an environment: its own switches and member URLs for the
+/// environment's pools.
+#[derive(Debug, Clone)]
+pub struct Region {
+    /// Canonical name, e.g. `eu`.
+    pub name: String,
+    /// Aliases (lower-case, may be multi-word), canonical name included.
+    pub aliases: Vec<String>,
+    /// Emoji shortcodes without colons.
+    pub emoji: Vec<String>,
+    /// Extra Jenkins parameters added to every job run in this region.
+    pub parameters: Vec<(String, String)>,
+    /// The environment's pools as they are in this region (own switch, own URLs).
     pub pools: Vec<Pool>,
     /// Where it was defined.
     pub pos: Pos,
+}
+
+/// The order in which `deploy` goes through an environment's regions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rollout {
+    /// Stages in order; the regions of one stage deploy side by side. `order: [eu, us]`
+    /// is `[[eu], [us]]`; `canary: eu` is `[[eu], [every other region]]`.
+    pub stages: Vec<Vec<String>>,
+    /// What happens to regions already switched when a later one fails.
+    pub on_failure: OnFailure,
+}
+
+/// `rollout.on_failure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop; regions already switched stay switched (the reply offers `rollback`).
+    #[default]
+    Halt,
+    /// Stop and move regions already switched back.
+    Rollback,
+}
+
+/// One place an environment runs: a region, or the environment itself when it has
+/// no regions.
+#[derive(Debug, Clone, Copy)]
+pub struct Site<'a> {
+    /// The region, `None` for an environment without regions.
+    pub region: Option<&'a Region>,
+    /// The pools there.
+    pub pools: &'a [Pool],
+}
+
+impl Site<'_> {
+    /// The region's name, if any.
+    pub fn region_name(&self) -> Option<&str> {
+        self.region.map(|r| r.name.as_str())
+    }
+}
+
+impl Environment {
+    /// Every place the environment runs: one site per region, or itself.
+    pub fn sites(&self) -> Vec<Site<'_>> {
+        if self.regions.is_empty() {
+            vec![Site {
+                region: None,
+                pools: &self.pools,
+            }]
+        } else {
+            self.regions
+                .iter()
+                .map(|r| Site {
+                    region: Some(r),
+                    pools: &r.pools,
+                })
+                .collect()
+        }
+    }
+
+    /// A region by canonical name.
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// The pools of `region` (`None`: the environment's own, or its first region's).
+    pub fn pools_in(&self, region: Option<&str>) -> Option<&[Pool]> {
+        match region {
+            None => Some(&self.pools),
+            Some(r) => self.region(r).map(|r| r.pools.as_slice()),
+        }
+    }
 }
 
 /// A blue/green (or more) pool of interchangeable instances behind one switch.
@@ -307,6 +401,8 @@ pub struct Pool {
     pub deploy: Option<JobSpec>,
     /// Members in file order.
     pub members: Vec<Instance>,
+    /// The region this copy of the pool is in, when its environment has regions.
+    pub region: Option<String>,
     /// Where it was defined.
     pub pos: Pos,
 }
@@ -457,11 +553,17 @@ pub struct InstanceRef {
     pub pool: String,
     /// Member name.
     pub member: String,
+    /// Region, when the environment has regions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl std::fmt::Display for InstanceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} {}", self.env, self.pool, self.member)
+        match &self.region {
+            Some(region) => write!(f, "{} {region} {} {}", self.env, self.pool, self.member),
+            None => write!(f, "{} {} {}", self.env, self.pool, self.member),
+        }
     }
 }
 
@@ -474,9 +576,16 @@ impl Config {
     pub fn pool(&self, env: &str, pool: &str) -> Option<&Pool> {
         self.env(env)?.pools.iter().find(|p| p.name == pool)
     }
-    /// Looks up an instance.
+    /// Looks up a pool as it is in `region` (`None`: the environment's own pools).
+    pub fn pool_in(&self, env: &str, region: Option<&str>, pool: &str) -> Option<&Pool> {
+        self.env(env)?
+            .pools_in(region)?
+            .iter()
+            .find(|p| p.name == pool)
+    }
+    /// Looks up an instance (in its region, when it names one).
     pub fn instance(&self, r: &InstanceRef) -> Option<&Instance> {
-        self.pool(&r.env, &r.pool)?
+        self.pool_in(&r.env, r.region.as_deref(), &r.pool)?
             .members
             .iter()
             .find(|m| m.name == r.member)
@@ -489,19 +598,22 @@ impl Config {
     pub fn command(&self, name: &str) -> Option<&CommandSpec> {
         self.commands.iter().find(|c| c.name == name)
     }
-    /// Every instance with its address, in file order.
+    /// Every instance with its address, in file order (every region's).
     pub fn instances(&self) -> impl Iterator<Item = (InstanceRef, &Instance)> + '_ {
         self.environments.iter().flat_map(|e| {
-            e.pools.iter().flat_map(move |p| {
-                p.members.iter().map(move |m| {
-                    (
-                        InstanceRef {
-                            env: e.name.clone(),
-                            pool: p.name.clone(),
-                            member: m.name.clone(),
-                        },
-                        m,
-                    )
+            e.sites().into_iter().flat_map(move |site| {
+                site.pools.iter().flat_map(move |p| {
+                    p.members.iter().map(move |m| {
+                        (
+                            InstanceRef {
+                                env: e.name.clone(),
+                                pool: p.name.clone(),
+                                member: m.name.clone(),
+                                region: site.region_name().map(str::to_owned),
+                            },
+                            m,
+                        )
+                    })
                 })
             })
         })

@@ -241,6 +241,52 @@ pub(crate) struct RawEnvironment {
     pub watch_failures: Option<S<u32>>,
     /// Post-switch watch: move traffic back when the new member turns unhealthy.
     pub auto_rollback: Option<S<bool>>,
+    /// Regions: each gives the pools' switches and member URLs there.
+    #[serde(default)]
+    pub regions: OMap<RawRegion>,
+    pub rollout: Option<S<RawRollout>>,
+}
+
+/// One region of an environment.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegion {
+    #[serde(default)]
+    pub aliases: Vec<S<String>>,
+    #[serde(default)]
+    pub emoji: Vec<S<String>>,
+    /// Extra Jenkins parameters for every job run in this region.
+    pub parameters: Option<OMap<S<String>>>,
+    #[serde(default)]
+    pub pools: OMap<RawRegionPool>,
+}
+
+/// A pool as it is in one region: its switch and its members' URLs.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegionPool {
+    pub switch: Option<S<RawSwitch>>,
+    #[serde(default)]
+    pub members: OMap<RawRegionMember>,
+}
+
+/// A member as it is in one region.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegionMember {
+    pub url: Option<S<String>>,
+}
+
+/// `rollout:` of an environment with regions.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRollout {
+    /// One region after another.
+    pub order: Option<Vec<S<String>>>,
+    /// This region first, then every other one side by side.
+    pub canary: Option<S<String>>,
+    /// `halt` or `rollback`.
+    pub on_failure: Option<S<String>>,
 }
 
 /// One pool.

@@ -82,6 +82,10 @@ fn still_exists(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
                 .is_some_and(|m| !p.members.iter().any(|x| &x.name == m)),
         },
         Target::Instance(r) => config.instance(r).is_none(),
+        Target::Region { env, region, pools } => {
+            config.env(env).and_then(|e| e.region(region)).is_none()
+                || pools.iter().any(|p| config.pool(env, p).is_none())
+        }
     };
     if missing {
         return Err(Rejection::TargetGone {
@@ -137,7 +141,7 @@ async fn question(
     inv: &Invocation,
 ) -> String {
     if let Target::Instance(r) = &inv.target {
-        let live = match ctx.active(&r.env, &r.pool).await {
+        let live = match ctx.active_at(&r.env, r.region.as_deref(), &r.pool).await {
             Ok(active) if active == r.member => {
                 format!("*{r}* is LIVE: it is taking traffic right now.")
             }

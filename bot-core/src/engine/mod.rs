@@ -166,6 +166,21 @@ fn generation(config: Config, b: &Backends) -> Generation {
             switches.insert(key, sw);
         }
     }
+    let mut region_switches = HashMap::new();
+    for env in &config.environments {
+        for region in &env.regions {
+            for pool in &region.pools {
+                let sw = b
+                    .switch_all
+                    .clone()
+                    .unwrap_or_else(|| switch_for(&pool.switch, &parts));
+                region_switches.insert(
+                    (env.name.clone(), region.name.clone(), pool.name.clone()),
+                    sw,
+                );
+            }
+        }
+    }
     let actions = config
         .commands
         .iter()
@@ -175,6 +190,7 @@ fn generation(config: Config, b: &Backends) -> Generation {
         config,
         index,
         switches,
+        region_switches,
         actions,
     }
 }

@@ -9,7 +9,7 @@ use crate::lexer;
 use crate::rejection::{Rejection, MAX_COMMAND_CHARS};
 use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
 use crate::resolve::targets::{
-    filter_by_qualifier, pools_of, project, qualified_scope, what_exists, UnknownActive,
+    filter_by_qualifier, pool_at, pools_of, project, qualified_scope, what_exists, UnknownActive,
 };
 use crate::resolve::{Candidates, CommandMatch, Parsed};
 use crate::text::code;
@@ -95,7 +95,7 @@ async fn resolve_and_run(ctx: &Ctx<'_>, m: CommandMatch) -> Reply {
         None => instances,
         Some(q) => {
             let scope = qualified_scope(config, &m, instances);
-            let actives = ctx.actives(pools_of(&scope)).await;
+            let actives = ctx.actives_at(pools_of(&scope)).await;
             match filter_by_qualifier(scope, q, &actives) {
                 Ok(list) => list,
                 Err(UnknownActive { env, pool, error }) => {
@@ -154,7 +154,7 @@ async fn choices(ctx: &Ctx<'_>, cmd: &CommandSpec, invocations: Vec<Invocation>)
         .iter()
         .filter_map(|i| i.target.instance().cloned())
         .collect();
-    let actives = ctx.actives(pools_of(&instances)).await;
+    let actives = ctx.actives_at(pools_of(&instances)).await;
     // Environments in order of first appearance, with how many buttons each has.
     let mut groups: Vec<(String, usize)> = Vec::new();
     let mut offers = Vec::with_capacity(invocations.len());
@@ -162,14 +162,8 @@ async fn choices(ctx: &Ctx<'_>, cmd: &CommandSpec, invocations: Vec<Invocation>)
         let env = inv.target.env().unwrap_or("").to_owned();
         let label = match &inv.target {
             Target::Instance(r) => {
-                let active = matches!(actives.get(&(r.env.clone(), r.pool.clone())), Some(Ok(a)) if *a == r.member);
-                format!(
-                    "{} {} {}{}",
-                    r.env,
-                    r.pool,
-                    r.member,
-                    if active { " (active)" } else { "" }
-                )
+                let active = matches!(actives.get(&pool_at(r)), Some(Ok(a)) if *a == r.member);
+                format!("{r}{}", if active { " (active)" } else { "" })
             }
             other => other.to_string(),
         };

@@ -29,8 +29,10 @@ pub enum Referent {
     Env(usize),
     /// A pool: (environment index, pool index).
     Pool(usize, usize),
-    /// An instance: (environment index, pool index, member index).
+    /// An instance: (environment index, pool index, member index), in every region.
     Instance(usize, usize, usize),
+    /// A region: (environment index, region index).
+    Region(usize, usize),
 }
 
 /// `active` / `inactive`.
@@ -171,10 +173,13 @@ pub struct Index {
     filler: HashSet<Box<str>, BuildHasherDefault<FxHasher>>,
     /// First global instance number of each environment, plus the total at the end.
     env_start: Vec<u32>,
-    /// First global instance number of each pool, per environment.
-    pool_start: Vec<Vec<u32>>,
-    /// Global instance number → (environment, pool, member).
-    addresses: Vec<(u32, u32, u32)>,
+    /// First global instance number of each site (region, or the environment itself),
+    /// per environment.
+    site_start: Vec<Vec<u32>>,
+    /// First global instance number of each pool, per environment and site.
+    pool_start: Vec<Vec<Vec<u32>>>,
+    /// Global instance number → (environment, site, pool, member).
+    addresses: Vec<(u32, u32, u32, u32)>,
 }
 
 /// One way to read the words at a position.
@@ -214,6 +219,7 @@ impl Index {
             }
         };
         let mut env_start = Vec::with_capacity(config.environments.len() + 1);
+        let mut site_start = Vec::with_capacity(config.environments.len());
         let mut pool_start = Vec::with_capacity(config.environments.len());
         let mut addresses = Vec::new();
         for (e, env) in config.environments.iter().enumerate() {
@@ -225,15 +231,21 @@ impl Index {
             for code in &env.emoji {
                 add_emoji(code, Referent::Env(e));
             }
-            let mut starts = Vec::with_capacity(env.pools.len());
+            for (r, region) in env.regions.iter().enumerate() {
+                add(&region.name, Referent::Region(e, r));
+                for alias in &region.aliases {
+                    add(alias, Referent::Region(e, r));
+                }
+                for code in &region.emoji {
+                    add_emoji(code, Referent::Region(e, r));
+                }
+            }
             for (p, pool) in env.pools.iter().enumerate() {
-                starts.push(count(addresses.len()));
                 add(&pool.name, Referent::Pool(e, p));
                 for alias in &pool.aliases {
                     add(alias, Referent::Pool(e, p));
                 }
                 for (m, member) in pool.members.iter().enumerate() {
-                    addresses.push((count(e), count(p), count(m)));
                     let me = Referent::Instance(e, p, m);
                     add(&member.name, me);
                     for alias in &member.aliases {
@@ -244,7 +256,22 @@ impl Index {
                     }
                 }
             }
-            pool_start.push(starts);
+            let sites = env.sites();
+            let mut site_starts = Vec::with_capacity(sites.len());
+            let mut pool_starts = Vec::with_capacity(sites.len());
+            for (r, site) in sites.iter().enumerate() {
+                site_starts.push(count(addresses.len()));
+                let mut starts = Vec::with_capacity(site.pools.len());
+                for (p, pool) in site.pools.iter().enumerate() {
+                    starts.push(count(addresses.len()));
+                    for m in 0..pool.members.len() {
+                        addresses.push((count(e), count(r), count(p), count(m)));
+                    }
+                }
+                pool_starts.push(starts);
+            }
+            site_start.push(site_starts);
+            pool_start.push(pool_starts);
         }
         env_start.push(count(addresses.len()));
         for referents in emoji.values_mut() {
@@ -319,6 +346,7 @@ impl Index {
             command_fuzzy,
             filler,
             env_start,
+            site_start,
             pool_start,
             addresses,
         }
@@ -627,30 +655,66 @@ impl Index {
         self.env_start.last().copied().unwrap_or(0)
     }
 
+    /// Where site `r` of environment `e` ends.
+    fn site_end(&self, e: usize, r: usize) -> Option<u32> {
+        match self.site_start.get(e)?.get(r + 1) {
+            Some(&next) => Some(next),
+            None => self.env_start.get(e + 1).copied(),
+        }
+    }
+
     /// The instance numbers a selector's referents cover, sorted and merged.
     fn spans(&self, referents: &[Referent]) -> Vec<Span> {
-        let mut spans: Vec<Span> = referents
-            .iter()
-            .filter_map(|&r| match r {
-                Referent::Env(e) => Some((*self.env_start.get(e)?, *self.env_start.get(e + 1)?)),
+        let mut spans: Vec<Span> = Vec::new();
+        for &r in referents {
+            match r {
+                Referent::Env(e) => {
+                    if let (Some(&s), Some(&t)) = (self.env_start.get(e), self.env_start.get(e + 1))
+                    {
+                        spans.push((s, t));
+                    }
+                }
+                Referent::Region(e, r) => {
+                    if let (Some(&s), Some(t)) = (
+                        self.site_start.get(e).and_then(|v| v.get(r)),
+                        self.site_end(e, r),
+                    ) {
+                        spans.push((s, t));
+                    }
+                }
                 Referent::Pool(e, p) => {
-                    let starts = self.pool_start.get(e)?;
-                    let start = *starts.get(p)?;
-                    let end = match starts.get(p + 1) {
-                        Some(&next) => next,
-                        None => *self.env_start.get(e + 1)?,
-                    };
-                    Some((start, end))
+                    for (r, starts) in self.pool_start.get(e).into_iter().flatten().enumerate() {
+                        let Some(&start) = starts.get(p) else {
+                            continue;
+                        };
+                        let end = match starts.get(p + 1) {
+                            Some(&next) => Some(next),
+                            None => self.site_end(e, r),
+                        };
+                        if let Some(end) = end {
+                            spans.push((start, end));
+                        }
+                    }
                 }
                 Referent::Instance(e, p, m) => {
-                    let start = *self.pool_start.get(e)?.get(p)?;
-                    let n = start.checked_add(u32::try_from(m).ok()?)?;
-                    let (ae, ap, am) = *self.addresses.get(n as usize)?;
-                    ((ae as usize, ap as usize, am as usize) == (e, p, m)).then_some((n, n + 1))
+                    for starts in self.pool_start.get(e).into_iter().flatten() {
+                        let Some(&start) = starts.get(p) else {
+                            continue;
+                        };
+                        let Some(n) = u32::try_from(m).ok().and_then(|m| start.checked_add(m))
+                        else {
+                            continue;
+                        };
+                        let Some(&(ae, _, ap, am)) = self.addresses.get(n as usize) else {
+                            continue;
+                        };
+                        if (ae as usize, ap as usize, am as usize) == (e, p, m) {
+                            spans.push((n, n + 1));
+                        }
+                    }
                 }
-            })
-            .collect();
-        // Referents of one kind arrive in config order, which is span order.
+            }
+        }
         if !spans.is_sorted() {
             spans.sort_unstable();
         }
@@ -665,14 +729,17 @@ impl Index {
     }
 
     fn address(&self, config: &Config, n: u32) -> Option<InstanceRef> {
-        let &(e, p, m) = self.addresses.get(n as usize)?;
+        let &(e, r, p, m) = self.addresses.get(n as usize)?;
         let env = config.environments.get(e as usize)?;
-        let pool = env.pools.get(p as usize)?;
+        let sites = env.sites();
+        let site = sites.get(r as usize)?;
+        let pool = site.pools.get(p as usize)?;
         let member = pool.members.get(m as usize)?;
         Some(InstanceRef {
             env: env.name.clone(),
             pool: pool.name.clone(),
             member: member.name.clone(),
+            region: site.region_name().map(str::to_owned),
         })
     }
 
@@ -680,14 +747,15 @@ impl Index {
     fn keep(&self, spans: &[Span], referents: &[Referent]) -> Vec<Span> {
         let mut kept: Vec<Span> = Vec::new();
         for n in spans.iter().flat_map(|&(start, end)| start..end) {
-            let Some(&(e, p, m)) = self.addresses.get(n as usize) else {
+            let Some(&(e, r, p, m)) = self.addresses.get(n as usize) else {
                 continue;
             };
-            let (e, p, m) = (e as usize, p as usize, m as usize);
+            let (e, r, p, m) = (e as usize, r as usize, p as usize, m as usize);
             let named = [
                 Referent::Env(e),
                 Referent::Pool(e, p),
                 Referent::Instance(e, p, m),
+                Referent::Region(e, r),
             ]
             .iter()
             .any(|r| referents.binary_search(r).is_ok());
@@ -776,6 +844,10 @@ fn describe(config: &Config, referents: &[Referent]) -> String {
                     let env = config.environments.get(e)?;
                     let pool = env.pools.get(p)?;
                     format!("{} {} {}", env.name, pool.name, pool.members.get(m)?.name)
+                }
+                Referent::Region(e, r) => {
+                    let env = config.environments.get(e)?;
+                    format!("the {} region of {}", env.regions.get(r)?.name, env.name)
                 }
             };
             Some(text)

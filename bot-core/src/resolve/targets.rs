@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{CommandSpec, Config, InstanceRef, TargetKind};
+use crate::context::PoolAt;
 use crate::ports::SwitchError;
 use crate::reply::Target;
 use crate::resolve::{CommandMatch, Qualifier, Referent};
 use crate::text::code;
 
-/// The live active member of each `(env, pool)` asked about.
-pub type Actives = BTreeMap<(String, String), Result<String, SwitchError>>;
+/// The live active member of each `(env, region, pool)` asked about.
+pub type Actives = BTreeMap<PoolAt, Result<String, SwitchError>>;
 
 /// A qualifier (`active`, `inactive`) could not be applied: the switch of a pool the
 /// words name could not be read.
@@ -25,9 +26,14 @@ pub struct UnknownActive {
     pub error: SwitchError,
 }
 
-/// The pools of `instances`, each once, in order.
-pub fn pools_of(instances: &[InstanceRef]) -> Vec<(String, String)> {
-    dedup(instances.iter().map(|r| (r.env.clone(), r.pool.clone())))
+/// The pools of `instances` (each in its region), each once, in order.
+pub fn pools_of(instances: &[InstanceRef]) -> Vec<PoolAt> {
+    dedup(instances.iter().map(pool_at))
+}
+
+/// The pool of one instance, in its region.
+pub fn pool_at(r: &InstanceRef) -> PoolAt {
+    (r.env.clone(), r.region.clone(), r.pool.clone())
 }
 
 /// The instances whose pools the qualifier is about: `master active` without a pool
@@ -52,7 +58,7 @@ pub fn filter_by_qualifier(
 ) -> Result<Vec<InstanceRef>, UnknownActive> {
     let mut out = Vec::new();
     for r in instances {
-        match actives.get(&(r.env.clone(), r.pool.clone())) {
+        match actives.get(&pool_at(&r)) {
             Some(Ok(active)) if (*active == r.member) == (q == Qualifier::Active) => out.push(r),
             Some(Ok(_)) => {}
             Some(Err(e)) => {
@@ -100,7 +106,7 @@ pub fn project(
     match cmd.target {
         TargetKind::Nothing => vec![Target::None],
         TargetKind::Instance => instances.iter().cloned().map(Target::Instance).collect(),
-        TargetKind::Pool => pools_of(instances)
+        TargetKind::Pool => dedup(instances.iter().map(|r| (r.env.clone(), r.pool.clone())))
             .into_iter()
             .map(|(env, pool)| {
                 let members: Vec<&InstanceRef> = instances
@@ -117,20 +123,33 @@ pub fn project(
             if !named && cmd.target_optional {
                 return vec![Target::None];
             }
-            let envs = dedup(instances.iter().map(|r| r.env.clone()));
-            envs.into_iter()
-                .map(|env| {
+            // A region is part of the target only when the words named one.
+            let region_named = named_region(m);
+            let places = dedup(instances.iter().map(|r| {
+                (
+                    r.env.clone(),
+                    if region_named { r.region.clone() } else { None },
+                )
+            }));
+            places
+                .into_iter()
+                .map(|(env, region)| {
                     let pools = if named_pool(m) {
                         dedup(
                             instances
                                 .iter()
-                                .filter(|r| r.env == env)
+                                .filter(|r| {
+                                    r.env == env && (region.is_none() || r.region == region)
+                                })
                                 .map(|r| r.pool.clone()),
                         )
                     } else {
                         Vec::new()
                     };
-                    Target::Env { env, pools }
+                    match region {
+                        Some(region) => Target::Region { env, region, pools },
+                        None => Target::Env { env, pools },
+                    }
                 })
                 .collect()
         }
@@ -143,6 +162,12 @@ fn named_member(m: &CommandMatch) -> bool {
             .iter()
             .any(|r| matches!(r, Referent::Instance(..)))
     })
+}
+
+fn named_region(m: &CommandMatch) -> bool {
+    m.selectors
+        .iter()
+        .any(|s| s.matches.iter().any(|r| matches!(r, Referent::Region(..))))
 }
 
 fn named_pool(m: &CommandMatch) -> bool {

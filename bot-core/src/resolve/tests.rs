@@ -431,6 +431,7 @@ fn brute_force(config: &Config, selectors: &[Selector]) -> Vec<InstanceRef> {
                         env: env.name.clone(),
                         pool: pool.name.clone(),
                         member: member.name.clone(),
+                        region: None,
                     });
                 }
             }
@@ -498,4 +499,88 @@ proptest! {
             let _ = index.candidates(&config, &m.selectors);
         }
     }
+}
+
+/// Like [`check`], on a platform where master runs in two regions.
+fn check_regions(table: &[(&str, &str)]) {
+    let config = crate::testing::two_regions_config();
+    let index = Index::build(&config);
+    let mut failures = Vec::new();
+    for (input, expected) in table {
+        let got = outcome(&index, &config, input);
+        if got != *expected {
+            failures.push(format!(
+                "{input:?}\n   expected: {expected}\n        got: {got}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn region_aliases_are_selectors_in_any_order_with_typos() {
+    check_regions(&[
+        ("health prod eu blue", "health → master eu api blue"),
+        ("health blue virginia master", "health → master us api blue"),
+        ("health europe rh blue", "health → master eu api blue"),
+        ("health rh blue frankfurt", "health → master eu api blue"),
+        ("health us-east master green", "health → master us api green"),
+        // Typos: 4+ characters, one edit; 8+ characters, two.
+        ("health blue virgina master", "health → master us api blue"),
+        ("health frankfrut blue", "health → master eu api blue"),
+        ("health europa blue", "health → master eu api blue"),
+        (
+            "status us",
+            "status → master us api blue, master us api green, master us cron purple, master us cron yellow",
+        ),
+        (
+            "deploy master us",
+            "deploy → master us api blue, master us api green, master us cron purple, master us cron yellow",
+        ),
+        ("deploy us master api", "deploy → master us api blue, master us api green"),
+        // No region named: every region's.
+        ("health master blue", "health → master eu api blue, master us api blue"),
+        ("restart purple", "restart → master eu cron purple, master us cron purple"),
+        // Environments without regions are as before.
+        ("health staging blue", "health → staging api blue"),
+        (
+            "health staging eu blue",
+            "health → conflict: `staging` and `eu` don't name a common instance: `staging` is the staging environment (pools api); `eu` is the eu region of master.",
+        ),
+    ]);
+}
+
+#[test]
+fn region_targets_project_onto_commands() {
+    use crate::resolve::targets::project;
+    let config = crate::testing::two_regions_config();
+    let index = Index::build(&config);
+    let target = |input: &str| -> Vec<String> {
+        let Parsed::Command(m) = index.parse(&config, &tokenize(input)) else {
+            panic!("{input}: not a command");
+        };
+        let Candidates::Instances(list) = index.candidates(&config, &m.selectors) else {
+            panic!("{input}: conflict");
+        };
+        let named = !m.selectors.is_empty();
+        project(&config.commands[m.command], &list, named, &m)
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect()
+    };
+    assert_eq!(
+        target("deploy master us"),
+        [r#"Region { env: "master", region: "us", pools: [] }"#]
+    );
+    assert_eq!(
+        target("deploy virginia prod api"),
+        [r#"Region { env: "master", region: "us", pools: ["api"] }"#]
+    );
+    assert_eq!(
+        target("deploy master"),
+        [r#"Env { env: "master", pools: [] }"#]
+    );
+    // One instance needed, no region named: one choice per region.
+    assert_eq!(target("health master blue").len(), 2);
+    assert_eq!(target("status"), ["None"]);
 }

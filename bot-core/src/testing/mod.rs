@@ -4,7 +4,9 @@
 
 pub mod conformance;
 
-use crate::config::{Config, Environment, HealthRecipe, Instance, Pool, Pos, SwitchSpec};
+use crate::config::{
+    Config, Environment, HealthRecipe, Instance, OnFailure, Pool, Pos, Region, Rollout, SwitchSpec,
+};
 
 /// The repository's vocabulary, built in.
 const COMMANDS_YAML: &str = include_str!("../../../commands.yaml");
@@ -65,6 +67,8 @@ pub fn shipped_like_config() -> Config {
                 ],
             ),
         ],
+        regions: Vec::new(),
+        rollout: Default::default(),
         pos: Pos::default(),
     };
     let staging = Environment {
@@ -93,6 +97,8 @@ pub fn shipped_like_config() -> Config {
                 ],
             ),
         ],
+        regions: Vec::new(),
+        rollout: Default::default(),
         pos: Pos::default(),
     };
     config.environments = vec![master, staging];
@@ -143,10 +149,154 @@ pub fn generated_config(instances: usize) -> Config {
             protected: e % 10 == 0,
             allowed: Vec::new(),
             pools,
+            regions: Vec::new(),
+            rollout: Default::default(),
             pos: Pos::default(),
         });
         e += 1;
     }
+    config
+}
+
+/// `instances.yaml` of [`two_regions_config`]: `master` in regions `eu` (aliases
+/// `europe`, `frankfurt`) and `us` (`us-east`, `virginia`), rolled out eu then us,
+/// switches in memory; `staging` in one place.
+pub const TWO_REGIONS_YAML: &str = r#"
+groups:
+  deployers: [U0DEPLOYER, U0ADMIN, U0DEMO]
+  admins: [U0ADMIN, U0DEMO]
+environments:
+  master:
+    aliases: [production, prod, rh, roih, roi hunter, live]
+    emoji: [":red_circle:"]
+    pools:
+      api:
+        aliases: [web, app]
+        members:
+          blue: { aliases: [rh blue, master blue], emoji: [":large_blue_circle:"] }
+          green: { aliases: [rh green, master green], emoji: [":large_green_circle:"] }
+      cron:
+        aliases: [crons, jobs, worker]
+        members:
+          purple: { aliases: [rh purple] }
+          yellow: { aliases: [rh yellow] }
+    regions:
+      eu:
+        aliases: [europe, frankfurt]
+        emoji: [":flag-eu:"]
+        parameters: { REGION: eu-central-1 }
+        pools:
+          api:
+            switch: { type: memory, initial: blue }
+            members:
+              blue: { url: "http://127.0.0.1:28081" }
+              green: { url: "http://127.0.0.1:28082" }
+          cron:
+            switch: { type: memory, initial: purple }
+            members:
+              purple: { url: "http://127.0.0.1:28083" }
+              yellow: { url: "http://127.0.0.1:28084" }
+      us:
+        aliases: [us-east, virginia]
+        emoji: [":us:"]
+        parameters: { REGION: us-east-1 }
+        pools:
+          api:
+            switch: { type: memory, initial: blue }
+            members:
+              blue: { url: "http://127.0.0.1:28091" }
+              green: { url: "http://127.0.0.1:28092" }
+          cron:
+            switch: { type: memory, initial: purple }
+            members:
+              purple: { url: "http://127.0.0.1:28093" }
+              yellow: { url: "http://127.0.0.1:28094" }
+    rollout:
+      order: [eu, us]
+      on_failure: halt
+  staging:
+    aliases: [stage, stg, preprod]
+    pools:
+      api:
+        aliases: [web, app]
+        switch: { type: memory, initial: blue }
+        members:
+          blue: { aliases: [staging blue, stage blue], url: "http://127.0.0.1:28085" }
+          green: { aliases: [staging green, stage green], url: "http://127.0.0.1:28086" }
+"#;
+
+/// The shipped vocabulary with [`TWO_REGIONS_YAML`] as the platform.
+pub fn two_regions_config() -> Config {
+    crate::config::from_strs(
+        "commands.yaml",
+        COMMANDS_YAML,
+        "instances.yaml",
+        TWO_REGIONS_YAML,
+        &|_| None,
+        &crate::actions::names(),
+    )
+    .unwrap_or_else(|e| panic!("TWO_REGIONS_YAML must load: {e}"))
+}
+
+/// One environment, `platform`, in `regions` regions (`r0`, `r1`, …, rolled out in
+/// that order) of `per_region` instances each (pools `p0`, `p1`, … of `blue` and
+/// `green`, switches in memory); `url(region, n)` gives the n-th instance's base URL
+/// in a region. For benchmarks of fan-out over regions.
+pub fn generated_regions_config(
+    regions: usize,
+    per_region: usize,
+    url: impl Fn(usize, usize) -> String,
+) -> Config {
+    let mut config = shipped_like_config();
+    config.environments.clear();
+    let mut template = Vec::new();
+    for p in 0..per_region.div_ceil(2) {
+        template.push(pool(
+            &format!("p{p}"),
+            &[],
+            "blue",
+            vec![instance("blue", &[], 1), instance("green", &[], 2)],
+        ));
+    }
+    let regions: Vec<Region> = (0..regions)
+        .map(|r| {
+            let mut n = 0;
+            let pools = template
+                .iter()
+                .map(|p| {
+                    let mut p = p.clone();
+                    p.region = Some(format!("r{r}"));
+                    for m in &mut p.members {
+                        m.url = url(r, n);
+                        n += 1;
+                    }
+                    p
+                })
+                .collect();
+            Region {
+                name: format!("r{r}"),
+                aliases: vec![format!("r{r}"), format!("region {r}")],
+                emoji: Vec::new(),
+                parameters: Vec::new(),
+                pools,
+                pos: Pos::default(),
+            }
+        })
+        .collect();
+    config.environments.push(Environment {
+        name: "platform".into(),
+        aliases: vec!["platform".into()],
+        emoji: Vec::new(),
+        protected: false,
+        allowed: Vec::new(),
+        pools: regions.first().map(|r| r.pools.clone()).unwrap_or_default(),
+        rollout: Rollout {
+            stages: regions.iter().map(|r| vec![r.name.clone()]).collect(),
+            on_failure: OnFailure::Halt,
+        },
+        regions,
+        pos: Pos::default(),
+    });
     config
 }
 
@@ -165,6 +315,7 @@ fn pool(name: &str, aliases: &[&str], initial: &str, members: Vec<Instance>) -> 
         },
         deploy: None,
         members,
+        region: None,
         pos: Pos::default(),
     }
 }
