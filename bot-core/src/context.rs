@@ -73,6 +73,11 @@ pub trait Action: Send + Sync {
     fn question(&self, _config: &Config, _inv: &Invocation) -> Option<String> {
         None
     }
+    /// What the invocation would ship, in a few lines of mrkdwn for its confirmation
+    /// and approval card (a deploy's commits); `None` when there is nothing to say.
+    async fn changes(&self, _ctx: &Ctx<'_>, _inv: &Invocation) -> Option<String> {
+        None
+    }
     /// Runs an authorised, confirmed invocation of `cmd`.
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply;
     /// Goes on with `run` (an invocation of `cmd` started by a replica that died),

@@ -97,7 +97,7 @@ use std::path::Path;
 pub use actions::status::{EnvStatus, MemberStatus, PlatformStatus, PoolStatus};
 pub use config::Config;
 pub use context::{Clock, NoProgress, Progress};
-pub use engine::{Bot, BotBuilder, UnknownEnv};
+pub use engine::{Bot, BotBuilder, Reach, UnknownEnv};
 pub use rejection::Rejection;
 pub use reply::{Button, ButtonStyle, Input, Invocation, Outcome, Part, Reply, Request, Target};
 

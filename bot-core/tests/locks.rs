@@ -142,7 +142,11 @@ async fn a_locked_protected_environment_says_so_before_asking() {
         !text.contains("Really"),
         "no question whose answer is 'locked': {text}"
     );
-    assert_eq!(labels(&deploy).len(), 0, "no confirmation button");
+    assert_eq!(
+        labels(&deploy),
+        ["Queue me"],
+        "no confirmation button, only the offer to wait in line"
+    );
     for command in [
         "rollback master",
         "switch master api",

@@ -1,6 +1,7 @@
 //! The background work of a serving replica: the inbox sweeper (deliveries left for
 //! later or abandoned by a dead replica), the Slack courier (the outbox), the takeover
-//! of runs whose replica died, pruning, and the store's health check behind `/readyz`.
+//! of runs whose replica died, the start of queued deploys, pruning, and the store's
+//! health check behind `/readyz`.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,6 +21,40 @@ const FLUSH: Duration = Duration::from_secs(10);
 const PRUNE: Duration = Duration::from_secs(300);
 /// How long they are kept (deliveries deduplicate Slack's retries meanwhile).
 const KEEP: Duration = Duration::from_secs(3600);
+/// How often environments with deploys waiting in line are checked for being free.
+const QUEUE: Duration = Duration::from_millis(300);
+
+/// Starts the first deploy in line of every environment that is free (one replica
+/// takes each out), its progress posted as a new message to whoever queued it.
+async fn start_queued(intake: &crate::intake::Intake) {
+    if !intake.is_accepting() {
+        return;
+    }
+    let outbox = intake.outbox_changed();
+    let wake: std::sync::Arc<dyn Fn() + Send + Sync> =
+        std::sync::Arc::new(move || outbox.notify_one());
+    let reach: bot_core::Reach = std::sync::Arc::new(|q: &bot_core::ports::Queued| {
+        let dest = crate::slack::delivery::Destination::Channel {
+            channel: q.channel.clone().unwrap_or_else(|| q.user.clone()),
+            thread_ts: None,
+            user: q.user.clone(),
+        };
+        Some((
+            crate::slack::courier::TRANSPORT.to_owned(),
+            serde_json::to_value(dest).ok()?,
+        ))
+    });
+    match intake.bot().start_queued(Some(reach), Some(wake)).await {
+        Ok(started) => {
+            for (id, work) in started {
+                intake.spawn_answer(format!("queued deploy {id}"), async move {
+                    work.await;
+                });
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not look at the deploy queue"),
+    }
+}
 
 /// Takes over the runs of replicas that died and drives them here, tracked like any
 /// work (drained on shutdown).
@@ -106,6 +141,19 @@ impl Workers {
                 }
             }
         });
+        let queue = tokio::spawn({
+            let intake = intake.clone();
+            let mut stopped = stop.subscribe();
+            async move {
+                loop {
+                    start_queued(&intake).await;
+                    tokio::select! {
+                        _ = stopped.wait_for(|s| *s) => return,
+                        () = tokio::time::sleep(QUEUE) => {}
+                    }
+                }
+            }
+        });
         let pruner = tokio::spawn({
             let store = intake.bot().store();
             let bot = intake.bot().clone();
@@ -122,7 +170,7 @@ impl Workers {
                 }
             }
         });
-        let mut others = vec![sweeper, health, takeover, pruner];
+        let mut others = vec![sweeper, health, takeover, queue, pruner];
         others.extend(crate::monitor::start(state, &stop));
         Self {
             stop,

@@ -10,9 +10,11 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::actions::changes::{self, Changes};
 use crate::actions::health::probe;
 use crate::actions::jobs::{follow_job, Start};
 use crate::actions::locks::{reclaim, take_for_run};
+use crate::actions::queue;
 use crate::actions::traffic::{next_member, switch_and_verify};
 use crate::actions::watch::{self, Watched};
 use crate::config::{CommandSpec, Config, Environment, Pool};
@@ -117,11 +119,24 @@ pub(crate) struct Deploy;
 #[async_trait]
 impl Action for Deploy {
     fn check(&self, config: &Config, inv: &Invocation) -> Result<(), Rejection> {
-        check(config, inv)
+        check(config, &queue::without_queue_words(inv))
     }
 
     fn question(&self, _: &Config, inv: &Invocation) -> Option<String> {
-        Some(question(inv))
+        let asked = question(&queue::without_queue_words(inv));
+        Some(if queue::wants_queue(inv) {
+            format!("{asked} (If it is busy, you wait in line and it starts when it is free.)")
+        } else {
+            asked
+        })
+    }
+
+    async fn changes(&self, ctx: &Ctx<'_>, inv: &Invocation) -> Option<String> {
+        let inv = queue::without_queue_words(inv);
+        let Target::Env { env, pools } = &inv.target else {
+            return None;
+        };
+        changes::for_deploy(ctx, env, pools, &git_ref(&inv)).await
     }
 
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
@@ -240,6 +255,9 @@ struct DeployRun {
     /// The post-switch watch, once every pool has switched.
     #[serde(default)]
     watch: Option<Vec<Watched>>,
+    /// The commits it ships, as far as known.
+    #[serde(default)]
+    changes: Option<Changes>,
     /// Region by region, when the environment has regions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rollout: Option<rollout::Plan>,
@@ -251,14 +269,19 @@ impl DeployRun {
             ":rocket: Deploying `{}` to *{}* for <@{user}>",
             self.git_ref, self.env
         );
-        match &self.rollout {
+        let mut board = match &self.rollout {
             Some(plan) => plan.board(self, title),
             None => Board {
                 title,
                 lines: self.pools.iter().map(|p| p.line.clone()).collect(),
                 rows: None,
             },
-        }
+        };
+        // What it ships, under the pools' lines.
+        board
+            .lines
+            .extend(self.changes.as_ref().map(Changes::render));
+        board
     }
 }
 
@@ -313,7 +336,7 @@ impl Board {
 /// whatever the region), records the run, drives it.
 async fn deploy(
     ctx: &Ctx<'_>,
-    inv: &Invocation,
+    asked: &Invocation,
     env_name: &str,
     region: Option<&str>,
     pools: &[String],
@@ -321,6 +344,8 @@ async fn deploy(
     let Some(env) = ctx.config().env(env_name) else {
         return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
     };
+    let plain = queue::without_queue_words(asked);
+    let inv = &plain;
     let plan = match rollout::Plan::for_deploy(env, region) {
         Ok(plan) => plan,
         Err(refusal) => return refusal,
@@ -331,7 +356,8 @@ async fn deploy(
     let lock = match take_for_run(ctx, &env.name, "deploy", format!("deploy {git_ref}"), &id).await
     {
         Ok(lock) => lock,
-        Err(refusal) => return refusal,
+        // Busy: wait in line when asked to, else offer to.
+        Err(refusal) => return queue::when_locked(ctx, asked, refusal).await,
     };
     let places: Vec<Option<String>> = match &plan {
         Some(plan) => plan.regions().into_iter().map(Some).collect(),
@@ -364,8 +390,11 @@ async fn deploy(
         began_ms: unix_ms(now),
         lock: lock.clone(),
         watch: None,
+        changes: None,
         rollout: plan,
     };
+    let mut state = state;
+    state.changes = Some(changes::before_build(ctx, env, pools, &state.git_ref).await);
     let driver = match Driver::start(
         ctx,
         id,
@@ -747,6 +776,11 @@ async fn advance(
                     Ok(b) if b.result.is_success() => {
                         p.built = Some((b.number, b.url.clone()));
                         p.step = Step::Gating;
+                        // No list before the build: the build's change set says.
+                        if matches!(state.changes, Some(Changes::AfterBuild { .. })) {
+                            state.changes =
+                                Some(changes::from_build(ctx, &job.job, b.number, &b.url).await);
+                        }
                         save(driver, state).await?;
                     }
                     Ok(b) => {

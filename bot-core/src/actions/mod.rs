@@ -5,6 +5,7 @@
 use crate::context::{ActionDef, Rules};
 
 pub(crate) mod approval;
+pub mod changes;
 mod charts;
 pub(crate) mod deploy;
 pub mod health;
@@ -13,6 +14,7 @@ mod history;
 mod jobs;
 mod locks;
 mod probe_charts;
+pub(crate) mod queue;
 mod restart;
 pub mod status;
 mod tasks;
@@ -136,6 +138,16 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "decline",
         rules: Rules::READ,
         action: &approval::Decline,
+    },
+    ActionDef {
+        name: "queue",
+        rules: Rules::READ,
+        action: &queue::ShowQueue,
+    },
+    ActionDef {
+        name: "unqueue",
+        rules: CHANGES,
+        action: &queue::LeaveQueue,
     },
     ActionDef {
         name: "chart_deploys",

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::adapters::redact::{redact_url, redact_urls_in};
 use crate::config::JenkinsConfig;
-use crate::ports::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError};
+use crate::ports::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError, Commit};
 
 /// Polls back off up to this interval (or `poll_interval`, if that is longer). Polling never backs off beyond this, so a finished build is noticed within a
 /// second: the bot must add under 1 s on top of Jenkins (one GET per second per
@@ -400,6 +400,12 @@ impl Ci for JenkinsClient {
         })
         .await
     }
+
+    async fn changes(&self, job: &str, url: &str) -> Result<Option<Vec<Commit>>, CiError> {
+        let poll = self.on_base_origin(&with_slash(url));
+        let body = self.poll_body(&poll, job, "build").await?;
+        Ok(read_changes(&body))
+    }
 }
 
 /// A [`Ci`] for configurations without Jenkins: every job fails with [`CiError::NotConfigured`].
@@ -491,6 +497,44 @@ pub struct BuildState {
     pub percent: Option<u8>,
     /// Time left until the estimated end (running builds with an estimate).
     pub remaining: Option<Duration>,
+}
+
+/// The commits of a build's `api/json` (`changeSets` of a Pipeline run, `changeSet`
+/// of a freestyle build); `None` when it has neither.
+pub fn read_changes(body: &str) -> Option<Vec<Commit>> {
+    let build: serde_json::Value = serde_json::from_str(body).ok()?;
+    // Pipeline runs: `changeSets` (an array); freestyle builds: `changeSet` (one).
+    let sets: Vec<&serde_json::Value> = match build.get("changeSets") {
+        Some(serde_json::Value::Array(sets)) => sets.iter().collect(),
+        _ => vec![build.get("changeSet")?],
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    Some(
+        sets.iter()
+            .filter_map(|set| set.get("items")?.as_array())
+            .flatten()
+            .map(|item| Commit {
+                sha: text(
+                    item.get("commitId")
+                        .or_else(|| item.get("id"))
+                        .unwrap_or_default(),
+                ),
+                author: text(&item["author"]["fullName"]),
+                title: item
+                    .get("msg")
+                    .and_then(|m| m.as_str())
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| {
+                        text(&item["comment"])
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned()
+                    }),
+            })
+            .collect(),
+    )
 }
 
 /// Reads a build's `api/json` as of `now` (public for tests and fuzzing); an

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::SwitchSpec;
 use crate::ports::{Ci, HttpAction, Probe, TrafficSwitch};
 
+pub mod compare;
 pub mod haproxy;
 pub mod http_switch;
 pub mod jenkins;

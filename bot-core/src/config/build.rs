@@ -16,9 +16,9 @@ use super::raw::{
     RawPool, RawSwitch, S,
 };
 use super::{
-    ActionKind, ActionSpec, CommandSpec, Config, ConfigError, EnvLookup, Environment, HealthRecipe,
-    HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool, Pos, Secret, Settings, SwitchSpec,
-    TargetKind, ToyConfig, Watch,
+    ActionKind, ActionSpec, CommandSpec, CompareConfig, CompareKind, Config, ConfigError,
+    EnvLookup, Environment, HealthRecipe, HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool,
+    Pos, Secret, Settings, SwitchSpec, TargetKind, ToyConfig, Watch,
 };
 
 mod regions;
@@ -769,6 +769,9 @@ impl<'a> Builder<'a> {
         if let Some(t) = &raw.toy {
             config.toy = self.toy(t);
         }
+        if let Some(c) = &raw.compare {
+            config.compare = self.compare(c);
+        }
 
         let mut env_names: Vec<String> = Vec::new();
         for (name, env) in &raw.environments.0 {
@@ -885,6 +888,60 @@ impl<'a> Builder<'a> {
             token,
             timeout: self.duration(&j.timeout, Duration::from_secs(30 * 60)),
             poll_interval: self.duration(&j.poll_interval, Duration::from_millis(500)),
+        })
+    }
+
+    fn compare(&mut self, raw: &S<super::raw::RawCompare>) -> Option<CompareConfig> {
+        let c = &raw.value;
+        let kind = match &c.kind {
+            None => {
+                self.error(
+                    &raw.referenced,
+                    "`compare` has no `type`",
+                    Some("add `type: github` or `type: gitlab`".into()),
+                );
+                None
+            }
+            Some(k) => match k.value.trim().to_ascii_lowercase().as_str() {
+                "github" => Some(CompareKind::Github),
+                "gitlab" => Some(CompareKind::Gitlab),
+                other => {
+                    let hint = suggest(other, &["github", "gitlab"]);
+                    self.error(
+                        &k.referenced,
+                        format!("unknown compare type `{other}`"),
+                        Some(hint),
+                    );
+                    None
+                }
+            },
+        };
+        let mut need = |field: &Option<S<String>>, name: &str, example: &str| match field {
+            Some(v) => Some(v.clone()),
+            None => {
+                self.error(
+                    &raw.referenced,
+                    format!("`compare` has no `{name}`"),
+                    Some(format!("add `{name}: {example}`")),
+                );
+                None
+            }
+        };
+        let url = need(&c.url, "url", "${GITHUB_API_URL}");
+        let repo = need(&c.repo, "repo", "owner/name");
+        let token = need(
+            &c.token,
+            "token",
+            "${GITHUB_TOKEN}` (never the token itself in the file",
+        );
+        let url = url.map(|u| self.url(&u));
+        let repo = repo.map(|r| self.text(&r));
+        let token = token.map(|t| Secret::new(self.text(&t)));
+        Some(CompareConfig {
+            kind: kind?,
+            url: url?,
+            repo: repo?,
+            token: token?,
         })
     }
 

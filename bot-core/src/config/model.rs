@@ -53,6 +53,31 @@ pub struct Config {
     pub checks: Vec<CheckSpec>,
     /// The post-switch watch of each `(env, pool)` that has one.
     pub watches: BTreeMap<(String, String), Watch>,
+    /// Where the commits being deployed come from, when configured.
+    pub compare: Option<CompareConfig>,
+}
+
+/// The API shape of a compare endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareKind {
+    /// `GET {url}/repos/{repo}/compare/{base}...{head}`, `Authorization: Bearer`.
+    Github,
+    /// `GET {url}/projects/{repo}/repository/compare?from=&to=`, `PRIVATE-TOKEN`.
+    Gitlab,
+}
+
+/// `compare:` in `instances.yaml`: the commits between the live version and the ref
+/// to deploy, from a GitHub- or GitLab-shaped compare API.
+#[derive(Debug, Clone)]
+pub struct CompareConfig {
+    /// API shape.
+    pub kind: CompareKind,
+    /// API base, e.g. `https://api.github.com` or `https://gitlab.example.com/api/v4`.
+    pub url: String,
+    /// `owner/name` on GitHub; the project path or id on GitLab.
+    pub repo: String,
+    /// Token (from `${VAR}`; never printed).
+    pub token: Secret,
 }
 
 /// The Events API v2 endpoint PagerDuty documents.

@@ -129,9 +129,22 @@ pub(crate) struct InstancesFile {
     pub environments: OMap<RawEnvironment>,
     /// Freeze windows for every environment.
     pub freeze: Option<S<RawFreeze>>,
+    /// Where the commits being deployed come from.
+    pub compare: Option<S<RawCompare>>,
     pub monitor: Option<S<RawMonitor>>,
     #[serde(default)]
     pub checks: OMap<S<RawCheck>>,
+}
+
+/// `compare:`: a GitHub- or GitLab-shaped compare endpoint.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCompare {
+    #[serde(rename = "type")]
+    pub kind: Option<S<String>>,
+    pub url: Option<S<String>>,
+    pub repo: Option<S<String>>,
+    pub token: Option<S<String>>,
 }
 
 /// `monitor:`.

@@ -45,11 +45,13 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     let asks = policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed;
     // A locked environment is said so before anything is asked: no "Really deploy?"
     // whose answer could only be "it is locked".
-    if action.rules.respects_locks || (asks && action.rules.takes_lock) {
+    // A deploy asked to wait in line (`when free`) is asked first and queued after.
+    let waits = crate::actions::queue::wants_queue(&inv);
+    if action.rules.respects_locks || (asks && action.rules.takes_lock && !waits) {
         if let Some(refusal) = locked(ctx, &inv).await {
             ctx.audit(&inv, &format!("refused: {}", refusal.to_plain_text()))
                 .await;
-            return refusal;
+            return crate::actions::queue::when_locked(ctx, &inv, refusal).await;
         }
     }
     if inv.approval.is_none() {
@@ -152,6 +154,11 @@ async fn confirmation(
     inv: Invocation,
 ) -> Reply {
     let text = question(ctx, cmd, action, &inv).await;
+    // The message also says what would ship; the native dialog keeps to the question.
+    let shown = match action.action.changes(ctx, &inv).await {
+        Some(changes) => format!("{text}\n{changes}"),
+        None => text.clone(),
+    };
     let label = format!("Yes, {}", inv.as_text());
     let confirmed = Invocation {
         confirmed: true,
@@ -166,7 +173,7 @@ async fn confirmation(
     });
     let cancel = Offer::new("Cancel", ButtonAction::Cancel, ButtonStyle::Default);
     match ctx.offer(vec![yes, cancel]).await {
-        Ok(buttons) => Reply::message(Outcome::Confirm, text).buttons(buttons),
+        Ok(buttons) => Reply::message(Outcome::Confirm, shown).buttons(buttons),
         Err(e) => store_down(&e),
     }
 }

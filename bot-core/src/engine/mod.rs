@@ -4,7 +4,10 @@
 
 mod buttons;
 pub(crate) mod invoke;
+mod queued;
 mod understand;
+
+pub use queued::Reach;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

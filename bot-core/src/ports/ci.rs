@@ -89,6 +89,17 @@ pub struct BuildOutcome {
     pub duration: Duration,
 }
 
+/// One commit being deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Full hash.
+    pub sha: String,
+    /// Author's name.
+    pub author: String,
+    /// First line of the message.
+    pub title: String,
+}
+
 /// Why a CI run failed before producing a result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CiError {
@@ -184,6 +195,13 @@ pub trait Ci: Send + Sync {
     ) -> Result<BuildOutcome, CiError> {
         let _ = (job, at, progress);
         Err(CiError::CannotReattach)
+    }
+
+    /// The commits build `url` of `job` brought in (Jenkins' `changeSets`), oldest
+    /// first; `None` when this CI does not say.
+    async fn changes(&self, job: &str, url: &str) -> Result<Option<Vec<Commit>>, CiError> {
+        let _ = (job, url);
+        Ok(None)
     }
 }
 

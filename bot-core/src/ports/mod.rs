@@ -17,11 +17,12 @@ pub mod switch;
 pub mod watch;
 
 pub use approvals::{Approval, ApprovalStatus, Approvals, Decision, Vote};
-pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError};
+pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError, Commit};
 pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
 pub use store::{
     AuditLog, AuditRecord, Buttons, Claim, Inbox, Lock, LockOutcome, Locks, Outbox, Run, RunStatus,
     Runs, Store, StoreError,
 };
+pub use store::{DeployQueue, Queued};
 pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};
 pub use watch::{Health, ProbeLog, ProbeRecord, Watch, Watches};

@@ -526,6 +526,42 @@ pub fn verify_chain(
     Ok((seq, hash))
 }
 
+// ------------------------------------------------------------ deploy queue
+
+/// A deploy waiting for its environment to free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    /// Opaque id.
+    pub id: String,
+    /// Place in line, across environments: smaller goes first. 0 when not yet queued
+    /// (the store assigns the next one); an item put back keeps its old place.
+    pub seq: u64,
+    /// The environment it waits for.
+    pub env: String,
+    /// Who queued it (the deploy runs as them).
+    pub user: String,
+    /// The resolved invocation to run, as JSON.
+    pub invocation: Value,
+    /// The conversation it was asked in, where the start is announced.
+    pub channel: Option<String>,
+    /// When it was queued.
+    pub since: SystemTime,
+}
+
+/// Deploys waiting in line per environment, oldest first; taken out by exactly one
+/// replica when their environment frees.
+#[async_trait]
+pub trait DeployQueue: Send + Sync {
+    /// Puts `item` in line: at the end when its `seq` is 0, else back at its old place.
+    /// Returns its `seq`.
+    async fn enqueue(&self, item: &Queued) -> Result<u64, StoreError>;
+    /// The line of `env` (every environment's when `None`), first in line first.
+    async fn queued(&self, env: Option<&str>) -> Result<Vec<Queued>, StoreError>;
+    /// Takes `id` out of line; the item when it was still there. Of several callers
+    /// at once, exactly one gets it.
+    async fn dequeue(&self, id: &str) -> Result<Option<Queued>, StoreError>;
+}
+
 /// Everything the bot keeps: one object implementing every focused trait. Check an
 /// implementation with `testing::conformance::store`.
 #[async_trait]
@@ -539,6 +575,7 @@ pub trait Store:
     + crate::ports::watch::ProbeLog
     + crate::ports::watch::Watches
     + crate::ports::approvals::Approvals
+    + DeployQueue
 {
     /// Whether the store answers now (for readiness); `Err` says why not.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
     audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
-    Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Run, RunStatus, Runs, Store,
-    StoreError, GENESIS,
+    DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run,
+    RunStatus, Runs, Store, StoreError, GENESIS,
 };
 use crate::ports::watch::{ProbeLog, ProbeRecord, Watch, Watches};
 
@@ -72,6 +72,9 @@ struct State {
     /// Probes per target, oldest first.
     probes: HashMap<String, VecDeque<ProbeRecord>>,
     watches: HashMap<String, Watch>,
+    /// Deploys in line, by place.
+    queue: std::collections::BTreeMap<u64, Queued>,
+    queue_seq: u64,
 }
 
 /// Keeps everything in a mutex-guarded map; nothing survives a restart.
@@ -541,6 +544,46 @@ impl Runs for MemoryStore {
                 .take(limit)
                 .cloned()
                 .collect()
+        })
+    }
+}
+
+#[async_trait]
+impl DeployQueue for MemoryStore {
+    async fn enqueue(&self, item: &Queued) -> Result<u64, StoreError> {
+        self.with(|s| {
+            let seq = if item.seq == 0 {
+                s.queue_seq += 1;
+                s.queue_seq
+            } else {
+                s.queue_seq = s.queue_seq.max(item.seq);
+                item.seq
+            };
+            s.queue.insert(
+                seq,
+                Queued {
+                    seq,
+                    ..item.clone()
+                },
+            );
+            seq
+        })
+    }
+
+    async fn queued(&self, env: Option<&str>) -> Result<Vec<Queued>, StoreError> {
+        self.with(|s| {
+            s.queue
+                .values()
+                .filter(|q| env.is_none_or(|e| q.env == e))
+                .cloned()
+                .collect()
+        })
+    }
+
+    async fn dequeue(&self, id: &str) -> Result<Option<Queued>, StoreError> {
+        self.with(|s| {
+            let seq = s.queue.values().find(|q| q.id == id).map(|q| q.seq)?;
+            s.queue.remove(&seq)
         })
     }
 }

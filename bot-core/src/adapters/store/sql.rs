@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
     audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
-    Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Run, RunStatus, Runs, Store,
-    StoreError, GENESIS,
+    DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run,
+    RunStatus, Runs, Store, StoreError, GENESIS,
 };
 
 /// Most deliveries admitted in one group commit.
@@ -855,6 +855,92 @@ impl Runs for SqlStore {
             .await
             .map_err(|e| db_error("recent runs", e))?;
             rows.iter().map(run_of).collect()
+        })
+    }
+}
+
+fn queued_of<R: Row>(r: &R) -> Result<Queued, StoreError>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'d> String: sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    for<'d> Option<String>: sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    for<'d> i64: sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+{
+    let err = |e| db_error("read deploy queue", e);
+    Ok(Queued {
+        id: r.try_get("id").map_err(err)?,
+        seq: u64::try_from(r.try_get::<i64, _>("seq").map_err(err)?).unwrap_or_default(),
+        env: r.try_get("env").map_err(err)?,
+        user: r.try_get("user_id").map_err(err)?,
+        invocation: json(&r.try_get::<String, _>("invocation").map_err(err)?)?,
+        channel: r.try_get("channel").map_err(err)?,
+        since: time(r.try_get("since_ms").map_err(err)?),
+    })
+}
+
+const QUEUED: &str = "seq, id, env, user_id, invocation, channel, since_ms";
+
+#[async_trait]
+impl DeployQueue for SqlStore {
+    async fn enqueue(&self, item: &Queued) -> Result<u64, StoreError> {
+        on_db!(&self.db, pool, _skip => {
+            let row = if item.seq == 0 {
+                sqlx::query(
+                    "INSERT INTO deploy_queue (id, env, user_id, invocation, channel, since_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+                )
+                .bind(&item.id)
+                .bind(&item.env)
+                .bind(&item.user)
+                .bind(item.invocation.to_string())
+                .bind(&item.channel)
+                .bind(ms(item.since))
+                .fetch_one(pool)
+                .await
+            } else {
+                sqlx::query(&format!(
+                    "INSERT INTO deploy_queue ({QUEUED}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING seq"
+                ))
+                .bind(i64::try_from(item.seq).unwrap_or(i64::MAX))
+                .bind(&item.id)
+                .bind(&item.env)
+                .bind(&item.user)
+                .bind(item.invocation.to_string())
+                .bind(&item.channel)
+                .bind(ms(item.since))
+                .fetch_one(pool)
+                .await
+            }
+            .map_err(|e| db_error("queue a deploy", e))?;
+            let seq: i64 = row.try_get("seq").map_err(|e| db_error("queue a deploy", e))?;
+            Ok(u64::try_from(seq).unwrap_or_default())
+        })
+    }
+
+    async fn queued(&self, env: Option<&str>) -> Result<Vec<Queued>, StoreError> {
+        on_db!(&self.db, pool, _skip => {
+            let rows = sqlx::query(&format!(
+                "SELECT {QUEUED} FROM deploy_queue WHERE ($1 IS NULL OR env = $1) ORDER BY seq"
+            ))
+            .bind(env)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| db_error("read deploy queue", e))?;
+            rows.iter().map(queued_of).collect()
+        })
+    }
+
+    async fn dequeue(&self, id: &str) -> Result<Option<Queued>, StoreError> {
+        on_db!(&self.db, pool, _skip => {
+            let row = sqlx::query(&format!(
+                "DELETE FROM deploy_queue WHERE id = $1 RETURNING {QUEUED}"
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| db_error("dequeue a deploy", e))?;
+            row.as_ref().map(queued_of).transpose()
         })
     }
 }

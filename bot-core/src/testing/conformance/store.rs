@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::ports::approvals::{Approval, ApprovalStatus, Decision, Vote};
 use crate::ports::store::{
     verify_chain, Admitted, Attempt, AuditRecord, ButtonSet, Claim, Inbound, Lock, LockOutcome,
-    Run, RunStatus, Store, GENESIS,
+    Queued, Run, RunStatus, Store, GENESIS,
 };
 
 /// Runs every check on `store`.
@@ -33,6 +33,7 @@ pub async fn store(store: Arc<dyn Store>) {
     approvals(&*store, run, t0).await;
     one_approval_wins(store.clone(), store.clone(), run, t0).await;
     super::watch::watch(&*store, run, t0).await;
+    deploy_queue(store.clone(), run, t0).await;
 }
 
 fn inbound(key: &str, at: SystemTime) -> Inbound {
@@ -927,4 +928,92 @@ pub async fn approval_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     one_approval_wins(a, b, &run[..12], t0).await;
+}
+
+/// The deploy queue: a line per environment in the order deploys were queued, each
+/// item taken out by exactly one caller, an item put back at its old place.
+async fn deploy_queue(store: Arc<dyn Store>, run: &str, t0: SystemTime) {
+    let env = format!("qenv-{run}");
+    let other = format!("qother-{run}");
+    let item = |n: u32, env: &str| Queued {
+        id: format!("q{n}-{run}"),
+        seq: 0,
+        env: env.to_owned(),
+        user: format!("U{n}"),
+        invocation: json!({"command": "deploy", "target": {"k": "env", "env": env}}),
+        channel: (n % 2 == 0).then(|| "D1".to_owned()),
+        since: t0 + Duration::from_secs(u64::from(n)),
+    };
+    let mut seqs = Vec::new();
+    for (n, e) in [(1, &env), (2, &other), (3, &env), (4, &env)] {
+        seqs.push(store.enqueue(&item(n, e)).await.expect("enqueue"));
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "each deploy queued goes after the ones before: {seqs:?}"
+    );
+    let line = store.queued(Some(&env)).await.expect("queued");
+    let users: Vec<&str> = line.iter().map(|q| q.user.as_str()).collect();
+    assert_eq!(
+        users,
+        ["U1", "U3", "U4"],
+        "the line of one environment, in order"
+    );
+    assert_eq!(
+        line[0],
+        Queued {
+            seq: seqs[0],
+            ..item(1, &env)
+        },
+        "kept as queued"
+    );
+    assert_eq!(line[1].channel, None);
+    let all = store.queued(None).await.expect("queued");
+    assert!(
+        all.iter().any(|q| q.env == other) && all.iter().any(|q| q.env == env),
+        "every environment's line"
+    );
+
+    // Several replicas taking the head at once: one gets it.
+    let head = line[0].id.clone();
+    let takers = (0..4).map(|_| {
+        let store = store.clone();
+        let head = head.clone();
+        tokio::spawn(async move { store.dequeue(&head).await })
+    });
+    let taken: Vec<Option<Queued>> = futures::future::join_all(takers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task").expect("dequeue"))
+        .collect();
+    assert_eq!(
+        taken.iter().filter(|t| t.is_some()).count(),
+        1,
+        "exactly one caller takes a queued deploy out"
+    );
+    let users = |line: Vec<Queued>| line.into_iter().map(|q| q.user).collect::<Vec<_>>();
+    assert_eq!(
+        users(store.queued(Some(&env)).await.expect("queued")),
+        ["U3", "U4"]
+    );
+
+    // Put back (its environment was taken again meanwhile): first in line again.
+    let back = taken.into_iter().flatten().next().expect("taken");
+    assert_eq!(store.enqueue(&back).await.expect("put back"), back.seq);
+    assert_eq!(
+        users(store.queued(Some(&env)).await.expect("queued")),
+        ["U1", "U3", "U4"],
+        "an item put back keeps its place"
+    );
+    for q in store.queued(None).await.expect("queued") {
+        if q.id.ends_with(run) {
+            store.dequeue(&q.id).await.expect("dequeue");
+        }
+    }
+    assert!(store.queued(Some(&env)).await.expect("queued").is_empty());
+    assert_eq!(
+        store.dequeue(&head).await.expect("dequeue"),
+        None,
+        "gone is gone"
+    );
 }

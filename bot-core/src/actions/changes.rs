@@ -1,0 +1,178 @@
+//! What is being deployed: the commits between the live version and the ref to
+//! deploy — from the configured compare endpoint (GitHub or GitLab shape) before the
+//! build, else from the Jenkins build's change set once built — rendered for the
+//! confirmation, the approval card and the progress message: author, short hash and
+//! first line, newest first, capped with "and N more".
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::health::probe;
+use crate::adapters::compare::compare;
+use crate::config::{CompareKind, Environment};
+use crate::context::Ctx;
+use crate::failure::told;
+use crate::ports::Commit;
+
+/// Most commits listed; the rest are counted.
+pub const SHOWN: usize = 5;
+
+/// What is known about the commits a deploy ships.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Changes {
+    /// Listed, oldest first, by `source`.
+    Listed {
+        /// The commits, oldest first.
+        commits: Vec<Commit>,
+        /// Where they come from (`GitHub compare 1.0.0...main`).
+        source: String,
+    },
+    /// Jenkins lists them once it has built (no compare endpoint answered).
+    AfterBuild {
+        /// Why not before.
+        why: String,
+    },
+    /// Not available, and why.
+    Unavailable {
+        /// Why.
+        why: String,
+    },
+}
+
+impl Changes {
+    /// A few lines of Slack mrkdwn.
+    pub fn render(&self) -> String {
+        match self {
+            Changes::Listed { commits, source } if commits.is_empty() => {
+                format!("*Changes:* none — no new commits ({source}).")
+            }
+            Changes::Listed { commits, source } => {
+                let mut lines = vec![format!(
+                    "*Changes* ({}, newest first, from {source}):",
+                    commits.len()
+                )];
+                lines.extend(commits.iter().rev().take(SHOWN).map(|c| {
+                    let short: String = c.sha.chars().take(7).collect();
+                    let author = if c.author.is_empty() {
+                        "unknown author"
+                    } else {
+                        c.author.as_str()
+                    };
+                    format!("• `{short}` {} — {author}", one_line(&c.title))
+                }));
+                if commits.len() > SHOWN {
+                    lines.push(format!("…and {} more", commits.len() - SHOWN));
+                }
+                lines.join("\n")
+            }
+            Changes::AfterBuild { why } => {
+                format!("*Changes:* listed once Jenkins has built it ({why}).")
+            }
+            Changes::Unavailable { why } => format!("*Changes:* not available — {why}."),
+        }
+    }
+}
+
+/// A commit title as one short line, safe inside the message.
+fn one_line(title: &str) -> String {
+    let line = title.lines().next().unwrap_or_default().replace('`', "'");
+    if line.chars().count() > 72 {
+        format!("{}…", line.chars().take(71).collect::<String>())
+    } else {
+        line
+    }
+}
+
+/// Before the build: the commits between the live version of `env` (its first pool's
+/// active member that reports a version) and `git_ref`, from the compare endpoint.
+pub async fn before_build(
+    ctx: &Ctx<'_>,
+    env: &Environment,
+    pools: &[String],
+    git_ref: &str,
+) -> Changes {
+    let jenkins = ctx.config().jenkins.is_some();
+    let fallback = |why: String| {
+        if jenkins {
+            Changes::AfterBuild { why }
+        } else {
+            Changes::Unavailable {
+                why: format!("{why}, and there is no Jenkins build to read a change set from"),
+            }
+        }
+    };
+    let Some(cfg) = ctx.config().compare.as_ref() else {
+        return fallback(
+            "no compare endpoint is configured (`compare:` in instances.yaml)".to_owned(),
+        );
+    };
+    let Some(live) = live_version(ctx, env, pools).await else {
+        return fallback(format!(
+            "the live version of *{}* is unknown (no `version` in its health recipe, or no answer)",
+            env.name
+        ));
+    };
+    let service = match cfg.kind {
+        CompareKind::Github => "GitHub",
+        CompareKind::Gitlab => "GitLab",
+    };
+    match compare(cfg, &live, git_ref).await {
+        Ok(commits) => Changes::Listed {
+            commits,
+            source: format!("{service} compare `{live}...{git_ref}`"),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "the compare endpoint gave no list of changes");
+            fallback(e.to_string())
+        }
+    }
+}
+
+/// The version the active member of the first of `pools` (every pool when empty)
+/// reports, read with its health recipe.
+async fn live_version(ctx: &Ctx<'_>, env: &Environment, pools: &[String]) -> Option<String> {
+    for pool in env
+        .pools
+        .iter()
+        .filter(|p| pools.is_empty() || pools.contains(&p.name))
+    {
+        let Ok(active) = ctx.active(&env.name, &pool.name).await else {
+            continue;
+        };
+        let Some(member) = pool.members.iter().find(|m| m.name == active) else {
+            continue;
+        };
+        if let Some(version) = probe(ctx, member).await.version {
+            return Some(version);
+        }
+    }
+    None
+}
+
+/// Once built: the change set of build `url` (#`number`) of `job`.
+pub async fn from_build(ctx: &Ctx<'_>, job: &str, number: u64, url: &str) -> Changes {
+    match ctx.backends.ci.changes(job, url).await {
+        Ok(Some(commits)) => Changes::Listed {
+            commits,
+            source: format!("the change set of Jenkins build #{number}"),
+        },
+        Ok(None) => Changes::Unavailable {
+            why: "no compare endpoint is configured and the CI lists no change set".to_owned(),
+        },
+        Err(e) => Changes::Unavailable {
+            why: format!("the change set could not be read: {}", told(&e)),
+        },
+    }
+}
+
+/// The rendered changes of a deploy invocation (`deploy <env> [pools] [ref]`), for its
+/// confirmation and approval card.
+pub async fn for_deploy(
+    ctx: &Ctx<'_>,
+    env: &str,
+    pools: &[String],
+    git_ref: &str,
+) -> Option<String> {
+    let env = ctx.config().env(env)?;
+    Some(before_build(ctx, env, pools, git_ref).await.render())
+}

@@ -1,0 +1,186 @@
+//! [`compare`]: the commits between two refs from a compare endpoint in the shape of
+//! GitHub's `GET /repos/{owner}/{repo}/compare/{base}...{head}` or GitLab's
+//! `GET /projects/{id}/repository/compare?from=&to=`, with the configured token.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::adapters::redact::redact_url;
+use crate::config::{CompareConfig, CompareKind};
+use crate::ports::Commit;
+
+/// Per-request limit: the list is a courtesy, never worth holding a deploy up for.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the compare endpoint gave no list, in our own words (never the token, never a
+/// library's text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompareError {
+    /// No answer.
+    #[error("the compare endpoint did not answer at {0}")]
+    Unreachable(String),
+    /// 401/403.
+    #[error("the compare endpoint refused the token (HTTP {0})")]
+    Refused(u16),
+    /// 404.
+    #[error("the compare endpoint does not know `{base}...{head}` in `{repo}`")]
+    Unknown {
+        /// Repository or project.
+        repo: String,
+        /// Base ref.
+        base: String,
+        /// Head ref.
+        head: String,
+    },
+    /// Anything else.
+    #[error("the compare endpoint answered HTTP {0}")]
+    Status(u16),
+    /// An answer we cannot read.
+    #[error("the compare endpoint answered something I could not read")]
+    Unreadable,
+}
+
+#[derive(Deserialize)]
+struct GithubCompare {
+    commits: Vec<GithubCommit>,
+}
+
+#[derive(Deserialize)]
+struct GithubCommit {
+    sha: String,
+    commit: GithubCommitDetail,
+}
+
+#[derive(Deserialize)]
+struct GithubCommitDetail {
+    message: String,
+    author: Option<GithubAuthor>,
+}
+
+#[derive(Deserialize)]
+struct GithubAuthor {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct GitlabCompare {
+    commits: Vec<GitlabCommit>,
+}
+
+#[derive(Deserialize)]
+struct GitlabCommit {
+    id: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    author_name: Option<String>,
+}
+
+/// Percent-encodes one path segment or query value.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+/// The URL asked for the commits between `base` and `head`.
+pub fn compare_url(config: &CompareConfig, base: &str, head: &str) -> String {
+    let api = config.url.trim_end_matches('/');
+    match config.kind {
+        CompareKind::Github => format!(
+            "{api}/repos/{}/compare/{}...{}",
+            config.repo,
+            encode(base),
+            encode(head)
+        ),
+        CompareKind::Gitlab => format!(
+            "{api}/projects/{}/repository/compare?from={}&to={}",
+            encode(&config.repo),
+            encode(base),
+            encode(head)
+        ),
+    }
+}
+
+/// The commits between `base` (live) and `head` (to deploy), oldest first, as the
+/// endpoint lists them.
+pub async fn compare(
+    config: &CompareConfig,
+    base: &str,
+    head: &str,
+) -> Result<Vec<Commit>, CompareError> {
+    let url = compare_url(config, base, head);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .user_agent(concat!("crossroads/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|_| CompareError::Unreachable(redact_url(&config.url)))?;
+    let token = config.token.expose();
+    let req = match config.kind {
+        CompareKind::Github => http
+            .get(&url)
+            .header("accept", "application/vnd.github+json")
+            .bearer_auth(token),
+        CompareKind::Gitlab => http.get(&url).header("private-token", token),
+    };
+    let resp = req
+        .send()
+        .await
+        .map_err(|_| CompareError::Unreachable(redact_url(&config.url)))?;
+    match resp.status().as_u16() {
+        200 => {}
+        s @ (401 | 403) => return Err(CompareError::Refused(s)),
+        404 => {
+            return Err(CompareError::Unknown {
+                repo: config.repo.clone(),
+                base: base.to_owned(),
+                head: head.to_owned(),
+            })
+        }
+        s => return Err(CompareError::Status(s)),
+    }
+    let body = resp.text().await.map_err(|_| CompareError::Unreadable)?;
+    match config.kind {
+        CompareKind::Github => {
+            let v: GithubCompare =
+                serde_json::from_str(&body).map_err(|_| CompareError::Unreadable)?;
+            Ok(v.commits
+                .into_iter()
+                .map(|c| Commit {
+                    sha: c.sha,
+                    author: c.commit.author.map(|a| a.name).unwrap_or_default(),
+                    title: first_line(&c.commit.message),
+                })
+                .collect())
+        }
+        CompareKind::Gitlab => {
+            let v: GitlabCompare =
+                serde_json::from_str(&body).map_err(|_| CompareError::Unreadable)?;
+            Ok(v.commits
+                .into_iter()
+                .map(|c| Commit {
+                    title: c
+                        .title
+                        .or_else(|| c.message.as_deref().map(first_line))
+                        .unwrap_or_default(),
+                    sha: c.id,
+                    author: c.author_name.unwrap_or_default(),
+                })
+                .collect())
+        }
+    }
+}
