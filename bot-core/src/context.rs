@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::adapters::memory_switch::MemorySwitch;
 use crate::config::{CommandSpec, Config};
 use crate::ports::store::{ButtonSet, Run};
 use crate::ports::{
@@ -130,7 +129,7 @@ pub struct Backends {
     /// A switch for every pool without an explicit one.
     pub switch_all: Option<Arc<dyn TrafficSwitch>>,
     /// The state of every `type: memory` switch.
-    pub memory_switch: Arc<MemorySwitch>,
+    pub memory_switch: Arc<dyn TrafficSwitch>,
     /// This replica's name in leases (runs, deliveries).
     pub owner: String,
 }

@@ -72,11 +72,13 @@
 
 pub mod actions;
 pub mod adapters;
+pub mod chart;
 pub mod config;
 mod context;
 pub mod engine;
 pub mod failure;
 pub mod lexer;
+pub mod monitor;
 pub mod policy;
 pub mod ports;
 pub mod rejection;

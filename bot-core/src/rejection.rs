@@ -152,6 +152,15 @@ pub enum Rejection {
         /// The target as text.
         target: String,
     },
+    /// A chart's time window that is not a number of hours or days in range.
+    BadWindow {
+        /// What was given.
+        given: String,
+        /// How the command is typed, e.g. `chart deploys [env] [30d]`.
+        usage: String,
+        /// The longest window, e.g. `365d`.
+        longest: String,
+    },
 }
 
 impl Rejection {
@@ -353,6 +362,15 @@ impl std::fmt::Display for Rejection {
             Rejection::Unsupported { command, target } => {
                 write!(f, "`{command}` cannot act on `{target}`.")
             }
+            Rejection::BadWindow {
+                given,
+                usage,
+                longest,
+            } => write!(
+                f,
+                "`{}` is not a time window: give hours or days up to {longest}, e.g. `24h` or `7d` (`{usage}`).",
+                given.replace('`', "'")
+            ),
         }
     }
 }

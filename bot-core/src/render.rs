@@ -61,6 +61,8 @@ impl Reply {
                 Part::Header(t) => lines.push(format!("== {} ==", convert(t))),
                 Part::Text(t) | Part::Context(t) => lines.push(convert(t)),
                 Part::Divider => lines.push("--".into()),
+                // Shown by the transport: an uploaded image, a saved file.
+                Part::Chart(_) => {}
                 Part::Buttons(buttons) => {
                     for b in buttons {
                         n += 1;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chart::ChartSpec;
 use crate::config::InstanceRef;
 
 /// Something a person did: typed text or clicked a button.
@@ -270,7 +271,7 @@ pub struct Button {
 }
 
 /// One visual part of a reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Part {
     /// Large title.
@@ -283,10 +284,13 @@ pub enum Part {
     Divider,
     /// A row of buttons.
     Buttons(Vec<Button>),
+    /// A chart: transports render it as a PNG (Slack uploads it into the
+    /// conversation; the console saves it to a file and says where).
+    Chart(Box<ChartSpec>),
 }
 
 /// A reply: renderable as Block Kit JSON and as plain text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     /// How it ended.
     pub outcome: Outcome,
@@ -341,6 +345,27 @@ impl Reply {
             self.parts.push(Part::Buttons(buttons));
         }
         self
+    }
+
+    /// Adds a chart.
+    pub fn chart(mut self, chart: ChartSpec) -> Self {
+        self.parts.push(Part::Chart(Box::new(chart)));
+        self
+    }
+
+    /// Every chart, in order.
+    pub fn charts(&self) -> impl Iterator<Item = &ChartSpec> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Chart(c) => Some(c.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// The reply without its charts (what goes beside an uploaded image).
+    pub fn without_charts(&self) -> Reply {
+        let mut reply = self.clone();
+        reply.parts.retain(|p| !matches!(p, Part::Chart(_)));
+        reply
     }
 
     /// Marks the reply as visible to the requester only.

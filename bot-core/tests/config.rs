@@ -32,8 +32,8 @@ fn shipped_files_load_with_an_empty_environment() {
     assert_eq!(summary.environments, 2);
     assert_eq!(summary.pools, 4);
     assert_eq!(summary.instances, 8);
-    assert_eq!(summary.commands, 15);
-    assert_eq!(config.commands.len(), 15);
+    assert_eq!(summary.commands, 16);
+    assert_eq!(config.commands.len(), 16);
 
     let master = config.env("master").expect("master");
     assert!(master.protected);
@@ -130,7 +130,7 @@ fn shipped_commands_vocabulary() {
         ["force restart", "force reboot", "restart force"]
     );
     assert_eq!(force.allowed, ["deployers"]);
-    assert_eq!(force.pos.line, 78);
+    assert_eq!(force.pos.line, 79);
 
     let status = config.command("status").expect("status");
     assert!(status.target_optional);

@@ -24,6 +24,7 @@ pub mod demo;
 pub mod errors;
 pub mod intake;
 pub mod metrics;
+pub mod monitor;
 pub mod reload;
 pub mod router;
 pub mod routes;

@@ -33,6 +33,10 @@ pub struct AppState {
     pub drain_timeout: std::time::Duration,
     /// `CROSSROADS_API_TOKEN`; `POST /api/v1/notify` answers 503 without it.
     pub api_token: Option<Secret>,
+    /// The status board's live picture (`GET /board`, `GET /api/v1/events`).
+    pub board: crate::monitor::Board,
+    /// When this replica started (`GET /api/v1/stats`).
+    pub started: std::time::SystemTime,
 }
 
 impl AppState {
@@ -61,6 +65,8 @@ impl AppState {
             socket_mode: None,
             drain_timeout: config.drain_timeout,
             api_token: config.api_token.clone(),
+            board: crate::monitor::Board::new(),
+            started: std::time::SystemTime::now(),
         })
     }
 }

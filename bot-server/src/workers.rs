@@ -122,10 +122,12 @@ impl Workers {
                 }
             }
         });
+        let mut others = vec![sweeper, health, takeover, pruner];
+        others.extend(crate::monitor::start(state, &stop));
         Self {
             stop,
             courier,
-            others: vec![sweeper, health, takeover, pruner],
+            others,
         }
     }
 

@@ -78,7 +78,7 @@ fn check_summarises_the_shipped_config() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("15 commands, 2 environments, 4 pools, 8 instances"),
+        stdout.contains("16 commands, 2 environments, 4 pools, 8 instances"),
         "{stdout}"
     );
 }

@@ -14,6 +14,7 @@ use crate::actions::health::probe;
 use crate::actions::jobs::{follow_job, Start};
 use crate::actions::locks::{reclaim, take_for_run};
 use crate::actions::traffic::{next_member, switch_and_verify};
+use crate::actions::watch::{self, Watched};
 use crate::config::{CommandSpec, Config, Environment, Pool};
 use crate::context::{Action, Ctx};
 use crate::failure::told;
@@ -239,6 +240,9 @@ struct DeployRun {
     /// Region by region, when the environment has regions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rollout: Option<rollout::Plan>,
+    /// The post-switch watch, once every pool has switched.
+    #[serde(default)]
+    watch: Option<Vec<Watched>>,
 }
 
 impl DeployRun {
@@ -360,6 +364,7 @@ async fn deploy(
         began_ms: unix_ms(now),
         lock: lock.clone(),
         rollout: plan,
+        watch: None,
     };
     let driver = match Driver::start(
         ctx,
@@ -456,30 +461,119 @@ async fn drive(
             return reply;
         }
     }
+    // 5. Watch what moved: a deploy is done only after the watch.
+    let Ok(watched) = watch_switched(ctx, &driver, env, &mut state).await else {
+        return taken_over(&state);
+    };
     let total = ctx.now().duration_since(began).unwrap_or_default();
     let sum = |k: usize| Duration::from_millis(state.pools.iter().map(|p| p.took_ms[k]).sum());
-    let overhead = total.saturating_sub(sum(0) + sum(1));
-    ctx.audit_run(inv, "ok", links(&state), Some(total)).await;
+    let watching = watch::took(&watched, ctx.now());
+    let overhead = total.saturating_sub(sum(0) + sum(1) + watching);
     let mut board = state.board(ctx.user);
-    board.title = format!(
-        ":white_check_mark: Deployed `{}` to *{}* in {}",
-        state.git_ref,
-        env.name,
-        human(total)
-    );
+    board.lines.extend(watch::lines(&watched));
+    let troubled = watch::troubled(&watched);
+    let outcome = if troubled {
+        board.title = if watch::rolled_back(&watched) {
+            format!(
+                ":rewind: Deployed `{}` to *{}*, then rolled back: the new member turned unhealthy after the switch",
+                state.git_ref, env.name
+            )
+        } else {
+            format!(
+                ":rotating_light: Deployed `{}` to *{}*, but the new member turned unhealthy after the switch",
+                state.git_ref, env.name
+            )
+        };
+        let why = watch::trouble(&watched).unwrap_or_default();
+        ctx.audit_run(inv, &format!("failed: {why}"), links(&state), Some(total))
+            .await;
+        Outcome::Failed
+    } else {
+        ctx.audit_run(inv, "ok", links(&state), Some(total)).await;
+        board.title = format!(
+            ":white_check_mark: Deployed `{}` to *{}* in {}",
+            state.git_ref,
+            env.name,
+            human(total)
+        );
+        Outcome::Done
+    };
+    let button = watch::rollback_button(ctx, &env.name, watch::still_moved(&watched)).await;
     driver
         .finish(
-            RunStatus::Done,
+            if troubled {
+                RunStatus::Failed
+            } else {
+                RunStatus::Done
+            },
             serde_json::to_value(&state).unwrap_or_default(),
         )
         .await;
-    board.reply(Outcome::Done).context(format!(
-        "build {} · health gate {} · switch {} · bot overhead {}",
-        human(sum(0)),
-        human(sum(1)),
-        human(sum(2)),
-        human(overhead)
-    ))
+    let watch_time = if watched.is_empty() {
+        String::new()
+    } else {
+        format!(" · watch {}", human(watching))
+    };
+    board
+        .reply(outcome)
+        .context(format!(
+            "build {} · health gate {} · switch {}{watch_time} · bot overhead {}",
+            human(sum(0)),
+            human(sum(1)),
+            human(sum(2)),
+            human(overhead)
+        ))
+        .buttons(button.into_iter().collect())
+}
+
+/// Watches every pool the deploy switched (those with `watch:` configured), saving the
+/// watch with the run; `Err` when the run was taken over.
+async fn watch_switched(
+    ctx: &Ctx<'_>,
+    driver: &Driver,
+    env: &Environment,
+    state: &mut DeployRun,
+) -> Result<Vec<Watched>, ()> {
+    let mut watched = match state.watch.clone() {
+        Some(w) => w,
+        None => {
+            let moves: Vec<(String, String, String)> = state
+                .pools
+                .iter()
+                .filter(|p| p.step == Step::Done)
+                .filter_map(|p| Some((p.pool.clone(), p.from.clone()?, p.to.clone()?)))
+                .collect();
+            let planned = watch::plan(ctx, &env.name, &moves);
+            state.watch = Some(planned.clone());
+            save(driver, state).await?;
+            planned
+        }
+    };
+    if watched.iter().all(|w| w.end.is_some()) {
+        return Ok(watched);
+    }
+    let snapshot = state.clone();
+    let save_watch = |w: &[Watched]| -> BoxFuture<'_, bool> {
+        let mut s = snapshot.clone();
+        s.watch = Some(w.to_vec());
+        Box::pin(async move {
+            driver
+                .save(serde_json::to_value(&s).unwrap_or_default())
+                .await
+        })
+    };
+    let board = state.board(ctx.user);
+    let render = |lines: &[String]| {
+        let mut all = board.lines.clone();
+        all.extend(lines.iter().cloned());
+        Reply::message(
+            Outcome::Progress,
+            format!("{}\n{}", board.title, all.join("\n")),
+        )
+    };
+    watch::run(ctx, env, &mut watched, &save_watch, &render).await?;
+    state.watch = Some(watched.clone());
+    Ok(watched)
 }
 
 /// Every build link of a deploy, in order.

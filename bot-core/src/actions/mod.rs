@@ -4,6 +4,7 @@
 
 use crate::context::{ActionDef, Rules};
 
+mod charts;
 pub(crate) mod deploy;
 pub mod health;
 mod help;
@@ -15,6 +16,7 @@ pub mod status;
 mod tasks;
 mod toy;
 mod traffic;
+mod watch;
 mod whoami;
 
 /// Moves traffic, takes the environment lock itself, confirms on protected environments.
@@ -122,6 +124,11 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "whoami",
         rules: Rules::READ,
         action: &whoami::Whoami,
+    },
+    ActionDef {
+        name: "chart_deploys",
+        rules: Rules::READ,
+        action: &charts::ChartDeploys,
     },
     ActionDef {
         name: "job",

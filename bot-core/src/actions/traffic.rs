@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::actions::deploy::rollout;
 use crate::actions::health::probe;
 use crate::actions::locks::{reclaim, take_for_run};
+use crate::actions::watch::{self, Watched};
 use crate::config::{CommandSpec, Environment, Pool};
 use crate::context::{Action, Ctx};
 use crate::failure::told;
@@ -18,6 +19,7 @@ use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::runs::Driver;
 use crate::text::human;
+use futures::future::BoxFuture;
 
 /// The member a deploy builds (and `rollback` returns to): the one after the active
 /// member, in file order.
@@ -148,6 +150,12 @@ struct TrafficRun {
     #[serde(default)]
     moved: usize,
     lock: Lock,
+    /// Each pool moved: (pool, from, to), for the post-switch watch.
+    #[serde(default)]
+    moves: Vec<(String, String, String)>,
+    /// The post-switch watch, once every pool has moved.
+    #[serde(default)]
+    watch: Option<Vec<Watched>>,
 }
 
 /// `rollback <env> [pools]` and `switch <env> <pool> [member]`: takes the lock,
@@ -183,6 +191,8 @@ async fn move_traffic(
         lines: Vec::new(),
         moved: 0,
         lock: lock.clone(),
+        moves: Vec::new(),
+        watch: None,
     };
     let driver = match Driver::start(
         ctx,
@@ -307,6 +317,9 @@ async fn drive(
                 match switch_and_verify(ctx, env, pool, &target).await {
                     Ok(t) => {
                         state.moved += 1;
+                        state
+                            .moves
+                            .push((pool.name.clone(), active.clone(), target.clone()));
                         Some(format!(
                             "• {}: {active} → *{target}* :white_check_mark: ({})",
                             pool.name,
@@ -359,22 +372,103 @@ async fn drive(
         )
         .text(text);
     }
-    ctx.audit(inv, "ok").await;
-    let title = if state.rollback {
+    // Watch what moved: the move is done only after the watch.
+    let Ok(watched) = watch_moved(ctx, &driver, env, &mut state).await else {
+        return Reply::message(
+            Outcome::Progress,
+            ":arrows_counterclockwise: continued by another replica",
+        );
+    };
+    let troubled = watch::troubled(&watched);
+    match watch::trouble(&watched) {
+        Some(why) => ctx.audit(inv, &format!("failed: {why}")).await,
+        None => ctx.audit(inv, "ok").await,
+    }
+    let title = if troubled {
+        format!(
+            ":rotating_light: Moved traffic of *{}*, but the new member turned unhealthy after the switch",
+            env.name
+        )
+    } else if state.rollback {
         format!(":rewind: Rolled back *{}*", env.name)
     } else {
         format!(":twisted_rightwards_arrows: Switched *{}*", env.name)
     };
-    let text = if state.lines.is_empty() {
+    let mut lines = state.lines.clone();
+    lines.extend(watch::lines(&watched));
+    let text = if lines.is_empty() {
         "Nothing to move.".to_owned()
     } else {
-        state.lines.join("\n")
+        lines.join("\n")
     };
+    let button = watch::rollback_button(ctx, &env.name, watch::still_moved(&watched)).await;
     driver
         .finish(
-            RunStatus::Done,
+            if troubled {
+                RunStatus::Failed
+            } else {
+                RunStatus::Done
+            },
             serde_json::to_value(&state).unwrap_or_default(),
         )
         .await;
-    Reply::message(Outcome::Done, title).text(text)
+    let outcome = if troubled {
+        Outcome::Failed
+    } else {
+        Outcome::Done
+    };
+    Reply::message(outcome, title)
+        .text(text)
+        .buttons(button.into_iter().collect())
+}
+
+/// Watches every pool moved (those with `watch:` configured), saving the watch with
+/// the run; `Err` when the run was taken over.
+async fn watch_moved(
+    ctx: &Ctx<'_>,
+    driver: &Driver,
+    env: &Environment,
+    state: &mut TrafficRun,
+) -> Result<Vec<Watched>, ()> {
+    let mut watched = match state.watch.clone() {
+        Some(w) => w,
+        None => {
+            let planned = watch::plan(ctx, &env.name, &state.moves);
+            state.watch = Some(planned.clone());
+            if !driver
+                .save(serde_json::to_value(&*state).unwrap_or_default())
+                .await
+            {
+                return Err(());
+            }
+            planned
+        }
+    };
+    if watched.iter().all(|w| w.end.is_some()) {
+        return Ok(watched);
+    }
+    let snapshot = state.clone();
+    let save_watch = |w: &[Watched]| -> BoxFuture<'_, bool> {
+        let mut s = snapshot.clone();
+        s.watch = Some(w.to_vec());
+        Box::pin(async move {
+            driver
+                .save(serde_json::to_value(&s).unwrap_or_default())
+                .await
+        })
+    };
+    let verb = if state.rollback {
+        format!(":rewind: Rolled back *{}*", env.name)
+    } else {
+        format!(":twisted_rightwards_arrows: Switched *{}*", env.name)
+    };
+    let done = state.lines.clone();
+    let render = |lines: &[String]| {
+        let mut all = done.clone();
+        all.extend(lines.iter().cloned());
+        Reply::message(Outcome::Progress, verb.clone()).text(all.join("\n"))
+    };
+    watch::run(ctx, env, &mut watched, &save_watch, &render).await?;
+    state.watch = Some(watched.clone());
+    Ok(watched)
 }

@@ -29,7 +29,7 @@ pub struct SwitchParts {
     /// Runs the switch job of Jenkins switches.
     pub ci: Arc<dyn Ci>,
     /// Holds the state of `type: memory` pools.
-    pub memory: Arc<memory_switch::MemorySwitch>,
+    pub memory: Arc<dyn TrafficSwitch>,
 }
 
 /// Builds the traffic switch a pool's config describes.

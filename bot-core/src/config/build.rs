@@ -1,6 +1,8 @@
 //! Raw files → validated [`Config`]: interpolation, normalisation and every semantic
 //! check, collecting all problems in one pass.
 
+mod monitor;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use super::raw::{
 use super::{
     ActionKind, ActionSpec, CommandSpec, Config, ConfigError, EnvLookup, Environment, HealthRecipe,
     HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool, Pos, Secret, Settings, SwitchSpec,
-    TargetKind, ToyConfig,
+    TargetKind, ToyConfig, Watch,
 };
 
 mod regions;
@@ -766,8 +768,64 @@ impl<'a> Builder<'a> {
             if let Some(e) =
                 self.environment(name, env, &default_health, &default_tasks, &mut env_names)
             {
+                self.watches(&e.name, env, &mut config.watches);
                 config.environments.push(e);
             }
+        }
+        self.monitor_and_checks(raw, config);
+    }
+
+    /// The post-switch watch of each pool of `env`: the pool's own keys over its
+    /// environment's.
+    fn watches(
+        &mut self,
+        env: &str,
+        raw: &RawEnvironment,
+        into: &mut BTreeMap<(String, String), Watch>,
+    ) {
+        for (pool, p) in &raw.pools.0 {
+            let duration = p.watch.as_ref().or(raw.watch.as_ref());
+            let every = p.watch_every.as_ref().or(raw.watch_every.as_ref());
+            let failures = p.watch_failures.as_ref().or(raw.watch_failures.as_ref());
+            let auto = p.auto_rollback.as_ref().or(raw.auto_rollback.as_ref());
+            let Some(duration) = duration else {
+                for (key, loc) in [
+                    ("watch_every", every.map(|e| e.referenced)),
+                    ("watch_failures", failures.map(|f| f.referenced)),
+                    (
+                        "auto_rollback",
+                        auto.filter(|a| a.value).map(|a| a.referenced),
+                    ),
+                ] {
+                    if let Some(loc) = loc {
+                        self.error(
+                            &loc,
+                            format!("`{key}` has no `watch` to go with"),
+                            Some("add `watch: 2m` (how long to watch after a switch)".into()),
+                        );
+                    }
+                }
+                continue;
+            };
+            let failures = match failures {
+                Some(f) if f.value == 0 => {
+                    self.error(
+                        &f.referenced,
+                        "`watch_failures` must be at least 1",
+                        Some("how many failed probes in a row count as unhealthy".into()),
+                    );
+                    2
+                }
+                Some(f) => f.value,
+                None => 2,
+            };
+            let watch = Watch {
+                duration: self.duration(&Some(duration.clone()), Duration::from_secs(120)),
+                every: self.duration(&every.cloned(), Duration::from_secs(5)),
+                failures,
+                auto_rollback: auto.is_some_and(|a| a.value),
+            };
+            into.insert((env.to_owned(), pool.value.trim().to_owned()), watch);
         }
     }
 

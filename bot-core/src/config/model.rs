@@ -43,6 +43,81 @@ pub struct Config {
     pub channels: BTreeMap<String, String>,
     /// Probe and deploy timings.
     pub settings: Settings,
+    /// The background monitor (`monitor:`); nothing is probed in the background without it.
+    pub monitor: Option<MonitorConfig>,
+    /// Services that are not instances, probed by the monitor (`checks:`), in file order.
+    pub checks: Vec<CheckSpec>,
+    /// The post-switch watch of each `(env, pool)` that has one.
+    pub watches: BTreeMap<(String, String), Watch>,
+}
+
+/// The Events API v2 endpoint PagerDuty documents.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// `monitor:`: what the background monitor does.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// Probe interval.
+    pub every: Duration,
+    /// Consecutive agreeing probes before a change counts.
+    pub confirm: u32,
+    /// Channel id announcements go to (an alias of `channels:` resolved).
+    pub channel: String,
+    /// Per-probe timeout (default: `settings.probe_timeout`).
+    pub timeout: Duration,
+    /// How long probe results are kept.
+    pub retention: Duration,
+    /// PagerDuty Events API v2, when configured.
+    pub pagerduty: Option<PagerDutyConfig>,
+    /// URLs that get a JSON event on every confirmed change.
+    pub webhooks: Vec<String>,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+/// `monitor.pagerduty:`.
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    /// The integration's routing key (never printed).
+    pub routing_key: Secret,
+    /// The enqueue URL (default [`PAGERDUTY_EVENTS_URL`]).
+    pub url: String,
+}
+
+/// One entry of `checks:`: a service that is not an instance, and its recipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSpec {
+    /// Its name (the key under `checks:`).
+    pub name: String,
+    /// URL probed with GET.
+    pub url: String,
+    /// Status code that must be answered (default 200).
+    pub status: u16,
+    /// JSON pointer to the field whose value decides, when any.
+    pub pointer: Option<String>,
+    /// Values of that field meaning ok.
+    pub ok: Vec<String>,
+    /// Values meaning pending (neither ok nor broken).
+    pub pending: Vec<String>,
+    /// Where the board shows it (default `checks`).
+    pub group: String,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+/// The post-switch watch of a pool (`watch:` and friends, on its environment or on
+/// the pool itself): after traffic moves, the new active member is probed for
+/// `duration`; `failures` failed probes in a row count as unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// How long the new member is watched (`watch: 2m`).
+    pub duration: Duration,
+    /// Pause between probes (`watch_every`, default 5s).
+    pub every: Duration,
+    /// Failed probes in a row that count as unhealthy (`watch_failures`, default 2).
+    pub failures: u32,
+    /// Move traffic back to the previous member when it turns unhealthy.
+    pub auto_rollback: bool,
 }
 
 /// Timings shared by all instances unless overridden.
@@ -489,6 +564,10 @@ impl Config {
             .members
             .iter()
             .find(|m| m.name == r.member)
+    }
+    /// The post-switch watch of a pool, when it has one.
+    pub fn watch(&self, env: &str, pool: &str) -> Option<&Watch> {
+        self.watches.get(&(env.to_owned(), pool.to_owned()))
     }
     /// Looks up a command by canonical name.
     pub fn command(&self, name: &str) -> Option<&CommandSpec> {

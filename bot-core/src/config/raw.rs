@@ -104,6 +104,45 @@ pub(crate) struct InstancesFile {
     pub toy: Option<S<RawToy>>,
     #[serde(default)]
     pub environments: OMap<RawEnvironment>,
+    pub monitor: Option<S<RawMonitor>>,
+    #[serde(default)]
+    pub checks: OMap<S<RawCheck>>,
+}
+
+/// `monitor:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMonitor {
+    pub every: Option<S<String>>,
+    pub confirm: Option<S<u32>>,
+    pub channel: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub retention: Option<S<String>>,
+    pub pagerduty: Option<S<RawPagerDuty>>,
+    #[serde(default)]
+    pub webhooks: Vec<S<String>>,
+}
+
+/// `monitor.pagerduty:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPagerDuty {
+    pub routing_key: Option<S<String>>,
+    pub url: Option<S<String>>,
+}
+
+/// One entry of `checks:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    pub url: Option<S<String>>,
+    pub status: Option<S<u16>>,
+    pub pointer: Option<S<String>>,
+    #[serde(default)]
+    pub ok: Vec<S<serde_json::Value>>,
+    #[serde(default)]
+    pub pending: Vec<S<serde_json::Value>>,
+    pub group: Option<S<String>>,
 }
 
 /// `settings:`.
@@ -181,6 +220,14 @@ pub(crate) struct RawEnvironment {
     pub allowed: Vec<S<String>>,
     #[serde(default)]
     pub pools: OMap<RawPool>,
+    /// Post-switch watch: how long the new active member is probed.
+    pub watch: Option<S<String>>,
+    /// Post-switch watch: pause between probes.
+    pub watch_every: Option<S<String>>,
+    /// Post-switch watch: failed probes in a row that count as unhealthy.
+    pub watch_failures: Option<S<u32>>,
+    /// Post-switch watch: move traffic back when the new member turns unhealthy.
+    pub auto_rollback: Option<S<bool>>,
     /// Regions: each gives the pools' switches and member URLs there.
     #[serde(default)]
     pub regions: OMap<RawRegion>,
@@ -240,6 +287,14 @@ pub(crate) struct RawPool {
     pub restart: Option<S<RawAction>>,
     #[serde(default)]
     pub members: OMap<RawMember>,
+    /// Post-switch watch: how long the new active member is probed.
+    pub watch: Option<S<String>>,
+    /// Post-switch watch: pause between probes.
+    pub watch_every: Option<S<String>>,
+    /// Post-switch watch: failed probes in a row that count as unhealthy.
+    pub watch_failures: Option<S<u32>>,
+    /// Post-switch watch: move traffic back when the new member turns unhealthy.
+    pub auto_rollback: Option<S<bool>>,
 }
 
 /// A traffic switch: the union of every type's fields, checked per type later.

@@ -239,6 +239,11 @@ impl Bot {
         self.backends.store.clone()
     }
 
+    /// The probe the bot checks health with (the monitor uses it too).
+    pub fn probe(&self) -> Arc<dyn Probe> {
+        self.backends.probe.clone()
+    }
+
     /// This replica's name in leases.
     pub fn owner(&self) -> &str {
         &self.backends.owner

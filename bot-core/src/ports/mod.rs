@@ -13,6 +13,7 @@ pub mod ci;
 pub mod probe;
 pub mod store;
 pub mod switch;
+pub mod watch;
 
 pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError};
 pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
@@ -21,3 +22,4 @@ pub use store::{
     Runs, Store, StoreError,
 };
 pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};
+pub use watch::{Health, ProbeLog, ProbeRecord, Watch, Watches};

@@ -529,7 +529,16 @@ pub fn verify_chain(
 /// Everything the bot keeps: one object implementing every focused trait. Check an
 /// implementation with `testing::conformance::store`.
 #[async_trait]
-pub trait Store: Inbox + Outbox + Buttons + Locks + Runs + AuditLog {
+pub trait Store:
+    Inbox
+    + Outbox
+    + Buttons
+    + Locks
+    + Runs
+    + AuditLog
+    + crate::ports::watch::ProbeLog
+    + crate::ports::watch::Watches
+{
     /// Whether the store answers now (for readiness); `Err` says why not.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -88,6 +88,8 @@ impl Reply {
                     .into(),
                 ),
                 Part::Divider => blocks.push(SlackDividerBlock::new().into()),
+                // Uploaded as a file beside the message (files.completeUploadExternal).
+                Part::Chart(_) => {}
                 Part::Buttons(buttons) => {
                     for row in buttons.chunks(MAX_BUTTONS_PER_BLOCK) {
                         let elements = row

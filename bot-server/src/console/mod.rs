@@ -9,6 +9,7 @@
 //! or `quit` leaves, saying what was still running. When input is not a terminal
 //! (a script, a pipe), lines run one after another instead.
 
+pub mod chart_file;
 pub mod render;
 
 use std::io::IsTerminal;
@@ -124,8 +125,13 @@ impl ReplySink for ConsoleSink {
                 *lock(offered) = choices;
             }
         }
+        let shown = if reply.charts().next().is_some() {
+            chart_file::saved(reply, &chart_file::chart_dir())
+        } else {
+            reply.clone()
+        };
         self.screen
-            .print(&format!("{}\n", render::reply(reply, self.style)));
+            .print(&format!("{}\n", render::reply(&shown, self.style)));
         let done = lock(&self.done).take();
         if let Some(done) = done {
             let _ = done.send(reply.clone());

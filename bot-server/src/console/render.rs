@@ -124,6 +124,7 @@ pub fn reply(reply: &Reply, style: Style) -> String {
                 lines.extend(inline(t, Style::PLAIN).lines().map(|l| style.wrap(DIM, l)))
             }
             Part::Divider => lines.push(style.wrap(DIM, "────────")),
+            Part::Chart(c) => lines.push(style.wrap(DIM, &format!("(chart: {})", c.title))),
             Part::Buttons(buttons) => {
                 let row: Vec<String> = buttons
                     .iter()

@@ -50,6 +50,7 @@ use crate::listen::{self, Listener};
 use crate::record::{Log, DEFAULT_WAIT};
 use crate::StandInError;
 
+mod answer;
 mod payloads;
 mod socket;
 mod web;

@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
-use super::web::{fail, json_answer, SLACK};
+use super::answer::{fail, json_answer, SLACK};
 use super::{Shared, SlackStandIn, LINK};
 use crate::listen::Conn;
 use crate::record::Log;

@@ -5,47 +5,18 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{json, Map, Value};
 
+use super::answer::{fail, json_answer, SLACK};
 use super::{socket, Call, Message, Shared, Upload, RESPONSE_URL, UPLOAD};
-use crate::fault::Dialect;
 use crate::listen::Conn;
 use crate::record::{form_object, header_map, media_type};
 
 /// Form fields Slack expects as JSON text.
 const JSON_FIELDS: &[&str] = &["blocks", "attachments", "files", "metadata"];
-
-/// Slack's way of failing, for scripted answers.
-pub(super) const SLACK: Dialect = Dialect {
-    status: |status| {
-        let error = match status.as_u16() {
-            500 => "internal_error",
-            502..=504 => "service_unavailable",
-            _ => "request_failed",
-        };
-        json_answer(StatusCode::OK, json!({"ok": false, "error": error}))
-    },
-    rate_limited: || json_answer(StatusCode::OK, json!({"ok": false, "error": "ratelimited"})),
-    error: fail,
-};
-
-/// `body` as Slack sends JSON: `application/json; charset=utf-8`.
-pub(super) fn json_answer(status: StatusCode, body: Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
-/// HTTP 200 `{"ok":false,"error":…}`.
-pub(super) fn fail(error: &str) -> Response {
-    json_answer(StatusCode::OK, json!({"ok": false, "error": error}))
-}
 
 fn ok(mut body: Value) -> Response {
     if let Some(obj) = body.as_object_mut() {

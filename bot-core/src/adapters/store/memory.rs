@@ -13,6 +13,7 @@ use crate::ports::store::{
     Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Run, RunStatus, Runs, Store,
     StoreError, GENESIS,
 };
+use crate::ports::watch::{ProbeLog, ProbeRecord, Watch, Watches};
 
 /// How long processed delivery keys are remembered (Slack retries at once, after ~1
 /// and ~5 minutes).
@@ -67,6 +68,9 @@ struct State {
     runs: HashMap<String, Run>,
     run_order: Vec<String>,
     audit: Vec<ChainedRecord>,
+    /// Probes per target, oldest first.
+    probes: HashMap<String, VecDeque<ProbeRecord>>,
+    watches: HashMap<String, Watch>,
 }
 
 /// Keeps everything in a mutex-guarded map; nothing survives a restart.
@@ -584,6 +588,81 @@ impl AuditLog for MemoryStore {
                 .take(limit)
                 .cloned()
                 .collect()
+        })
+    }
+}
+
+#[async_trait]
+impl ProbeLog for MemoryStore {
+    async fn record_probes(&self, records: &[ProbeRecord]) -> Result<(), StoreError> {
+        self.with(|s| {
+            for r in records {
+                let log = s.probes.entry(r.target.clone()).or_default();
+                // Rounds arrive in order; keep the log sorted if one does not.
+                let at = log.partition_point(|p| p.at <= r.at);
+                log.insert(at, r.clone());
+            }
+        })
+    }
+
+    async fn probes(
+        &self,
+        target: &str,
+        since: SystemTime,
+        until: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<ProbeRecord>, StoreError> {
+        self.with(|s| {
+            s.probes
+                .get(target)
+                .map(|log| {
+                    log.iter()
+                        .filter(|p| p.at >= since && p.at < until)
+                        .take(limit)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    async fn latest_probes(&self) -> Result<Vec<ProbeRecord>, StoreError> {
+        self.with(|s| {
+            s.probes
+                .values()
+                .filter_map(|l| l.back().cloned())
+                .collect()
+        })
+    }
+
+    async fn prune_probes(&self, before: SystemTime) -> Result<u64, StoreError> {
+        self.with(|s| {
+            let mut gone = 0;
+            for log in s.probes.values_mut() {
+                while log.front().is_some_and(|p| p.at < before) {
+                    log.pop_front();
+                    gone += 1;
+                }
+            }
+            s.probes.retain(|_, log| !log.is_empty());
+            gone
+        })
+    }
+}
+
+#[async_trait]
+impl Watches for MemoryStore {
+    async fn watch_of(&self, target: &str) -> Result<Option<Watch>, StoreError> {
+        self.with(|s| s.watches.get(target).cloned())
+    }
+
+    async fn watches(&self) -> Result<Vec<Watch>, StoreError> {
+        self.with(|s| s.watches.values().cloned().collect())
+    }
+
+    async fn save_watch(&self, watch: &Watch) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.watches.insert(watch.target.clone(), watch.clone());
         })
     }
 }

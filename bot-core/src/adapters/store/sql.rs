@@ -71,6 +71,8 @@ fn json(text: &str) -> Result<Value, StoreError> {
         .map_err(|_| StoreError::Failed("a stored JSON value could not be read".into()))
 }
 
+mod watch;
+
 /// Classifies a driver error in our own words; the log gets the kind and SQLSTATE,
 /// never the driver's text (which can carry connection details).
 pub(crate) fn db_error(what: &'static str, e: sqlx::Error) -> StoreError {

@@ -4,6 +4,8 @@
 
 mod store;
 mod switch;
+mod watch;
 
 pub use store::store;
 pub use switch::switch;
+pub use watch::watch;

@@ -29,6 +29,7 @@ pub async fn store(store: Arc<dyn Store>) {
     one_lock_wins(store.clone(), run, t0).await;
     runs(&*store, run, t0).await;
     audit(&*store, run, t0).await;
+    super::watch::watch(&*store, run, t0).await;
 }
 
 fn inbound(key: &str, at: SystemTime) -> Inbound {

@@ -1,0 +1,224 @@
+//! Incident hooks through the outbox (transport `hooks`): PagerDuty Events API v2
+//! events and webhook JSON events are written first and sent by [`HookCourier`], in
+//! order per destination, retried on 429 (after `Retry-After`), 5xx and transport
+//! errors, across restarts and from whichever replica is alive. PagerDuty's routing
+//! key is added when an event is sent, from the configuration in force, so it is
+//! never stored.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bot_core::ports::store::{Attempt, Outgoing};
+use bot_core::ports::{Store, StoreError};
+use bot_core::Bot;
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+
+use crate::metrics::Metrics;
+
+/// The transport name of hook events in the outbox.
+pub const TRANSPORT: &str = "hooks";
+/// Attempts before an event is given up (about half an hour of backoff).
+const MAX_ATTEMPTS: u32 = 12;
+/// How long a courier holds the events it is sending.
+const SEND_LEASE: Duration = Duration::from_secs(60);
+/// How often the outbox is read when nothing woke the courier.
+const POLL: Duration = Duration::from_millis(250);
+/// Per-request timeout.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes one event for sending (an id that exists already is left as it is).
+pub async fn enqueue(
+    store: &dyn Store,
+    id: &str,
+    route: &Value,
+    body: &Value,
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    if store.message(id).await?.is_some() {
+        return Ok(());
+    }
+    store.open_message(id, TRANSPORT, route, id, now).await?;
+    store.put_message(id, body, true).await
+}
+
+/// How long to wait after `n` failures: 1 s, 2 s, 4 s … 5 min.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(9)).min(Duration::from_secs(300))
+}
+
+/// How one send went.
+enum Sent {
+    Ok,
+    /// Try again after this long.
+    Again(Duration),
+    /// Never going to work (4xx, no destination).
+    Never(String),
+}
+
+/// Sends the outbox's hook events.
+pub struct HookCourier {
+    bot: Bot,
+    http: reqwest::Client,
+    wake: Arc<Notify>,
+    metrics: Metrics,
+}
+
+impl HookCourier {
+    /// A courier for `bot`'s store, woken by `wake`.
+    pub fn new(bot: Bot, wake: Arc<Notify>, metrics: Metrics) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("crossroads/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            bot,
+            http,
+            wake,
+            metrics,
+        }
+    }
+
+    /// Sends until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            self.round().await;
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Sends what is due, oldest first; after a failure, later events to the same
+    /// destination wait with it, so a resolve never overtakes its trigger.
+    async fn round(&self) {
+        let store = self.bot.store();
+        let now = self.bot.now();
+        let due = match store
+            .lease_messages(TRANSPORT, self.bot.owner(), now, now + SEND_LEASE, 64)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the hook outbox");
+                return;
+            }
+        };
+        let mut blocked: Vec<(String, SystemTime)> = Vec::new();
+        for m in due {
+            let dest = m.route.to_string();
+            let attempt = if let Some((_, until)) = blocked.iter().find(|(d, _)| *d == dest) {
+                Attempt::Failed {
+                    retry_at: Some(*until),
+                }
+            } else {
+                let attempt = self.attempt(&m).await;
+                if let Attempt::Failed {
+                    retry_at: Some(until),
+                } = &attempt
+                {
+                    blocked.push((dest, *until));
+                }
+                attempt
+            };
+            if let Err(e) = store
+                .record_attempt(&m.id, self.bot.owner(), &attempt)
+                .await
+            {
+                tracing::warn!(event = %m.id, error = %e, "could not record a hook delivery");
+            }
+        }
+    }
+
+    async fn attempt(&self, m: &Outgoing) -> Attempt {
+        let now = self.bot.now();
+        match self.send(m).await {
+            Sent::Ok => Attempt::Delivered {
+                version: m.version,
+                state: Value::Null,
+                next_at: now,
+            },
+            Sent::Again(wait) if m.attempts + 1 < MAX_ATTEMPTS => {
+                tracing::info!(event = %m.id, failures = m.attempts + 1, wait_ms = wait.as_millis() as u64, "hook delivery failed; trying again");
+                Attempt::Failed {
+                    retry_at: Some(now + wait),
+                }
+            }
+            Sent::Again(_) => {
+                tracing::error!(event = %m.id, "giving up on a hook event after its last attempt");
+                self.metrics.outbox_given_up();
+                Attempt::Failed { retry_at: None }
+            }
+            Sent::Never(why) => {
+                tracing::error!(event = %m.id, why = %why, "giving up on a hook event");
+                self.metrics.outbox_given_up();
+                Attempt::Failed { retry_at: None }
+            }
+        }
+    }
+
+    async fn send(&self, m: &Outgoing) -> Sent {
+        let config = self.bot.config();
+        let kind = m.route.get("kind").and_then(Value::as_str).unwrap_or("");
+        let (url, body) = match kind {
+            "pagerduty" => {
+                let Some(pd) = config.monitor.as_ref().and_then(|m| m.pagerduty.clone()) else {
+                    return Sent::Never("PagerDuty is no longer configured".into());
+                };
+                let mut body = m.body.clone();
+                if let Some(obj) = body.as_object_mut() {
+                    obj.insert(
+                        "routing_key".into(),
+                        Value::String(pd.routing_key.expose().to_owned()),
+                    );
+                }
+                (pd.url, body)
+            }
+            "webhook" => match m.route.get("url").and_then(Value::as_str) {
+                Some(u) => (u.to_owned(), m.body.clone()),
+                None => return Sent::Never("a webhook event without a URL".into()),
+            },
+            _ => return Sent::Never(format!("unknown hook kind `{kind}`")),
+        };
+        let failures = m.attempts;
+        match self.http.post(&url).json(&body).send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                if status.is_success() {
+                    Sent::Ok
+                } else if status.as_u16() == 429 {
+                    let wait = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map_or_else(|| backoff(failures), Duration::from_secs);
+                    Sent::Again(wait)
+                } else if status.is_server_error() || status.as_u16() == 408 {
+                    Sent::Again(backoff(failures))
+                } else {
+                    Sent::Never(format!("answered {}", status.as_u16()))
+                }
+            }
+            Err(e) => {
+                tracing::debug!(event = %m.id, timeout = e.is_timeout(), connect = e.is_connect(), "hook transport error");
+                Sent::Again(backoff(failures))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let waits: Vec<u64> = (0..11).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+}
