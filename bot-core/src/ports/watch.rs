@@ -43,9 +43,13 @@ impl Health {
     }
 }
 
-/// The target id of an instance in the probe log: `instance:env/pool/member`.
+/// The target id of an instance in the probe log: `instance:env/pool/member`, or
+/// `instance:env/region/pool/member` in an environment with regions.
 pub fn instance_target(r: &InstanceRef) -> String {
-    format!("instance:{}/{}/{}", r.env, r.pool, r.member)
+    match &r.region {
+        Some(region) => format!("instance:{}/{region}/{}/{}", r.env, r.pool, r.member),
+        None => format!("instance:{}/{}/{}", r.env, r.pool, r.member),
+    }
 }
 
 /// The target id of a `checks:` entry in the probe log: `check:name`.
