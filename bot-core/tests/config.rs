@@ -30,8 +30,9 @@ fn shipped_files_load_with_an_empty_environment() {
 
     let summary = config.summary();
     assert_eq!(summary.environments, 2);
-    assert_eq!(summary.pools, 4);
-    assert_eq!(summary.instances, 8);
+    // master's two pools in each of its two regions, staging's two.
+    assert_eq!(summary.pools, 6);
+    assert_eq!(summary.instances, 12);
     assert_eq!(summary.commands, 22);
     assert_eq!(config.commands.len(), 22);
 
@@ -45,6 +46,14 @@ fn shipped_files_load_with_an_empty_environment() {
     assert_eq!(master.emoji, ["red_circle", "fire"]);
     let names: Vec<&str> = master.pools.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["api", "cron"]);
+    let regions: Vec<&str> = master.regions.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(regions, ["eu", "us"]);
+    assert_eq!(master.regions[0].aliases, ["eu", "europe", "frankfurt"]);
+    assert_eq!(master.regions[1].aliases, ["us", "us-east", "virginia"]);
+    assert_eq!(
+        master.rollout.stages,
+        [vec!["eu".to_owned()], vec!["us".to_owned()]]
+    );
     assert_eq!(master.pools[0].aliases, ["api", "web", "app"]);
 
     let staging = config.env("staging").expect("staging");
@@ -87,7 +96,9 @@ fn shipped_instances_have_urls_health_tasks_and_restart() {
                 job.parameters,
                 [
                     ("ENVIRONMENT".to_owned(), "{env}".to_owned()),
-                    ("INSTANCE".to_owned(), "{pool}-{colour}".to_owned())
+                    ("INSTANCE".to_owned(), "{pool}-{colour}".to_owned()),
+                    // master's region adds its own parameter.
+                    ("REGION".to_owned(), "eu".to_owned())
                 ]
             );
         }
@@ -102,9 +113,10 @@ fn shipped_instances_have_urls_health_tasks_and_restart() {
             pointer,
         } => {
             assert_eq!(set.method, "POST");
-            assert_eq!(set.url, "http://127.0.0.1:18070/pools/master/api");
+            // master is in regions: `{region}` is filled in for eu.
+            assert_eq!(set.url, "http://127.0.0.1:18070/pools/master-eu/api");
             assert_eq!(set.body.as_deref(), Some(r#"{"active": "{colour}"}"#));
-            assert_eq!(get_url, "http://127.0.0.1:18070/pools/master/api");
+            assert_eq!(get_url, "http://127.0.0.1:18070/pools/master-eu/api");
             assert_eq!(pointer, "/active");
         }
         other => panic!("expected an http switch, got {other:?}"),
@@ -114,7 +126,7 @@ fn shipped_instances_have_urls_health_tasks_and_restart() {
         Some("platform/deploy-api")
     );
     let urls: Vec<String> = config.instances().map(|(_, i)| i.url.clone()).collect();
-    assert_eq!(urls.len(), 8);
+    assert_eq!(urls.len(), 12, "master's instances in both regions");
     assert!(urls.iter().all(|u| u.starts_with("http://127.0.0.1:")));
 }
 
@@ -208,8 +220,9 @@ fn summary_counts_distinct_alias_words() {
     let config = bot_core::load_dir_with_env(Path::new(ROOT), &no_env).expect("loads");
     let summary = config.summary();
     // master: 7 names + 2 emoji; staging: 4 + 1; pools api/web/app, cron/crons/jobs/worker;
-    // members blue green purple yellow; member emoji 4×3; instance aliases 6 + 6.
-    assert_eq!(summary.aliases, 7 + 2 + 4 + 1 + 3 + 4 + 4 + 12 + 6 + 6);
+    // members blue green purple yellow; member emoji 4×3; instance aliases 6 + 6;
+    // master's regions eu and us: 3 names and 1 emoji each.
+    assert_eq!(summary.aliases, 7 + 2 + 4 + 1 + 3 + 4 + 4 + 12 + 6 + 6 + 8);
 }
 
 // ---- errors -----------------------------------------------------------------------

@@ -150,7 +150,7 @@ async fn a_locked_protected_environment_says_so_before_asking() {
     for command in [
         "rollback master",
         "switch master api",
-        "restart master blue",
+        "restart master eu blue",
     ] {
         let reply = say(&p.bot, USER, command).await;
         assert_eq!(

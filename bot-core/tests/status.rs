@@ -63,8 +63,12 @@ async fn status_reports_hung_and_refusing_instances_within_the_probe_timeout() {
     assert!(text.contains("yellow — down: connection refused"), "{text}");
     assert!(text.contains("blue *← active* — healthy"), "{text}");
     assert!(text.contains("v2.0.0"), "versions are shown: {text}");
-    assert!(text.contains("6 of 8 instances healthy"), "{text}");
-    // Grouped by environment, then pool.
+    assert!(text.contains("10 of 12 instances healthy"), "{text}");
+    // Grouped by environment, then region (master runs in eu and us), then pool.
+    assert!(
+        text.contains("*master* (protected) — 2/2 regions healthy"),
+        "{text}"
+    );
     let master = text.find("*master*").expect("master");
     let staging = text.find("*staging*").expect("staging");
     assert!(master < staging);
@@ -89,17 +93,17 @@ async fn status_of_one_environment_probes_only_it() {
 async fn health_shows_each_check_and_why_it_failed() {
     let p = platform(Duration::from_secs(2), "").await;
     p.sims[0].control().set_behaviour(Behaviour::Unhealthy);
-    let healthy = say(&p.bot, "U0DEMO", "health rh green").await;
+    let healthy = say(&p.bot, "U0DEMO", "health rh green eu").await;
     assert_eq!(
         healthy.outcome,
         Outcome::Info,
         "{}",
         healthy.to_plain_text()
     );
-    let reply = say(&p.bot, "U0DEMO", "health rh blue").await;
+    let reply = say(&p.bot, "U0DEMO", "health rh blue europe").await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Failed, "a failed check: {text}");
-    assert!(text.contains("*master api blue* is unhealthy"), "{text}");
+    assert!(text.contains("*master eu api blue* is unhealthy"), "{text}");
     assert!(text.contains(":x: status 200 — got 503"), "{text}");
     assert!(
         text.contains(":x: /status = \"ok\" — got \"degraded\""),
@@ -110,7 +114,7 @@ async fn health_shows_each_check_and_why_it_failed() {
     p.sims[0]
         .control()
         .set_behaviour(Behaviour::Slow(Duration::from_millis(1600)));
-    let reply = say(&p.bot, "U0DEMO", "health rh blue").await;
+    let reply = say(&p.bot, "U0DEMO", "health rh blue eu").await;
     assert!(
         reply.to_plain_text().contains(":x: latency ≤ 1.5s"),
         "{}",
@@ -139,7 +143,7 @@ async fn show_tasks_lists_the_tasks_endpoint() {
     );
     assert!(text.contains("*cache-warmup* — queued"), "{text}");
 
-    let reply = say(&p.bot, "U0DEMO", "tasks rh yellow").await;
+    let reply = say(&p.bot, "U0DEMO", "tasks rh yellow eu").await;
     assert_eq!(reply.outcome, Outcome::Failed);
     assert!(
         reply.to_plain_text().contains("connection refused"),

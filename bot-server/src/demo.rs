@@ -75,9 +75,21 @@ fn in_use(what: &str, port: u16, e: std::io::Error) -> anyhow::Error {
     anyhow!("cannot start the simulated {what} on 127.0.0.1:{port}: {e} (is another demo running?)")
 }
 
-/// `env pool member` of an instance.
+/// `env pool member` (`env region pool member`) of an instance.
 fn label(r: &InstanceRef) -> String {
-    format!("{} {} {}", r.env, r.pool, r.member)
+    r.to_string()
+}
+
+/// The `(env, pool)` a simulated switch serves at `…/pools/<env>/<pool>`.
+fn switch_pool(url: &str) -> Option<(String, String)> {
+    let parsed = url::Url::parse(url).ok()?;
+    let mut segments = parsed.path_segments()?;
+    while let Some(s) = segments.next() {
+        if s == "pools" {
+            return Some((segments.next()?.to_owned(), segments.next()?.to_owned()));
+        }
+    }
+    None
 }
 
 /// One simulated instance's handle and what the demo did to it.
@@ -89,14 +101,14 @@ struct Sim {
     slow: bool,
 }
 
-/// Simulated instances by `(env, pool, member)`.
+/// Simulated instances by address.
 #[derive(Default)]
-struct Fleet(Mutex<BTreeMap<(String, String, String), Sim>>);
+struct Fleet(Mutex<BTreeMap<InstanceRef, Sim>>);
 
 impl Fleet {
     fn set(&self, r: &InstanceRef, broken: bool, slow: bool) -> bool {
         let mut fleet = lock(&self.0);
-        let Some(sim) = fleet.get_mut(&(r.env.clone(), r.pool.clone(), r.member.clone())) else {
+        let Some(sim) = fleet.get_mut(r) else {
             return false;
         };
         sim.broken = broken;
@@ -109,10 +121,10 @@ impl Fleet {
         true
     }
 
-    /// A build or restart of `(env, pool, member)` succeeded: it is healthy again.
-    fn rebuilt(&self, env: &str, pool: &str, member: &str, deployed: bool) {
+    /// A build or restart of `r` succeeded: it is healthy again.
+    fn rebuilt(&self, r: &InstanceRef, deployed: bool) {
         let mut fleet = lock(&self.0);
-        if let Some(sim) = fleet.get_mut(&(env.to_owned(), pool.to_owned(), member.to_owned())) {
+        if let Some(sim) = fleet.get_mut(r) {
             if deployed {
                 sim.control.deploy();
             } else {
@@ -141,7 +153,7 @@ impl Fleet {
         lock(&self.0)
             .iter()
             .filter(|(_, s)| pick(s))
-            .map(|((e, p, m), _)| format!("{e} {p} {m}"))
+            .map(|(r, _)| label(r))
             .collect()
     }
 }
@@ -179,55 +191,64 @@ impl Demo {
         let last_env = config.environments.last().map(|e| e.name.clone());
         let mut defects = Vec::new();
         for env in &config.environments {
-            for (p, pool) in env.pools.iter().enumerate() {
-                let members: Vec<&str> = pool.members.iter().map(|m| m.name.as_str()).collect();
-                let first = members.first().copied().unwrap_or_default();
-                match &pool.switch {
-                    SwitchSpec::Http { get_url, .. } | SwitchSpec::Jenkins { get_url, .. } => {
-                        switch_port = Some(port_of(get_url)?);
-                        pools.push(PoolSetup::new(&env.name, &pool.name, &members, first));
+            for (site_no, site) in env.sites().into_iter().enumerate() {
+                for (p, pool) in site.pools.iter().enumerate() {
+                    let members: Vec<&str> = pool.members.iter().map(|m| m.name.as_str()).collect();
+                    let first = members.first().copied().unwrap_or_default();
+                    match &pool.switch {
+                        SwitchSpec::Http { get_url, .. } | SwitchSpec::Jenkins { get_url, .. } => {
+                            switch_port = Some(port_of(get_url)?);
+                            let (e, name) = switch_pool(get_url)
+                                .unwrap_or_else(|| (env.name.clone(), pool.name.clone()));
+                            pools.push(PoolSetup::new(&e, &name, &members, first));
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                }
-                for (i, m) in pool.members.iter().enumerate() {
-                    let r = InstanceRef {
-                        env: env.name.clone(),
-                        pool: pool.name.clone(),
-                        member: m.name.clone(),
-                        region: None,
-                    };
-                    let port = port_of(&m.url)?;
-                    let version = if i == 0 { "1.4.2" } else { "1.4.1" };
-                    let sim = SimInstance::start_on(port, &label(&r), version)
-                        .await
-                        .map_err(|e| in_use("instance", port, e))?;
-                    let control = sim.control();
-                    control.set_tasks(vec![
-                        Task::new(
-                            1,
-                            format!("nightly-report-{}", env.name),
-                            TaskState::Running,
-                            40 + u8::try_from(i.min(3)).unwrap_or(0) * 20,
-                        ),
-                        Task::new(2, "cache-warmup", TaskState::Queued, 0),
-                        Task::new(3, "invoice-sync", TaskState::Done, 100),
-                    ]);
-                    lock(&fleet.0).insert(
-                        (r.env.clone(), r.pool.clone(), r.member.clone()),
-                        Sim {
-                            control,
-                            broken: false,
-                            slow: false,
-                        },
-                    );
-                    let broken = Some(&env.name) == first_env.as_ref()
-                        && p + 1 == env.pools.len()
-                        && i + 1 == pool.members.len();
-                    let slow = Some(&env.name) == last_env.as_ref() && p == 0 && i == 1;
-                    if broken || slow {
-                        defects.push((r, broken, slow));
+                    for (i, m) in pool.members.iter().enumerate() {
+                        let r = InstanceRef {
+                            env: env.name.clone(),
+                            pool: pool.name.clone(),
+                            member: m.name.clone(),
+                            region: site.region_name().map(str::to_owned),
+                        };
+                        let port = port_of(&m.url)?;
+                        let version = if i == 0 { "1.4.2" } else { "1.4.1" };
+                        let sim = SimInstance::start_on(port, &label(&r), version)
+                            .await
+                            .map_err(|e| in_use("instance", port, e))?;
+                        let control = sim.control();
+                        control.set_tasks(vec![
+                            Task::new(
+                                1,
+                                format!("nightly-report-{}", env.name),
+                                TaskState::Running,
+                                40 + u8::try_from(i.min(3)).unwrap_or(0) * 20,
+                            ),
+                            Task::new(2, "cache-warmup", TaskState::Queued, 0),
+                            Task::new(3, "invoice-sync", TaskState::Done, 100),
+                        ]);
+                        lock(&fleet.0).insert(
+                            r.clone(),
+                            Sim {
+                                control,
+                                broken: false,
+                                slow: false,
+                            },
+                        );
+                        // Broken and slow on purpose: once each, in the first region.
+                        let broken = Some(&env.name) == first_env.as_ref()
+                            && site_no == 0
+                            && p + 1 == site.pools.len()
+                            && i + 1 == pool.members.len();
+                        let slow = Some(&env.name) == last_env.as_ref()
+                            && site_no == 0
+                            && p == 0
+                            && i == 1;
+                        if broken || slow {
+                            defects.push((r, broken, slow));
+                        }
+                        instances.push(sim);
                     }
-                    instances.push(sim);
                 }
             }
         }
@@ -286,6 +307,22 @@ impl Demo {
         let mut lines = vec![format!(
             "Demo: {count} simulated instances, a traffic switch and Jenkins on 127.0.0.1."
         )];
+        for env in self
+            .config
+            .environments
+            .iter()
+            .filter(|e| !e.regions.is_empty())
+        {
+            let regions: Vec<&str> = env.regions.iter().map(|r| r.name.as_str()).collect();
+            lines.push(format!(
+                "  {} runs in regions {}: `status {}` shows each, `deploy {}` rolls out {}.",
+                env.name,
+                regions.join(", "),
+                env.name,
+                env.name,
+                regions.join(" then ")
+            ));
+        }
         lines.extend(self.state_lines());
         lines.push(
             "Demo controls (typed here, not commands of the bot): `break <instance>`, `slow <instance>`, \
@@ -497,7 +534,15 @@ fn jenkins_setup(
                                     param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default();
                                 let colour =
                                     param(params, &["COLOUR", "COLOR"]).unwrap_or_default();
-                                fleet.rebuilt(env, &pool_name, colour, true);
+                                fleet.rebuilt(
+                                    &InstanceRef {
+                                        env: env.to_owned(),
+                                        pool: pool_name.clone(),
+                                        member: colour.to_owned(),
+                                        region: param(params, &["REGION"]).map(str::to_owned),
+                                    },
+                                    true,
+                                );
                             }),
                     );
                 }
@@ -524,12 +569,21 @@ fn jenkins_setup(
                                     let env =
                                         param(params, &["ENVIRONMENT", "ENV"]).unwrap_or_default();
                                     let instance = param(params, &["INSTANCE"]).unwrap_or_default();
+                                    let region = param(params, &["REGION"]).map(str::to_owned);
                                     for pool in pools.get(env).into_iter().flatten() {
                                         if let Some(member) = instance
                                             .strip_prefix(pool.as_str())
                                             .and_then(|m| m.strip_prefix('-'))
                                         {
-                                            fleet.rebuilt(env, pool, member, false);
+                                            fleet.rebuilt(
+                                                &InstanceRef {
+                                                    env: env.to_owned(),
+                                                    pool: pool.clone(),
+                                                    member: member.to_owned(),
+                                                    region: region.clone(),
+                                                },
+                                                false,
+                                            );
                                         }
                                     }
                                 }),

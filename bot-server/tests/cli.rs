@@ -78,7 +78,7 @@ fn check_summarises_the_shipped_config() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("22 commands, 2 environments, 4 pools, 8 instances"),
+        stdout.contains("22 commands, 2 environments, 6 pools, 12 instances"),
         "{stdout}"
     );
 }
@@ -140,7 +140,7 @@ fn run_prints_the_reply_as_text_or_block_kit() {
         .filter(|b| b["type"] == "actions")
         .map(|b| b["elements"].as_array().map_or(0, Vec::len))
         .sum();
-    assert_eq!(buttons, 8, "one button per instance: {json}");
+    assert_eq!(buttons, 12, "one button per instance, both regions: {json}");
 }
 
 #[test]
@@ -162,7 +162,7 @@ async fn run_exits_1_for_an_unhealthy_instance_and_0_for_a_healthy_one() {
         .expect("instance");
     let health = |url: String| {
         Command::new(BIN)
-            .args(["run", "--as", "U0DEMO", "health rh blue"])
+            .args(["run", "--as", "U0DEMO", "health rh blue eu"])
             .current_dir(repo())
             .env_remove("RUST_LOG")
             .env("CROSSROADS_DATABASE_URL", "memory:")
@@ -221,6 +221,10 @@ fn demo_answers_read_only_commands_with_nothing_configured() {
         "STAGING_API_GREEN_URL",
         "STAGING_CRON_PURPLE_URL",
         "STAGING_CRON_YELLOW_URL",
+        "MASTER_US_API_BLUE_URL",
+        "MASTER_US_API_GREEN_URL",
+        "MASTER_US_CRON_PURPLE_URL",
+        "MASTER_US_CRON_YELLOW_URL",
     ] {
         let port = crossroads_sim::free_port().expect("a free port");
         demo.env(var, format!("http://127.0.0.1:{port}"));
@@ -241,17 +245,18 @@ fn demo_answers_read_only_commands_with_nothing_configured() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(
-        stdout.contains("Broken on purpose: master cron yellow answers 503"),
+        stdout.contains("Broken on purpose: master eu cron yellow answers 503"),
         "the banner says what is broken: {stdout}"
     );
-    assert!(stdout.contains("7 of 8 instances healthy"), "{stdout}");
+    assert!(stdout.contains("11 of 12 instances healthy"), "{stdout}");
+    assert!(stdout.contains("2/2 regions healthy"), "{stdout}");
     assert!(
         stdout.contains("yellow — unhealthy: status 200 (got 503)"),
         "{stdout}"
     );
-    assert!(stdout.contains("[8] staging cron yellow"), "{stdout}");
+    assert!(stdout.contains("[12] staging cron yellow"), "{stdout}");
     assert!(
-        stdout.contains("@U0DEMO chose `health master api green`") && !stdout.contains("<@"),
+        stdout.contains("@U0DEMO chose `health master eu api green`") && !stdout.contains("<@"),
         "{stdout}"
     );
     assert!(

@@ -13,7 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_crossroads");
 
 /// Every URL the shipped config reads from the environment, on free ports so the
 /// test never meets another demo.
-const PORT_VARS: [&str; 10] = [
+const PORT_VARS: [&str; 14] = [
     "JENKINS_URL",
     "SWITCH_URL",
     "MASTER_API_BLUE_URL",
@@ -24,6 +24,10 @@ const PORT_VARS: [&str; 10] = [
     "STAGING_API_GREEN_URL",
     "STAGING_CRON_PURPLE_URL",
     "STAGING_CRON_YELLOW_URL",
+    "MASTER_US_API_BLUE_URL",
+    "MASTER_US_API_GREEN_URL",
+    "MASTER_US_CRON_PURPLE_URL",
+    "MASTER_US_CRON_YELLOW_URL",
 ];
 
 /// Strips ANSI escape sequences.
@@ -81,7 +85,7 @@ fn a_deploy_runs_while_status_answers_and_yes_confirms() {
 
     // While the deploy runs, status answers.
     session.send_line("status").expect("type");
-    wait(&mut session, &mut seen, "7 of 8 instances healthy");
+    wait(&mut session, &mut seen, "11 of 12 instances healthy");
     assert!(
         !plain(&seen).contains("Deployed"),
         "status answered only after the deploy:\n{seen}"
@@ -94,7 +98,7 @@ fn a_deploy_runs_while_status_answers_and_yes_confirms() {
 
     // A question answered with `yes`.
     session
-        .send_line("force restart master active")
+        .send_line("force restart master eu active")
         .expect("type");
     wait(&mut session, &mut seen, "or yes / no)");
     session.send_line("yes").expect("type");

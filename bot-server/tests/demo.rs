@@ -11,7 +11,7 @@ use bot_server::demo::{load_config_with_env, Demo};
 const USER: &str = "U0DEMO";
 
 /// Every URL the shipped config reads from the environment.
-const PORT_VARS: [&str; 10] = [
+const PORT_VARS: [&str; 14] = [
     "JENKINS_URL",
     "SWITCH_URL",
     "MASTER_API_BLUE_URL",
@@ -22,6 +22,10 @@ const PORT_VARS: [&str; 10] = [
     "STAGING_API_GREEN_URL",
     "STAGING_CRON_PURPLE_URL",
     "STAGING_CRON_YELLOW_URL",
+    "MASTER_US_API_BLUE_URL",
+    "MASTER_US_API_GREEN_URL",
+    "MASTER_US_CRON_PURPLE_URL",
+    "MASTER_US_CRON_YELLOW_URL",
 ];
 
 /// The commands the README's "Two commands" section tells a newcomer to try.
@@ -60,9 +64,19 @@ fn config() -> bot_core::Config {
     load_config_with_env(Some(repo()), &env).expect("the shipped config loads")
 }
 
-/// Runs `text` as a person would in the console: a confirmation is answered yes.
+/// Runs `text` as a person would in the console: a confirmation is answered yes, and
+/// a choice (`health rh blue` in a platform where master runs in two regions) with its
+/// first button.
 async fn run(bot: &Bot, text: &str) -> Reply {
-    let reply = bot.handle(Request::text(USER, text)).await;
+    let mut reply = bot.handle(Request::text(USER, text)).await;
+    if reply.outcome == Outcome::Choices {
+        let first = reply
+            .all_buttons()
+            .next()
+            .map(|b| b.value.clone())
+            .expect("a choice has buttons");
+        reply = bot.handle(Request::button(USER, first)).await;
+    }
     if reply.outcome != Outcome::Confirm {
         return reply;
     }
@@ -87,11 +101,11 @@ async fn every_example_of_help_and_the_readme_succeeds_in_the_demo() {
         .await
         .expect("the demo starts");
     let announced = demo.broken();
-    assert_eq!(announced, ["master cron yellow"], "{:?}", demo.banner());
+    assert_eq!(announced, ["master eu cron yellow"], "{:?}", demo.banner());
     assert!(
         demo.banner()
             .iter()
-            .any(|l| l.contains("Broken on purpose: master cron yellow")),
+            .any(|l| l.contains("Broken on purpose: master eu cron yellow")),
         "{:?}",
         demo.banner()
     );
@@ -127,16 +141,28 @@ async fn every_example_of_help_and_the_readme_succeeds_in_the_demo() {
 
     // The console's demo controls.
     let controls = demo.controls();
-    let said = controls.handle("break rh blue").await.expect("a control");
-    assert!(said.contains("master api blue now answers 503"), "{said}");
-    assert!(demo.banner().iter().any(|l| l.contains("master api blue")));
-    assert_eq!(run(&bot, "health rh blue").await.outcome, Outcome::Failed);
     let said = controls
-        .handle("heal master api blue")
+        .handle("break rh blue eu")
+        .await
+        .expect("a control");
+    assert!(
+        said.contains("master eu api blue now answers 503"),
+        "{said}"
+    );
+    assert!(demo
+        .banner()
+        .iter()
+        .any(|l| l.contains("master eu api blue")));
+    assert_eq!(
+        run(&bot, "health rh blue eu").await.outcome,
+        Outcome::Failed
+    );
+    let said = controls
+        .handle("heal master eu api blue")
         .await
         .expect("a control");
     assert!(said.contains("healthy again"), "{said}");
-    assert_eq!(run(&bot, "health rh blue").await.outcome, Outcome::Info);
+    assert_eq!(run(&bot, "health rh blue eu").await.outcome, Outcome::Info);
     let said = controls.handle("break blue").await.expect("a control");
     assert!(said.contains("say which"), "{said}");
 

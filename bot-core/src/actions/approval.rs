@@ -68,11 +68,16 @@ fn git_ref(inv: &Invocation) -> Option<String> {
         .or_else(|| inv.args.first().cloned())
 }
 
-/// HOOK for "what is being deployed" (issue 9, point 5, the `flow` work): the list
-/// of commits between the live version and the target, as one card part, shown on
-/// the approval card right under what and where. `None` until that lands.
-pub(crate) async fn changes_on_card(_ctx: &Ctx<'_>, _inv: &Invocation) -> Option<Part> {
-    None
+/// What is being deployed: the commits between the live version and the target, as
+/// one card part, shown on the approval card right under what and where (`None` for
+/// an action that ships no commits).
+pub(crate) async fn changes_on_card(ctx: &Ctx<'_>, inv: &Invocation) -> Option<Part> {
+    let cmd = ctx.config().command(&inv.command)?;
+    ctx.action(cmd)?
+        .action
+        .changes(ctx, inv)
+        .await
+        .map(Part::Text)
 }
 
 /// The approval card: what, where, who asked, the ref, the changes, who may approve

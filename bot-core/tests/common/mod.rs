@@ -18,8 +18,9 @@ use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins, Trigger};
 pub const COMMANDS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../commands.yaml"));
 pub const INSTANCES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../instances.yaml"));
 
-/// The variables naming each shipped instance's URL, in config order.
-pub const INSTANCE_URL_VARS: [&str; 8] = [
+/// The variables naming each shipped instance's URL: the first eight in config order
+/// (master's in its first region, eu), then master's in region us.
+pub const INSTANCE_URL_VARS: [&str; 12] = [
     "MASTER_API_BLUE_URL",
     "MASTER_API_GREEN_URL",
     "MASTER_CRON_PURPLE_URL",
@@ -28,6 +29,10 @@ pub const INSTANCE_URL_VARS: [&str; 8] = [
     "STAGING_API_GREEN_URL",
     "STAGING_CRON_PURPLE_URL",
     "STAGING_CRON_YELLOW_URL",
+    "MASTER_US_API_BLUE_URL",
+    "MASTER_US_API_GREEN_URL",
+    "MASTER_US_CRON_PURPLE_URL",
+    "MASTER_US_CRON_YELLOW_URL",
 ];
 
 /// The shipped commands with `instances` (YAML text), `${VAR}`s taken from `vars`.
@@ -77,7 +82,9 @@ impl Probe for RecordingProbe {
 pub fn recording_bot() -> (Bot, Arc<RecordingProbe>, Arc<MemorySwitch>) {
     let probe = Arc::new(RecordingProbe::default());
     let switch = Arc::new(MemorySwitch::new());
-    let bot = Bot::builder(shipped(&[]))
+    // The shipped vocabulary and platform as one region each (the shipped file puts
+    // master in two regions; `tests/regions.rs` covers that).
+    let bot = Bot::builder(bot_core::testing::shipped_like_config())
         .probe(probe.clone())
         .switch_all(switch.clone())
         .build();

@@ -395,7 +395,12 @@ pub(crate) fn is_regional(state: &serde_json::Value) -> bool {
 /// What `rollback` moves: every region the last rollout switched (and did not move
 /// back already), or only `region`'s pools. `None` when the last thing done to the
 /// environment was a rollback.
-async fn last_rollout(ctx: &Ctx<'_>, env: &Environment, region: Option<&str>) -> Vec<Move> {
+async fn last_rollout(
+    ctx: &Ctx<'_>,
+    env: &Environment,
+    region: Option<&str>,
+    pools: &[String],
+) -> Vec<Move> {
     let runs = ctx
         .backends
         .store
@@ -420,6 +425,7 @@ async fn last_rollout(ctx: &Ctx<'_>, env: &Environment, region: Option<&str>) ->
             .iter()
             .filter(|p| p.step == Step::Done && !p.rolled_back)
             .filter(|p| region.is_none() || p.region.as_deref() == region)
+            .filter(|p| pools.is_empty() || pools.contains(&p.pool))
             .filter_map(|p| {
                 Some(Move {
                     region: p.region.clone()?,
@@ -445,13 +451,18 @@ pub(crate) async fn rollback(
             return Rejection::Conflict(format!("*{}* has no region `{r}`.", env.name)).reply();
         }
     }
-    let mut moves = last_rollout(ctx, env, region).await;
+    let pools: Vec<String> = match &inv.target {
+        Target::Env { pools, .. } | Target::Region { pools, .. } => pools.clone(),
+        _ => Vec::new(),
+    };
+    let mut moves = last_rollout(ctx, env, region, &pools).await;
     if moves.is_empty() {
         if let Some(r) = region.and_then(|r| env.region(r)) {
             // No rollout to go by: the other member of each pool, as without regions.
             moves = r
                 .pools
                 .iter()
+                .filter(|p| pools.is_empty() || pools.contains(&p.name))
                 .map(|p| Move {
                     region: r.name.clone(),
                     pool: p.name.clone(),

@@ -286,9 +286,10 @@ fn regionalise(pool: &mut Pool, region: &str, extra: &[(String, String)]) {
             fill(v);
         }
         for (k, v) in extra {
+            let v = v.replace("{region}", region);
             match j.parameters.iter_mut().find(|(key, _)| key == k) {
-                Some((_, old)) => old.clone_from(v),
-                None => j.parameters.push((k.clone(), v.clone())),
+                Some((_, old)) => *old = v,
+                None => j.parameters.push((k.clone(), v)),
             }
         }
     };
