@@ -36,7 +36,7 @@ pub struct AppState {
     /// Per-token limit of `POST /api/v1/chart` and `/api/v1/notify`; `None`: none.
     pub api_limit: Option<Arc<ApiRateLimit>>,
     /// The status board's live picture (`GET /board`, `GET /api/v1/events`).
-    pub board: crate::monitor::Board,
+    pub board: crate::monitor::board::Board,
     /// When this replica started (`GET /api/v1/stats`).
     pub started: std::time::SystemTime,
     /// The outbox transport the monitor's announcements go to: `slack` (the
@@ -71,7 +71,7 @@ impl AppState {
             drain_timeout: config.drain_timeout,
             api_token: config.api_token.clone(),
             api_limit: config.api_rate.map(|r| Arc::new(ApiRateLimit::new(r))),
-            board: crate::monitor::Board::new(),
+            board: crate::monitor::board::Board::new(),
             started: std::time::SystemTime::now(),
             announce_via: crate::slack::courier::TRANSPORT.to_owned(),
         })

@@ -13,6 +13,7 @@ mod help;
 mod history;
 mod jobs;
 mod locks;
+mod moves;
 mod probe_charts;
 pub(crate) mod queue;
 mod restart;

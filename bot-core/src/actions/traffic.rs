@@ -1,56 +1,23 @@
 //! `rollback` and `switch`: move a pool's traffic after health-checking the
 //! destination, under the environment lock, and read the switch back.
 
-use std::time::{Duration, Instant};
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::deploy::rollout;
 use crate::actions::health::probe;
 use crate::actions::locks::{reclaim, take_for_run};
+use crate::actions::moves::{next_member, switch_and_verify};
 use crate::actions::watch::{self, Watched};
-use crate::config::{CommandSpec, Environment, Pool};
+use crate::config::{CommandSpec, Environment};
 use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::ports::store::{Lock, Run, RunStatus};
-use crate::ports::SwitchError;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::runs::Driver;
 use crate::text::human;
 use futures::future::BoxFuture;
-
-/// The member a deploy builds (and `rollback` returns to): the one after the active
-/// member, in file order.
-pub(crate) fn next_member(pool: &Pool, active: &str) -> Option<String> {
-    let i = pool.members.iter().position(|m| m.name == active)?;
-    pool.members
-        .get((i + 1) % pool.members.len())
-        .map(|m| m.name.clone())
-        .filter(|m| m != active)
-}
-
-/// Switches and then reads the switch back; returns how long it took.
-pub(crate) async fn switch_and_verify(
-    ctx: &Ctx<'_>,
-    env: &Environment,
-    pool: &Pool,
-    member: &str,
-) -> Result<Duration, SwitchError> {
-    let started = Instant::now();
-    let region = pool.region.as_deref();
-    ctx.switch_at(&env.name, region, &pool.name)?
-        .switch_to(env, pool, member)
-        .await?;
-    let now_active = ctx.active_at(&env.name, region, &pool.name).await?;
-    if now_active != member {
-        return Err(SwitchError::NotApplied(format!(
-            "asked for {member}, the switch reports {now_active}"
-        )));
-    }
-    Ok(started.elapsed())
-}
 
 /// Which member `rollback` / `switch` moves to.
 enum Destination {

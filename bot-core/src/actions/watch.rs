@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::health::probe;
-use crate::actions::traffic::switch_and_verify;
+use crate::actions::moves::switch_and_verify;
 use crate::config::Environment;
 use crate::context::{Ctx, Offer};
 use crate::failure::told;

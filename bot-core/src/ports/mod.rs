@@ -13,6 +13,7 @@ pub mod approvals;
 pub mod ci;
 pub mod probe;
 pub mod store;
+mod store_error;
 pub mod switch;
 pub mod watch;
 

@@ -11,17 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A storage failure, in our own words: never a driver's message (that goes to the
-/// log at the adapter, without secrets).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The store cannot be reached or did not answer in time.
-    #[error("the state store is unavailable: {0}")]
-    Unavailable(String),
-    /// The store answered something we cannot use (a damaged row, a failed statement).
-    #[error("the state store failed: {0}")]
-    Failed(String),
-}
+pub use super::store_error::StoreError;
 
 // ------------------------------------------------------------------ inbox
 

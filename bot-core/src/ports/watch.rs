@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::config::InstanceRef;
-use crate::ports::store::StoreError;
+use crate::ports::store_error::StoreError;
 
 /// What a probe made of a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

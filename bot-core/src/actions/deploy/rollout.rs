@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{advance, label, links, save, taken_over, Board, DeployRun, Step};
 use crate::actions::health::probe;
 use crate::actions::locks::{reclaim, take_for_run};
-use crate::actions::traffic::{next_member, switch_and_verify};
+use crate::actions::moves::{next_member, switch_and_verify};
 use crate::config::{Environment, OnFailure};
 use crate::context::{Ctx, Offer};
 use crate::failure::told;
