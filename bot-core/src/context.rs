@@ -335,9 +335,8 @@ impl Ctx<'_> {
     }
 }
 
-/// A pool in a region: `(env, region, pool)`; the region is `None` in an environment
-/// without regions.
-pub type PoolAt = (String, Option<String>, String);
+/// A pool in a region (defined beside the config's other addresses).
+pub use crate::config::PoolAt;
 
 impl Ctx<'_> {
     /// Posts `reply` as a new message in `channel` (an id, or an alias from

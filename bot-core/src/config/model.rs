@@ -562,6 +562,10 @@ pub struct InstanceRef {
     pub region: Option<String>,
 }
 
+/// A pool in a region: `(env, region, pool)`; the region is `None` in an environment
+/// without regions.
+pub type PoolAt = (String, Option<String>, String);
+
 impl std::fmt::Display for InstanceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.region {

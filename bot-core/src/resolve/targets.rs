@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::PoolAt;
 use crate::config::{CommandSpec, Config, InstanceRef, TargetKind};
-use crate::context::PoolAt;
 use crate::ports::SwitchError;
 use crate::reply::Target;
 use crate::resolve::{CommandMatch, Qualifier, Referent};
