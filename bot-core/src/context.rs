@@ -1,38 +1,20 @@
 //! What every action stands on: the [`Ctx`] of one request (configuration generation,
-//! backends, who is asking, where progress goes), the [`Progress`] port, the clock,
-//! and the [`ActionDef`] shape of a registry row.
+//! backends, who is asking, where progress goes), the clock, and the [`ActionDef`]
+//! shape of a registry row.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
-
 use crate::config::{CommandSpec, Config};
 use crate::ports::store::{ButtonSet, Run};
 use crate::ports::{
-    AuditRecord, Ci, HttpAction, Probe, Store, StoreError, SwitchError, TrafficSwitch,
+    AuditRecord, Ci, Compare, HttpAction, Probe, Progress, Store, StoreError, SwitchError,
+    TrafficSwitch,
 };
 use crate::rejection::Rejection;
 use crate::reply::{Button, ButtonAction, ButtonStyle, Confirm, Invocation, Reply};
 use crate::resolve::Index;
-
-/// Receives the in-place updates of a long action's progress message
-/// (queued → building n% → gate → switched). Transports render each update by
-/// editing one message (`chat.update`); the console prints them.
-#[async_trait]
-pub trait Progress: Send + Sync {
-    /// The progress message changed.
-    async fn update(&self, reply: &Reply);
-}
-
-/// A [`Progress`] that drops every update.
-pub struct NoProgress;
-
-#[async_trait]
-impl Progress for NoProgress {
-    async fn update(&self, _reply: &Reply) {}
-}
 
 /// Source of the current time (a parameter so tests can move it).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -50,6 +32,8 @@ pub struct Rules {
     pub takes_lock: bool,
     /// Asks for a confirmation click on a protected environment.
     pub confirm_on_protected: bool,
+    /// Refused during a freeze window (unless overridden).
+    pub frozen: bool,
 }
 
 impl Rules {
@@ -59,11 +43,12 @@ impl Rules {
         respects_locks: false,
         takes_lock: false,
         confirm_on_protected: false,
+        frozen: false,
     };
 }
 
 /// What an action does; one implementation per action, in its own file.
-#[async_trait]
+#[async_trait::async_trait]
 pub trait Action: Send + Sync {
     /// Checks the arguments before confirmation and before anything runs.
     fn check(&self, _config: &Config, _inv: &Invocation) -> Result<(), Rejection> {
@@ -115,6 +100,8 @@ pub struct Generation {
     pub region_switches: HashMap<(String, String, String), Arc<dyn TrafficSwitch>>,
     /// The registry row of each command, by canonical name.
     pub actions: HashMap<String, &'static ActionDef>,
+    /// Where the commits a deploy ships are listed, when anywhere.
+    pub compare: Option<Arc<dyn Compare>>,
 }
 
 /// Backends shared across configuration reloads.
@@ -131,6 +118,8 @@ pub struct Backends {
     pub clock: Clock,
     /// Switches given explicitly per `(env, pool)`.
     pub switch_overrides: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
+    /// A compare client given explicitly, instead of the one `compare:` describes.
+    pub compare_override: Option<Arc<dyn Compare>>,
     /// A switch for every pool without an explicit one.
     pub switch_all: Option<Arc<dyn TrafficSwitch>>,
     /// The state of every `type: memory` switch.

@@ -88,6 +88,7 @@ pub mod reply;
 pub mod resolve;
 pub mod runs;
 pub mod slack;
+pub mod steps;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod text;
@@ -96,10 +97,13 @@ use std::path::Path;
 
 pub use actions::status::{EnvStatus, MemberStatus, PlatformStatus, PoolStatus};
 pub use config::Config;
-pub use context::{Clock, NoProgress, Progress};
+pub use context::Clock;
 pub use engine::{Bot, BotBuilder, Reach, UnknownEnv};
+pub use ports::{NoProgress, Progress};
 pub use rejection::Rejection;
-pub use reply::{Button, ButtonStyle, Input, Invocation, Outcome, Part, Reply, Request, Target};
+pub use reply::{
+    Button, ButtonStyle, Input, Invocation, Next, Outcome, Part, Reply, Request, Target,
+};
 
 /// Loads `commands.yaml` and `instances.yaml` from `dir`, interpolating `${VAR}` from
 /// the process environment, and checks every `action:` against this crate's actions.

@@ -93,7 +93,7 @@ pub fn approval_rule<'c>(
 
 /// Whether a freeze stops `action`: deploys, switches, rollbacks and forced restarts.
 pub fn stopped_by_freeze(action: &ActionDef) -> bool {
-    action.rules.takes_lock || action.name == "force_restart"
+    action.rules.frozen
 }
 
 /// The freeze window in force on `env` at `now` (global or the environment's own);

@@ -245,6 +245,10 @@ pub enum Outcome {
     Failed,
     /// A button that was already used or expired.
     Stale,
+    /// The run behind this request is carried on elsewhere (another replica took it
+    /// over, or this one lost its lease): transports write nothing, since whoever
+    /// drives it now writes its progress and final reply.
+    HandedOver,
 }
 
 /// Visual weight of a button.
@@ -315,6 +319,22 @@ pub struct Reply {
     pub parts: Vec<Part>,
     /// Only the requester should see it.
     pub ephemeral: bool,
+    /// What the engine does next, when the action asks it to (never sent anywhere).
+    #[serde(skip)]
+    pub next: Option<Next>,
+}
+
+/// What the engine does after an action answered, when the action asks: actions
+/// never call back up into the engine, they say what comes next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Start pending run `id` (an approved request, recorded with the vote) through
+    /// the whole pipeline, as its requester; its progress and reply take the place
+    /// of this reply.
+    Start(String),
+    /// The environment is locked: put this deploy in line when it asked to wait,
+    /// else offer to.
+    WhenLocked(Box<Invocation>),
 }
 
 impl Reply {
@@ -324,7 +344,22 @@ impl Reply {
             outcome,
             parts: Vec::new(),
             ephemeral: false,
+            next: None,
         }
+    }
+
+    /// The reply of a driver whose run is carried on elsewhere: it says nothing more.
+    pub fn handed_over() -> Self {
+        Self::message(
+            Outcome::HandedOver,
+            ":arrows_counterclockwise: carried on by another replica",
+        )
+    }
+
+    /// Asks the engine to do `next` after this reply.
+    pub fn then(mut self, next: Next) -> Self {
+        self.next = Some(next);
+        self
     }
 
     /// A one-paragraph reply.

@@ -486,6 +486,31 @@ impl Ci for LeakyCi {
     ) -> Result<bot_core::ports::BuildOutcome, CiError> {
         Err(self.0.clone())
     }
+
+    async fn trigger(
+        &self,
+        _job: &str,
+        _params: &[(String, String)],
+    ) -> Result<Option<bot_core::ports::BuildRef>, CiError> {
+        Err(self.0.clone())
+    }
+
+    async fn reattach(
+        &self,
+        _job: &str,
+        _at: &bot_core::ports::BuildRef,
+        _progress: &(dyn Fn(bot_core::ports::BuildProgress) + Send + Sync),
+    ) -> Result<bot_core::ports::BuildOutcome, CiError> {
+        Err(self.0.clone())
+    }
+
+    async fn changes(
+        &self,
+        _job: &str,
+        _url: &str,
+    ) -> Result<Option<Vec<bot_core::ports::Commit>>, CiError> {
+        Err(self.0.clone())
+    }
 }
 
 #[tokio::test]

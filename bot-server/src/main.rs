@@ -127,7 +127,7 @@ fn exit_code(outcome: bot_core::Outcome) -> ExitCode {
     use bot_core::Outcome::*;
     match outcome {
         Info | Done | Progress => ExitCode::SUCCESS,
-        Rejected | Failed | Stale => ExitCode::from(1),
+        Rejected | Failed | Stale | HandedOver => ExitCode::from(1),
         Choices | Suggestion | Confirm => ExitCode::from(2),
     }
 }

@@ -296,4 +296,12 @@ impl bot_core::ports::Ci for CountingCi {
     ) -> Result<bot_core::ports::BuildOutcome, bot_core::ports::CiError> {
         self.count(self.inner.reattach(job, at, progress).await)
     }
+
+    async fn changes(
+        &self,
+        job: &str,
+        url: &str,
+    ) -> Result<Option<Vec<bot_core::ports::Commit>>, bot_core::ports::CiError> {
+        self.count(self.inner.changes(job, url).await)
+    }
 }

@@ -1,162 +1,77 @@
-//! Running CI jobs and configured HTTP requests as persisted runs, with a live
-//! progress message: the build's queue item and number are saved as soon as they are
+//! Jobs as runs: restarts, force restarts, toy refreshes and the YAML-defined `job` /
+//! `http` commands run a CI job or send an HTTP request as a persisted run with a live
+//! progress message. The build's queue item and number are saved as soon as they are
 //! known, so a replica taking the run over re-attaches to the same build instead of
-//! starting another. Also the YAML-defined `job` / `http` commands.
+//! starting another; a run that stopped between sending and hearing back is not sent
+//! again, since whether it arrived is unknown.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use serde_json::Value;
 
-use crate::adapters::redact::redact_url;
-use crate::adapters::template::{render_params, render_request};
-use crate::config::{ActionKind, ActionSpec, CommandSpec, HttpRequestSpec, JobSpec};
+use crate::config::{ActionKind, ActionSpec, CommandSpec, JobSpec};
 use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::ports::store::{Run, RunStatus};
-use crate::ports::{BuildOutcome, BuildProgress, BuildRef, CiError};
+use crate::ports::{BuildOutcome, BuildRef, CiError};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
-use crate::runs::Driver;
+use crate::runs::{self, Driver, LockFor, RunState, Stop};
+use crate::steps::build::{follow_job, Start};
+use crate::steps::request::send_http;
 use crate::text::human;
 
-/// A line describing where a build is, for progress messages.
-pub(crate) fn progress_line(p: &BuildProgress) -> String {
-    match p {
-        BuildProgress::Queued { why: Some(why) } => {
-            format!(":hourglass_flowing_sand: queued — {why}")
-        }
-        BuildProgress::Queued { why: None } => ":hourglass_flowing_sand: queued".to_owned(),
-        BuildProgress::Building {
-            number,
-            url,
-            percent,
-        } => format!(
-            ":hammer_and_wrench: building <{url}|#{number}>{}",
-            percent.map(|p| format!(" — {p}%")).unwrap_or_default()
-        ),
+/// A job run, as saved after every step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum JobRun {
+    /// A CI job, or an HTTP request.
+    Job {
+        /// Where it is.
+        step: JobStep,
+        /// When the run began (Unix ms), for its duration.
+        began_ms: u64,
+    },
+}
+
+/// Where a job run is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub(crate) enum JobStep {
+    /// Nothing sent yet.
+    Ready,
+    /// The job is being triggered: where its build is stays unknown until CI answers.
+    Triggering,
+    /// The build is queued or running here.
+    Following {
+        /// Where it was last seen.
+        build: BuildRef,
+    },
+    /// The request is being sent: whether it arrived stays unknown until it answers.
+    Sending,
+}
+
+impl RunState for JobRun {
+    const VERSION: u32 = 1;
+
+    fn legacy(_action: &str, state: &Value) -> Option<Self> {
+        // {"build": BuildRef | null, "started": bool, "began_ms": n}
+        let began_ms = state.get("began_ms")?.as_u64()?;
+        let build = match state.get("build") {
+            None | Some(Value::Null) => None,
+            Some(b) => Some(serde_json::from_value::<BuildRef>(b.clone()).ok()?),
+        };
+        let started = state.get("started").and_then(Value::as_bool) == Some(true);
+        let step = match (build, started) {
+            (Some(build), _) => JobStep::Following { build },
+            (None, true) => JobStep::Triggering,
+            (None, false) => JobStep::Ready,
+        };
+        Some(JobRun::Job { step, began_ms })
     }
-}
-
-/// How a job is followed: triggered now, or re-attached to where it was last seen.
-pub(crate) enum Start<'a> {
-    /// Trigger it with these template variables.
-    Trigger(&'a [(&'a str, &'a str)]),
-    /// Follow the build triggered before.
-    Reattach(BuildRef),
-}
-
-/// Runs (or re-attaches to) `job`, forwarding each progress change to
-/// `render(line)` → the progress message, and every new place the build is seen
-/// (its queue item, then its number) to `record`. Returns the outcome and the time
-/// spent in CI.
-pub(crate) async fn follow_job<'r>(
-    ctx: &Ctx<'_>,
-    job: &JobSpec,
-    start: Start<'_>,
-    render: impl Fn(&str) -> Reply,
-    record: &'r (dyn Fn(BuildRef) -> BoxFuture<'r, ()> + Sync),
-) -> (Result<BuildOutcome, CiError>, Duration) {
-    let (tx, mut rx) = watch::channel(BuildProgress::Queued { why: None });
-    let started = Instant::now();
-    ctx.progress
-        .update(&render(&progress_line(&BuildProgress::Queued {
-            why: None,
-        })))
-        .await;
-    let on_progress = move |p: BuildProgress| {
-        tx.send_if_modified(|cur| {
-            if *cur == p {
-                false
-            } else {
-                *cur = p;
-                true
-            }
-        });
-    };
-    let ci = &ctx.backends.ci;
-    // Trigger first and record where the build is, then follow it; a CI that cannot
-    // split the two runs the job in one go.
-    let at = match start {
-        Start::Trigger(vars) => {
-            let params = render_params(&job.parameters, vars);
-            match ci.trigger(&job.job, &params).await {
-                Ok(Some(at)) => {
-                    record(at.clone()).await;
-                    Ok(at)
-                }
-                Ok(None) => Err(params),
-                Err(e) => return (Err(e), started.elapsed()),
-            }
-        }
-        Start::Reattach(at) => Ok(at),
-    };
-    let run: BoxFuture<'_, Result<BuildOutcome, CiError>> = match &at {
-        Ok(at) => Box::pin(ci.reattach(&job.job, at, &on_progress)),
-        Err(params) => Box::pin(ci.run_job(&job.job, params, &on_progress)),
-    };
-    tokio::pin!(run);
-    let mut seen_number = None;
-    let result = loop {
-        tokio::select! {
-            r = &mut run => break r,
-            changed = rx.changed() => {
-                if changed.is_err() {
-                    break run.await;
-                }
-                let p = rx.borrow_and_update().clone();
-                match &p {
-                    BuildProgress::Building { number, url, .. } if seen_number != Some(*number) => {
-                        seen_number = Some(*number);
-                        record(BuildRef::Started { number: *number, url: url.clone() }).await;
-                    }
-                    _ => {}
-                }
-                ctx.progress.update(&render(&progress_line(&p))).await;
-            }
-        }
-    };
-    (result, started.elapsed())
-}
-
-/// Sends a templated HTTP request (restart actions, `http` commands).
-pub(crate) async fn send_http(
-    ctx: &Ctx<'_>,
-    spec: &HttpRequestSpec,
-    vars: &[(&str, &str)],
-) -> Result<String, String> {
-    let req = render_request(spec, vars);
-    let timeout = ctx
-        .config()
-        .settings
-        .probe_timeout
-        .max(Duration::from_secs(10));
-    let url = redact_url(&req.url);
-    match ctx.backends.http.send(&req, timeout).await {
-        Ok(s) if (200..300).contains(&s.status) => {
-            Ok(format!("HTTP {} in {}", s.status, human(s.latency)))
-        }
-        Ok(s) => Err(format!(
-            "{} {url} answered HTTP {}: {}",
-            req.method,
-            s.status,
-            s.body.chars().take(200).collect::<String>()
-        )),
-        Err(e) => Err(format!("{} {url}: {e}", req.method)),
-    }
-}
-
-/// What a job run has done so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct JobState {
-    /// Where its build was last seen.
-    build: Option<BuildRef>,
-    /// The job was (or was about to be) triggered, or the request sent.
-    started: bool,
-    /// When the run began (Unix ms), for its duration.
-    began_ms: u64,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -168,39 +83,41 @@ fn unix_ms(t: SystemTime) -> u64 {
     .unwrap_or_default()
 }
 
-/// The reply when the store could not record a run: nothing was started.
-pub(crate) fn not_recorded(title: &str, e: &crate::ports::StoreError) -> Reply {
-    Reply::message(Outcome::Failed, format!(":x: {title} — {}.", told(e)))
+/// What a job run does: its action's name, its title in messages, what it runs and
+/// with which template variables, and the lock it takes, if any.
+pub(crate) struct Work<'a> {
+    /// The action (`restart`, `toy`, `job` …).
+    pub action: &'a str,
+    /// The progress message's title.
+    pub title: &'a str,
+    /// The job or request.
+    pub spec: &'a ActionSpec,
+    /// Template variables.
+    pub vars: &'a [(&'a str, &'a str)],
+    /// The environment lock it holds while it runs.
+    pub lock: Option<&'a str>,
 }
 
-/// Runs a restart-style action (job or HTTP) as a persisted run named `action`, and
-/// reports it under `title`.
-pub(crate) async fn run_action(
-    ctx: &Ctx<'_>,
-    action: &str,
-    inv: &Invocation,
-    title: &str,
-    spec: &ActionSpec,
-    vars: &[(&str, &str)],
-) -> Reply {
-    let state = JobState {
+/// Runs `work` as a new persisted run.
+pub(crate) async fn run_action(ctx: &Ctx<'_>, inv: &Invocation, work: &Work<'_>) -> Reply {
+    let state = JobRun::Job {
+        step: JobStep::Ready,
         began_ms: unix_ms(ctx.now()),
-        ..JobState::default()
     };
-    let driver = match Driver::start(
-        ctx,
-        Driver::new_id(ctx),
-        action,
-        inv,
-        serde_json::to_value(&state).unwrap_or_default(),
-        None,
-    )
-    .await
-    {
-        Ok(d) => d,
-        Err(e) => return not_recorded(title, &e),
+    let started = match work.lock {
+        Some(env) => {
+            let lock = LockFor {
+                env,
+                reason: inv.as_text(),
+            };
+            runs::start_locked(ctx, work.action, lock, inv, &state).await
+        }
+        None => runs::start(ctx, work.action, inv, &state).await,
     };
-    drive(ctx, driver, inv, title, spec, vars, state).await
+    match started {
+        Ok(driver) => drive(ctx, driver, inv, work, state).await,
+        Err(not) => not.reply(),
+    }
 }
 
 /// Goes on with a taken-over job run from where its state says.
@@ -208,138 +125,150 @@ pub(crate) async fn resume_action(
     ctx: &Ctx<'_>,
     run: &Run,
     inv: &Invocation,
-    title: &str,
-    spec: &ActionSpec,
-    vars: &[(&str, &str)],
+    work: &Work<'_>,
 ) -> Reply {
-    let state: JobState = serde_json::from_value(run.state.clone()).unwrap_or_default();
-    let driver = Driver::resume(ctx, run, None);
-    drive(ctx, driver, inv, title, spec, vars, state).await
+    match runs::resume::<JobRun>(ctx, run, work.title).await {
+        Ok(r) => drive(ctx, r.driver, inv, work, r.state).await,
+        Err(reply) => reply,
+    }
+}
+
+/// How a job run ended, for its audit record and reply.
+struct Ended {
+    status: RunStatus,
+    outcome: String,
+    links: Vec<String>,
+    reply: Reply,
 }
 
 async fn drive(
     ctx: &Ctx<'_>,
-    driver: Driver,
+    driver: Driver<JobRun>,
     inv: &Invocation,
-    title: &str,
-    spec: &ActionSpec,
-    vars: &[(&str, &str)],
-    mut state: JobState,
+    work: &Work<'_>,
+    state: JobRun,
 ) -> Reply {
-    let began = SystemTime::UNIX_EPOCH + Duration::from_millis(state.began_ms);
+    let JobRun::Job { step, began_ms } = state.clone();
+    let began = SystemTime::UNIX_EPOCH + Duration::from_millis(began_ms);
     let elapsed = || ctx.now().duration_since(began).unwrap_or_default();
-    if state.started && state.build.is_none() {
-        // A replica died between triggering and hearing back: whether it started is unknown.
-        let why = "I lost track of it when the replica running it stopped; it may or may not have started — check CI before trying again";
-        ctx.audit_run(inv, &format!("failed: {why}"), Vec::new(), Some(elapsed()))
-            .await;
-        driver
-            .finish(
-                RunStatus::Failed,
-                serde_json::to_value(&state).unwrap_or_default(),
-            )
-            .await;
-        return Reply::message(Outcome::Failed, format!(":x: {title} — {why}."));
-    }
-    let start = match state.build.clone() {
-        Some(at) => Start::Reattach(at),
-        None => Start::Trigger(vars),
-    };
-    state.started = true;
-    if !driver
-        .save(serde_json::to_value(&state).unwrap_or_default())
-        .await
-    {
-        return taken_over(title);
-    }
-    match spec {
-        ActionSpec::Job(job) => {
-            let saver = &driver;
-            let record = |at: BuildRef| -> BoxFuture<'_, ()> {
-                let state = JobState {
-                    build: Some(at),
-                    ..state.clone()
-                };
-                Box::pin(async move {
-                    saver
-                        .save(serde_json::to_value(&state).unwrap_or_default())
-                        .await;
-                })
-            };
-            let (result, _) = follow_job(
-                ctx,
-                job,
-                start,
-                |line| Reply::message(Outcome::Progress, format!("{title}\n{line}")),
-                &record,
-            )
-            .await;
-            if driver.lost() {
-                return taken_over(title);
+    let title = work.title;
+    let ended = match (step, work.spec) {
+        (JobStep::Triggering | JobStep::Sending, _) => lost_track(title),
+        (JobStep::Following { build }, ActionSpec::Job(job)) => {
+            match follow(ctx, &driver, job, Start::Reattach(build), title, began_ms).await {
+                Ok((result, _)) => job_ended(title, job, result, elapsed()),
+                Err(stop) => return stop.reply(),
             }
-            let ok = matches!(&result, Ok(b) if b.result.is_success());
-            let reply = job_reply(ctx, inv, title, job, result, elapsed()).await;
-            let status = if ok {
-                RunStatus::Done
-            } else {
-                RunStatus::Failed
-            };
-            driver
-                .finish(status, serde_json::to_value(&state).unwrap_or_default())
-                .await;
-            reply
         }
-        ActionSpec::Http(spec) => match send_http(ctx, spec, vars).await {
-            Ok(detail) => {
-                ctx.audit_run(inv, "ok", Vec::new(), Some(elapsed())).await;
-                driver
-                    .finish(
-                        RunStatus::Done,
-                        serde_json::to_value(&state).unwrap_or_default(),
-                    )
-                    .await;
-                Reply::message(
-                    Outcome::Done,
-                    format!(":white_check_mark: {title} — done ({detail})."),
-                )
+        (JobStep::Ready, ActionSpec::Job(job)) => {
+            let triggering = JobRun::Job {
+                step: JobStep::Triggering,
+                began_ms,
+            };
+            if let Err(stop) = driver.checkpoint(&triggering, "trigger the job").await {
+                return stop.reply();
             }
-            Err(e) => {
-                ctx.audit_run(inv, &format!("failed: {e}"), Vec::new(), Some(elapsed()))
-                    .await;
-                driver
-                    .finish(
-                        RunStatus::Failed,
-                        serde_json::to_value(&state).unwrap_or_default(),
-                    )
-                    .await;
-                Reply::message(Outcome::Failed, format!(":x: {title} — failed: {e}"))
+            match follow(
+                ctx,
+                &driver,
+                job,
+                Start::Trigger(work.vars),
+                title,
+                began_ms,
+            )
+            .await
+            {
+                Ok((result, _)) => job_ended(title, job, result, elapsed()),
+                Err(stop) => return stop.reply(),
             }
-        },
+        }
+        (JobStep::Ready, ActionSpec::Http(spec)) => {
+            let sending = JobRun::Job {
+                step: JobStep::Sending,
+                began_ms,
+            };
+            if let Err(stop) = driver.checkpoint(&sending, "send the request").await {
+                return stop.reply();
+            }
+            match send_http(ctx, spec, work.vars).await {
+                Ok(detail) => Ended {
+                    status: RunStatus::Done,
+                    outcome: "ok".into(),
+                    links: Vec::new(),
+                    reply: Reply::message(
+                        Outcome::Done,
+                        format!(":white_check_mark: {title} — done ({detail})."),
+                    ),
+                },
+                Err(e) => Ended {
+                    status: RunStatus::Failed,
+                    outcome: format!("failed: {e}"),
+                    links: Vec::new(),
+                    reply: Reply::message(Outcome::Failed, format!(":x: {title} — failed: {e}")),
+                },
+            }
+        }
+        // The command changed under a run taken over: a request where a job was.
+        (JobStep::Following { .. }, ActionSpec::Http(_)) => lost_track(title),
+    };
+    if let Err(stop) = driver.finish(ended.status, &state).await {
+        return stop.reply();
+    }
+    ctx.audit_run(inv, &ended.outcome, ended.links, Some(elapsed()))
+        .await;
+    ended.reply
+}
+
+/// A run left between sending and hearing back: whether it happened is unknown.
+fn lost_track(title: &str) -> Ended {
+    let why = "I lost track of it when the replica running it stopped; it may or may not have happened — check CI (or the service) before trying again";
+    Ended {
+        status: RunStatus::Failed,
+        outcome: format!("failed: {why}"),
+        links: Vec::new(),
+        reply: Reply::message(Outcome::Failed, format!(":x: {title} — {why}.")),
     }
 }
 
-/// Another replica drives the run now: this one says nothing more.
-pub(crate) fn taken_over(title: &str) -> Reply {
-    Reply::message(
-        Outcome::Progress,
-        format!("{title}\n:arrows_counterclockwise: continued by another replica"),
+/// Follows the job's build, saving every new place it is seen.
+async fn follow(
+    ctx: &Ctx<'_>,
+    driver: &Driver<JobRun>,
+    job: &JobSpec,
+    start: Start<'_>,
+    title: &str,
+    began_ms: u64,
+) -> Result<(Result<BuildOutcome, CiError>, Duration), Stop> {
+    let record = |at: BuildRef| -> BoxFuture<'_, Result<(), Stop>> {
+        let state = JobRun::Job {
+            step: JobStep::Following { build: at },
+            began_ms,
+        };
+        Box::pin(async move { driver.save(&state).await })
+    };
+    follow_job(
+        ctx,
+        job,
+        start,
+        |line| Reply::message(Outcome::Progress, format!("{title}\n{line}")),
+        &record,
     )
+    .await
 }
 
-/// The final reply for a finished (or failed) job, with audit.
-pub(crate) async fn job_reply(
-    ctx: &Ctx<'_>,
-    inv: &Invocation,
+/// How a job's build ended, in words.
+fn job_ended(
     title: &str,
     job: &JobSpec,
     result: Result<BuildOutcome, CiError>,
     took: Duration,
-) -> Reply {
+) -> Ended {
     match result {
-        Ok(b) if b.result.is_success() => {
-            ctx.audit_run(inv, "ok", vec![b.url.clone()], Some(took))
-                .await;
-            Reply::message(
+        Ok(b) if b.result.is_success() => Ended {
+            status: RunStatus::Done,
+            outcome: "ok".into(),
+            links: vec![b.url.clone()],
+            reply: Reply::message(
                 Outcome::Done,
                 format!(
                     ":white_check_mark: {title} — build <{}|#{}> succeeded in {}.",
@@ -347,17 +276,13 @@ pub(crate) async fn job_reply(
                     b.number,
                     human(took)
                 ),
-            )
-        }
-        Ok(b) => {
-            ctx.audit_run(
-                inv,
-                &format!("failed: build {}", b.result.as_str()),
-                vec![b.url.clone()],
-                Some(took),
-            )
-            .await;
-            Reply::message(
+            ),
+        },
+        Ok(b) => Ended {
+            status: RunStatus::Failed,
+            outcome: format!("failed: build {}", b.result.as_str()),
+            links: vec![b.url.clone()],
+            reply: Reply::message(
                 Outcome::Failed,
                 format!(
                     ":x: {title} — build <{}|#{}> of `{}` ended {}. <{}|Console>",
@@ -367,13 +292,16 @@ pub(crate) async fn job_reply(
                     b.result.as_str(),
                     b.console_url
                 ),
-            )
-        }
+            ),
+        },
         Err(e) => {
             let shown = told(&e);
-            ctx.audit_run(inv, &format!("failed: {shown}"), Vec::new(), Some(took))
-                .await;
-            Reply::message(Outcome::Failed, format!(":x: {title} — {shown}"))
+            Ended {
+                status: RunStatus::Failed,
+                outcome: format!("failed: {shown}"),
+                links: Vec::new(),
+                reply: Reply::message(Outcome::Failed, format!(":x: {title} — {shown}")),
+            }
         }
     }
 }
@@ -421,7 +349,14 @@ impl Action for Custom {
         let mut vars: Vec<(&str, &str)> =
             vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         vars.push(("user", ctx.user));
-        run_action(ctx, cmd.action.name(), &inv, &title, &spec, &vars).await
+        let work = Work {
+            action: cmd.action.name(),
+            title: &title,
+            spec: &spec,
+            vars: &vars,
+            lock: None,
+        };
+        run_action(ctx, &inv, &work).await
     }
 
     async fn resume(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, run: Run) -> Reply {
@@ -431,6 +366,13 @@ impl Action for Custom {
         let mut vars: Vec<(&str, &str)> =
             vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         vars.push(("user", ctx.user));
-        resume_action(ctx, &run, &inv, &title, &spec, &vars).await
+        let work = Work {
+            action: cmd.action.name(),
+            title: &title,
+            spec: &spec,
+            vars: &vars,
+            lock: None,
+        };
+        resume_action(ctx, &run, &inv, &work).await
     }
 }

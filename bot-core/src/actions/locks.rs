@@ -1,11 +1,12 @@
-//! `lock` and `unlock`, and the environment lock every traffic-moving run holds.
+//! `lock` and `unlock`: an environment locked by hand, for maintenance or a reason of
+//! one's own. The locks runs hold are taken and released by the run lifecycle.
 
 use async_trait::async_trait;
 
 use crate::config::CommandSpec;
 use crate::context::{Action, Ctx};
 use crate::failure::told;
-use crate::ports::{Lock, LockOutcome};
+use crate::ports::{Lock, LockOutcome, Unlocked};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
 
@@ -32,6 +33,7 @@ impl Action for TakeLock {
             expires: now + ctx.config().settings.lock_lease,
             action: None,
             run: None,
+            fence: 0,
         };
         match ctx.backends.store.try_lock(lock, now).await {
             Ok(LockOutcome::Acquired) => {
@@ -59,7 +61,8 @@ impl Action for TakeLock {
     }
 }
 
-/// `unlock <env>`.
+/// `unlock <env>`: releases a lock taken by hand (or one that lapsed) in one
+/// conditional step; a running action's lock is never pulled from under it.
 pub(crate) struct ReleaseLock;
 
 #[async_trait]
@@ -69,26 +72,8 @@ impl Action for ReleaseLock {
             return Rejection::unsupported(&cmd.name, &inv.target).reply();
         };
         let now = ctx.now();
-        // A running deploy, rollback or switch releases its own lock; pulling it from
-        // under the action would let a second one start while traffic is moving.
-        match ctx.backends.store.lock_of(env, now).await {
-            Ok(Some(held)) if held.action.is_some() => {
-                return Rejection::HeldByRunningAction {
-                    lock: Box::new(held),
-                    now,
-                }
-                .reply()
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Reply::message(
-                    Outcome::Failed,
-                    format!("I could not unlock {env}: {}", told(&e)),
-                )
-            }
-        }
-        match ctx.backends.store.unlock(env).await {
-            Ok(Some(held)) => {
+        match ctx.backends.store.unlock(env, now).await {
+            Ok(Unlocked::Released(held)) => {
                 ctx.audit(&inv, "ok").await;
                 let was = if held.holder == ctx.user {
                     String::new()
@@ -97,73 +82,18 @@ impl Action for ReleaseLock {
                 };
                 Reply::message(Outcome::Done, format!(":unlock: *{env}* is unlocked{was}."))
             }
-            Ok(None) => Reply::message(Outcome::Info, format!("*{env}* was not locked.")),
+            Ok(Unlocked::HeldByRun(held)) => Rejection::HeldByRunningAction {
+                lock: Box::new(held),
+                now,
+            }
+            .reply(),
+            Ok(Unlocked::NotLocked) => {
+                Reply::message(Outcome::Info, format!("*{env}* was not locked."))
+            }
             Err(e) => Reply::message(
                 Outcome::Failed,
                 format!("I could not unlock {env}: {}", told(&e)),
             ),
         }
-    }
-}
-
-/// Takes `env`'s lock for run `run` of `action`, leased for the work lease (the run
-/// renews it); a refusal names whoever holds it.
-pub(crate) async fn take_for_run(
-    ctx: &Ctx<'_>,
-    env: &str,
-    action: &str,
-    reason: String,
-    run: &str,
-) -> Result<Lock, Reply> {
-    let now = ctx.now();
-    let lock = Lock {
-        env: env.to_owned(),
-        holder: ctx.user.to_owned(),
-        reason,
-        since: now,
-        expires: now + ctx.config().settings.lease,
-        action: Some(action.to_owned()),
-        run: Some(run.to_owned()),
-    };
-    match ctx.backends.store.try_lock(lock.clone(), now).await {
-        Ok(LockOutcome::Acquired) => Ok(lock),
-        Ok(LockOutcome::HeldBy(held)) => Err(Rejection::Locked {
-            lock: Box::new(held),
-            now,
-            user: ctx.user.to_owned(),
-        }
-        .reply()),
-        Err(e) => Err(Reply::message(
-            Outcome::Failed,
-            format!(
-                "I could not lock *{env}*: {}. Nothing was changed.",
-                told(&e)
-            ),
-        )),
-    }
-}
-
-/// After a takeover: `lock` (the run's) renewed when it still holds, taken again when
-/// it lapsed and nobody took the environment meanwhile; `None` when someone else
-/// holds it now.
-pub(crate) async fn reclaim(ctx: &Ctx<'_>, lock: &Lock) -> Option<Lock> {
-    let now = ctx.now();
-    let lock = Lock {
-        expires: now + ctx.config().settings.lease,
-        ..lock.clone()
-    };
-    let store = &ctx.backends.store;
-    match store.lock_of(&lock.env, now).await {
-        Ok(Some(held)) if held.holder == lock.holder && held.since == lock.since => store
-            .renew_lock(&lock, lock.expires)
-            .await
-            .ok()?
-            .then_some(lock),
-        Ok(Some(_)) | Err(_) => None,
-        Ok(None) => matches!(
-            store.try_lock(lock.clone(), now).await,
-            Ok(LockOutcome::Acquired)
-        )
-        .then_some(lock),
     }
 }

@@ -5,15 +5,13 @@
 use crate::context::{ActionDef, Rules};
 
 pub(crate) mod approval;
-pub mod changes;
 mod charts;
 pub(crate) mod deploy;
-pub mod health;
+mod health;
 mod help;
 mod history;
 mod jobs;
 mod locks;
-mod moves;
 mod probe_charts;
 pub(crate) mod queue;
 mod restart;
@@ -21,7 +19,6 @@ pub mod status;
 mod tasks;
 mod toy;
 mod traffic;
-mod watch;
 mod whoami;
 
 /// Moves traffic, takes the environment lock itself, confirms on protected environments.
@@ -30,14 +27,23 @@ const MOVES_TRAFFIC: Rules = Rules {
     respects_locks: false,
     takes_lock: true,
     confirm_on_protected: true,
+    frozen: true,
 };
 
-/// Restarts an instance: waits for no lock, but is refused while one is held.
+/// Restarts an instance: refused while its environment is locked, and holds the
+/// lock itself while it runs (no switch moves traffic onto it meanwhile).
 const RESTARTS: Rules = Rules {
     mutating: true,
     respects_locks: true,
-    takes_lock: false,
+    takes_lock: true,
     confirm_on_protected: false,
+    frozen: false,
+};
+
+/// Restarts an instance whatever its role: as a restart, and stopped by a freeze.
+const FORCE_RESTARTS: Rules = Rules {
+    frozen: true,
+    ..RESTARTS
 };
 
 /// Runs a job or request defined in YAML: refused while locked, confirmed on
@@ -47,6 +53,7 @@ const RUNS_JOBS: Rules = Rules {
     respects_locks: true,
     takes_lock: false,
     confirm_on_protected: true,
+    frozen: false,
 };
 
 /// Changes something of its own (a toy database, a lock): audited and permitted by
@@ -56,6 +63,7 @@ const CHANGES: Rules = Rules {
     respects_locks: false,
     takes_lock: false,
     confirm_on_protected: false,
+    frozen: false,
 };
 
 /// Every built-in action. Adding one is a row here and a file of its own.
@@ -102,7 +110,7 @@ pub static REGISTRY: &[ActionDef] = &[
     },
     ActionDef {
         name: "force_restart",
-        rules: RESTARTS,
+        rules: FORCE_RESTARTS,
         action: &restart::Restart { force: true },
     },
     ActionDef {

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use crate::actions::jobs::{resume_action, run_action};
+use crate::actions::jobs::{resume_action, run_action, Work};
 use crate::config::{CommandSpec, InstanceRef};
 use crate::context::{Action, Ctx, Offer};
 use crate::failure::told;
@@ -33,7 +33,14 @@ impl Action for Restart {
         };
         let (title, names) = parts(ctx, r, self.force);
         let vars = vars(ctx, r, &names);
-        resume_action(ctx, &run, &inv, &title, &spec, &vars).await
+        let work = Work {
+            action: cmd.action.name(),
+            title: &title,
+            spec: &spec,
+            vars: &vars,
+            lock: Some(&r.env),
+        };
+        resume_action(ctx, &run, &inv, &work).await
     }
 }
 
@@ -92,7 +99,16 @@ async fn restart(ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, force: bool)
     }
     let (title, names) = parts(ctx, r, force);
     let vars = vars(ctx, r, &names);
-    run_action(ctx, cmd.action.name(), &inv, &title, action, &vars).await
+    // A restart holds its environment's lock, so no switch sends traffic to the
+    // member being restarted meanwhile.
+    let work = Work {
+        action: cmd.action.name(),
+        title: &title,
+        spec: action,
+        vars: &vars,
+        lock: Some(&r.env),
+    };
+    run_action(ctx, &inv, &work).await
 }
 
 /// The refusal to restart a live instance, with a button offering `force restart`

@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use async_trait::async_trait;
 
-use crate::actions::health::probe;
 use crate::adapters::redact::redact_url;
 use crate::config::{CommandSpec, Environment, Site};
 use crate::context::{Action, Ctx, PoolAt};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
+use crate::steps::health::probe;
 use crate::text::human;
 
 /// Status of every (or one) environment: what `status` shows, as data.
@@ -103,7 +103,7 @@ pub struct MemberStatus {
     pub healthy: bool,
     /// No answer at all: the reason.
     pub down: Option<String>,
-    /// One line saying what is wrong (see [`Verdict::problem`](crate::actions::health::Verdict::problem)).
+    /// One line saying what is wrong (see [`Verdict::problem`](crate::steps::health::Verdict::problem)).
     pub problem: Option<String>,
     /// Latency of the answer; `None` when it did not answer.
     #[serde(rename = "latency_ms", with = "opt_millis")]

@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 
-use crate::actions::health::join_url;
 use crate::config::{CommandSpec, InstanceRef};
 use crate::context::{Action, Ctx};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
+use crate::steps::health::join_url;
 
 const MAX_TASKS: usize = 40;
 

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::actions::jobs::{resume_action, run_action};
+use crate::actions::jobs::{resume_action, run_action, Work};
 use crate::config::{ActionSpec, CommandSpec};
 use crate::context::{Action, Ctx};
 use crate::ports::store::Run;
@@ -43,15 +43,29 @@ impl Action for Toy {
             }
         };
         let vars = [("database", database.as_str()), ("user", ctx.user)];
-        run_action(ctx, cmd.action.name(), &inv, &title, &spec, &vars).await
+        let work = Work {
+            action: cmd.action.name(),
+            title: &title,
+            spec: &spec,
+            vars: &vars,
+            lock: None,
+        };
+        run_action(ctx, &inv, &work).await
     }
 
-    async fn resume(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation, run: Run) -> Reply {
+    async fn resume(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, run: Run) -> Reply {
         let (spec, title, database) = match parts(ctx) {
             Ok(p) => p,
             Err(refusal) => return refusal.reply(),
         };
         let vars = [("database", database.as_str()), ("user", ctx.user)];
-        resume_action(ctx, &run, &inv, &title, &spec, &vars).await
+        let work = Work {
+            action: cmd.action.name(),
+            title: &title,
+            spec: &spec,
+            vars: &vars,
+            lock: None,
+        };
+        resume_action(ctx, &run, &inv, &work).await
     }
 }

@@ -1,45 +1,18 @@
-//! [`compare`]: the commits between two refs from a compare endpoint in the shape of
+//! [`CompareClient`]: the [`Compare`] port over a compare endpoint in the shape of
 //! GitHub's `GET /repos/{owner}/{repo}/compare/{base}...{head}` or GitLab's
 //! `GET /projects/{id}/repository/compare?from=&to=`, with the configured token.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::adapters::redact::redact_url;
 use crate::config::{CompareConfig, CompareKind};
-use crate::ports::Commit;
+use crate::ports::{Commit, Compare, CompareError};
 
 /// Per-request limit: the list is a courtesy, never worth holding a deploy up for.
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why the compare endpoint gave no list, in our own words (never the token, never a
-/// library's text).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CompareError {
-    /// No answer.
-    #[error("the compare endpoint did not answer at {0}")]
-    Unreachable(String),
-    /// 401/403.
-    #[error("the compare endpoint refused the token (HTTP {0})")]
-    Refused(u16),
-    /// 404.
-    #[error("the compare endpoint does not know `{base}...{head}` in `{repo}`")]
-    Unknown {
-        /// Repository or project.
-        repo: String,
-        /// Base ref.
-        base: String,
-        /// Head ref.
-        head: String,
-    },
-    /// Anything else.
-    #[error("the compare endpoint answered HTTP {0}")]
-    Status(u16),
-    /// An answer we cannot read.
-    #[error("the compare endpoint answered something I could not read")]
-    Unreadable,
-}
 
 #[derive(Deserialize)]
 struct GithubCompare {
@@ -115,20 +88,52 @@ pub fn compare_url(config: &CompareConfig, base: &str, head: &str) -> String {
     }
 }
 
+/// A compare endpoint as configured by `compare:` in `instances.yaml`.
+pub struct CompareClient {
+    config: CompareConfig,
+    http: Option<reqwest::Client>,
+}
+
+impl CompareClient {
+    /// A client for `config`.
+    pub fn new(config: CompareConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("crossroads/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .ok();
+        Self { config, http }
+    }
+}
+
+#[async_trait]
+impl Compare for CompareClient {
+    async fn compare(&self, base: &str, head: &str) -> Result<Vec<Commit>, CompareError> {
+        let Some(http) = &self.http else {
+            return Err(CompareError::Unreachable(redact_url(&self.config.url)));
+        };
+        fetch(http, &self.config, base, head).await
+    }
+
+    fn source(&self) -> String {
+        match self.config.kind {
+            CompareKind::Github => "GitHub compare".to_owned(),
+            CompareKind::Gitlab => "GitLab compare".to_owned(),
+        }
+    }
+}
+
 /// The commits between `base` (live) and `head` (to deploy), oldest first, as the
 /// endpoint lists them.
-pub async fn compare(
+async fn fetch(
+    http: &reqwest::Client,
     config: &CompareConfig,
     base: &str,
     head: &str,
 ) -> Result<Vec<Commit>, CompareError> {
     let url = compare_url(config, base, head);
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(TIMEOUT)
-        .user_agent(concat!("crossroads/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|_| CompareError::Unreachable(redact_url(&config.url)))?;
     let token = config.token.expose();
     let req = match config.kind {
         CompareKind::Github => http

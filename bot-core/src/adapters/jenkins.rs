@@ -421,6 +421,27 @@ impl Ci for NoCi {
     ) -> Result<BuildOutcome, CiError> {
         Err(CiError::NotConfigured)
     }
+
+    async fn trigger(
+        &self,
+        _job: &str,
+        _params: &[(String, String)],
+    ) -> Result<Option<BuildRef>, CiError> {
+        Err(CiError::NotConfigured)
+    }
+
+    async fn reattach(
+        &self,
+        _job: &str,
+        _at: &BuildRef,
+        _progress: &(dyn Fn(BuildProgress) + Send + Sync),
+    ) -> Result<BuildOutcome, CiError> {
+        Err(CiError::NotConfigured)
+    }
+
+    async fn changes(&self, _job: &str, _url: &str) -> Result<Option<Vec<Commit>>, CiError> {
+        Err(CiError::NotConfigured)
+    }
 }
 
 // ---------------------------------------------------------------- wire shapes

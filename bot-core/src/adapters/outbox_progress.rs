@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::context::Progress;
+use crate::ports::Progress;
 use crate::ports::{Store, StoreError};
 use crate::reply::Reply;
 
@@ -49,8 +49,12 @@ impl OutboxProgress {
         Ok(())
     }
 
-    /// Writes the final reply.
+    /// Writes the final reply; nothing for a reply handed over to whoever drives its
+    /// run now (they write it).
     pub async fn finish(&self, reply: &Reply) -> Result<(), StoreError> {
+        if reply.outcome == crate::reply::Outcome::HandedOver {
+            return Ok(());
+        }
         self.put(reply, true).await
     }
 }

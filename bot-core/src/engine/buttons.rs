@@ -4,15 +4,17 @@
 
 use async_trait::async_trait;
 
-use crate::actions::approval;
-use crate::context::{Ctx, Progress, Rules};
+use super::next;
+use crate::context::{Ctx, Rules};
 use crate::engine::invoke::run_invocation;
 use crate::engine::understand::handle_text;
 use crate::failure::told;
 use crate::policy;
+use crate::ports::Progress;
 use crate::ports::{Claim, Decision, StoreError};
 use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, Invocation, Outcome, Part, Reply};
+use crate::steps::approval::vote;
 use crate::text::code;
 
 /// Handles a click on a button whose value is `value` (`<set>.<index>`).
@@ -43,10 +45,11 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
     // decided once, in the store, and a refused click leaves the card for others.
     match &action {
         ButtonAction::Approve(id) => {
-            return Box::pin(approval::vote(ctx, id, Decision::Approve)).await
+            let reply = vote(ctx, id, Decision::Approve).await;
+            return Box::pin(next::follow(ctx, reply)).await;
         }
         ButtonAction::Decline(id) => {
-            return Box::pin(approval::vote(ctx, id, Decision::Decline { reason: None })).await
+            return vote(ctx, id, Decision::Decline { reason: None }).await
         }
         _ => {}
     }

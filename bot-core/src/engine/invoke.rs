@@ -2,12 +2,14 @@
 //! its arguments check out, it is confirmed where it must be, the environment is not
 //! locked against it — then its registry row runs it.
 
+use super::{approval, next, queue};
 use crate::config::{ActiveFreeze, CommandSpec, Config};
 use crate::context::{ActionDef, Ctx, Offer};
 use crate::failure::told;
 use crate::policy;
 use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Part, Reply, Target};
+use crate::steps::queue_words::wants_queue;
 
 /// Runs a resolved invocation: permission, checks, freeze, locks, approval,
 /// confirmation, action.
@@ -46,27 +48,29 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     // A locked environment is said so before anything is asked: no "Really deploy?"
     // whose answer could only be "it is locked".
     // A deploy asked to wait in line (`when free`) is asked first and queued after.
-    let waits = crate::actions::queue::wants_queue(&inv);
+    let waits = wants_queue(&inv);
     if action.rules.respects_locks || (asks && action.rules.takes_lock && !waits) {
         if let Some(refusal) = locked(ctx, &inv).await {
             ctx.audit(&inv, &format!("refused: {}", refusal.to_plain_text()))
                 .await;
-            return crate::actions::queue::when_locked(ctx, &inv, refusal).await;
+            return queue::when_locked(ctx, &inv, refusal).await;
         }
     }
     if inv.approval.is_none() {
         if let Some(rule) = policy::approval_rule(config, cmd, action.rules, &inv.target) {
-            return crate::actions::approval::request(ctx, rule, inv).await;
+            return approval::request(ctx, rule, inv).await;
         }
     }
     if asks {
         return confirmation(ctx, cmd, action, inv).await;
     }
     let Some(freeze) = overridden else {
-        return action.action.run(ctx, cmd, inv).await;
+        let reply = action.action.run(ctx, cmd, inv).await;
+        return next::follow(ctx, reply).await;
     };
     let said = announce_override(ctx, &inv, &freeze).await;
-    let mut reply = action.action.run(ctx, cmd, inv).await;
+    let reply = action.action.run(ctx, cmd, inv).await;
+    let mut reply = next::follow(ctx, reply).await;
     reply.parts.insert(0, Part::Context(said));
     reply
 }

@@ -1,9 +1,15 @@
 //! The [`Bot`]: wiring (builder, backends, configuration reload) and the entry points
 //! transports call. Text entry is in `understand`, the button protocol in `buttons`,
-//! the invocation pipeline in `invoke`.
+//! the invocation pipeline in `invoke` with its steps `approval` and `queue`, what an
+//! action asks for next in `next`, and starting pending runs (approved requests, the
+//! first deploy in line) in `pending` and `queued`.
 
+mod approval;
 mod buttons;
-pub(crate) mod invoke;
+mod invoke;
+mod next;
+mod pending;
+mod queue;
 mod queued;
 mod understand;
 
@@ -15,6 +21,7 @@ use std::time::SystemTime;
 
 use crate::actions;
 use crate::actions::status::PlatformStatus;
+use crate::adapters::compare::CompareClient;
 use crate::adapters::jenkins::{JenkinsClient, NoCi};
 use crate::adapters::memory_switch::MemorySwitch;
 use crate::adapters::outbox_progress::OutboxProgress;
@@ -22,13 +29,13 @@ use crate::adapters::probe::{HttpProbe, ReqwestAction};
 use crate::adapters::store::memory::MemoryStore;
 use crate::adapters::{switch_for, SwitchParts};
 use crate::config::Config;
-use crate::context::{Backends, Clock, Ctx, Generation, NoProgress, Progress};
+use crate::context::{Backends, Clock, Ctx, Generation};
 use crate::ports::store::{Run, RunStatus};
-use crate::ports::{Ci, HttpAction, Probe, Store, StoreError, TrafficSwitch};
+use crate::ports::{Ci, Compare, HttpAction, Probe, Store, StoreError, TrafficSwitch};
+use crate::ports::{NoProgress, Progress};
 use crate::rejection::Rejection;
 use crate::reply::{Input, Invocation, Outcome, Reply, Request};
 use crate::resolve::Index;
-use crate::runs::Driver;
 use futures::future::BoxFuture;
 
 /// [`Bot::platform_status`] was asked for an environment that is not configured.
@@ -61,6 +68,7 @@ pub struct BotBuilder {
     clock: Option<Clock>,
     switch_overrides: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
     switch_all: Option<Arc<dyn TrafficSwitch>>,
+    compare: Option<Arc<dyn Compare>>,
     owner: Option<String>,
 }
 
@@ -110,6 +118,12 @@ impl BotBuilder {
         self.switch_all = Some(switch);
         self
     }
+    /// Uses `compare` to list the commits a deploy ships, instead of the compare
+    /// endpoint `compare:` in `instances.yaml` describes.
+    pub fn compare(mut self, compare: Arc<dyn Compare>) -> Self {
+        self.compare = Some(compare);
+        self
+    }
     /// Uses `clock` instead of the system clock.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
@@ -131,6 +145,7 @@ impl BotBuilder {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
             switch_overrides: self.switch_overrides,
             switch_all: self.switch_all,
+            compare_override: self.compare,
             memory_switch: Arc::new(MemorySwitch::new()),
             owner: self.owner.unwrap_or_else(replica_name),
         };
@@ -186,12 +201,52 @@ fn generation(config: Config, b: &Backends) -> Generation {
         .iter()
         .filter_map(|c| Some((c.name.clone(), actions::find(c.action.name())?)))
         .collect();
+    let compare = b.compare_override.clone().or_else(|| {
+        config
+            .compare
+            .clone()
+            .map(|c| Arc::new(CompareClient::new(c)) as Arc<dyn Compare>)
+    });
     Generation {
         config,
         index,
         switches,
         region_switches,
         actions,
+        compare,
+    }
+}
+
+/// Goes on with `run`, taken over: its action resumes it from its typed state.
+async fn resume(ctx: &Ctx<'_>, run: Run) -> Reply {
+    let inv = serde_json::from_value::<Invocation>(run.invocation.clone());
+    let found = inv.as_ref().ok().and_then(|inv| {
+        let cmd = ctx.config().command(&inv.command)?;
+        Some((cmd, ctx.action(cmd)?))
+    });
+    match (inv, found) {
+        (Ok(inv), Some((cmd, action))) => action.action.resume(ctx, cmd, inv, run).await,
+        (inv, _) => {
+            let reply = match inv {
+                Ok(inv) => Rejection::CommandGone {
+                    command: inv.command,
+                }
+                .reply(),
+                Err(_) => Reply::message(
+                    Outcome::Failed,
+                    "A run could not be continued: its saved request is unreadable.",
+                ),
+            };
+            if let Err(e) = ctx
+                .backends
+                .store
+                .finish_run(&run.id, run.fence, &run.state, RunStatus::Failed)
+                .await
+            {
+                tracing::warn!(run = %run.id, error = %e, "could not end a run that cannot go on");
+            }
+            reply
+        }
     }
 }
 
@@ -207,6 +262,7 @@ impl Bot {
             clock: None,
             switch_overrides: HashMap::new(),
             switch_all: None,
+            compare: None,
             owner: None,
         }
     }
@@ -286,10 +342,12 @@ impl Bot {
         Ok(actions::status::gather(&ctx, env).await)
     }
 
-    /// Takes over up to `limit` runs whose driver died (their lease lapsed) and
-    /// returns, for each, its id and a future that drives it on from where it stood:
-    /// progress and the final reply go to the outbox message the run was editing
-    /// (`wake` is called after each write). Spawn them.
+    /// Takes over up to `limit` runs whose driver died (their lease lapsed), and
+    /// runs recorded but never started (an approved request, a deploy taken out of
+    /// line) whose replica died first; returns, for each, its id and a future that
+    /// drives it on from where it stood: progress and the final reply go to the
+    /// outbox message the run was editing (`wake` is called after each write).
+    /// Spawn them.
     pub async fn take_over_runs(
         &self,
         limit: usize,
@@ -308,14 +366,18 @@ impl Bot {
                 let bot = self.clone();
                 let wake = wake.clone();
                 let id = run.id.clone();
-                let work: BoxFuture<'static, ()> =
-                    Box::pin(async move { bot.resume(run, wake).await });
+                let work: BoxFuture<'static, ()> = Box::pin(async move {
+                    bot.drive_taken(run, wake).await;
+                });
                 (id, work)
             })
             .collect())
     }
 
-    async fn resume(&self, run: Run, wake: Option<Arc<dyn Fn() + Send + Sync>>) {
+    /// Drives `run`, whose lease is ours: starts it when it is pending, else goes on
+    /// from where its state says. Progress and the final reply go to its outbox
+    /// message; a driver that lost the run writes nothing.
+    async fn drive_taken(&self, run: Run, wake: Option<Arc<dyn Fn() + Send + Sync>>) -> Reply {
         let generation = self.generation();
         let mut outbox = run
             .message
@@ -338,39 +400,19 @@ impl Bot {
             reply_to: message.as_deref(),
             progress,
         };
-        tracing::info!(run = %run.id, action = %run.action, "taking over a run");
-        let reply = match serde_json::from_value::<Invocation>(run.invocation.clone()) {
-            Ok(inv) => match generation
-                .config
-                .command(&inv.command)
-                .and_then(|cmd| Some((cmd, ctx.action(cmd)?)))
-            {
-                Some((cmd, action)) => action.action.resume(&ctx, cmd, inv, run).await,
-                None => {
-                    Driver::resume(&ctx, &run, None)
-                        .finish(RunStatus::Failed, run.state.clone())
-                        .await;
-                    Rejection::CommandGone {
-                        command: inv.command.clone(),
-                    }
-                    .reply()
-                }
-            },
-            Err(_) => {
-                Driver::resume(&ctx, &run, None)
-                    .finish(RunStatus::Failed, run.state.clone())
-                    .await;
-                Reply::message(
-                    Outcome::Failed,
-                    "A run could not be continued: its saved request is unreadable.",
-                )
-            }
+        let reply = if run.status == RunStatus::Pending {
+            tracing::info!(run = %run.id, "starting a run recorded before its replica could");
+            pending::start(&ctx, run).await
+        } else {
+            tracing::info!(run = %run.id, action = %run.action, "taking over a run");
+            resume(&ctx, run).await
         };
         if let Some(o) = &outbox {
             if let Err(e) = o.finish(&reply).await {
-                tracing::error!(error = %e, "a resumed run's reply could not be written");
+                tracing::error!(error = %e, "a run's reply could not be written");
             }
         }
+        reply
     }
 
     /// Handles a request, ignoring progress updates of long actions.

@@ -1,6 +1,8 @@
 //! Starting queued deploys: when an environment with deploys waiting in line is free,
-//! the first in line is taken out (by exactly one replica) and run as its requester,
-//! through the whole invocation pipeline, its progress posted as a new message to them.
+//! the first in line is taken out (by exactly one replica) together with the pending
+//! run that starts it, and started as its requester through the whole invocation
+//! pipeline, its progress posted as a new message to them. A replica that dies right
+//! after taking it out loses nothing: another one starts the pending run.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,12 +10,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::{invoke, Bot};
-use crate::adapters::outbox_progress::OutboxProgress;
-use crate::context::{Ctx, NoProgress, Progress};
-use crate::ports::{Queued, RunStatus, StoreError};
-use crate::reply::{Invocation, Outcome, Reply};
-use crate::text::human;
+use super::Bot;
+use crate::context::Ctx;
+use crate::ports::{NoProgress, Queued, RunStatus, StoreError};
+use crate::reply::Reply;
+use crate::runs::pending::{pending, queued_id, PendingStart};
 
 /// How a transport reaches the requester of a queued deploy with a new message: the
 /// transport's name and its route for the outbox, or `None` when it cannot.
@@ -43,23 +44,60 @@ impl Bot {
             if !self.free(&head.env).await? {
                 continue;
             }
-            // Of several replicas, the one that takes it out starts it.
-            let Some(item) = store.dequeue(&head.id).await? else {
-                continue;
+            // Where its progress goes: a message of its own, opened before it leaves
+            // the line (an unused one is never sent).
+            let key = format!("queue:{}", head.id);
+            let mut message = None;
+            if let Some((transport, route)) = reach.as_ref().and_then(|r| r(&head)) {
+                let about = format!("queued deploy of {} to {}", head.user, head.env);
+                match store
+                    .open_message(&key, &transport, &route, &about, self.now())
+                    .await
+                {
+                    Ok(()) => message = Some(key.clone()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a queued deploy's message could not be opened")
+                    }
+                }
+            }
+            let run = {
+                let generation = self.generation();
+                let ctx = Ctx {
+                    generation: &generation,
+                    backends: &self.backends,
+                    user: &head.user,
+                    channel: head.channel.as_deref(),
+                    delivery: None,
+                    reply_to: None,
+                    progress: &NoProgress,
+                };
+                pending(
+                    &ctx,
+                    queued_id(&head.id),
+                    &head.user,
+                    Some(head.env.clone()),
+                    head.invocation.clone(),
+                    message,
+                    &PendingStart::Queued { item: head.clone() },
+                )
             };
+            // Of several replicas, the one that takes it out starts it.
+            if store.dequeue(&head.id, Some(&run)).await?.is_none() {
+                continue;
+            }
             let bot = self.clone();
-            let (reach, wake) = (reach.clone(), wake.clone());
-            let id = item.id.clone();
+            let wake = wake.clone();
+            let id = head.id.clone();
             let work: BoxFuture<'static, Reply> =
-                Box::pin(async move { bot.run_queued(item, reach, wake).await });
+                Box::pin(async move { bot.drive_taken(run, wake).await });
             started.push((id, work));
         }
         Ok(started)
     }
 
     /// Whether `env` is free for the next in line: nobody holds its lock, and no run
-    /// on it is still running (one whose replica died holds no live lock until it is
-    /// taken over, and must not be overtaken).
+    /// on it is still running or waiting to start (one whose replica died holds no
+    /// live lock until it is taken over, and must not be overtaken).
     async fn free(&self, env: &str) -> Result<bool, StoreError> {
         let store = &self.backends.store;
         if store.lock_of(env, self.now()).await?.is_some() {
@@ -69,99 +107,6 @@ impl Bot {
             .recent_runs(Some(env), 8)
             .await?
             .iter()
-            .any(|r| r.status == RunStatus::Running))
-    }
-
-    async fn run_queued(
-        &self,
-        item: Queued,
-        reach: Option<Reach>,
-        wake: Option<Arc<dyn Fn() + Send + Sync>>,
-    ) -> Reply {
-        let generation = self.generation();
-        let store = self.backends.store.clone();
-        let key = format!("queue:{}", item.id);
-        let mut outbox = None;
-        if let Some((transport, route)) = reach.and_then(|r| r(&item)) {
-            let about = format!("queued deploy of {} to {}", item.user, item.env);
-            match store
-                .open_message(&key, &transport, &route, &about, self.now())
-                .await
-            {
-                Ok(()) => {
-                    let o = OutboxProgress::new(store.clone(), key.clone());
-                    outbox = Some(match wake {
-                        Some(w) => o.waking(w),
-                        None => o,
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "a queued deploy's message could not be opened")
-                }
-            }
-        }
-        let progress: &dyn Progress = match &outbox {
-            Some(o) => o,
-            None => &NoProgress,
-        };
-        let ctx = Ctx {
-            generation: &generation,
-            backends: &self.backends,
-            user: &item.user,
-            channel: item.channel.as_deref(),
-            delivery: Some(&key),
-            reply_to: outbox.as_ref().map(OutboxProgress::id),
-            progress,
-        };
-        let Ok(inv) = serde_json::from_value::<Invocation>(item.invocation.clone()) else {
-            let reply = Reply::message(
-                Outcome::Failed,
-                format!(
-                    "<@{}>, your deploy queued for *{}* could not be started: its saved request is unreadable.",
-                    item.user, item.env
-                ),
-            );
-            finish(outbox.as_ref(), &reply).await;
-            return reply;
-        };
-        let waited = human(self.now().duration_since(item.since).unwrap_or_default());
-        progress
-            .update(&Reply::message(
-                Outcome::Progress,
-                format!(
-                    ":arrow_forward: <@{}>, your turn: *{}* is free, so I'm starting `{}` you queued {waited} ago.",
-                    item.user,
-                    item.env,
-                    inv.as_text()
-                ),
-            ))
-            .await;
-        tracing::info!(env = %item.env, user = %item.user, "starting a queued deploy");
-        let reply = invoke::run_invocation(&ctx, inv).await;
-        // Someone took the environment between our look and the deploy's own lock:
-        // back to the front of the line, nothing said.
-        if reply.outcome == Outcome::Rejected
-            && matches!(store.lock_of(&item.env, self.now()).await, Ok(Some(_)))
-        {
-            if let Err(e) = store.enqueue(&item).await {
-                tracing::error!(error = %e, env = %item.env, "a queued deploy could not be put back in line");
-            } else {
-                return reply;
-            }
-        }
-        let reply = reply.context(format!(
-            "Queued by <@{}> {waited} before it started, when *{}* came free.",
-            item.user, item.env
-        ));
-        finish(outbox.as_ref(), &reply).await;
-        reply
-    }
-}
-
-async fn finish(outbox: Option<&OutboxProgress>, reply: &Reply) {
-    if let Some(o) = outbox {
-        if let Err(e) = o.finish(reply).await {
-            tracing::error!(error = %e, "a queued deploy's reply could not be written");
-        }
+            .any(|r| matches!(r.status, RunStatus::Running | RunStatus::Pending)))
     }
 }

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::actions::health::evaluate;
 use crate::config::CheckSpec;
 use crate::monitor::{Recipe, Target};
 use crate::ports::watch::{Health, ProbeRecord};
 use crate::ports::{HttpSnapshot, Probe, ProbeError};
+use crate::steps::health::evaluate;
 
 /// Probes `target` once with `timeout` (always returns by then) and judges the answer.
 pub async fn judge(

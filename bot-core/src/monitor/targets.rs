@@ -39,7 +39,7 @@ pub fn targets(config: &Config) -> Vec<Target> {
             name: r.to_string(),
             group: r.env.clone(),
             pool: Some(r.pool.clone()),
-            url: crate::actions::health::health_url(instance),
+            url: crate::steps::health::health_url(instance),
             recipe: Recipe::Instance(instance.health.clone()),
         })
         .collect();

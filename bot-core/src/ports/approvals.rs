@@ -150,12 +150,15 @@ pub trait Approvals: Send + Sync {
     /// A request by id.
     async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
     /// Applies `decision` by `user` at `now` atomically ([`vote_on`]): of two
-    /// approvers voting at once, exactly one gets [`Vote::Approved`].
+    /// approvers voting at once, exactly one gets [`Vote::Approved`]. When this vote
+    /// approves the request, `start` (the pending run that runs it) is recorded in the
+    /// same step, so a crash right after the vote loses nothing.
     async fn vote(
         &self,
         id: &str,
         user: &str,
         decision: &Decision,
         now: SystemTime,
+        start: Option<&crate::ports::store::Run>,
     ) -> Result<Vote, StoreError>;
 }

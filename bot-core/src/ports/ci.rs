@@ -160,7 +160,9 @@ pub enum CiError {
     CannotReattach,
 }
 
-/// Runs CI jobs (Jenkins and anything shaped like it).
+/// Runs CI jobs (Jenkins and anything shaped like it). Every method answers for
+/// itself: a wrapper (counting, logging) forwards each one, and a CI that cannot do
+/// something says so in its answer (`Ok(None)`, [`CiError::CannotReattach`]).
 #[async_trait]
 pub trait Ci: Send + Sync {
     /// Triggers `job` with `params`, follows it to the end and reports progress on the way.
@@ -179,10 +181,7 @@ pub trait Ci: Send + Sync {
         &self,
         job: &str,
         params: &[(String, String)],
-    ) -> Result<Option<BuildRef>, CiError> {
-        let _ = (job, params);
-        Ok(None)
-    }
+    ) -> Result<Option<BuildRef>, CiError>;
 
     /// Follows a build triggered earlier (by [`Ci::trigger`], here or in a process
     /// that died) from where it was last seen, to its end. CIs that cannot answer
@@ -192,17 +191,11 @@ pub trait Ci: Send + Sync {
         job: &str,
         at: &BuildRef,
         progress: &(dyn Fn(BuildProgress) + Send + Sync),
-    ) -> Result<BuildOutcome, CiError> {
-        let _ = (job, at, progress);
-        Err(CiError::CannotReattach)
-    }
+    ) -> Result<BuildOutcome, CiError>;
 
     /// The commits build `url` of `job` brought in (Jenkins' `changeSets`), oldest
     /// first; `None` when this CI does not say.
-    async fn changes(&self, job: &str, url: &str) -> Result<Option<Vec<Commit>>, CiError> {
-        let _ = (job, url);
-        Ok(None)
-    }
+    async fn changes(&self, job: &str, url: &str) -> Result<Option<Vec<Commit>>, CiError>;
 }
 
 impl crate::failure::Failure for CiError {

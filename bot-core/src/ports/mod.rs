@@ -11,7 +11,9 @@
 
 pub mod approvals;
 pub mod ci;
+pub mod compare;
 pub mod probe;
+pub mod progress;
 pub mod store;
 mod store_error;
 pub mod switch;
@@ -19,10 +21,12 @@ pub mod watch;
 
 pub use approvals::{Approval, ApprovalStatus, Approvals, Decision, Vote};
 pub use ci::{BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError, Commit};
+pub use compare::{Compare, CompareError};
 pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
+pub use progress::{NoProgress, Progress};
 pub use store::{
     AuditLog, AuditRecord, Buttons, Claim, Inbox, Lock, LockOutcome, Locks, Outbox, Run, RunStatus,
-    Runs, Store, StoreError,
+    Runs, Store, StoreError, Unlocked,
 };
 pub use store::{DeployQueue, Queued};
 pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};

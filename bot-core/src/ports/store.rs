@@ -248,6 +248,22 @@ pub struct Lock {
     /// The run holding it, when an action does.
     #[serde(default)]
     pub run: Option<String>,
+    /// The fencing token of the run holding it (0 for a lock taken by hand): a run
+    /// taken over by another replica holds its lock under its new token, and writes
+    /// under the old one are refused.
+    #[serde(default)]
+    pub fence: u64,
+}
+
+/// What `unlock` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlocked {
+    /// A lock taken by hand (or one that had lapsed) was released.
+    Released(Lock),
+    /// A running action holds it: only the action releases it.
+    HeldByRun(Lock),
+    /// Nobody held it.
+    NotLocked,
 }
 
 /// Result of trying to take a lock.
@@ -264,14 +280,22 @@ pub enum LockOutcome {
 pub trait Locks: Send + Sync {
     /// Takes the lock on `lock.env` unless someone holds an unexpired one.
     async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError>;
-    /// Releases `env`'s lock whoever holds it; returns the lock that was released, if any.
-    async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError>;
-    /// Releases exactly `lock` (same holder, same start); `false` when the lock on its
-    /// environment is another one by now (it lapsed and was taken again).
+    /// Releases `env`'s lock when it was taken by hand, or has lapsed, in one
+    /// conditional step: a lock a running action holds is never pulled from under it
+    /// (whatever happens between a look and the release).
+    async fn unlock(&self, env: &str, now: SystemTime) -> Result<Unlocked, StoreError>;
+    /// Releases exactly `lock` (same holder, start and fencing token); `false` when
+    /// the lock on its environment is another one by now (it lapsed and was taken
+    /// again, or a takeover holds it under a newer token).
     async fn release(&self, lock: &Lock) -> Result<bool, StoreError>;
-    /// Extends exactly `lock` (same holder, same start) to `until`; `false` when the
-    /// lock on its environment is another one by now.
+    /// Extends exactly `lock` (same holder, start and fencing token) to `until`;
+    /// `false` when the lock on its environment is another one by now.
     async fn renew_lock(&self, lock: &Lock, until: SystemTime) -> Result<bool, StoreError>;
+    /// After a takeover: moves `lock` (the run's lock, same holder, start and run,
+    /// whatever its token and even lapsed) to `lock.fence` and `lock.expires`; `false`
+    /// when the environment's lock row is another one (someone took it, or released
+    /// it, since), so the run must not go on.
+    async fn reclaim_lock(&self, lock: &Lock) -> Result<bool, StoreError>;
     /// The unexpired lock on `env`, if any.
     async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError>;
 }
@@ -282,6 +306,10 @@ pub trait Locks: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Recorded but not started (an approved request, the head of the deploy queue):
+    /// started by its owner at once, or by whichever replica is alive once its lease
+    /// lapses.
+    Pending,
     /// Being driven (or waiting to be taken over).
     Running,
     /// Ended well.
@@ -294,6 +322,7 @@ impl RunStatus {
     /// As stored.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Pending => "pending",
             RunStatus::Running => "running",
             RunStatus::Done => "done",
             RunStatus::Failed => "failed",
@@ -302,6 +331,7 @@ impl RunStatus {
     /// From its stored name.
     pub fn parse(s: &str) -> Option<RunStatus> {
         match s {
+            "pending" => Some(RunStatus::Pending),
             "running" => Some(RunStatus::Running),
             "done" => Some(RunStatus::Done),
             "failed" => Some(RunStatus::Failed),
@@ -344,11 +374,13 @@ pub struct Run {
 #[async_trait]
 pub trait Runs: Send + Sync {
     /// Records a new run (driven by `run.owner` with `run.fence`) and, in the same
-    /// step, marks inbox delivery `handoff` processed: from now on the run, not the
-    /// delivery, is what a restart resumes. `false` when a run with that id exists.
+    /// step, marks what it came from done: inbox delivery `handoff`, or the pending
+    /// run `handoff` it starts. From now on the run, not the delivery, is what a
+    /// restart resumes. `false` when a run with that id exists.
     async fn start_run(&self, run: &Run, handoff: Option<&str>) -> Result<bool, StoreError>;
     /// Saves a run's state and status, and extends its lease, if `fence` is still
-    /// its fencing token; `false` when another driver took it over.
+    /// its fencing token and it has not ended; `false` when another driver took it
+    /// over (or it ended: a late write never brings a finished run back).
     async fn save_run(
         &self,
         id: &str,
@@ -357,8 +389,19 @@ pub trait Runs: Send + Sync {
         status: RunStatus,
         lease_until: SystemTime,
     ) -> Result<bool, StoreError>;
-    /// Takes over up to `limit` running runs whose lease lapsed by `now`: each gets a
-    /// new fencing token, `owner` and lease. Returns them as taken.
+    /// Ends a run: its final `state` and `status` and the release of the lock it
+    /// holds (the lock row naming `id` under `fence`), in one step. `false` when
+    /// another driver took it over (nothing is written). A finished run is never
+    /// taken over.
+    async fn finish_run(
+        &self,
+        id: &str,
+        fence: u64,
+        state: &Value,
+        status: RunStatus,
+    ) -> Result<bool, StoreError>;
+    /// Takes over up to `limit` running or pending runs whose lease lapsed by `now`:
+    /// each gets a new fencing token, `owner` and lease. Returns them as taken.
     async fn take_over_runs(
         &self,
         owner: &str,
@@ -548,8 +591,9 @@ pub trait DeployQueue: Send + Sync {
     /// The line of `env` (every environment's when `None`), first in line first.
     async fn queued(&self, env: Option<&str>) -> Result<Vec<Queued>, StoreError>;
     /// Takes `id` out of line; the item when it was still there. Of several callers
-    /// at once, exactly one gets it.
-    async fn dequeue(&self, id: &str) -> Result<Option<Queued>, StoreError>;
+    /// at once, exactly one gets it. With `start`, the pending run that starts it is
+    /// recorded in the same step, so a crash right after loses nothing.
+    async fn dequeue(&self, id: &str, start: Option<&Run>) -> Result<Option<Queued>, StoreError>;
 }
 
 /// Everything the bot keeps: one object implementing every focused trait. Check an

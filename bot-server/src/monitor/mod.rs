@@ -109,6 +109,7 @@ impl Monitor {
                 expires: now + lease,
                 action: Some("monitor".into()),
                 run: None,
+                fence: 0,
             };
             match store.try_lock(lock.clone(), now).await {
                 Ok(LockOutcome::Acquired) => {

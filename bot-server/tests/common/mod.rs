@@ -23,7 +23,8 @@ use bot_core::config::{
 };
 use bot_core::ports::store::ButtonSet;
 use bot_core::ports::{
-    BuildOutcome, BuildProgress, BuildResult, Ci, CiError, HttpSnapshot, Probe, ProbeError,
+    BuildOutcome, BuildProgress, BuildRef, BuildResult, Ci, CiError, Commit, HttpSnapshot, Probe,
+    ProbeError,
 };
 use bot_core::reply::ButtonAction;
 use bot_core::{Bot, Invocation, Target};
@@ -244,6 +245,28 @@ impl Ci for FakeCi {
             result: BuildResult::Success,
             duration: Duration::from_secs(1),
         })
+    }
+
+    /// Builds in one go: nothing to record before following.
+    async fn trigger(
+        &self,
+        _job: &str,
+        _params: &[(String, String)],
+    ) -> Result<Option<BuildRef>, CiError> {
+        Ok(None)
+    }
+
+    async fn reattach(
+        &self,
+        _job: &str,
+        _at: &BuildRef,
+        _progress: &(dyn Fn(BuildProgress) + Send + Sync),
+    ) -> Result<BuildOutcome, CiError> {
+        Err(CiError::CannotReattach)
+    }
+
+    async fn changes(&self, _job: &str, _url: &str) -> Result<Option<Vec<Commit>>, CiError> {
+        Ok(None)
     }
 }
 

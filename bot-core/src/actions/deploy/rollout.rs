@@ -1,25 +1,27 @@
-//! Rollouts: a deploy of an environment with regions goes region by region under the
-//! environment's `rollout` policy — each region's pools through the same per-pool
-//! steps as any deploy (build, gate, switch, read back) — stops before the next region
-//! when one fails, and then moves regions already switched back (`on_failure:
-//! rollback`) or leaves them with a one-click `rollback` (`halt`). Also `rollback
-//! <env> [region]`: moves back what the last rollout switched.
-
-use std::time::{Duration, SystemTime};
+//! Rollouts: a deploy of an environment with regions goes stage by stage under the
+//! environment's `rollout` policy (`canary: eu` then the rest side by side, or one
+//! region after another). Each region's pools go through the same steps as any
+//! deploy (build, gate, switch, read back), then its watch; the regions of one stage
+//! run side by side on the shared saved state. It stops before the next stage when a
+//! region fails (or turns unhealthy after its switch), and then moves regions
+//! already switched back (`on_failure: rollback`) or leaves them with a one-click
+//! `rollback` (`halt`).
 
 use serde::{Deserialize, Serialize};
 
-use super::{advance, label, links, save, taken_over, Board, DeployRun, Step};
-use crate::actions::health::probe;
-use crate::actions::locks::{reclaim, take_for_run};
-use crate::actions::moves::{next_member, switch_and_verify};
+use super::report::Board;
+use super::state::{DeployRun, Step};
+use super::steps::{advance, watch_site, Live};
+use super::Ended;
 use crate::config::{Environment, OnFailure};
-use crate::context::{Ctx, Offer};
+use crate::context::Offer;
 use crate::failure::told;
-use crate::ports::store::{Lock, Run, RunStatus};
+use crate::ports::store::RunStatus;
 use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
-use crate::runs::Driver;
+use crate::runs::Stop;
+use crate::steps::moves::switch_and_verify;
+use crate::steps::watch;
 use crate::text::human;
 
 /// What happens to switched regions when a later one fails, as saved.
@@ -46,7 +48,9 @@ pub(crate) struct Plan {
 enum RegionState {
     Waiting,
     Deploying,
+    Watching,
     Switched,
+    Unhealthy,
     RolledBack,
     Failed,
 }
@@ -109,30 +113,31 @@ impl Plan {
 
     /// The progress board: a line per region saying where it stands, each followed
     /// by its pools' lines.
-    pub(super) fn board(&self, state: &DeployRun, title: String) -> Board {
+    pub(crate) fn board(&self, state: &DeployRun, title: String) -> Board {
         let mut lines = Vec::new();
-        let mut rows = vec![0; state.pools.len()];
         for region in self.regions() {
             lines.push(format!(
                 "*{region}* — {}",
                 describe(region_state(state, &region))
             ));
-            for (i, p) in state.pools.iter().enumerate() {
+            for p in &state.pools {
                 if p.region.as_deref() == Some(region.as_str()) {
-                    rows[i] = lines.len();
                     lines.push(format!("  {}", p.line));
                 }
             }
+            let watched: Vec<_> = state
+                .pools
+                .iter()
+                .filter(|p| p.region.as_deref() == Some(region.as_str()))
+                .filter_map(|p| p.watched.clone())
+                .collect();
+            lines.extend(watch::lines(&watched).into_iter().map(|l| format!("  {l}")));
         }
         let title = match &self.only {
             Some(r) => format!("{title} (region {r} only)"),
             None => format!("{title}, region by region"),
         };
-        Board {
-            title,
-            lines,
-            rows: Some(rows),
-        }
+        Board { title, lines }
     }
 }
 
@@ -142,11 +147,17 @@ fn region_state(state: &DeployRun, region: &str) -> RegionState {
         .iter()
         .filter(|p| p.region.as_deref() == Some(region))
         .collect();
+    let watched: Vec<_> = pools.iter().filter_map(|p| p.watched.clone()).collect();
     if pools.iter().any(|p| p.step == Step::Failed) {
         RegionState::Failed
     } else if !pools.is_empty() && pools.iter().all(|p| p.step == Step::Done) {
-        if pools.iter().any(|p| p.rolled_back) {
+        if pools.iter().any(|p| p.rolled_back) || watch::rolled_back(&watched) {
             RegionState::RolledBack
+        } else if watch::troubled(&watched) {
+            RegionState::Unhealthy
+        } else if watched.iter().any(|w| w.end.is_none()) || pools.iter().any(|p| !p.watch_planned)
+        {
+            RegionState::Watching
         } else {
             RegionState::Switched
         }
@@ -161,7 +172,9 @@ fn describe(s: RegionState) -> &'static str {
     match s {
         RegionState::Waiting => ":white_circle: waiting",
         RegionState::Deploying => ":arrows_counterclockwise: deploying",
+        RegionState::Watching => ":eyes: switched, watching",
         RegionState::Switched => ":white_check_mark: switched",
+        RegionState::Unhealthy => ":rotating_light: switched, then unhealthy",
         RegionState::RolledBack => ":rewind: switched, then rolled back",
         RegionState::Failed => ":x: failed",
     }
@@ -189,7 +202,8 @@ fn outcomes(state: &DeployRun, plan: &Plan) -> String {
                         format!("partly switched ({})", moved.join(", "))
                     }
                 }
-                RegionState::Switched => "switched".to_owned(),
+                RegionState::Watching | RegionState::Switched => "switched".to_owned(),
+                RegionState::Unhealthy => "switched, then unhealthy".to_owned(),
                 RegionState::RolledBack => "switched, then rolled back".to_owned(),
                 RegionState::Failed => {
                     let why: Vec<String> = state
@@ -211,44 +225,69 @@ fn outcomes(state: &DeployRun, plan: &Plan) -> String {
         .join("; ")
 }
 
-/// Drives a rollout from where `state` stands: stage by stage, region by region, each
-/// region's pools in turn; stops at the first region that fails.
-pub(super) async fn drive(
-    ctx: &Ctx<'_>,
-    driver: Driver,
-    inv: &Invocation,
-    env: &Environment,
-    mut state: DeployRun,
-) -> Reply {
-    let Some(plan) = state.rollout.clone() else {
-        return Reply::message(Outcome::Failed, "internal error: a rollout without a plan");
+/// How one region of a stage ended.
+enum RegionEnd {
+    /// Switched, and healthy through its watch.
+    Switched,
+    /// Pool `i` failed before switching (or could not switch).
+    Failed(usize),
+    /// Switched, then turned unhealthy in its watch (and maybe moved back).
+    Unhealthy(String),
+}
+
+/// One region: its pools in turn, then its watch.
+async fn region(live: &Live<'_, '_>, region: &str) -> Result<RegionEnd, Stop> {
+    for i in live.with(|s| s.site(Some(region))) {
+        advance(live, i).await?;
+        live.show().await;
+        if live.with(|s| s.pools[i].step) == Step::Failed {
+            return Ok(RegionEnd::Failed(i));
+        }
+    }
+    let watched = watch_site(live, Some(region)).await?;
+    live.show().await;
+    Ok(match watch::trouble(&watched) {
+        Some(why) => RegionEnd::Unhealthy(why),
+        None => RegionEnd::Switched,
+    })
+}
+
+/// Drives a rollout from where its state stands: stage by stage, the regions of a
+/// stage side by side; stops after the first stage where a region fails.
+pub(super) async fn drive(live: &Live<'_, '_>, _inv: &Invocation) -> Result<Ended, Stop> {
+    let ctx = live.ctx;
+    let env = live.env;
+    let Some(plan) = live.with(|s| s.rollout.clone()) else {
+        return Ok((
+            RunStatus::Failed,
+            "failed: a rollout without a plan".into(),
+            Reply::message(Outcome::Failed, "internal error: a rollout without a plan"),
+        ));
     };
-    let began = SystemTime::UNIX_EPOCH + Duration::from_millis(state.began_ms);
-    let mut failed = None;
-    'stages: for stage in &plan.stages {
-        for region in stage {
-            let mine: Vec<usize> = (0..state.pools.len())
-                .filter(|&i| state.pools[i].region.as_deref() == Some(region.as_str()))
-                .collect();
-            for i in mine {
-                if advance(ctx, &driver, env, &mut state, i).await.is_err() {
-                    return taken_over(&state);
+    let mut failure: Option<String> = None;
+    for stage in &plan.stages {
+        let ends = futures::future::join_all(stage.iter().map(|r| region(live, r))).await;
+        for end in ends {
+            match end? {
+                RegionEnd::Switched => {}
+                RegionEnd::Failed(i) => {
+                    failure.get_or_insert_with(|| {
+                        live.with(|s| s.pools[i].failure.clone().unwrap_or_default())
+                    });
                 }
-                ctx.progress
-                    .update(&state.board(ctx.user).reply(Outcome::Progress))
-                    .await;
-                if state.pools[i].step == Step::Failed {
-                    failed = Some(i);
-                    break 'stages;
+                RegionEnd::Unhealthy(why) => {
+                    failure.get_or_insert_with(|| format!(":rotating_light: {why}"));
                 }
             }
         }
+        if failure.is_some() {
+            break;
+        }
     }
-    let took = ctx.now().duration_since(began).unwrap_or_default();
-    let Some(i) = failed else {
+    let state = live.snapshot();
+    let took = ctx.now().duration_since(state.began()).unwrap_or_default();
+    let Some(failure) = failure else {
         let summary = outcomes(&state, &plan);
-        ctx.audit_run(inv, &format!("ok: {summary}"), links(&state), Some(took))
-            .await;
         let mut board = state.board(ctx.user);
         board.title = format!(
             ":white_check_mark: Deployed `{}` to *{}* in {} ({})",
@@ -257,66 +296,34 @@ pub(super) async fn drive(
             plan.regions().join(", "),
             human(took)
         );
-        driver
-            .finish(
-                RunStatus::Done,
-                serde_json::to_value(&state).unwrap_or_default(),
-            )
-            .await;
-        return board.reply(Outcome::Done).context(summary);
+        return Ok((
+            RunStatus::Done,
+            format!("ok: {summary}"),
+            board.reply(Outcome::Done).context(summary),
+        ));
     };
-    let failure = state.pools[i].failure.clone().unwrap_or_default();
     if plan.on_failure == Policy::Rollback {
-        for j in 0..state.pools.len() {
-            let p = state.pools[j].clone();
-            if p.step != Step::Done || p.rolled_back {
-                continue;
-            }
-            let region = p.region.as_deref();
-            let pool = env
-                .pools_in(region)
-                .and_then(|pools| pools.iter().find(|x| x.name == p.pool));
-            let (Some(pool), Some(from)) = (pool, p.from.clone()) else {
-                continue;
-            };
-            let to = p.to.clone().unwrap_or_default();
-            let name = label(region, &p.pool);
-            match switch_and_verify(ctx, env, pool, &from).await {
-                Ok(_) => {
-                    state.pools[j].rolled_back = true;
-                    state.pools[j].line =
-                        format!("• {name}: {from} → {to} → *{from}* :rewind: rolled back");
-                }
-                Err(e) => {
-                    state.pools[j].line = format!(
-                        "• {name}: {from} → *{to}* :x: rolling back failed: {}",
-                        told(&e)
-                    );
-                }
-            }
-            if save(&driver, &state).await.is_err() {
-                return taken_over(&state);
-            }
-            ctx.progress
-                .update(&state.board(ctx.user).reply(Outcome::Progress))
-                .await;
-        }
+        roll_back_switched(live, env).await?;
     }
+    let state = live.snapshot();
     let summary = outcomes(&state, &plan);
     let mut reply = state
         .board(ctx.user)
         .reply(Outcome::Failed)
         .text(failure.clone())
         .context(format!("Regions: {summary}."));
-    let left: Vec<String> =
-        plan.regions()
-            .into_iter()
-            .filter(|r| {
-                state.pools.iter().any(|p| {
-                    p.region.as_deref() == Some(r) && p.step == Step::Done && !p.rolled_back
-                })
+    let left: Vec<String> = plan
+        .regions()
+        .into_iter()
+        .filter(|r| {
+            state.pools.iter().any(|p| {
+                p.region.as_deref() == Some(r)
+                    && p.step == Step::Done
+                    && !p.rolled_back
+                    && !p.watch_rolled_back()
             })
-            .collect();
+        })
+        .collect();
     if !left.is_empty() {
         reply = reply.context(format!(
             "Still switched: {}. `rollback {}` moves them back.",
@@ -350,328 +357,40 @@ pub(super) async fn drive(
             }
         }
     }
-    ctx.audit_run(
-        inv,
-        &format!("failed: {summary}"),
-        links(&state),
-        Some(took),
-    )
-    .await;
-    driver
-        .finish(
-            RunStatus::Failed,
-            serde_json::to_value(&state).unwrap_or_default(),
-        )
-        .await;
-    reply
+    Ok((RunStatus::Failed, format!("failed: {summary}"), reply))
 }
 
-/// One pool to move back in a region.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Move {
-    region: String,
-    pool: String,
-    /// The member to move to; `None`: the other one (no rollout to go by).
-    to: Option<String>,
-}
-
-/// `rollback <env> [region]` of an environment with regions, as saved.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct RegionalRollback {
-    env: String,
-    moves: Vec<Move>,
-    /// Moves handled so far, and their report lines.
-    done: usize,
-    lines: Vec<String>,
-    moved: Vec<String>,
-    lock: Lock,
-}
-
-/// Whether a saved rollback state is a regional one.
-pub(crate) fn is_regional(state: &serde_json::Value) -> bool {
-    state.get("moves").is_some()
-}
-
-/// What `rollback` moves: every region the last rollout switched (and did not move
-/// back already), or only `region`'s pools. `None` when the last thing done to the
-/// environment was a rollback.
-async fn last_rollout(
-    ctx: &Ctx<'_>,
-    env: &Environment,
-    region: Option<&str>,
-    pools: &[String],
-) -> Vec<Move> {
-    let runs = ctx
-        .backends
-        .store
-        .recent_runs(Some(&env.name), 50)
-        .await
-        .unwrap_or_default();
-    for run in runs {
-        if run.action == "rollback" && is_regional(&run.state) && run.status == RunStatus::Done {
-            return Vec::new();
-        }
-        if run.action != "deploy" {
+/// `on_failure: rollback`: moves every pool still switched back to where it was,
+/// each under a valid lease, saving after each.
+async fn roll_back_switched(live: &Live<'_, '_>, env: &Environment) -> Result<(), Stop> {
+    let n = live.with(|s| s.pools.len());
+    for j in 0..n {
+        let p = live.with(|s| s.pools[j].clone());
+        if p.step != Step::Done || p.rolled_back || p.watch_rolled_back() {
             continue;
         }
-        let Ok(state) = serde_json::from_value::<DeployRun>(run.state) else {
+        let pool = env
+            .pools_in(p.region.as_deref())
+            .and_then(|pools| pools.iter().find(|x| x.name == p.pool));
+        let (Some(pool), Some(from)) = (pool, p.from.clone()) else {
             continue;
         };
-        if state.rollout.is_none() {
-            continue;
-        }
-        return state
-            .pools
-            .iter()
-            .filter(|p| p.step == Step::Done && !p.rolled_back)
-            .filter(|p| region.is_none() || p.region.as_deref() == region)
-            .filter(|p| pools.is_empty() || pools.contains(&p.pool))
-            .filter_map(|p| {
-                Some(Move {
-                    region: p.region.clone()?,
-                    pool: p.pool.clone(),
-                    to: p.from.clone(),
-                })
-            })
-            .collect();
-    }
-    Vec::new()
-}
-
-/// `rollback <env> [region]` of an environment with regions: takes the whole
-/// environment's lock and moves back what the last rollout switched.
-pub(crate) async fn rollback(
-    ctx: &Ctx<'_>,
-    inv: &Invocation,
-    env: &Environment,
-    region: Option<&str>,
-) -> Reply {
-    if let Some(r) = region {
-        if env.region(r).is_none() {
-            return Rejection::Conflict(format!("*{}* has no region `{r}`.", env.name)).reply();
-        }
-    }
-    let pools: Vec<String> = match &inv.target {
-        Target::Env { pools, .. } | Target::Region { pools, .. } => pools.clone(),
-        _ => Vec::new(),
-    };
-    let mut moves = last_rollout(ctx, env, region, &pools).await;
-    if moves.is_empty() {
-        if let Some(r) = region.and_then(|r| env.region(r)) {
-            // No rollout to go by: the other member of each pool, as without regions.
-            moves = r
-                .pools
-                .iter()
-                .filter(|p| pools.is_empty() || pools.contains(&p.name))
-                .map(|p| Move {
-                    region: r.name.clone(),
-                    pool: p.name.clone(),
-                    to: None,
-                })
-                .collect();
-        }
-    }
-    if moves.is_empty() {
-        ctx.audit(inv, "nothing to move").await;
-        return Reply::message(
-            Outcome::Info,
-            format!(
-                "Nothing to roll back: the last rollout of *{}* left no region switched. Name a region to flip it (`{} {} {}`).",
-                env.name,
-                inv.command,
-                env.name,
-                env.regions.first().map_or("eu", |r| r.name.as_str())
+        let to = p.to.clone().unwrap_or_default();
+        let name = p.label();
+        let _permit = live.checkpoint("switch traffic back").await?;
+        let line = match switch_and_verify(live.ctx, env, pool, &from).await {
+            Ok(_) => {
+                live.with(|s| s.pools[j].rolled_back = true);
+                format!("• {name}: {from} → {to} → *{from}* :rewind: rolled back")
+            }
+            Err(e) => format!(
+                "• {name}: {from} → *{to}* :x: rolling back failed: {}",
+                told(&e)
             ),
-        );
-    }
-    let id = Driver::new_id(ctx);
-    let lock = match take_for_run(ctx, &env.name, "rollback", "rollback".into(), &id).await {
-        Ok(lock) => lock,
-        Err(refusal) => return refusal,
-    };
-    let state = RegionalRollback {
-        env: env.name.clone(),
-        moves,
-        done: 0,
-        lines: Vec::new(),
-        moved: Vec::new(),
-        lock: lock.clone(),
-    };
-    let driver = match Driver::start(
-        ctx,
-        id,
-        "rollback",
-        inv,
-        serde_json::to_value(&state).unwrap_or_default(),
-        Some(lock.clone()),
-    )
-    .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = ctx.backends.store.release(&lock).await;
-            return Reply::message(
-                Outcome::Failed,
-                format!(
-                    "I could not record the rollback: {}. Nothing was changed.",
-                    told(&e)
-                ),
-            );
-        }
-    };
-    drive_rollback(ctx, driver, inv, env, state).await
-}
-
-/// Goes on with a regional rollback taken over from a replica that died.
-pub(crate) async fn resume_rollback(ctx: &Ctx<'_>, inv: &Invocation, run: &Run) -> Reply {
-    let Ok(state) = serde_json::from_value::<RegionalRollback>(run.state.clone()) else {
-        Driver::resume(ctx, run, None)
-            .finish(RunStatus::Failed, run.state.clone())
-            .await;
-        return Reply::message(Outcome::Failed, ":x: A rollback could not be continued after a restart: its saved state is unreadable. Check `status`.");
-    };
-    let Some(env) = ctx.config().env(&state.env) else {
-        return Rejection::NoSuchEnvironment(state.env.clone()).reply();
-    };
-    let lock = reclaim(ctx, &state.lock).await;
-    let driver = Driver::resume(ctx, run, lock.clone());
-    if lock.is_none() {
-        driver.finish(RunStatus::Failed, run.state.clone()).await;
-        return Reply::message(
-            Outcome::Failed,
-            format!(":x: Rolling back *{}* could not go on after a restart: the environment is locked by someone else now. Check `status {}`.", env.name, env.name),
-        );
-    }
-    drive_rollback(ctx, driver, inv, env, state).await
-}
-
-/// Moves each pool not yet handled, health-checking the destination first, saving
-/// after each.
-async fn drive_rollback(
-    ctx: &Ctx<'_>,
-    driver: Driver,
-    inv: &Invocation,
-    env: &Environment,
-    mut state: RegionalRollback,
-) -> Reply {
-    while let Some(m) = state.moves.get(state.done).cloned() {
-        let name = label(Some(&m.region), &m.pool);
-        let Some(pool) = env
-            .pools_in(Some(&m.region))
-            .and_then(|pools| pools.iter().find(|p| p.name == m.pool))
-        else {
-            state.done += 1;
-            continue;
         };
-        let fail = |state: &RegionalRollback, text: String| {
-            Reply::message(Outcome::Failed, text).text(state.lines.join("\n"))
-        };
-        let active = match ctx.active_at(&env.name, Some(&m.region), &m.pool).await {
-            Ok(a) => a,
-            Err(e) => {
-                let shown = told(&e);
-                ctx.audit(inv, &format!("failed: {name}: {shown}")).await;
-                let reply = fail(
-                    &state,
-                    format!(":x: *{} {name}*: cannot read the switch: {shown}. Nothing more was changed.", env.name),
-                );
-                driver
-                    .finish(
-                        RunStatus::Failed,
-                        serde_json::to_value(&state).unwrap_or_default(),
-                    )
-                    .await;
-                return reply;
-            }
-        };
-        let target = m.to.clone().or_else(|| next_member(pool, &active));
-        match target {
-            Some(target) if target != active => {
-                let Some(instance) = pool.members.iter().find(|x| x.name == target) else {
-                    state.done += 1;
-                    continue;
-                };
-                let verdict = probe(ctx, instance).await;
-                if !verdict.healthy {
-                    let why = verdict.problem().unwrap_or_default();
-                    ctx.audit(inv, &format!("refused: {name} {target} unhealthy"))
-                        .await;
-                    let reply = fail(&state, format!(":x: *{} {name}*: {target} is not healthy ({why}), so traffic stays on {active}.", env.name));
-                    driver
-                        .finish(
-                            RunStatus::Failed,
-                            serde_json::to_value(&state).unwrap_or_default(),
-                        )
-                        .await;
-                    return reply;
-                }
-                match switch_and_verify(ctx, env, pool, &target).await {
-                    Ok(t) => {
-                        if !state.moved.contains(&m.region) {
-                            state.moved.push(m.region.clone());
-                        }
-                        state.lines.push(format!(
-                            "• {name}: {active} → *{target}* :white_check_mark: ({})",
-                            human(t)
-                        ));
-                    }
-                    Err(e) => {
-                        let shown = told(&e);
-                        ctx.audit(inv, &format!("failed: {name}: {shown}")).await;
-                        let reply = fail(&state, format!(":x: *{} {name}*: switching to {target} failed: {shown}. Check `status {}`.", env.name, env.name));
-                        driver
-                            .finish(
-                                RunStatus::Failed,
-                                serde_json::to_value(&state).unwrap_or_default(),
-                            )
-                            .await;
-                        return reply;
-                    }
-                }
-            }
-            Some(target) => state
-                .lines
-                .push(format!("• {name}: {target} is already active")),
-            None => {}
-        }
-        state.done += 1;
-        if !driver
-            .save(serde_json::to_value(&state).unwrap_or_default())
-            .await
-        {
-            return Reply::message(
-                Outcome::Progress,
-                ":arrows_counterclockwise: continued by another replica",
-            );
-        }
+        live.with(|s| s.pools[j].line = line);
+        live.save().await?;
+        live.show().await;
     }
-    let regions = state.moved.join(", ");
-    ctx.audit(
-        inv,
-        &if regions.is_empty() {
-            "nothing to move".to_owned()
-        } else {
-            format!("ok: rolled back {regions}")
-        },
-    )
-    .await;
-    let text = state.lines.join("\n");
-    driver
-        .finish(
-            RunStatus::Done,
-            serde_json::to_value(&state).unwrap_or_default(),
-        )
-        .await;
-    if regions.is_empty() {
-        return Reply::message(
-            Outcome::Info,
-            format!("Traffic of *{}* stays where it is:", env.name),
-        )
-        .text(text);
-    }
-    Reply::message(
-        Outcome::Done,
-        format!(":rewind: Rolled back *{}* in {regions}", env.name),
-    )
-    .text(text)
+    Ok(())
 }

@@ -12,7 +12,7 @@ use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
     audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
     DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run,
-    RunStatus, Runs, Store, StoreError, GENESIS,
+    RunStatus, Runs, Store, StoreError, Unlocked, GENESIS,
 };
 use crate::ports::watch::{ProbeLog, ProbeRecord, Watch, Watches};
 
@@ -438,13 +438,22 @@ impl Locks for MemoryStore {
         })
     }
 
-    async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError> {
-        self.with(|s| s.locks.remove(env))
+    async fn unlock(&self, env: &str, now: SystemTime) -> Result<Unlocked, StoreError> {
+        self.with(|s| match s.locks.get(env) {
+            None => Unlocked::NotLocked,
+            Some(held) if held.run.is_some() && held.expires > now => {
+                Unlocked::HeldByRun(held.clone())
+            }
+            Some(_) => s
+                .locks
+                .remove(env)
+                .map_or(Unlocked::NotLocked, Unlocked::Released),
+        })
     }
 
     async fn release(&self, lock: &Lock) -> Result<bool, StoreError> {
         self.with(|s| match s.locks.get(&lock.env) {
-            Some(held) if held.holder == lock.holder && held.since == lock.since => {
+            Some(held) if same_lock(held, lock) && held.fence == lock.fence => {
                 s.locks.remove(&lock.env);
                 true
             }
@@ -454,8 +463,19 @@ impl Locks for MemoryStore {
 
     async fn renew_lock(&self, lock: &Lock, until: SystemTime) -> Result<bool, StoreError> {
         self.with(|s| match s.locks.get_mut(&lock.env) {
-            Some(held) if held.holder == lock.holder && held.since == lock.since => {
+            Some(held) if same_lock(held, lock) && held.fence == lock.fence => {
                 held.expires = until;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn reclaim_lock(&self, lock: &Lock) -> Result<bool, StoreError> {
+        self.with(|s| match s.locks.get_mut(&lock.env) {
+            Some(held) if same_lock(held, lock) && held.run.is_some() && held.run == lock.run => {
+                held.fence = lock.fence;
+                held.expires = lock.expires;
                 true
             }
             _ => false,
@@ -465,6 +485,16 @@ impl Locks for MemoryStore {
     async fn lock_of(&self, env: &str, now: SystemTime) -> Result<Option<Lock>, StoreError> {
         self.with(|s| s.locks.get(env).filter(|l| l.expires > now).cloned())
     }
+}
+
+/// Whether a run in `status` is still written to and taken over (not finished).
+fn live(status: RunStatus) -> bool {
+    matches!(status, RunStatus::Running | RunStatus::Pending)
+}
+
+/// Whether `held` is the lock `lock` was taken as (same holder, start and run).
+fn same_lock(held: &Lock, lock: &Lock) -> bool {
+    held.holder == lock.holder && held.since == lock.since && held.run == lock.run
 }
 
 #[async_trait]
@@ -480,8 +510,32 @@ impl Runs for MemoryStore {
                 if let Some(p) = s.pending.remove(key) {
                     s.remember_done(key, p.item.received);
                 }
+                if let Some(start) = s.runs.get_mut(key) {
+                    if start.status == RunStatus::Pending {
+                        start.status = RunStatus::Done;
+                    }
+                }
             }
             true
+        })
+    }
+
+    async fn finish_run(
+        &self,
+        id: &str,
+        fence: u64,
+        state: &Value,
+        status: RunStatus,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| match s.runs.get_mut(id) {
+            Some(run) if run.fence == fence && live(run.status) => {
+                run.state = state.clone();
+                run.status = status;
+                s.locks
+                    .retain(|_, l| !(l.run.as_deref() == Some(id) && l.fence == fence));
+                true
+            }
+            _ => false,
         })
     }
 
@@ -494,7 +548,7 @@ impl Runs for MemoryStore {
         lease_until: SystemTime,
     ) -> Result<bool, StoreError> {
         self.with(|s| match s.runs.get_mut(id) {
-            Some(run) if run.fence == fence => {
+            Some(run) if run.fence == fence && live(run.status) => {
                 run.state = state.clone();
                 run.status = status;
                 run.lease_until = lease_until;
@@ -518,7 +572,7 @@ impl Runs for MemoryStore {
                     break;
                 }
                 if let Some(run) = s.runs.get_mut(id) {
-                    if run.status == RunStatus::Running && run.lease_until <= now {
+                    if live(run.status) && run.lease_until <= now {
                         run.fence += 1;
                         run.owner = owner.to_owned();
                         run.lease_until = lease_until;
@@ -580,10 +634,17 @@ impl DeployQueue for MemoryStore {
         })
     }
 
-    async fn dequeue(&self, id: &str) -> Result<Option<Queued>, StoreError> {
+    async fn dequeue(&self, id: &str, start: Option<&Run>) -> Result<Option<Queued>, StoreError> {
         self.with(|s| {
             let seq = s.queue.values().find(|q| q.id == id).map(|q| q.seq)?;
-            s.queue.remove(&seq)
+            let item = s.queue.remove(&seq)?;
+            if let Some(run) = start {
+                if !s.runs.contains_key(&run.id) {
+                    s.runs.insert(run.id.clone(), run.clone());
+                    s.run_order.push(run.id.clone());
+                }
+            }
+            Some(item)
         })
     }
 }
@@ -755,17 +816,27 @@ impl Approvals for MemoryStore {
         user: &str,
         decision: &Decision,
         now: SystemTime,
+        start: Option<&Run>,
     ) -> Result<Vote, StoreError> {
         self.with_approvals(|a| {
             let Some(current) = a.get(id) else {
-                return Vote::Unknown;
+                return Ok(Vote::Unknown);
             };
             let (vote, next) = vote_on(current, user, decision, now);
+            if let (Vote::Approved(_), Some(run)) = (&vote, start) {
+                // The request and the run that carries it out change together.
+                self.with(|s| {
+                    if !s.runs.contains_key(&run.id) {
+                        s.runs.insert(run.id.clone(), run.clone());
+                        s.run_order.push(run.id.clone());
+                    }
+                })?;
+            }
             if let Some(next) = next {
                 a.insert(id.to_owned(), next);
             }
-            vote
-        })
+            Ok(vote)
+        })?
     }
 }
 

@@ -16,7 +16,7 @@ use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
     audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
     DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run,
-    RunStatus, Runs, Store, StoreError, GENESIS,
+    RunStatus, Runs, Store, StoreError, Unlocked, GENESIS,
 };
 
 /// Most deliveries admitted in one group commit.
@@ -612,7 +612,7 @@ impl SqlStore {
     async fn read_lock(&self, env: &str) -> Result<Option<Lock>, StoreError> {
         on_db!(&self.db, pool, _skip => {
             let row = sqlx::query(
-                "SELECT holder, reason, since_ms, expires_ms, action, run FROM locks WHERE env = $1",
+                "SELECT holder, reason, since_ms, expires_ms, action, run, fence FROM locks WHERE env = $1",
             )
             .bind(env)
             .fetch_optional(pool)
@@ -628,6 +628,7 @@ impl SqlStore {
                 expires: time(r.try_get("expires_ms").map_err(err)?),
                 action: r.try_get("action").map_err(err)?,
                 run: r.try_get("run").map_err(err)?,
+                fence: u64::try_from(r.try_get::<i64, _>("fence").map_err(err)?).unwrap_or_default(),
             }))
         })
     }
@@ -638,11 +639,11 @@ impl Locks for SqlStore {
     async fn try_lock(&self, lock: Lock, now: SystemTime) -> Result<LockOutcome, StoreError> {
         let taken = on_db!(&self.db, pool, _skip => {
             sqlx::query(
-                "INSERT INTO locks (env, holder, reason, since_ms, expires_ms, action, run) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                "INSERT INTO locks (env, holder, reason, since_ms, expires_ms, action, run, fence) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $9) \
                  ON CONFLICT (env) DO UPDATE SET holder = excluded.holder, reason = excluded.reason, \
                  since_ms = excluded.since_ms, expires_ms = excluded.expires_ms, \
-                 action = excluded.action, run = excluded.run \
+                 action = excluded.action, run = excluded.run, fence = excluded.fence \
                  WHERE locks.expires_ms <= $8",
             )
             .bind(&lock.env)
@@ -653,6 +654,7 @@ impl Locks for SqlStore {
             .bind(&lock.action)
             .bind(&lock.run)
             .bind(ms(now))
+            .bind(i64::try_from(lock.fence).unwrap_or(i64::MAX))
             .execute(pool)
             .await
             .map_err(|e| db_error("take lock", e))?
@@ -668,23 +670,67 @@ impl Locks for SqlStore {
         }
     }
 
-    async fn unlock(&self, env: &str) -> Result<Option<Lock>, StoreError> {
-        let held = self.read_lock(env).await?;
-        if let Some(lock) = &held {
-            self.release(lock).await?;
+    async fn unlock(&self, env: &str, now: SystemTime) -> Result<Unlocked, StoreError> {
+        // One conditional statement releases a hand lock or a lapsed one; a running
+        // action's lock is never taken from under it between a look and a delete.
+        for _ in 0..3 {
+            let released = on_db!(&self.db, pool, _skip => {
+                let row = sqlx::query(
+                    "DELETE FROM locks WHERE env = $1 AND (run IS NULL OR expires_ms <= $2) \
+                     RETURNING holder, reason, since_ms, expires_ms, action, run, fence",
+                )
+                .bind(env)
+                .bind(ms(now))
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| db_error("unlock", e))?;
+                match row {
+                    None => None,
+                    Some(r) => {
+                        let err = |e| db_error("unlock", e);
+                        Some(Lock {
+                            env: env.to_owned(),
+                            holder: r.try_get("holder").map_err(err)?,
+                            reason: r.try_get("reason").map_err(err)?,
+                            since: time(r.try_get("since_ms").map_err(err)?),
+                            expires: time(r.try_get("expires_ms").map_err(err)?),
+                            action: r.try_get("action").map_err(err)?,
+                            run: r.try_get("run").map_err(err)?,
+                            fence: u64::try_from(r.try_get::<i64, _>("fence").map_err(err)?)
+                                .unwrap_or_default(),
+                        })
+                    }
+                }
+            });
+            if let Some(lock) = released {
+                return Ok(Unlocked::Released(lock));
+            }
+            match self.read_lock(env).await? {
+                None => return Ok(Unlocked::NotLocked),
+                Some(held) if held.run.is_some() && held.expires > now => {
+                    return Ok(Unlocked::HeldByRun(held))
+                }
+                // Changed between the two statements: look again.
+                Some(_) => {}
+            }
         }
-        Ok(held)
+        Err(StoreError::Failed(
+            "the lock kept changing while it was being released".into(),
+        ))
     }
 
     async fn release(&self, lock: &Lock) -> Result<bool, StoreError> {
         on_db!(&self.db, pool, _skip => {
-            let done = sqlx::query("DELETE FROM locks WHERE env = $1 AND holder = $2 AND since_ms = $3")
-                .bind(&lock.env)
-                .bind(&lock.holder)
-                .bind(ms(lock.since))
-                .execute(pool)
-                .await
-                .map_err(|e| db_error("release lock", e))?;
+            let done = sqlx::query(
+                "DELETE FROM locks WHERE env = $1 AND holder = $2 AND since_ms = $3 AND fence = $4",
+            )
+            .bind(&lock.env)
+            .bind(&lock.holder)
+            .bind(ms(lock.since))
+            .bind(i64::try_from(lock.fence).unwrap_or(i64::MAX))
+            .execute(pool)
+            .await
+            .map_err(|e| db_error("release lock", e))?;
             Ok(done.rows_affected() == 1)
         })
     }
@@ -692,15 +738,39 @@ impl Locks for SqlStore {
     async fn renew_lock(&self, lock: &Lock, until: SystemTime) -> Result<bool, StoreError> {
         on_db!(&self.db, pool, _skip => {
             let done = sqlx::query(
-                "UPDATE locks SET expires_ms = $1 WHERE env = $2 AND holder = $3 AND since_ms = $4",
+                "UPDATE locks SET expires_ms = $1 \
+                 WHERE env = $2 AND holder = $3 AND since_ms = $4 AND fence = $5",
             )
             .bind(ms(until))
             .bind(&lock.env)
             .bind(&lock.holder)
             .bind(ms(lock.since))
+            .bind(i64::try_from(lock.fence).unwrap_or(i64::MAX))
             .execute(pool)
             .await
             .map_err(|e| db_error("renew lock", e))?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn reclaim_lock(&self, lock: &Lock) -> Result<bool, StoreError> {
+        let Some(run) = &lock.run else {
+            return Ok(false);
+        };
+        on_db!(&self.db, pool, _skip => {
+            let done = sqlx::query(
+                "UPDATE locks SET fence = $1, expires_ms = $2 \
+                 WHERE env = $3 AND holder = $4 AND since_ms = $5 AND run = $6",
+            )
+            .bind(i64::try_from(lock.fence).unwrap_or(i64::MAX))
+            .bind(ms(lock.expires))
+            .bind(&lock.env)
+            .bind(&lock.holder)
+            .bind(ms(lock.since))
+            .bind(run)
+            .execute(pool)
+            .await
+            .map_err(|e| db_error("reclaim lock", e))?;
             Ok(done.rows_affected() == 1)
         })
     }
@@ -739,34 +809,47 @@ where
 const RUN: &str =
     "id, action, user_id, env, invocation, message, state, status, fence, owner, lease_until_ms, started_ms";
 
+/// Inserts `$run` through `$exec` unless its id exists; evaluates to the rows inserted.
+macro_rules! insert_run {
+    ($exec:expr, $run:expr, $what:literal) => {{
+        let run: &Run = $run;
+        sqlx::query(&format!(
+            "INSERT INTO runs ({RUN}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(&run.id)
+        .bind(&run.action)
+        .bind(&run.user)
+        .bind(&run.env)
+        .bind(run.invocation.to_string())
+        .bind(&run.message)
+        .bind(run.state.to_string())
+        .bind(run.status.as_str())
+        .bind(i64::try_from(run.fence).unwrap_or(i64::MAX))
+        .bind(&run.owner)
+        .bind(ms(run.lease_until))
+        .bind(ms(run.started))
+        .execute($exec)
+        .await
+        .map_err(|e| db_error($what, e))?
+        .rows_affected()
+    }};
+}
+
 #[async_trait]
 impl Runs for SqlStore {
     async fn start_run(&self, run: &Run, handoff: Option<&str>) -> Result<bool, StoreError> {
         on_db!(&self.db, pool, _skip => {
             let mut tx = pool.begin().await.map_err(|e| db_error("start run", e))?;
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO runs ({RUN}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (id) DO NOTHING"
-            ))
-            .bind(&run.id)
-            .bind(&run.action)
-            .bind(&run.user)
-            .bind(&run.env)
-            .bind(run.invocation.to_string())
-            .bind(&run.message)
-            .bind(run.state.to_string())
-            .bind(run.status.as_str())
-            .bind(i64::try_from(run.fence).unwrap_or(i64::MAX))
-            .bind(&run.owner)
-            .bind(ms(run.lease_until))
-            .bind(ms(run.started))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error("start run", e))?
-            .rows_affected();
+            let inserted = insert_run!(&mut *tx, run, "start run");
             if inserted == 1 {
                 if let Some(key) = handoff {
                     sqlx::query("UPDATE inbox SET done = 1, payload = 'null' WHERE key = $1")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| db_error("start run", e))?;
+                    sqlx::query("UPDATE runs SET status = 'done' WHERE id = $1 AND status = 'pending'")
                         .bind(key)
                         .execute(&mut *tx)
                         .await
@@ -788,7 +871,8 @@ impl Runs for SqlStore {
     ) -> Result<bool, StoreError> {
         on_db!(&self.db, pool, _skip => {
             let done = sqlx::query(
-                "UPDATE runs SET state = $1, status = $2, lease_until_ms = $3 WHERE id = $4 AND fence = $5",
+                "UPDATE runs SET state = $1, status = $2, lease_until_ms = $3 \
+                 WHERE id = $4 AND fence = $5 AND status IN ('running', 'pending')",
             )
             .bind(state.to_string())
             .bind(status.as_str())
@@ -802,6 +886,42 @@ impl Runs for SqlStore {
         })
     }
 
+    async fn finish_run(
+        &self,
+        id: &str,
+        fence: u64,
+        state: &Value,
+        status: RunStatus,
+    ) -> Result<bool, StoreError> {
+        let fence = i64::try_from(fence).unwrap_or(i64::MAX);
+        on_db!(&self.db, pool, _skip => {
+            let mut tx = pool.begin().await.map_err(|e| db_error("finish run", e))?;
+            let done = sqlx::query(
+                "UPDATE runs SET state = $1, status = $2 \
+                 WHERE id = $3 AND fence = $4 AND status IN ('running', 'pending')",
+            )
+            .bind(state.to_string())
+            .bind(status.as_str())
+            .bind(id)
+            .bind(fence)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("finish run", e))?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM locks WHERE run = $1 AND fence = $2")
+                .bind(id)
+                .bind(fence)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("finish run", e))?;
+            tx.commit().await.map_err(|e| db_error("finish run", e))?;
+            Ok(true)
+        })
+    }
+
     async fn take_over_runs(
         &self,
         owner: &str,
@@ -812,7 +932,7 @@ impl Runs for SqlStore {
         on_db!(&self.db, pool, skip => {
             let sql = format!(
                 "UPDATE runs SET fence = fence + 1, owner = $1, lease_until_ms = $2 WHERE n IN \
-                 (SELECT n FROM runs WHERE status = 'running' AND lease_until_ms <= $3 \
+                 (SELECT n FROM runs WHERE status IN ('running', 'pending') AND lease_until_ms <= $3 \
                   ORDER BY n LIMIT $4 {skip}) RETURNING n, {RUN}"
             );
             let rows = sqlx::query(&sql)
@@ -931,16 +1051,24 @@ impl DeployQueue for SqlStore {
         })
     }
 
-    async fn dequeue(&self, id: &str) -> Result<Option<Queued>, StoreError> {
+    async fn dequeue(&self, id: &str, start: Option<&Run>) -> Result<Option<Queued>, StoreError> {
         on_db!(&self.db, pool, _skip => {
+            let mut tx = pool.begin().await.map_err(|e| db_error("dequeue a deploy", e))?;
             let row = sqlx::query(&format!(
                 "DELETE FROM deploy_queue WHERE id = $1 RETURNING {QUEUED}"
             ))
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(|e| db_error("dequeue a deploy", e))?;
-            row.as_ref().map(queued_of).transpose()
+            let item = row.as_ref().map(queued_of).transpose()?;
+            if item.is_some() {
+                if let Some(run) = start {
+                    insert_run!(&mut *tx, run, "dequeue a deploy");
+                }
+            }
+            tx.commit().await.map_err(|e| db_error("dequeue a deploy", e))?;
+            Ok(item)
         })
     }
 }
@@ -1143,10 +1271,12 @@ impl Approvals for SqlStore {
         user: &str,
         decision: &Decision,
         now: SystemTime,
+        start: Option<&Run>,
     ) -> Result<Vote, StoreError> {
         // Optimistic: read the request and its version, decide, and write only if
         // nobody wrote in between; otherwise read again. Of two votes at once, one
-        // write wins and the other is decided on what that one left.
+        // write wins and the other is decided on what that one left. The vote that
+        // approves writes the run that carries the request out in the same transaction.
         on_db!(&self.db, pool, _skip => {
             loop {
                 let read = sqlx::query("SELECT body, version FROM approvals WHERE id = $1")
@@ -1169,6 +1299,7 @@ impl Approvals for SqlStore {
                     return Ok(vote);
                 };
                 let body = approval_body(&next)?;
+                let mut tx = pool.begin().await.map_err(|e| db_error("vote on approval", e))?;
                 let written = sqlx::query(
                     "UPDATE approvals SET status = $1, body = $2, version = version + 1 WHERE id = $3 AND version = $4",
                 )
@@ -1176,11 +1307,15 @@ impl Approvals for SqlStore {
                 .bind(&body)
                 .bind(id)
                 .bind(version)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| db_error("vote on approval", e))?
                 .rows_affected();
                 if written == 1 {
+                    if let (Vote::Approved(_), Some(run)) = (&vote, start) {
+                        insert_run!(&mut *tx, run, "vote on approval");
+                    }
+                    tx.commit().await.map_err(|e| db_error("vote on approval", e))?;
                     return Ok(vote);
                 }
             }

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::ports::approvals::{Approval, ApprovalStatus, Decision, Vote};
 use crate::ports::store::{
     verify_chain, Admitted, Attempt, AuditRecord, ButtonSet, Claim, Inbound, Lock, LockOutcome,
-    Queued, Run, RunStatus, Store, GENESIS,
+    Queued, Run, RunStatus, Store, Unlocked, GENESIS,
 };
 
 /// Runs every check on `store`.
@@ -28,7 +28,9 @@ pub async fn store(store: Arc<dyn Store>) {
     one_claim_wins(store.clone(), run, t0).await;
     locks(&*store, run, t0).await;
     one_lock_wins(store.clone(), run, t0).await;
+    unlock_races_deploys(store.clone(), run, t0).await;
     runs(&*store, run, t0).await;
+    pending_runs(&*store, run, t0).await;
     audit(&*store, run, t0).await;
     approvals(&*store, run, t0).await;
     one_approval_wins(store.clone(), store.clone(), run, t0).await;
@@ -417,6 +419,7 @@ fn lock(env: &str, holder: &str, since: SystemTime, lease: Duration) -> Lock {
         expires: since + lease,
         action: Some("deploy".into()),
         run: Some(format!("run-of-{holder}")),
+        fence: 1,
     }
 }
 
@@ -483,13 +486,14 @@ async fn locks(store: &dyn Store, run: &str, t0: SystemTime) {
     );
     assert_eq!(store.lock_of(&env, later).await, Ok(None));
     assert_eq!(
-        store.unlock(&env).await,
-        Ok(None),
+        store.unlock(&env, later).await,
+        Ok(Unlocked::NotLocked),
         "unlocking a free environment releases nothing"
     );
     let manual = Lock {
         action: None,
         run: None,
+        fence: 0,
         ..lock(&env, "U3", later, lease)
     };
     assert_eq!(
@@ -497,10 +501,138 @@ async fn locks(store: &dyn Store, run: &str, t0: SystemTime) {
         Ok(LockOutcome::Acquired)
     );
     assert_eq!(
-        store.unlock(&env).await,
-        Ok(Some(manual)),
+        store.unlock(&env, later).await,
+        Ok(Unlocked::Released(manual)),
         "unlock returns the lock it released"
     );
+    // A run's lock: `unlock` never pulls it from under the run while it holds.
+    let running = lock(&env, "U4", later, lease);
+    assert_eq!(
+        store.try_lock(running.clone(), later).await,
+        Ok(LockOutcome::Acquired)
+    );
+    assert_eq!(
+        store.unlock(&env, later).await,
+        Ok(Unlocked::HeldByRun(running.clone())),
+        "a running action's lock is not released by unlock"
+    );
+    assert_eq!(store.lock_of(&env, later).await, Ok(Some(running.clone())));
+    // Taken over: the new driver reclaims it under its new fencing token, even
+    // lapsed, as long as nobody took it since; the old token is fenced off.
+    let lapsed = later + lease + Duration::from_secs(1);
+    let reclaimed = Lock {
+        fence: 2,
+        expires: lapsed + lease,
+        ..running.clone()
+    };
+    assert_eq!(
+        store.reclaim_lock(&reclaimed).await,
+        Ok(true),
+        "the run's lock is reclaimed by its new driver"
+    );
+    assert_eq!(
+        store.renew_lock(&running, lapsed + lease).await,
+        Ok(false),
+        "the old driver's token no longer renews it"
+    );
+    assert_eq!(store.release(&running).await, Ok(false), "nor releases it");
+    assert_eq!(
+        store.lock_of(&env, lapsed).await,
+        Ok(Some(reclaimed.clone()))
+    );
+    let after = lapsed + lease * 2;
+    assert_eq!(
+        store.unlock(&env, after).await,
+        Ok(Unlocked::Released(reclaimed.clone())),
+        "a lapsed run lock can be unlocked"
+    );
+    assert_eq!(
+        store.reclaim_lock(&reclaimed).await,
+        Ok(false),
+        "a run whose lock was released since cannot reclaim it"
+    );
+    let someone = lock(&env, "U5", after, lease);
+    assert_eq!(
+        store.try_lock(someone.clone(), after).await,
+        Ok(LockOutcome::Acquired)
+    );
+    assert_eq!(
+        store
+            .reclaim_lock(&Lock {
+                fence: 3,
+                ..reclaimed
+            })
+            .await,
+        Ok(false),
+        "nor one someone else holds now"
+    );
+    assert_eq!(store.release(&someone).await, Ok(true));
+}
+
+/// `unlock` against deploys taking the lock, in a loop: whatever interleaving, a
+/// deploy that took the lock still holds it until it releases it.
+async fn unlock_races_deploys(store: Arc<dyn Store>, run: &str, t0: SystemTime) {
+    let env = format!("unlock-race-{run}");
+    let lease = Duration::from_secs(60);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let unlocker = tokio::spawn({
+        let (store, env, stop) = (store.clone(), env.clone(), stop.clone());
+        async move {
+            let mut released = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(Unlocked::Released(l)) = store.unlock(&env, t0).await {
+                    assert!(
+                        l.run.is_none(),
+                        "unlock released a running deploy's lock: {l:?}"
+                    );
+                    released += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            released
+        }
+    });
+    let mut held = 0;
+    for i in 0..60u64 {
+        let since = t0 + Duration::from_millis(i);
+        let deploy = Lock {
+            run: Some(format!("run-{run}-{i}")),
+            ..lock(&env, &format!("U{i}"), since, lease)
+        };
+        let hand = Lock {
+            action: None,
+            run: None,
+            fence: 0,
+            reason: "maintenance".into(),
+            ..lock(&env, "UHAND", since, lease)
+        };
+        if i % 3 == 0 {
+            // Now and then someone locks by hand: unlock has something to release.
+            let _ = store.try_lock(hand, t0).await;
+            tokio::task::yield_now().await;
+        }
+        if let Ok(LockOutcome::Acquired) = store.try_lock(deploy.clone(), t0).await {
+            held += 1;
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+                assert_eq!(
+                    store.lock_of(&env, t0).await.map(|l| l.and_then(|l| l.run)),
+                    Ok(deploy.run.clone()),
+                    "a running deploy lost its lock to unlock"
+                );
+            }
+            assert_eq!(
+                store.renew_lock(&deploy, t0 + lease).await,
+                Ok(true),
+                "the deploy still renews its lock"
+            );
+            assert_eq!(store.release(&deploy).await, Ok(true), "and releases it");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let released = unlocker.await.expect("the unlock loop ends");
+    assert!(held > 0, "some deploys took the lock");
+    assert!(released > 0, "unlock released the hand locks");
 }
 
 async fn one_lock_wins(store: Arc<dyn Store>, run: &str, t0: SystemTime) {
@@ -613,17 +745,51 @@ async fn runs(store: &dyn Store, run: &str, t0: SystemTime) {
         Ok(false),
         "the old driver's writes are fenced off"
     );
+    let held = Lock {
+        fence: 2,
+        run: Some(deploy.id.clone()),
+        ..lock(&env, "U1", t0, lease * 10)
+    };
+    assert_eq!(
+        store.try_lock(held.clone(), later).await,
+        Ok(LockOutcome::Acquired)
+    );
+    assert_eq!(
+        store
+            .finish_run(&deploy.id, 1, &json!({"step": "done"}), RunStatus::Done)
+            .await,
+        Ok(false),
+        "the old driver cannot finish it"
+    );
+    assert_eq!(
+        store.lock_of(&env, later).await,
+        Ok(Some(held.clone())),
+        "nor release its lock"
+    );
+    assert_eq!(
+        store
+            .finish_run(&deploy.id, 2, &json!({"step": "done"}), RunStatus::Done)
+            .await,
+        Ok(true),
+        "the driver finishes it"
+    );
+    assert_eq!(
+        store.lock_of(&env, later).await,
+        Ok(None),
+        "and its lock is released with it"
+    );
     assert_eq!(
         store
             .save_run(
                 &deploy.id,
                 2,
-                &json!({"step": "done"}),
-                RunStatus::Done,
-                later + lease
+                &json!({"step": "switching"}),
+                RunStatus::Running,
+                later + lease * 9
             )
             .await,
-        Ok(true)
+        Ok(false),
+        "a late write never brings a finished run back"
     );
     assert_eq!(
         ours_running(
@@ -803,7 +969,7 @@ async fn approvals(store: &dyn Store, run: &str, t0: SystemTime) {
         "a request reads back whole"
     );
     let vote = store
-        .vote(&two, "UA", &Decision::Approve, now)
+        .vote(&two, "UA", &Decision::Approve, now, None)
         .await
         .expect("vote");
     assert!(
@@ -811,7 +977,7 @@ async fn approvals(store: &dyn Store, run: &str, t0: SystemTime) {
         "the first of two approvals is counted: {vote:?}"
     );
     let vote = store
-        .vote(&two, "UA", &Decision::Approve, now)
+        .vote(&two, "UA", &Decision::Approve, now, None)
         .await
         .expect("vote");
     assert!(
@@ -819,7 +985,7 @@ async fn approvals(store: &dyn Store, run: &str, t0: SystemTime) {
         "one person counts once: {vote:?}"
     );
     let vote = store
-        .vote(&two, "UB", &Decision::Approve, now)
+        .vote(&two, "UB", &Decision::Approve, now, None)
         .await
         .expect("vote");
     assert!(
@@ -827,7 +993,7 @@ async fn approvals(store: &dyn Store, run: &str, t0: SystemTime) {
         "the second approval completes it: {vote:?}"
     );
     let vote = store
-        .vote(&two, "UC", &Decision::Approve, now)
+        .vote(&two, "UC", &Decision::Approve, now, None)
         .await
         .expect("vote");
     assert!(matches!(vote, Vote::Closed(_)), "decided once: {vote:?}");
@@ -843,6 +1009,7 @@ async fn approvals(store: &dyn Store, run: &str, t0: SystemTime) {
             "UA",
             &Decision::Approve,
             t0 + Duration::from_secs(600),
+            None,
         )
         .await
         .expect("vote");
@@ -861,7 +1028,7 @@ async fn approvals(store: &dyn Store, run: &str, t0: SystemTime) {
         .await
         .expect("request");
     let vote = store
-        .vote(&no, "UB", &Decision::Decline { reason: None }, now)
+        .vote(&no, "UB", &Decision::Decline { reason: None }, now, None)
         .await
         .expect("vote");
     assert!(
@@ -871,19 +1038,22 @@ async fn approvals(store: &dyn Store, run: &str, t0: SystemTime) {
     let reason = Decision::Decline {
         reason: Some("not during the sale".into()),
     };
-    let vote = store.vote(&no, "UB", &reason, now).await.expect("vote");
+    let vote = store
+        .vote(&no, "UB", &reason, now, None)
+        .await
+        .expect("vote");
     assert!(
         matches!(&vote, Vote::Declined(a) if a.reason.as_deref() == Some("not during the sale")),
         "the decliner adds the reason afterwards: {vote:?}"
     );
     let vote = store
-        .vote(&no, "UA", &Decision::Approve, now)
+        .vote(&no, "UA", &Decision::Approve, now, None)
         .await
         .expect("vote");
     assert!(matches!(vote, Vote::Closed(_)), "{vote:?}");
     assert_eq!(
         store
-            .vote(&format!("none-{run}"), "UA", &Decision::Approve, now)
+            .vote(&format!("none-{run}"), "UA", &Decision::Approve, now, None)
             .await,
         Ok(Vote::Unknown)
     );
@@ -900,7 +1070,7 @@ async fn one_approval_wins(a: Arc<dyn Store>, b: Arc<dyn Store>, run: &str, t0: 
         let id = id.clone();
         tokio::spawn(async move {
             store
-                .vote(&id, &format!("U{i}"), &Decision::Approve, now)
+                .vote(&id, &format!("U{i}"), &Decision::Approve, now, None)
                 .await
                 .expect("vote")
         })
@@ -979,7 +1149,7 @@ async fn deploy_queue(store: Arc<dyn Store>, run: &str, t0: SystemTime) {
     let takers = (0..4).map(|_| {
         let store = store.clone();
         let head = head.clone();
-        tokio::spawn(async move { store.dequeue(&head).await })
+        tokio::spawn(async move { store.dequeue(&head, None).await })
     });
     let taken: Vec<Option<Queued>> = futures::future::join_all(takers)
         .await
@@ -1007,13 +1177,170 @@ async fn deploy_queue(store: Arc<dyn Store>, run: &str, t0: SystemTime) {
     );
     for q in store.queued(None).await.expect("queued") {
         if q.id.ends_with(run) {
-            store.dequeue(&q.id).await.expect("dequeue");
+            store.dequeue(&q.id, None).await.expect("dequeue");
         }
     }
     assert!(store.queued(Some(&env)).await.expect("queued").is_empty());
     assert_eq!(
-        store.dequeue(&head).await.expect("dequeue"),
+        store.dequeue(&head, None).await.expect("dequeue"),
         None,
         "gone is gone"
+    );
+}
+
+/// Runs recorded before they start: taken over once their owner's lease lapses, and
+/// started once (the run that starts one hands it off in the same write). The vote
+/// that approves a request and the dequeue of a deploy record theirs in the same step.
+async fn pending_runs(store: &dyn Store, run: &str, t0: SystemTime) {
+    let lease = Duration::from_secs(30);
+    let env = format!("pending-{run}");
+    let pending = Run {
+        id: format!("start:approval:{run}"),
+        action: "start".into(),
+        user: "U1".into(),
+        env: Some(env.clone()),
+        invocation: json!({"command": "deploy"}),
+        message: Some(format!("click-{run}")),
+        state: json!({"kind": "approval", "id": run}),
+        status: RunStatus::Pending,
+        fence: 1,
+        owner: "replica-a".into(),
+        lease_until: t0 + lease,
+        started: t0,
+    };
+    let mine = |runs: Vec<Run>| {
+        runs.into_iter()
+            .filter(|r| r.env.as_deref() == Some(env.as_str()))
+            .collect::<Vec<_>>()
+    };
+    // The approving vote records it.
+    let mut asked = approval(&format!("P{run}"), 1, t0);
+    asked.invocation = json!({"command": "deploy"});
+    store.request_approval(&asked).await.expect("request");
+    let vote = store
+        .vote(&asked.id, "UA", &Decision::Approve, t0, Some(&pending))
+        .await
+        .expect("vote");
+    assert!(matches!(vote, Vote::Approved(_)), "{vote:?}");
+    assert_eq!(
+        store.run(&pending.id).await.map(|r| r.map(|r| r.status)),
+        Ok(Some(RunStatus::Pending)),
+        "the approving vote records the run that starts the request"
+    );
+    assert_eq!(
+        mine(
+            store
+                .take_over_runs("replica-b", t0, t0 + lease, 1000)
+                .await
+                .expect("take over")
+        ),
+        vec![],
+        "not taken while its owner's lease holds"
+    );
+    let later = t0 + lease + Duration::from_secs(1);
+    let taken = mine(
+        store
+            .take_over_runs("replica-b", later, later + lease, 1000)
+            .await
+            .expect("take over"),
+    );
+    assert_eq!(
+        taken.len(),
+        1,
+        "a pending run whose replica died is taken over"
+    );
+    assert_eq!(taken[0].status, RunStatus::Pending);
+    assert_eq!(taken[0].fence, 2);
+    // Starting it: the deploy's own run hands the pending one off in the same write.
+    let deploy = Run {
+        id: format!("run:{}", pending.id),
+        action: "deploy".into(),
+        status: RunStatus::Running,
+        state: json!({"kind": "deploy"}),
+        owner: "replica-b".into(),
+        lease_until: later + lease,
+        ..pending.clone()
+    };
+    assert_eq!(store.start_run(&deploy, Some(&pending.id)).await, Ok(true));
+    assert_eq!(
+        store.run(&pending.id).await.map(|r| r.map(|r| r.status)),
+        Ok(Some(RunStatus::Done)),
+        "the pending run is done once its run started"
+    );
+    assert_eq!(
+        store.start_run(&deploy, Some(&pending.id)).await,
+        Ok(false),
+        "a second starter starts nothing"
+    );
+    let much_later = later + lease * 3;
+    let again = mine(
+        store
+            .take_over_runs("replica-c", much_later, much_later + lease, 1000)
+            .await
+            .expect("take over"),
+    );
+    assert!(
+        again.iter().all(|r| r.id != pending.id),
+        "a started pending run is never taken over again: {again:?}"
+    );
+    // A vote that does not approve records nothing.
+    let mut two = approval(&format!("Q{run}"), 2, t0);
+    two.invocation = json!({"command": "deploy"});
+    store.request_approval(&two).await.expect("request");
+    let other = Run {
+        id: format!("start:approval:Q{run}"),
+        ..pending.clone()
+    };
+    let vote = store
+        .vote(&two.id, "UA", &Decision::Approve, t0, Some(&other))
+        .await
+        .expect("vote");
+    assert!(matches!(vote, Vote::Counted(_)), "{vote:?}");
+    assert_eq!(
+        store.run(&other.id).await,
+        Ok(None),
+        "a counted vote starts nothing"
+    );
+    // Taking a deploy out of line records the run that starts it.
+    let item = Queued {
+        id: format!("line-{run}"),
+        seq: 0,
+        env: env.clone(),
+        user: "U2".into(),
+        invocation: json!({"command": "deploy"}),
+        channel: None,
+        since: t0,
+    };
+    store.enqueue(&item).await.expect("enqueue");
+    let head = Run {
+        id: format!("start:queue:{}", item.id),
+        ..pending.clone()
+    };
+    assert!(store
+        .dequeue(&item.id, Some(&head))
+        .await
+        .expect("dequeue")
+        .is_some());
+    assert_eq!(
+        store.run(&head.id).await.map(|r| r.map(|r| r.status)),
+        Ok(Some(RunStatus::Pending)),
+        "taken out of line together with the run that starts it"
+    );
+    let other_head = Run {
+        id: format!("start:queue:again-{}", item.id),
+        ..pending.clone()
+    };
+    assert_eq!(store.dequeue(&item.id, Some(&other_head)).await, Ok(None));
+    assert_eq!(
+        store.run(&other_head.id).await,
+        Ok(None),
+        "a lost dequeue records nothing"
+    );
+    assert_eq!(
+        store
+            .finish_run(&head.id, 1, &head.state, RunStatus::Done)
+            .await,
+        Ok(true),
+        "a pending run that started nothing is ended by its starter"
     );
 }

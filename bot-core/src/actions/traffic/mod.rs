@@ -1,30 +1,59 @@
 //! `rollback` and `switch`: move a pool's traffic after health-checking the
-//! destination, under the environment lock, and read the switch back.
+//! destination, under the environment lock, read the switch back, and watch the new
+//! member where the pool says so. `rollback` goes back to the member the last deploy
+//! (or switch) moved away from. In an environment with regions, `rollback` moves back
+//! what the last rollout switched ([`regional`]).
+
+mod regional;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::actions::deploy::rollout;
-use crate::actions::health::probe;
-use crate::actions::locks::{reclaim, take_for_run};
-use crate::actions::moves::{next_member, switch_and_verify};
-use crate::actions::watch::{self, Watched};
-use crate::config::{CommandSpec, Environment};
+use crate::actions::deploy::DeployState;
+use crate::config::{CommandSpec, Environment, Pool};
 use crate::context::{Action, Ctx};
 use crate::failure::told;
-use crate::ports::store::{Lock, Run, RunStatus};
+use crate::ports::store::{Run, RunStatus};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
-use crate::runs::Driver;
+use crate::runs::{self, Driver, LockFor, RunState, Stop};
+use crate::steps::health::probe;
+use crate::steps::moves::{next_member, switch_and_verify};
+use crate::steps::watch::{self, Moved, Watched};
 use crate::text::human;
-use futures::future::BoxFuture;
 
-/// Which member `rollback` / `switch` moves to.
-enum Destination {
-    /// The member active before the last switch (rollback).
-    Previous,
-    /// A named member, or the other one when `None` (switch).
-    Member(Option<String>),
+pub(crate) use regional::RegionalRollback;
+
+/// What a `rollback` or `switch` run saves: one variant per kind of move.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum TrafficState {
+    /// A rollback or switch of an environment's pools.
+    Move(TrafficRun),
+    /// A rollback of an environment with regions: what its last rollout switched.
+    RegionalRollback(RegionalRollback),
+}
+
+impl RunState for TrafficState {
+    const VERSION: u32 = 1;
+
+    fn legacy(_action: &str, state: &Value) -> Option<Self> {
+        // Before states were typed, a plain move saved `rollback` and `pools`; a
+        // regional rollback saved `moves` and a numeric `done`.
+        if state.get("rollback").is_some() && state.get("pools").is_some() {
+            return serde_json::from_value(state.clone())
+                .ok()
+                .map(TrafficState::Move);
+        }
+        if state.get("done").is_some_and(Value::is_u64) {
+            return serde_json::from_value(state.clone())
+                .ok()
+                .map(TrafficState::RegionalRollback);
+        }
+        None
+    }
 }
 
 /// `rollback <env> [pools]`.
@@ -39,7 +68,7 @@ impl Action for Rollback {
             .and_then(|e| ctx.config().env(e))
             .filter(|e| !e.regions.is_empty());
         if let Some(env) = regional {
-            return rollout::rollback(ctx, &inv, env, inv.target.region()).await;
+            return regional::rollback(ctx, &inv, env, inv.target.region()).await;
         }
         match &inv.target {
             Target::Env { env, pools } => move_traffic(ctx, &inv, env, pools, None, true).await,
@@ -48,9 +77,6 @@ impl Action for Rollback {
     }
 
     async fn resume(&self, ctx: &Ctx<'_>, _: &CommandSpec, inv: Invocation, run: Run) -> Reply {
-        if rollout::is_regional(&run.state) {
-            return rollout::resume_rollback(ctx, &inv, &run).await;
-        }
         resume(ctx, &inv, &run).await
     }
 }
@@ -101,9 +127,36 @@ impl Action for Switch {
     }
 }
 
+/// Goes on with a rollback or switch taken over from a replica that died, by the
+/// kind of move it saved.
+async fn resume(ctx: &Ctx<'_>, inv: &Invocation, run: &Run) -> Reply {
+    let what = match runs::kind_of(&run.state) {
+        Some("regional_rollback") => "rollback",
+        _ => "traffic move",
+    };
+    let r = match runs::resume::<TrafficState>(ctx, run, what).await {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let env_name = match &r.state {
+        TrafficState::Move(m) => m.env.clone(),
+        TrafficState::RegionalRollback(m) => m.env.clone(),
+    };
+    let Some(env) = ctx.config().env(&env_name) else {
+        let _ = r.driver.finish(RunStatus::Failed, &r.state).await;
+        return Rejection::NoSuchEnvironment(env_name).reply();
+    };
+    match r.state {
+        TrafficState::Move(state) => drive(ctx, r.driver, inv, env, state).await,
+        TrafficState::RegionalRollback(state) => {
+            regional::drive(ctx, r.driver, inv, env, state).await
+        }
+    }
+}
+
 /// A rollback or switch, as saved after every pool.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct TrafficRun {
+pub(crate) struct TrafficRun {
     rollback: bool,
     /// The member named (`switch … green`), if any.
     member: Option<String>,
@@ -116,13 +169,28 @@ struct TrafficRun {
     /// How many pools actually moved (a switch to what is active moves none).
     #[serde(default)]
     moved: usize,
-    lock: Lock,
-    /// Each pool moved: (pool, from, to), for the post-switch watch.
+    /// Each pool moved: (pool, from, to), for the post-switch watch and the next
+    /// rollback.
     #[serde(default)]
     moves: Vec<(String, String, String)>,
     /// The post-switch watch, once every pool has moved.
     #[serde(default)]
     watch: Option<Vec<Watched>>,
+}
+
+impl TrafficRun {
+    /// What it moved.
+    pub(crate) fn moved(&self) -> Vec<Moved> {
+        self.moves
+            .iter()
+            .map(|(pool, from, to)| Moved {
+                region: None,
+                pool: pool.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            })
+            .collect()
+    }
 }
 
 /// `rollback <env> [pools]` and `switch <env> <pool> [member]`: takes the lock,
@@ -139,11 +207,6 @@ async fn move_traffic(
         return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
     };
     let verb = if rollback { "rollback" } else { "switch" };
-    let id = Driver::new_id(ctx);
-    let lock = match take_for_run(ctx, &env.name, verb, verb.to_owned(), &id).await {
-        Ok(lock) => lock,
-        Err(refusal) => return refusal,
-    };
     let state = TrafficRun {
         rollback,
         member,
@@ -157,87 +220,115 @@ async fn move_traffic(
         done: Vec::new(),
         lines: Vec::new(),
         moved: 0,
-        lock: lock.clone(),
         moves: Vec::new(),
         watch: None,
     };
-    let driver = match Driver::start(
-        ctx,
-        id,
-        verb,
-        inv,
-        serde_json::to_value(&state).unwrap_or_default(),
-        Some(lock.clone()),
-    )
-    .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = ctx.backends.store.release(&lock).await;
-            return Reply::message(
-                Outcome::Failed,
-                format!(
-                    "I could not record the {verb}: {}. Nothing was changed.",
-                    told(&e)
-                ),
-            );
-        }
+    let lock = LockFor {
+        env: &env.name,
+        reason: verb.to_owned(),
     };
-    drive(ctx, driver, inv, env, state).await
-}
-
-/// Goes on with a rollback or switch taken over from a replica that died: moving a
-/// pool again is safe (health check, switch, read back).
-async fn resume(ctx: &Ctx<'_>, inv: &Invocation, run: &Run) -> Reply {
-    let Ok(state) = serde_json::from_value::<TrafficRun>(run.state.clone()) else {
-        Driver::resume(ctx, run, None)
-            .finish(RunStatus::Failed, run.state.clone())
-            .await;
-        return Reply::message(Outcome::Failed, ":x: A traffic move could not be continued after a restart: its saved state is unreadable. Check `status`.");
-    };
-    let Some(env) = ctx.config().env(&state.env) else {
-        return Rejection::NoSuchEnvironment(state.env.clone()).reply();
-    };
-    let lock = reclaim(ctx, &state.lock).await;
-    let driver = Driver::resume(ctx, run, lock.clone());
-    if lock.is_none() {
-        driver.finish(RunStatus::Failed, run.state.clone()).await;
-        return Reply::message(
-            Outcome::Failed,
-            format!(":x: Moving traffic in *{}* could not go on after a restart: the environment is locked by someone else now. Check `status {}`.", env.name, env.name),
-        );
+    match runs::start_locked(ctx, verb, lock, inv, &TrafficState::Move(state.clone())).await {
+        Ok(driver) => drive(ctx, driver, inv, env, state).await,
+        Err(not) => not.reply(),
     }
-    drive(ctx, driver, inv, env, state).await
 }
 
-/// Moves every pool not yet handled, saving after each.
+/// What `run` moved, in order, as far as its saved state says: a deploy's or
+/// rollout's switched pools, a switch's or rollback's moves. Nothing for other runs.
+pub(crate) fn moves_of(run: &Run) -> Vec<Moved> {
+    match run.action.as_str() {
+        "deploy" => runs::read::<DeployState>(run)
+            .map(|s| s.moved())
+            .unwrap_or_default(),
+        "switch" | "rollback" => match runs::read::<TrafficState>(run) {
+            Ok(TrafficState::Move(m)) => m.moved(),
+            Ok(TrafficState::RegionalRollback(r)) => r.moved(),
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Where `rollback` moves `pool` back to: the member the newest run that moved it
+/// onto `active` (a deploy, a switch, a rollback) moved it away from; the next
+/// member when no run says.
+async fn previous_member(
+    ctx: &Ctx<'_>,
+    env: &Environment,
+    pool: &Pool,
+    active: &str,
+) -> Option<String> {
+    let runs = ctx
+        .backends
+        .store
+        .recent_runs(Some(&env.name), 50)
+        .await
+        .unwrap_or_default();
+    for run in runs {
+        if run.status == RunStatus::Pending {
+            continue;
+        }
+        let Some(m) = moves_of(&run)
+            .into_iter()
+            .rev()
+            .find(|m| m.region.is_none() && m.pool == pool.name)
+        else {
+            continue;
+        };
+        if m.to == active && pool.members.iter().any(|x| x.name == m.from) {
+            return Some(m.from);
+        }
+        // The newest move of this pool does not explain what is live now (moved by
+        // hand since): go by the pool's order.
+        break;
+    }
+    next_member(pool, active)
+}
+
+/// The reply of a move that failed, with the lines so far.
+fn failed(state: &TrafficRun, text: String) -> Reply {
+    Reply::message(Outcome::Failed, text).text(state.lines.join("\n"))
+}
+
+/// Ends the run as failed with `reply` and the audit `outcome`.
+async fn fail(
+    ctx: &Ctx<'_>,
+    driver: Driver<TrafficState>,
+    inv: &Invocation,
+    state: TrafficRun,
+    outcome: String,
+    reply: Reply,
+) -> Reply {
+    if let Err(stop) = driver
+        .finish(RunStatus::Failed, &TrafficState::Move(state))
+        .await
+    {
+        return stop.reply();
+    }
+    ctx.audit(inv, &outcome).await;
+    reply
+}
+
+/// Moves every pool not yet handled, saving after each, then watches what moved.
 async fn drive(
     ctx: &Ctx<'_>,
-    driver: Driver,
+    driver: Driver<TrafficState>,
     inv: &Invocation,
     env: &Environment,
     mut state: TrafficRun,
 ) -> Reply {
-    let dest = if state.rollback {
-        Destination::Previous
-    } else {
-        Destination::Member(state.member.clone())
-    };
-    let failed = |state: &TrafficRun, text: String| {
-        Reply::message(Outcome::Failed, text).text(state.lines.join("\n"))
-    };
     for name in state.pools.clone() {
         if state.done.contains(&name) {
             continue;
         }
         let Some(pool) = env.pools.iter().find(|p| p.name == name) else {
+            state.done.push(name);
             continue;
         };
         let active = match ctx.active(&env.name, &pool.name).await {
             Ok(a) => a,
             Err(e) => {
                 let shown = told(&e);
-                ctx.audit(inv, &format!("failed: {shown}")).await;
                 let reply = failed(
                     &state,
                     format!(
@@ -245,41 +336,43 @@ async fn drive(
                         env.name, pool.name
                     ),
                 );
-                driver
-                    .finish(
-                        RunStatus::Failed,
-                        serde_json::to_value(&state).unwrap_or_default(),
-                    )
-                    .await;
-                return reply;
+                return fail(ctx, driver, inv, state, format!("failed: {shown}"), reply).await;
             }
         };
-        let target = match &dest {
-            Destination::Member(Some(m)) => Some(m.clone()),
-            Destination::Member(None) | Destination::Previous => next_member(pool, &active),
+        let target = match (&state.member, state.rollback) {
+            (Some(m), _) => Some(m.clone()),
+            (None, true) => previous_member(ctx, env, pool, &active).await,
+            (None, false) => next_member(pool, &active),
         };
-        let outcome = match target {
+        let line = match target {
             None => None,
             Some(target) if target == active => {
                 Some(format!("• {}: {target} is already active", pool.name))
             }
             Some(target) => {
                 let Some(instance) = pool.members.iter().find(|m| m.name == target) else {
+                    state.done.push(name);
                     continue;
                 };
                 let verdict = probe(ctx, instance).await;
                 if !verdict.healthy {
                     let why = verdict.problem().unwrap_or_default();
-                    ctx.audit(inv, &format!("refused: {target} unhealthy"))
-                        .await;
                     let reply = failed(&state, format!(":x: *{} {}*: {target} is not healthy ({why}), so traffic stays on {active}.", env.name, pool.name));
-                    driver
-                        .finish(
-                            RunStatus::Failed,
-                            serde_json::to_value(&state).unwrap_or_default(),
-                        )
-                        .await;
-                    return reply;
+                    return fail(
+                        ctx,
+                        driver,
+                        inv,
+                        state,
+                        format!("refused: {target} unhealthy"),
+                        reply,
+                    )
+                    .await;
+                }
+                if let Err(stop) = driver
+                    .checkpoint(&TrafficState::Move(state.clone()), "switch traffic")
+                    .await
+                {
+                    return stop.reply();
                 }
                 match switch_and_verify(ctx, env, pool, &target).await {
                     Ok(t) => {
@@ -295,44 +388,32 @@ async fn drive(
                     }
                     Err(e) => {
                         let shown = told(&e);
-                        ctx.audit(inv, &format!("failed: {shown}")).await;
                         let reply = failed(&state, format!(":x: *{} {}*: switching to {target} failed: {shown}. Check `status {}`.", env.name, pool.name, env.name));
-                        driver
-                            .finish(
-                                RunStatus::Failed,
-                                serde_json::to_value(&state).unwrap_or_default(),
-                            )
+                        return fail(ctx, driver, inv, state, format!("failed: {shown}"), reply)
                             .await;
-                        return reply;
                     }
                 }
             }
         };
-        state.lines.extend(outcome);
+        state.lines.extend(line);
         state.done.push(name);
-        if !driver
-            .save(serde_json::to_value(&state).unwrap_or_default())
-            .await
-        {
-            return Reply::message(
-                Outcome::Progress,
-                ":arrows_counterclockwise: continued by another replica",
-            );
+        if let Err(stop) = driver.save(&TrafficState::Move(state.clone())).await {
+            return stop.reply();
         }
     }
     if state.moved == 0 {
-        ctx.audit(inv, "nothing to move").await;
         let text = if state.lines.is_empty() {
             "Nothing to move.".to_owned()
         } else {
             state.lines.join("\n")
         };
-        driver
-            .finish(
-                RunStatus::Done,
-                serde_json::to_value(&state).unwrap_or_default(),
-            )
-            .await;
+        if let Err(stop) = driver
+            .finish(RunStatus::Done, &TrafficState::Move(state.clone()))
+            .await
+        {
+            return stop.reply();
+        }
+        ctx.audit(inv, "nothing to move").await;
         return Reply::message(
             Outcome::Info,
             format!("Traffic of *{}* stays where it is:", env.name),
@@ -340,17 +421,11 @@ async fn drive(
         .text(text);
     }
     // Watch what moved: the move is done only after the watch.
-    let Ok(watched) = watch_moved(ctx, &driver, env, &mut state).await else {
-        return Reply::message(
-            Outcome::Progress,
-            ":arrows_counterclockwise: continued by another replica",
-        );
+    let watched = match watch_moved(ctx, &driver, env, &mut state).await {
+        Ok(w) => w,
+        Err(stop) => return stop.reply(),
     };
     let troubled = watch::troubled(&watched);
-    match watch::trouble(&watched) {
-        Some(why) => ctx.audit(inv, &format!("failed: {why}")).await,
-        None => ctx.audit(inv, "ok").await,
-    }
     let title = if troubled {
         format!(
             ":rotating_light: Moved traffic of *{}*, but the new member turned unhealthy after the switch",
@@ -368,17 +443,19 @@ async fn drive(
     } else {
         lines.join("\n")
     };
+    let status = if troubled {
+        RunStatus::Failed
+    } else {
+        RunStatus::Done
+    };
+    if let Err(stop) = driver.finish(status, &TrafficState::Move(state)).await {
+        return stop.reply();
+    }
+    match watch::trouble(&watched) {
+        Some(why) => ctx.audit(inv, &format!("failed: {why}")).await,
+        None => ctx.audit(inv, "ok").await,
+    }
     let button = watch::rollback_button(ctx, &env.name, watch::still_moved(&watched)).await;
-    driver
-        .finish(
-            if troubled {
-                RunStatus::Failed
-            } else {
-                RunStatus::Done
-            },
-            serde_json::to_value(&state).unwrap_or_default(),
-        )
-        .await;
     let outcome = if troubled {
         Outcome::Failed
     } else {
@@ -390,24 +467,19 @@ async fn drive(
 }
 
 /// Watches every pool moved (those with `watch:` configured), saving the watch with
-/// the run; `Err` when the run was taken over.
+/// the run; `Err` when the run must stop.
 async fn watch_moved(
     ctx: &Ctx<'_>,
-    driver: &Driver,
+    driver: &Driver<TrafficState>,
     env: &Environment,
     state: &mut TrafficRun,
-) -> Result<Vec<Watched>, ()> {
+) -> Result<Vec<Watched>, Stop> {
     let mut watched = match state.watch.clone() {
         Some(w) => w,
         None => {
-            let planned = watch::plan(ctx, &env.name, &state.moves);
+            let planned = watch::plan(ctx, &env.name, &state.moved());
             state.watch = Some(planned.clone());
-            if !driver
-                .save(serde_json::to_value(&*state).unwrap_or_default())
-                .await
-            {
-                return Err(());
-            }
+            driver.save(&TrafficState::Move(state.clone())).await?;
             planned
         }
     };
@@ -415,13 +487,14 @@ async fn watch_moved(
         return Ok(watched);
     }
     let snapshot = state.clone();
-    let save_watch = |w: &[Watched]| -> BoxFuture<'_, bool> {
+    let checkpoint = |w: &[Watched]| -> BoxFuture<'_, Result<(), Stop>> {
         let mut s = snapshot.clone();
         s.watch = Some(w.to_vec());
         Box::pin(async move {
             driver
-                .save(serde_json::to_value(&s).unwrap_or_default())
+                .checkpoint(&TrafficState::Move(s), "watch")
                 .await
+                .map(drop)
         })
     };
     let verb = if state.rollback {
@@ -435,7 +508,7 @@ async fn watch_moved(
         all.extend(lines.iter().cloned());
         Reply::message(Outcome::Progress, verb.clone()).text(all.join("\n"))
     };
-    watch::run(ctx, env, &mut watched, &save_watch, &render).await?;
+    watch::run(ctx, env, &mut watched, &checkpoint, &render).await?;
     state.watch = Some(watched.clone());
     Ok(watched)
 }

@@ -6,12 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions::health::probe;
-use crate::adapters::compare::compare;
-use crate::config::{CompareKind, Environment};
+use crate::config::Environment;
 use crate::context::Ctx;
 use crate::failure::told;
 use crate::ports::Commit;
+use crate::steps::health::probe;
 
 /// Most commits listed; the rest are counted.
 pub const SHOWN: usize = 5;
@@ -101,7 +100,7 @@ pub async fn before_build(
             }
         }
     };
-    let Some(cfg) = ctx.config().compare.as_ref() else {
+    let Some(compare) = ctx.generation.compare.as_ref() else {
         return fallback(
             "no compare endpoint is configured (`compare:` in instances.yaml)".to_owned(),
         );
@@ -112,14 +111,10 @@ pub async fn before_build(
             env.name
         ));
     };
-    let service = match cfg.kind {
-        CompareKind::Github => "GitHub",
-        CompareKind::Gitlab => "GitLab",
-    };
-    match compare(cfg, &live, git_ref).await {
+    match compare.compare(&live, git_ref).await {
         Ok(commits) => Changes::Listed {
             commits,
-            source: format!("{service} compare `{live}...{git_ref}`"),
+            source: format!("{} `{live}...{git_ref}`", compare.source()),
         },
         Err(e) => {
             tracing::warn!(error = %e, "the compare endpoint gave no list of changes");

@@ -10,17 +10,21 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::actions::health::probe;
-use crate::actions::moves::switch_and_verify;
 use crate::config::Environment;
 use crate::context::{Ctx, Offer};
 use crate::failure::told;
 use crate::reply::{Button, ButtonAction, ButtonStyle, Confirm, Invocation, Reply, Target};
+use crate::runs::Stop;
+use crate::steps::health::probe;
+use crate::steps::moves::switch_and_verify;
 use crate::text::human;
 
 /// A pool whose traffic just moved, as watched (and saved with its run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Watched {
+    /// Its region, in an environment with regions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Pool.
     pub pool: String,
     /// Active before the move.
@@ -34,6 +38,12 @@ pub(crate) struct Watched {
     /// Probes so far.
     #[serde(default)]
     pub probes: u32,
+    /// Failed probes in a row so far (kept across a takeover).
+    #[serde(default)]
+    pub failing: u32,
+    /// What the last failed probe saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
     /// How it ended, once it has.
     #[serde(default)]
     pub end: Option<WatchEnd>,
@@ -72,45 +82,71 @@ pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     .unwrap_or_default()
 }
 
-/// The watches to run after `moves` (pool, from, to) in `env`: one per pool that has
-/// `watch:` configured, starting now.
-pub(crate) fn plan(ctx: &Ctx<'_>, env: &str, moves: &[(String, String, String)]) -> Vec<Watched> {
+/// One pool's move, to watch: in `region` (when the environment has regions), from
+/// one member to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Moved {
+    /// Region, in an environment with regions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Pool.
+    pub pool: String,
+    /// Active before.
+    pub from: String,
+    /// Active after.
+    pub to: String,
+}
+
+/// The watches to run after `moves` in `env`: one per pool that has `watch:`
+/// configured, starting now.
+pub(crate) fn plan(ctx: &Ctx<'_>, env: &str, moves: &[Moved]) -> Vec<Watched> {
     let now = unix_ms(ctx.now());
     moves
         .iter()
-        .filter_map(|(pool, from, to)| {
-            let watch = ctx.config().watch(env, pool)?;
+        .filter_map(|m| {
+            let watch = ctx.config().watch(env, &m.pool)?;
             Some(Watched {
-                pool: pool.clone(),
-                from: from.clone(),
-                to: to.clone(),
+                region: m.region.clone(),
+                pool: m.pool.clone(),
+                from: m.from.clone(),
+                to: m.to.clone(),
                 since_ms: now,
                 until_ms: now + u64::try_from(watch.duration.as_millis()).unwrap_or(u64::MAX),
                 probes: 0,
+                failing: 0,
+                problem: None,
                 end: None,
             })
         })
         .collect()
 }
 
-/// Saves the watch state of a run; `false` when the run was taken over.
-pub(crate) type Save<'a> = &'a (dyn Fn(&[Watched]) -> BoxFuture<'a, bool> + Sync);
+/// The pause between two probes of a watch: its `watch_every`, shortened so that
+/// `watch_failures` failed probes in a row fit inside the window (`watch: 5s` with
+/// the default 5 s × 2 notices within the 5 s, not after 10).
+pub(crate) fn pause(spec: &crate::config::Watch) -> Duration {
+    let fit = spec.duration / (spec.failures.max(1) + 1);
+    spec.every.min(fit).max(Duration::from_millis(50))
+}
+
+/// Saves the watch state of a run; before an automatic rollback too, which happens
+/// only when it returns `Ok` (the run's lease is known valid).
+pub(crate) type Checkpoint<'a> = &'a (dyn Fn(&[Watched]) -> BoxFuture<'a, Result<(), Stop>> + Sync);
 
 /// Renders the progress message from the watch lines so far.
 pub(crate) type Render<'a> = &'a (dyn Fn(&[String]) -> Reply + Sync);
 
 /// Watches every pool of `watched` not yet ended until each ends, moving traffic back
-/// where the pool's `auto_rollback` says so. Saves after every change of outcome;
-/// `Err` when the run was taken over.
+/// where the pool's `auto_rollback` says so. Saves after every round of probes (so a
+/// replica taking over goes on counting where it stood); `Err` when the run must stop
+/// (taken over, or its lease is not known to be valid before a rollback).
 pub(crate) async fn run(
     ctx: &Ctx<'_>,
     env: &Environment,
     watched: &mut [Watched],
-    save: Save<'_>,
+    checkpoint: Checkpoint<'_>,
     render: Render<'_>,
-) -> Result<(), ()> {
-    let mut streaks = vec![0u32; watched.len()];
-    let mut problems = vec![String::new(); watched.len()];
+) -> Result<(), Stop> {
     loop {
         let open: Vec<usize> = (0..watched.len())
             .filter(|i| watched[*i].end.is_none())
@@ -118,62 +154,60 @@ pub(crate) async fn run(
         if open.is_empty() {
             return Ok(());
         }
-        let mut changed = false;
         for i in open {
             let w = &mut watched[i];
-            let (Some(pool), Some(spec)) = (
-                env.pools.iter().find(|p| p.name == w.pool),
-                ctx.config().watch(&env.name, &w.pool).cloned(),
-            ) else {
+            let pool = env
+                .pools_in(w.region.as_deref())
+                .and_then(|pools| pools.iter().find(|p| p.name == w.pool));
+            let (Some(pool), Some(spec)) = (pool, ctx.config().watch(&env.name, &w.pool).cloned())
+            else {
                 // No longer configured: nothing left to watch.
                 w.end = Some(WatchEnd::Healthy);
-                changed = true;
                 continue;
             };
             let Some(member) = pool.members.iter().find(|m| m.name == w.to) else {
                 w.end = Some(WatchEnd::Healthy);
-                changed = true;
                 continue;
             };
             let verdict = probe(ctx, member).await;
             w.probes += 1;
             let now = unix_ms(ctx.now());
             if verdict.healthy {
-                streaks[i] = 0;
+                w.failing = 0;
                 if now >= w.until_ms {
                     w.end = Some(WatchEnd::Healthy);
-                    changed = true;
                 }
                 continue;
             }
-            streaks[i] += 1;
-            problems[i] = verdict.problem().unwrap_or_default();
-            if streaks[i] < spec.failures {
+            w.failing += 1;
+            w.problem = verdict.problem();
+            if w.failing < spec.failures {
                 continue;
             }
-            let why = problems[i].clone();
+            let why = w.problem.clone().unwrap_or_default();
             let after_ms = now.saturating_sub(w.since_ms);
-            w.end = Some(if spec.auto_rollback {
-                match roll_back(ctx, env, pool, &w.from).await {
-                    Ok(()) => WatchEnd::RolledBack { why, after_ms },
-                    Err(failed) => WatchEnd::Unhealthy {
-                        why,
-                        after_ms,
-                        rollback_failed: Some(failed),
-                    },
-                }
-            } else {
-                WatchEnd::Unhealthy {
+            if !spec.auto_rollback {
+                w.end = Some(WatchEnd::Unhealthy {
                     why,
                     after_ms,
                     rollback_failed: None,
-                }
-            });
-            changed = true;
+                });
+                continue;
+            }
+            // Moving traffic back is an external step: only under a valid lease.
+            let (from, pool) = (w.from.clone(), pool.clone());
+            checkpoint(watched).await?;
+            let ended = match roll_back(ctx, env, &pool, &from).await {
+                Ok(()) => WatchEnd::RolledBack { why, after_ms },
+                Err(failed) => WatchEnd::Unhealthy {
+                    why,
+                    after_ms,
+                    rollback_failed: Some(failed),
+                },
+            };
+            watched[i].end = Some(ended);
         }
-        if changed && !save(watched).await {
-            return Err(());
-        }
+        checkpoint(watched).await?;
         ctx.progress.update(&render(&lines(watched))).await;
         if watched.iter().all(|w| w.end.is_some()) {
             return Ok(());
@@ -181,7 +215,7 @@ pub(crate) async fn run(
         let pause = watched
             .iter()
             .filter(|w| w.end.is_none())
-            .filter_map(|w| ctx.config().watch(&env.name, &w.pool).map(|s| s.every))
+            .filter_map(|w| ctx.config().watch(&env.name, &w.pool).map(pause))
             .min()
             .unwrap_or(Duration::from_secs(1));
         tokio::time::sleep(pause).await;
@@ -211,6 +245,14 @@ async fn roll_back(
         .map_err(|e| format!("moving traffic back to {previous} failed: {}", told(&e)))
 }
 
+/// `api`, or `eu api` in a region.
+fn name(w: &Watched) -> String {
+    match &w.region {
+        Some(r) => format!("{r} {}", w.pool),
+        None => w.pool.clone(),
+    }
+}
+
 /// One line per watched pool, as it stands.
 pub(crate) fn lines(watched: &[Watched]) -> Vec<String> {
     watched
@@ -220,21 +262,21 @@ pub(crate) fn lines(watched: &[Watched]) -> Vec<String> {
             match &w.end {
                 None => format!(
                     "• {}: :eyes: watching {} for {} after the switch ({} probes so far)",
-                    w.pool,
+                    name(w),
                     w.to,
                     took(w.until_ms.saturating_sub(w.since_ms)),
                     w.probes
                 ),
                 Some(WatchEnd::Healthy) => format!(
                     "• {}: {} stayed healthy for {} after the switch ({} probes)",
-                    w.pool,
+                    name(w),
                     w.to,
                     took(w.until_ms.saturating_sub(w.since_ms)),
                     w.probes
                 ),
                 Some(WatchEnd::RolledBack { why, after_ms }) => format!(
                     "• {}: :rewind: {} turned unhealthy {} after the switch ({why}), so I moved traffic back to *{}* automatically",
-                    w.pool,
+                    name(w),
                     w.to,
                     took(*after_ms),
                     w.from
@@ -245,7 +287,7 @@ pub(crate) fn lines(watched: &[Watched]) -> Vec<String> {
                     rollback_failed: Some(failed),
                 }) => format!(
                     "• {}: :rotating_light: {} turned unhealthy {} after the switch ({why}); I could not move traffic back: {failed}. Traffic is still on {}",
-                    w.pool,
+                    name(w),
                     w.to,
                     took(*after_ms),
                     w.to
@@ -256,7 +298,7 @@ pub(crate) fn lines(watched: &[Watched]) -> Vec<String> {
                     rollback_failed: None,
                 }) => format!(
                     "• {}: :warning: {} turned unhealthy {} after the switch ({why}). Traffic is still on it (no `auto_rollback`)",
-                    w.pool,
+                    name(w),
                     w.to,
                     took(*after_ms)
                 ),
@@ -284,11 +326,14 @@ pub(crate) fn trouble(watched: &[Watched]) -> Option<String> {
     watched.iter().find_map(|w| match &w.end {
         Some(WatchEnd::RolledBack { why, .. }) => Some(format!(
             "{} {} unhealthy after the switch ({why}); rolled back to {} automatically",
-            w.pool, w.to, w.from
+            name(w),
+            w.to,
+            w.from
         )),
         Some(WatchEnd::Unhealthy { why, .. }) => Some(format!(
             "{} {} unhealthy after the switch ({why}); traffic still on it",
-            w.pool, w.to
+            name(w),
+            w.to
         )),
         _ => None,
     })

@@ -1,0 +1,73 @@
+//! Approval as a step of the invocation pipeline: a command that needs four-eyes
+//! approval posts an approval card (to the requester and the approvals channel)
+//! instead of running. Approving it is a vote (`steps::approval`); the run it
+//! records is started by the engine (`pending`).
+
+use crate::config::ApprovalRule;
+use crate::context::Ctx;
+use crate::failure::told;
+use crate::ports::approvals::{Approval, ApprovalStatus};
+use crate::ports::store::ButtonSet;
+use crate::reply::{ButtonAction, Invocation, Outcome, Reply};
+use crate::steps::approval::card;
+use crate::text::either;
+
+/// Asks for approval of `inv` under `rule`: records the request, answers the
+/// requester with the card and posts it to the approvals channel.
+pub(crate) async fn request(ctx: &Ctx<'_>, rule: &ApprovalRule, inv: Invocation) -> Reply {
+    let now = ctx.now();
+    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase();
+    let set = uuid::Uuid::new_v4().simple().to_string();
+    let expires = now + rule.expires;
+    let buttons = ButtonSet {
+        id: set.clone(),
+        actions: vec![
+            serde_json::to_value(ButtonAction::Approve(id.clone())).unwrap_or_default(),
+            serde_json::to_value(ButtonAction::Decline(id.clone())).unwrap_or_default(),
+        ],
+        // The card is clicked in the approvals channel as well as where it was asked.
+        channel: None,
+        issued_to: ctx.user.to_owned(),
+        expires,
+    };
+    let approval = Approval {
+        id: id.clone(),
+        invocation: serde_json::to_value(&inv).unwrap_or_default(),
+        requester: ctx.user.to_owned(),
+        channel: ctx.channel.map(str::to_owned),
+        from: rule.from.clone(),
+        needed: rule.count.max(1),
+        approvers: Vec::new(),
+        status: ApprovalStatus::Pending,
+        declined_by: None,
+        reason: None,
+        buttons: set,
+        created: now,
+        expires,
+    };
+    let store = &ctx.backends.store;
+    let stored = async {
+        store.issue_buttons(&buttons).await?;
+        store.request_approval(&approval).await
+    }
+    .await;
+    if let Err(e) = stored {
+        return Reply::message(Outcome::Failed, format!("{}.", told(&e)));
+    }
+    ctx.audit(
+        &inv,
+        &format!(
+            "requested: approval {id} from {}",
+            either(&rule.from).replace('`', "")
+        ),
+    )
+    .await;
+    let card = card(ctx, &approval, &inv).await;
+    if let Some(channel) = &rule.channel {
+        if ctx.channel != Some(channel.as_str()) {
+            ctx.post(channel, &card, &format!("approval card {id}"))
+                .await;
+        }
+    }
+    card
+}
