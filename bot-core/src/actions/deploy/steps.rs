@@ -165,16 +165,18 @@ async fn read_switch(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) ->
         .await
     {
         Ok(a) => a,
-        Err(e) => return live
-            .fail(
-                i,
-                format!("• {label}: :x: cannot read the switch"),
-                format!(
+        Err(e) => {
+            return live
+                .fail(
+                    i,
+                    format!("• {label}: :x: cannot read the switch"),
+                    format!(
                     ":x: *{label}*: step 1/4 (read the switch) failed: {}. Nothing was changed.",
                     told(&e)
                 ),
-            )
-            .await,
+                )
+                .await
+        }
     };
     let Some(target) = next_member(pool, &active) else {
         return live

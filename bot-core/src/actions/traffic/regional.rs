@@ -284,6 +284,18 @@ pub(super) async fn drive(
         {
             return stop.reply();
         }
+        ctx.progress
+            .update(
+                &Reply::message(
+                    Outcome::Progress,
+                    format!(":rewind: Rolling back *{}*", env.name),
+                )
+                .text(state.lines.join(
+                    "
+",
+                )),
+            )
+            .await;
     }
     let regions = state.moved.join(", ");
     let text = state.lines.join("\n");
