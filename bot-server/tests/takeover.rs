@@ -21,10 +21,10 @@ const JOB: Duration = Duration::from_secs(3);
 
 /// A platform on loopback, a Slack stand-in and `crossroads serve` on a SQLite file.
 struct World {
-    blue: SimInstance,
     green: SimInstance,
     us_blue: SimInstance,
-    us_green: SimInstance,
+    /// Kept alive for the world's lifetime.
+    _others: [SimInstance; 2],
     switch: SimSwitch,
     jenkins: SimJenkins,
     slack: SlackStandIn,
@@ -170,10 +170,9 @@ impl World {
         };
         let served = Some(serve.start(state.path()).await);
         World {
-            blue,
             green,
             us_blue,
-            us_green,
+            _others: [blue, us_green],
             switch,
             jenkins,
             slack,
