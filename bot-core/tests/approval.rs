@@ -385,3 +385,81 @@ async fn two_approvers_on_two_replicas_sharing_postgres_give_one_run() {
         "{history:#?}"
     );
 }
+
+/// The replica that approved a request died right after the vote, before the deploy
+/// started: the vote recorded the run that starts it, so another replica starts it
+/// once that replica's lease lapses — once, as the requester, and a second click or
+/// a second takeover starts nothing more.
+#[tokio::test]
+async fn a_replica_dying_right_after_the_approving_vote_loses_nothing() {
+    use bot_core::ports::store::{Run, RunStatus};
+    use bot_core::ports::Decision;
+    use bot_core::runs::pending::{approval_id, PendingStart};
+
+    let gate = Gate::start().await;
+    let store: Arc<dyn Store> = Arc::new(bot_core::adapters::store::memory::MemoryStore::new());
+    let a = gate.bot(store.clone());
+    let card = say(&a, USER, "deploy staging api").await;
+    let id = request_id(&card);
+    let asked = store.approval(&id).await.expect("read").expect("request");
+    // What replica A wrote with the approving vote, and then it died.
+    let now = a.now();
+    let start = Run {
+        id: approval_id(&id),
+        action: "start".into(),
+        user: USER.into(),
+        env: Some("staging".into()),
+        invocation: asked.invocation.clone(),
+        message: None,
+        state: serde_json::to_value(PendingStart::Approval {
+            id: id.clone(),
+            channel: None,
+        })
+        .expect("state"),
+        status: RunStatus::Pending,
+        fence: 1,
+        owner: "replica-a".into(),
+        lease_until: now + a.settings().lease,
+        started: now,
+    };
+    let vote = store
+        .vote(&id, ADMIN, &Decision::Approve, now, Some(&start))
+        .await
+        .expect("vote");
+    assert!(matches!(vote, bot_core::ports::Vote::Approved(_)), "{vote:?}");
+    assert!(gate.deploys().is_empty(), "A died before anything started");
+
+    // Replica B, once A's lease lapsed.
+    let b = gate.bot(store.clone());
+    assert!(
+        b.take_over_runs(10, None).await.expect("look").is_empty(),
+        "nothing is taken while A's lease holds"
+    );
+    gate.skew
+        .store(a.settings().lease.as_secs() + 1, Ordering::SeqCst);
+    let taken = b.take_over_runs(10, None).await.expect("take over");
+    assert_eq!(taken.len(), 1, "the approved request is taken over");
+    for (_, work) in taken {
+        work.await;
+    }
+    let deploys = gate.deploys();
+    assert_eq!(deploys.len(), 1, "the approved deploy ran once");
+    assert_eq!(param(&deploys[0], "REQUESTED_BY"), Some(USER), "as the requester");
+    let history = store.history(Some("staging"), 0, 10).await.expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|r| r.command == "deploy" && r.outcome == "ok" && r.args.contains("approved-by=U0ADMIN")),
+        "{history:#?}"
+    );
+
+    // A second takeover, and the approver's click seen again, start nothing more.
+    gate.skew
+        .store(a.settings().lease.as_secs() * 10, Ordering::SeqCst);
+    for (_, work) in b.take_over_runs(10, None).await.expect("look") {
+        work.await;
+    }
+    let again = click(&b, ADMIN, &value(&card, "Approve")).await;
+    assert_eq!(again.outcome, Outcome::Rejected, "{}", again.to_plain_text());
+    assert_eq!(gate.deploys().len(), 1, "still one deploy");
+}
