@@ -426,7 +426,10 @@ async fn a_replica_dying_right_after_the_approving_vote_loses_nothing() {
         .vote(&id, ADMIN, &Decision::Approve, now, Some(&start))
         .await
         .expect("vote");
-    assert!(matches!(vote, bot_core::ports::Vote::Approved(_)), "{vote:?}");
+    assert!(
+        matches!(vote, bot_core::ports::Vote::Approved(_)),
+        "{vote:?}"
+    );
     assert!(gate.deploys().is_empty(), "A died before anything started");
 
     // Replica B, once A's lease lapsed.
@@ -444,12 +447,19 @@ async fn a_replica_dying_right_after_the_approving_vote_loses_nothing() {
     }
     let deploys = gate.deploys();
     assert_eq!(deploys.len(), 1, "the approved deploy ran once");
-    assert_eq!(param(&deploys[0], "REQUESTED_BY"), Some(USER), "as the requester");
-    let history = store.history(Some("staging"), 0, 10).await.expect("history");
+    assert_eq!(
+        param(&deploys[0], "REQUESTED_BY"),
+        Some(USER),
+        "as the requester"
+    );
+    let history = store
+        .history(Some("staging"), 0, 10)
+        .await
+        .expect("history");
     assert!(
-        history
-            .iter()
-            .any(|r| r.command == "deploy" && r.outcome == "ok" && r.args.contains("approved-by=U0ADMIN")),
+        history.iter().any(|r| r.command == "deploy"
+            && r.outcome == "ok"
+            && r.args.contains("approved-by=U0ADMIN")),
         "{history:#?}"
     );
 
@@ -460,6 +470,11 @@ async fn a_replica_dying_right_after_the_approving_vote_loses_nothing() {
         work.await;
     }
     let again = click(&b, ADMIN, &value(&card, "Approve")).await;
-    assert_eq!(again.outcome, Outcome::Rejected, "{}", again.to_plain_text());
+    assert_eq!(
+        again.outcome,
+        Outcome::Rejected,
+        "{}",
+        again.to_plain_text()
+    );
     assert_eq!(gate.deploys().len(), 1, "still one deploy");
 }

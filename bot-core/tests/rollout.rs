@@ -62,10 +62,11 @@ impl World {
         let job = JobSetup::new()
             .queue_time(Duration::from_millis(20))
             .build_duration(Duration::from_millis(700));
-        let jenkins =
-            SimJenkins::start(JenkinsSetup::new("crossroads", "t0ken").job("platform/deploy-api", job))
-                .await
-                .expect("jenkins");
+        let jenkins = SimJenkins::start(
+            JenkinsSetup::new("crossroads", "t0ken").job("platform/deploy-api", job),
+        )
+        .await
+        .expect("jenkins");
         let mut sims = Vec::new();
         for _ in REGIONS {
             sims.push((
@@ -135,18 +136,27 @@ async fn the_canary_goes_first_then_the_other_regions_side_by_side() {
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Done, "{text}");
     let seen = seen.lock().expect("seen").clone();
-    assert_eq!(seen.first(), Some(&vec!["eu".to_owned()]), "the canary builds alone first: {seen:?}");
+    assert_eq!(
+        seen.first(),
+        Some(&vec!["eu".to_owned()]),
+        "the canary builds alone first: {seen:?}"
+    );
     assert!(
         seen.contains(&vec!["ap".to_owned(), "us".to_owned()]),
         "us and ap build side by side: {seen:?}"
     );
     assert!(
-        !seen.iter().any(|s| s.contains(&"eu".to_owned()) && s.len() > 1),
+        !seen
+            .iter()
+            .any(|s| s.contains(&"eu".to_owned()) && s.len() > 1),
         "nothing builds beside the canary: {seen:?}"
     );
     for r in REGIONS {
         assert_eq!(w.active(r).await, "green", "{r} switched");
-        assert!(text.contains(&format!("{r} api: green stayed healthy")), "{r} watched: {text}");
+        assert!(
+            text.contains(&format!("{r} api: green stayed healthy")),
+            "{r} watched: {text}"
+        );
     }
 }
 
@@ -167,8 +177,14 @@ async fn a_region_unhealthy_after_its_switch_is_moved_back_and_stops_the_rollout
     breaker.abort();
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Failed, "{text}");
-    assert!(text.contains("*eu* — :rewind: switched, then rolled back"), "{text}");
-    assert!(text.contains("moved traffic back to *blue* automatically"), "{text}");
+    assert!(
+        text.contains("*eu* — :rewind: switched, then rolled back"),
+        "{text}"
+    );
+    assert!(
+        text.contains("moved traffic back to *blue* automatically"),
+        "{text}"
+    );
     assert!(text.contains("*us* — :white_circle: waiting"), "{text}");
     assert_eq!(w.active("eu").await, "blue", "eu is back on blue");
     assert_eq!(w.active("us").await, "blue", "us never started");
@@ -217,15 +233,26 @@ environments:
         .store(Arc::new(MemoryStore::new()))
         .build();
     let deployed = say(&bot, USER, "deploy staging").await;
-    assert!(deployed.to_plain_text().contains("a → *b*"), "{}", deployed.to_plain_text());
+    assert!(
+        deployed.to_plain_text().contains("a → *b*"),
+        "{}",
+        deployed.to_plain_text()
+    );
     let back = say(&bot, USER, "rollback staging").await;
     let text = back.to_plain_text();
     assert_eq!(back.outcome, Outcome::Done, "{text}");
-    assert!(text.contains("api: b → *a*"), "back where the deploy came from: {text}");
+    assert!(
+        text.contains("api: b → *a*"),
+        "back where the deploy came from: {text}"
+    );
     // After a switch by hand, rollback undoes that switch.
     say(&bot, USER, "switch staging api c").await;
     let back = say(&bot, USER, "rollback staging").await;
-    assert!(back.to_plain_text().contains("api: c → *a*"), "{}", back.to_plain_text());
+    assert!(
+        back.to_plain_text().contains("api: c → *a*"),
+        "{}",
+        back.to_plain_text()
+    );
 }
 
 /// `watch: 2s` with the default `watch_every: 5s` and `watch_failures: 2`: the
@@ -284,6 +311,9 @@ environments:
     } else {
         f64::MAX
     };
-    assert!(ms < 2000.0, "noticed within the 2s window, not after 10s: {text}");
+    assert!(
+        ms < 2000.0,
+        "noticed within the 2s window, not after 10s: {text}"
+    );
     assert!(text.contains("moved traffic back to *blue*"), "{text}");
 }

@@ -108,12 +108,18 @@ environments:
 
     let _second = serve.start(state.path()).await;
     slack
-        .wait_for_one("chat.update", |c| message_text(&c.body).contains("Deployed"))
+        .wait_for_one("chat.update", |c| {
+            message_text(&c.body).contains("Deployed")
+        })
         .await;
     // Long enough for any second start (the lease is 1 s) to have shown itself.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let deploys = jenkins.triggers();
-    assert_eq!(deploys.len(), 1, "the approved deploy ran exactly once: {deploys:?}");
+    assert_eq!(
+        deploys.len(),
+        1,
+        "the approved deploy ran exactly once: {deploys:?}"
+    );
     assert!(
         deploys[0]
             .params

@@ -117,8 +117,16 @@ async fn jenkins_change_sets_are_listed_through_the_real_server() {
         .build_duration(Duration::from_millis(300))
         .pipeline()
         .changes([
-            ("Ada Lovelace", "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", "Fix the login redirect"),
-            ("Grace Hopper", "b2c3d4e5f60718293a4b5c6d7e8f9012345678a1", "Cache the price list"),
+            (
+                "Ada Lovelace",
+                "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+                "Fix the login redirect",
+            ),
+            (
+                "Grace Hopper",
+                "b2c3d4e5f60718293a4b5c6d7e8f9012345678a1",
+                "Cache the price list",
+            ),
         ]);
     let p = platform(job).await;
     let instances = instances(&p, &p._blue.url(), &p._green.url(), "");
@@ -171,14 +179,23 @@ async fn the_compare_endpoint_is_listed_through_the_real_server() {
     )
     .await;
     server
-        .event(&p.slack.message_event("D0CMP", DEPLOYER, "deploy staging feature/x"))
+        .event(
+            &p.slack
+                .message_event("D0CMP", DEPLOYER, "deploy staging feature/x"),
+        )
         .await;
     let text = deployed(&p, "D0CMP").await;
-    assert!(text.contains("GitHub compare `1.0.0...feature/x`"), "{text}");
+    assert!(
+        text.contains("GitHub compare `1.0.0...feature/x`"),
+        "{text}"
+    );
     assert!(text.contains("Add the export button"), "{text}");
     let asked = cmp.requests();
     assert_eq!(
-        asked.first().and_then(|r| r.headers.get("authorization")).map(String::as_str),
+        asked
+            .first()
+            .and_then(|r| r.headers.get("authorization"))
+            .map(String::as_str),
         Some("Bearer ghp_w1r1ng")
     );
 }
@@ -194,7 +211,10 @@ async fn a_yaml_http_command_reaches_its_endpoint_through_the_real_server() {
     let instances = instances(&p, &p._blue.url(), &p._green.url(), "");
     let (server, _dir) = serve(&p, &instances, &commands, vec![]).await;
     server
-        .event(&p.slack.message_event("D0HTTP", DEPLOYER, "purge edge staging"))
+        .event(
+            &p.slack
+                .message_event("D0HTTP", DEPLOYER, "purge edge staging"),
+        )
         .await;
     let sent = hook.wait_for(1).await;
     assert_eq!(sent[0].path, "/purge/staging");

@@ -4,7 +4,6 @@
 
 use async_trait::async_trait;
 
-use super::next;
 use crate::context::{Ctx, Rules};
 use crate::engine::invoke::run_invocation;
 use crate::engine::understand::handle_text;
@@ -46,7 +45,7 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
     match &action {
         ButtonAction::Approve(id) => {
             let reply = vote(ctx, id, Decision::Approve).await;
-            return Box::pin(next::follow(ctx, reply)).await;
+            return Box::pin(crate::engine::invoke::follow(ctx, reply)).await;
         }
         ButtonAction::Decline(id) => {
             return vote(ctx, id, Decision::Decline { reason: None }).await

@@ -2,13 +2,16 @@
 //! its arguments check out, it is confirmed where it must be, the environment is not
 //! locked against it — then its registry row runs it.
 
-use super::{approval, next, queue};
+use super::{approval, pending, queue};
 use crate::config::{ActiveFreeze, CommandSpec, Config};
 use crate::context::{ActionDef, Ctx, Offer};
 use crate::failure::told;
 use crate::policy;
+use crate::ports::store::Run;
 use crate::rejection::Rejection;
-use crate::reply::{ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Part, Reply, Target};
+use crate::reply::{
+    ButtonAction, ButtonStyle, Confirm, Invocation, Next, Outcome, Part, Reply, Target,
+};
 use crate::steps::queue_words::wants_queue;
 
 /// Runs a resolved invocation: permission, checks, freeze, locks, approval,
@@ -66,11 +69,11 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     }
     let Some(freeze) = overridden else {
         let reply = action.action.run(ctx, cmd, inv).await;
-        return next::follow(ctx, reply).await;
+        return follow(ctx, reply).await;
     };
     let said = announce_override(ctx, &inv, &freeze).await;
     let reply = action.action.run(ctx, cmd, inv).await;
-    let mut reply = next::follow(ctx, reply).await;
+    let mut reply = follow(ctx, reply).await;
     reply.parts.insert(0, Part::Context(said));
     reply
 }
@@ -228,4 +231,53 @@ async fn question(
             ""
         }
     )
+}
+
+/// Does what `reply` asks for next, if anything; returns the reply to give.
+pub(super) async fn follow(ctx: &Ctx<'_>, mut reply: Reply) -> Reply {
+    match reply.next.take() {
+        None => reply,
+        Some(Next::WhenLocked(inv)) => queue::when_locked(ctx, &inv, reply).await,
+        Some(Next::Start(id)) => {
+            let run = match ctx.backends.store.run(&id).await {
+                Ok(Some(run)) => run,
+                Ok(None) => return Reply::message(
+                    Outcome::Failed,
+                    "The approved request could not be started: its record is missing. Ask again.",
+                ),
+                // Recorded, but not readable now: whichever replica is alive starts
+                // it once its lease lapses.
+                Err(e) => {
+                    tracing::warn!(run = %id, error = %e, "an approved request is left to start later");
+                    return reply.context(format!(
+                        "It starts as soon as the state store answers again ({}).",
+                        told(&e)
+                    ));
+                }
+            };
+            let mut started = Box::pin(start(ctx, run)).await;
+            for (k, part) in reply.parts.into_iter().enumerate() {
+                started.parts.insert(k, part);
+            }
+            started
+        }
+    }
+}
+
+/// Starts pending run `run` (its lease is ours) through the whole pipeline, as its
+/// requester: an approved request, or the first deploy in line.
+pub(super) async fn start(ctx: &Ctx<'_>, run: Run) -> Reply {
+    let prepared = match pending::prepare(ctx, &run).await {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let as_requester = Ctx {
+        user: &prepared.user,
+        channel: prepared.channel.as_deref(),
+        delivery: Some(&run.id),
+        reply_to: run.message.as_deref().or(ctx.reply_to),
+        ..*ctx
+    };
+    let reply = Box::pin(run_invocation(&as_requester, prepared.inv.clone())).await;
+    pending::after(ctx, &run, prepared, reply).await
 }

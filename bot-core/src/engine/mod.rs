@@ -1,13 +1,12 @@
 //! The [`Bot`]: wiring (builder, backends, configuration reload) and the entry points
 //! transports call. Text entry is in `understand`, the button protocol in `buttons`,
-//! the invocation pipeline in `invoke` with its steps `approval` and `queue`, what an
-//! action asks for next in `next`, and starting pending runs (approved requests, the
+//! the invocation pipeline in `invoke` (with what an action asks for next) and its
+//! steps `approval` and `queue`, and starting pending runs (approved requests, the
 //! first deploy in line) in `pending` and `queued`.
 
 mod approval;
 mod buttons;
 mod invoke;
-mod next;
 mod pending;
 mod queue;
 mod queued;
@@ -402,7 +401,7 @@ impl Bot {
         };
         let reply = if run.status == RunStatus::Pending {
             tracing::info!(run = %run.id, "starting a run recorded before its replica could");
-            pending::start(&ctx, run).await
+            invoke::start(&ctx, run).await
         } else {
             tracing::info!(run = %run.id, action = %run.action, "taking over a run");
             resume(&ctx, run).await

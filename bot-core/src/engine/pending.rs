@@ -1,12 +1,13 @@
 //! Starting a pending run — an approved request, or the first deploy in line — as
-//! its requester, through the whole invocation pipeline (permission, freeze, lock,
-//! the action's own run). The run it starts is named after the pending run and takes
-//! it over in the same write, so whichever replica starts it, it starts once.
+//! its requester: what it runs, as whom and where ([`prepare`]), and what happens
+//! after the pipeline ran it ([`after`]: a deploy someone else beat to the
+//! environment goes back to its place in line). The run it starts is named after the
+//! pending run and takes it over in the same write, so whichever replica starts it,
+//! it starts once. The invocation pipeline runs it in between (`invoke::start`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::invoke;
 use crate::context::{Clock, Ctx};
 use crate::ports::store::{Queued, Run, RunStatus};
 use crate::ports::Store;
@@ -14,31 +15,84 @@ use crate::reply::{Approved, Invocation, Outcome, Reply};
 use crate::runs::pending::PendingStart;
 use crate::text::human;
 
-/// Starts pending run `run` (its lease is ours) and returns the reply of what it
-/// ran. `ctx` says where progress and the reply go.
-pub(crate) async fn start(ctx: &Ctx<'_>, run: Run) -> Reply {
+/// What a pending run starts, as whom, and where its buttons are clicked.
+pub(crate) struct Prepared {
+    /// The invocation to run.
+    pub inv: Invocation,
+    /// Who it runs as.
+    pub user: String,
+    /// Where its buttons are clicked.
+    pub channel: Option<String>,
+    /// The deploy that waited in line, when it is one.
+    queued: Option<(Queued, String)>,
+    /// Keeps the pending run's lease while it starts.
+    renew: tokio::task::JoinHandle<()>,
+}
+
+/// Reads what pending run `run` (its lease is ours) starts, and keeps its lease
+/// until [`after`]; `Err` with the reply when there is nothing to start.
+pub(crate) async fn prepare(ctx: &Ctx<'_>, run: &Run) -> Result<Prepared, Reply> {
     let store = ctx.backends.store.clone();
     let Ok(what) = serde_json::from_value::<PendingStart>(run.state.clone()) else {
         tracing::error!(run = %run.id, "a pending run could not be read; dropping it");
-        end(&*store, &run, RunStatus::Failed).await;
-        return Reply::message(
+        end(&*store, run, RunStatus::Failed).await;
+        return Err(Reply::message(
             Outcome::Failed,
             "A request waiting to start could not be read; nothing was done. Ask again.",
-        );
+        ));
     };
-    let renew = tokio::spawn(keep(
-        store.clone(),
-        run.clone(),
-        ctx.config().settings.lease,
-        ctx.backends.clock.clone(),
-    ));
-    let reply = match what {
-        PendingStart::Approval { id, channel } => approved(ctx, &run, &id, channel).await,
-        PendingStart::Queued { item } => queued(ctx, &run, item).await,
+    let found = match what {
+        PendingStart::Approval { id, channel } => approved(ctx, &id, channel).await,
+        PendingStart::Queued { item } => queued(ctx, item).await,
     };
-    renew.abort();
-    end(&*store, &run, RunStatus::Done).await;
-    reply
+    match found {
+        Ok((inv, user, channel, queued)) => Ok(Prepared {
+            inv,
+            user,
+            channel,
+            queued,
+            renew: tokio::spawn(keep(
+                store,
+                run.clone(),
+                ctx.config().settings.lease,
+                ctx.backends.clock.clone(),
+            )),
+        }),
+        Err(reply) => {
+            end(&*store, run, RunStatus::Failed).await;
+            Err(reply)
+        }
+    }
+}
+
+/// After the pipeline ran what `run` started, with `reply`: ends the pending run
+/// (unless the run it started took it over already) and returns the reply to give.
+pub(crate) async fn after(ctx: &Ctx<'_>, run: &Run, prepared: Prepared, reply: Reply) -> Reply {
+    prepared.renew.abort();
+    let store = &ctx.backends.store;
+    end(&**store, run, RunStatus::Done).await;
+    let Some((item, waited)) = prepared.queued else {
+        return reply;
+    };
+    // Someone took the environment between our look and the deploy's own lock:
+    // back to its place in line, nothing said.
+    if reply.outcome == Outcome::Rejected
+        && matches!(store.lock_of(&item.env, ctx.now()).await, Ok(Some(_)))
+    {
+        match store.enqueue(&item).await {
+            Ok(_) => return Reply::handed_over(),
+            Err(e) => {
+                tracing::error!(error = %e, env = %item.env, "a queued deploy could not be put back in line")
+            }
+        }
+    }
+    if reply.outcome == Outcome::HandedOver {
+        return reply;
+    }
+    reply.context(format!(
+        "Queued by <@{}> {waited} before it started, when *{}* came free.",
+        item.user, item.env
+    ))
 }
 
 /// Marks the pending run ended, unless the run it started took it over already.
@@ -71,23 +125,28 @@ async fn keep(store: Arc<dyn Store>, run: Run, lease: Duration, clock: Clock) {
     }
 }
 
-/// Approval request `id`'s invocation, run as its requester.
-async fn approved(ctx: &Ctx<'_>, run: &Run, id: &str, channel: Option<String>) -> Reply {
+/// Approval request `id`'s invocation, as its requester.
+async fn approved(ctx: &Ctx<'_>, id: &str, channel: Option<String>) -> Found {
     let a = match ctx.backends.store.approval(id).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            return Reply::message(
+            return Err(Reply::message(
                 Outcome::Failed,
                 format!("Request `{id}` no longer exists; nothing was done."),
-            )
+            ))
         }
-        Err(e) => return Reply::message(Outcome::Failed, format!("{}.", crate::failure::told(&e))),
+        Err(e) => {
+            return Err(Reply::message(
+                Outcome::Failed,
+                format!("{}.", crate::failure::told(&e)),
+            ))
+        }
     };
     let Ok(inv) = serde_json::from_value::<Invocation>(a.invocation.clone()) else {
-        return Reply::message(
+        return Err(Reply::message(
             Outcome::Failed,
             format!("Request `{id}` is unreadable; nothing was done. Ask again."),
-        );
+        ));
     };
     let inv = Invocation {
         confirmed: true,
@@ -97,35 +156,28 @@ async fn approved(ctx: &Ctx<'_>, run: &Run, id: &str, channel: Option<String>) -
         }),
         ..inv
     };
-    let as_requester = Ctx {
-        user: &a.requester,
-        channel: channel.as_deref().or(ctx.channel),
-        delivery: Some(&run.id),
-        reply_to: run.message.as_deref().or(ctx.reply_to),
-        ..*ctx
-    };
-    Box::pin(invoke::run_invocation(&as_requester, inv)).await
+    Ok((
+        inv,
+        a.requester,
+        channel.or(ctx.channel.map(str::to_owned)),
+        None,
+    ))
 }
 
-/// A deploy that waited in line, run as whoever queued it; put back at its place
-/// when someone else took the environment first.
-async fn queued(ctx: &Ctx<'_>, run: &Run, item: Queued) -> Reply {
-    let store = &ctx.backends.store;
+/// What a pending run starts: the invocation, its user and channel, and the queued
+/// deploy with how long it waited (for a deploy that waited in line).
+type Found = Result<(Invocation, String, Option<String>, Option<(Queued, String)>), Reply>;
+
+/// A deploy that waited in line, as whoever queued it; its requester is told it starts.
+async fn queued(ctx: &Ctx<'_>, item: Queued) -> Found {
     let Ok(inv) = serde_json::from_value::<Invocation>(item.invocation.clone()) else {
-        return Reply::message(
+        return Err(Reply::message(
             Outcome::Failed,
             format!(
                 "<@{}>, your deploy queued for *{}* could not be started: its saved request is unreadable.",
                 item.user, item.env
             ),
-        );
-    };
-    let as_requester = Ctx {
-        user: &item.user,
-        channel: item.channel.as_deref(),
-        delivery: Some(&run.id),
-        reply_to: run.message.as_deref().or(ctx.reply_to),
-        ..*ctx
+        ));
     };
     let waited = human(ctx.now().duration_since(item.since).unwrap_or_default());
     ctx.progress
@@ -140,25 +192,10 @@ async fn queued(ctx: &Ctx<'_>, run: &Run, item: Queued) -> Reply {
         ))
         .await;
     tracing::info!(env = %item.env, user = %item.user, "starting a queued deploy");
-    let reply = Box::pin(invoke::run_invocation(&as_requester, inv)).await;
-    // Someone took the environment between our look and the deploy's own lock:
-    // back to its place in line, nothing said.
-    if reply.outcome == Outcome::Rejected
-        && matches!(store.lock_of(&item.env, ctx.now()).await, Ok(Some(_)))
-    {
-        end(&**store, run, RunStatus::Done).await;
-        match store.enqueue(&item).await {
-            Ok(_) => return Reply::handed_over(),
-            Err(e) => {
-                tracing::error!(error = %e, env = %item.env, "a queued deploy could not be put back in line")
-            }
-        }
-    }
-    if reply.outcome == Outcome::HandedOver {
-        return reply;
-    }
-    reply.context(format!(
-        "Queued by <@{}> {waited} before it started, when *{}* came free.",
-        item.user, item.env
+    Ok((
+        inv,
+        item.user.clone(),
+        item.channel.clone(),
+        Some((item, waited)),
     ))
 }

@@ -159,6 +159,6 @@ pub trait Approvals: Send + Sync {
         user: &str,
         decision: &Decision,
         now: SystemTime,
-        start: Option<&crate::ports::store::Run>,
+        start: Option<&crate::ports::runs::Run>,
     ) -> Result<Vote, StoreError>;
 }

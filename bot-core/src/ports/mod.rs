@@ -14,6 +14,7 @@ pub mod ci;
 pub mod compare;
 pub mod probe;
 pub mod progress;
+pub mod runs;
 pub mod store;
 mod store_error;
 pub mod switch;

@@ -24,6 +24,7 @@ pub(crate) mod rollout;
 pub(crate) mod state;
 pub(crate) mod steps;
 
+use report::Ended;
 pub(crate) use state::DeployState;
 use state::{DeployRun, PoolRun, Step};
 use steps::{advance, list_changes, watch_site, Live};
@@ -196,7 +197,7 @@ async fn deploy(
         return Rejection::NoSuchEnvironment(env_name.to_owned()).reply();
     };
     let inv = &without_queue_words(asked);
-    let plan = match rollout::Plan::for_deploy(env, region) {
+    let plan = match state::Plan::for_deploy(env, region) {
         Ok(plan) => plan,
         Err(refusal) => return refusal,
     };
@@ -281,9 +282,6 @@ async fn drive(
     ctx.audit_run(inv, &audit, state.links(), Some(took)).await;
     reply
 }
-
-/// How a deploy ended: its run status, its audit outcome and its reply.
-pub(crate) type Ended = (RunStatus, String, Reply);
 
 /// A deploy of an environment without regions: each pool in turn, then the watch.
 async fn plain(live: &Live<'_, '_>, _inv: &Invocation) -> Result<Ended, crate::runs::Stop> {

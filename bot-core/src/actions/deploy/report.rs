@@ -4,10 +4,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::state::DeployRun;
+use super::state::{DeployRun, Plan, Step};
+use crate::ports::store::RunStatus;
 use crate::reply::{Outcome, Reply};
 use crate::steps::changes::Changes;
 use crate::steps::watch;
+
+/// How a deploy ended: its run status, its audit outcome and its reply.
+pub(crate) type Ended = (RunStatus, String, Reply);
 
 /// The progress message of a deploy: a title and its lines.
 pub(crate) struct Board {
@@ -71,4 +75,86 @@ pub(crate) fn prefix(name: &str, from: Option<&str>, to: Option<&str>) -> String
 /// A failure line without its icon, for the audit record.
 pub(crate) fn strip(s: &str) -> String {
     s.replace(":x: ", "")
+}
+
+/// How far one region got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RegionState {
+    Waiting,
+    Deploying,
+    Watching,
+    Switched,
+    Unhealthy,
+    RolledBack,
+    Failed,
+}
+
+impl Plan {
+    /// The progress board: a line per region saying where it stands, each followed
+    /// by its pools' lines.
+    pub(crate) fn board(&self, state: &DeployRun, title: String) -> Board {
+        let mut lines = Vec::new();
+        for region in self.regions() {
+            lines.push(format!(
+                "*{region}* — {}",
+                describe(region_state(state, &region))
+            ));
+            for p in &state.pools {
+                if p.region.as_deref() == Some(region.as_str()) {
+                    lines.push(format!("  {}", p.line));
+                }
+            }
+            let watched: Vec<_> = state
+                .pools
+                .iter()
+                .filter(|p| p.region.as_deref() == Some(region.as_str()))
+                .filter_map(|p| p.watched.clone())
+                .collect();
+            lines.extend(watch::lines(&watched).into_iter().map(|l| format!("  {l}")));
+        }
+        let title = match &self.only {
+            Some(r) => format!("{title} (region {r} only)"),
+            None => format!("{title}, region by region"),
+        };
+        Board { title, lines }
+    }
+}
+
+pub(crate) fn region_state(state: &DeployRun, region: &str) -> RegionState {
+    let pools: Vec<_> = state
+        .pools
+        .iter()
+        .filter(|p| p.region.as_deref() == Some(region))
+        .collect();
+    let watched: Vec<_> = pools.iter().filter_map(|p| p.watched.clone()).collect();
+    if pools.iter().any(|p| p.step == Step::Failed) {
+        RegionState::Failed
+    } else if !pools.is_empty() && pools.iter().all(|p| p.step == Step::Done) {
+        if pools.iter().any(|p| p.rolled_back) || watch::rolled_back(&watched) {
+            RegionState::RolledBack
+        } else if watch::troubled(&watched) {
+            RegionState::Unhealthy
+        } else if watched.iter().any(|w| w.end.is_none()) || pools.iter().any(|p| !p.watch_planned)
+        {
+            RegionState::Watching
+        } else {
+            RegionState::Switched
+        }
+    } else if pools.iter().all(|p| p.step == Step::Waiting) {
+        RegionState::Waiting
+    } else {
+        RegionState::Deploying
+    }
+}
+
+pub(crate) fn describe(s: RegionState) -> &'static str {
+    match s {
+        RegionState::Waiting => ":white_circle: waiting",
+        RegionState::Deploying => ":arrows_counterclockwise: deploying",
+        RegionState::Watching => ":eyes: switched, watching",
+        RegionState::Switched => ":white_check_mark: switched",
+        RegionState::Unhealthy => ":rotating_light: switched, then unhealthy",
+        RegionState::RolledBack => ":rewind: switched, then rolled back",
+        RegionState::Failed => ":x: failed",
+    }
 }

@@ -7,178 +7,18 @@
 //! already switched back (`on_failure: rollback`) or leaves them with a one-click
 //! `rollback` (`halt`).
 
-use serde::{Deserialize, Serialize};
-
-use super::report::Board;
-use super::state::{DeployRun, Step};
+use super::report::{region_state, Ended, RegionState};
+use super::state::{DeployRun, Plan, Policy, Step};
 use super::steps::{advance, watch_site, Live};
-use super::Ended;
-use crate::config::{Environment, OnFailure};
+use crate::config::Environment;
 use crate::context::Offer;
 use crate::failure::told;
 use crate::ports::store::RunStatus;
-use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
 use crate::runs::Stop;
 use crate::steps::moves::switch_and_verify;
 use crate::steps::watch;
 use crate::text::human;
-
-/// What happens to switched regions when a later one fails, as saved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Policy {
-    Halt,
-    Rollback,
-}
-
-/// The order of a rollout, as saved with its run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Plan {
-    /// Stages in order; each stage's regions.
-    stages: Vec<Vec<String>>,
-    on_failure: Policy,
-    /// `deploy <env> <region>`: this region only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    only: Option<String>,
-}
-
-/// How far one region got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RegionState {
-    Waiting,
-    Deploying,
-    Watching,
-    Switched,
-    Unhealthy,
-    RolledBack,
-    Failed,
-}
-
-impl Plan {
-    /// The plan of `deploy <env> [region]`: `None` for an environment without regions.
-    pub(crate) fn for_deploy(
-        env: &Environment,
-        region: Option<&str>,
-    ) -> Result<Option<Self>, Reply> {
-        if env.regions.is_empty() {
-            return match region {
-                None => Ok(None),
-                Some(r) => Err(Rejection::Conflict(format!(
-                    "*{}* has no regions, so there is no `{r}` to deploy to.",
-                    env.name
-                ))
-                .reply()),
-            };
-        }
-        let on_failure = match env.rollout.on_failure {
-            OnFailure::Halt => Policy::Halt,
-            OnFailure::Rollback => Policy::Rollback,
-        };
-        match region {
-            Some(r) if env.region(r).is_none() => Err(Rejection::Conflict(format!(
-                "*{}* has no region `{r}`; it has {}.",
-                env.name,
-                env.regions
-                    .iter()
-                    .map(|r| format!("`{}`", r.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .reply()),
-            Some(r) => Ok(Some(Self {
-                stages: vec![vec![r.to_owned()]],
-                on_failure,
-                only: Some(r.to_owned()),
-            })),
-            None => {
-                let stages = if env.rollout.stages.is_empty() {
-                    env.regions.iter().map(|r| vec![r.name.clone()]).collect()
-                } else {
-                    env.rollout.stages.clone()
-                };
-                Ok(Some(Self {
-                    stages,
-                    on_failure,
-                    only: None,
-                }))
-            }
-        }
-    }
-
-    /// Every region, in rollout order.
-    pub(crate) fn regions(&self) -> Vec<String> {
-        self.stages.iter().flatten().cloned().collect()
-    }
-
-    /// The progress board: a line per region saying where it stands, each followed
-    /// by its pools' lines.
-    pub(crate) fn board(&self, state: &DeployRun, title: String) -> Board {
-        let mut lines = Vec::new();
-        for region in self.regions() {
-            lines.push(format!(
-                "*{region}* — {}",
-                describe(region_state(state, &region))
-            ));
-            for p in &state.pools {
-                if p.region.as_deref() == Some(region.as_str()) {
-                    lines.push(format!("  {}", p.line));
-                }
-            }
-            let watched: Vec<_> = state
-                .pools
-                .iter()
-                .filter(|p| p.region.as_deref() == Some(region.as_str()))
-                .filter_map(|p| p.watched.clone())
-                .collect();
-            lines.extend(watch::lines(&watched).into_iter().map(|l| format!("  {l}")));
-        }
-        let title = match &self.only {
-            Some(r) => format!("{title} (region {r} only)"),
-            None => format!("{title}, region by region"),
-        };
-        Board { title, lines }
-    }
-}
-
-fn region_state(state: &DeployRun, region: &str) -> RegionState {
-    let pools: Vec<_> = state
-        .pools
-        .iter()
-        .filter(|p| p.region.as_deref() == Some(region))
-        .collect();
-    let watched: Vec<_> = pools.iter().filter_map(|p| p.watched.clone()).collect();
-    if pools.iter().any(|p| p.step == Step::Failed) {
-        RegionState::Failed
-    } else if !pools.is_empty() && pools.iter().all(|p| p.step == Step::Done) {
-        if pools.iter().any(|p| p.rolled_back) || watch::rolled_back(&watched) {
-            RegionState::RolledBack
-        } else if watch::troubled(&watched) {
-            RegionState::Unhealthy
-        } else if watched.iter().any(|w| w.end.is_none()) || pools.iter().any(|p| !p.watch_planned)
-        {
-            RegionState::Watching
-        } else {
-            RegionState::Switched
-        }
-    } else if pools.iter().all(|p| p.step == Step::Waiting) {
-        RegionState::Waiting
-    } else {
-        RegionState::Deploying
-    }
-}
-
-fn describe(s: RegionState) -> &'static str {
-    match s {
-        RegionState::Waiting => ":white_circle: waiting",
-        RegionState::Deploying => ":arrows_counterclockwise: deploying",
-        RegionState::Watching => ":eyes: switched, watching",
-        RegionState::Switched => ":white_check_mark: switched",
-        RegionState::Unhealthy => ":rotating_light: switched, then unhealthy",
-        RegionState::RolledBack => ":rewind: switched, then rolled back",
-        RegionState::Failed => ":x: failed",
-    }
-}
 
 /// Each region's outcome in one line: `eu switched, then rolled back; us failed (api:
 /// health gate failed)`.

@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::rollout::Plan;
+use crate::config::{Environment, OnFailure};
 use crate::ports::BuildRef;
+use crate::rejection::Rejection;
+use crate::reply::Reply;
 use crate::runs::RunState;
 use crate::steps::changes::Changes;
 use crate::steps::watch::{Moved, Watched};
@@ -211,5 +213,81 @@ impl DeployRun {
             .iter()
             .filter_map(|p| p.watched.clone())
             .collect()
+    }
+}
+
+/// What happens to switched regions when a later one fails, as saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Policy {
+    Halt,
+    Rollback,
+}
+
+/// The order of a rollout, as saved with its run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Plan {
+    /// Stages in order; each stage's regions.
+    pub stages: Vec<Vec<String>>,
+    pub on_failure: Policy,
+    /// `deploy <env> <region>`: this region only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+}
+
+impl Plan {
+    /// The plan of `deploy <env> [region]`: `None` for an environment without regions.
+    pub(crate) fn for_deploy(
+        env: &Environment,
+        region: Option<&str>,
+    ) -> Result<Option<Self>, Reply> {
+        if env.regions.is_empty() {
+            return match region {
+                None => Ok(None),
+                Some(r) => Err(Rejection::Conflict(format!(
+                    "*{}* has no regions, so there is no `{r}` to deploy to.",
+                    env.name
+                ))
+                .reply()),
+            };
+        }
+        let on_failure = match env.rollout.on_failure {
+            OnFailure::Halt => Policy::Halt,
+            OnFailure::Rollback => Policy::Rollback,
+        };
+        match region {
+            Some(r) if env.region(r).is_none() => Err(Rejection::Conflict(format!(
+                "*{}* has no region `{r}`; it has {}.",
+                env.name,
+                env.regions
+                    .iter()
+                    .map(|r| format!("`{}`", r.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .reply()),
+            Some(r) => Ok(Some(Self {
+                stages: vec![vec![r.to_owned()]],
+                on_failure,
+                only: Some(r.to_owned()),
+            })),
+            None => {
+                let stages = if env.rollout.stages.is_empty() {
+                    env.regions.iter().map(|r| vec![r.name.clone()]).collect()
+                } else {
+                    env.rollout.stages.clone()
+                };
+                Ok(Some(Self {
+                    stages,
+                    on_failure,
+                    only: None,
+                }))
+            }
+        }
+    }
+
+    /// Every region, in rollout order.
+    pub(crate) fn regions(&self) -> Vec<String> {
+        self.stages.iter().flatten().cloned().collect()
     }
 }
