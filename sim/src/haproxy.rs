@@ -108,7 +108,8 @@ pub async fn version_through(frontend: &str) -> Option<String> {
 
 /// Waits until requests through HAProxy reach `version`, then checks a few more do too.
 pub async fn traffic_reaches(frontend: &str, version: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: HAProxy's first health checks come late on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if version_through(frontend).await.as_deref() == Some(version) {
             break;
