@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::ports::store::{verify_chain, AuditLog, BrokenChain, ChainedRecord, GENESIS};
+use crate::ports::store::{AuditLog, BrokenChain, ChainCheck, ChainedRecord};
 use crate::ports::StoreError;
 
 /// Records read per page while walking the chain.
@@ -17,8 +17,11 @@ const PAGE: usize = 1000;
 pub struct Verified {
     /// How many records it has.
     pub records: u64,
-    /// The hash of its last record ([`GENESIS`] when empty).
+    /// The hash of its last record (64 zeros when empty).
     pub head: String,
+    /// Whether its records are signed with the audit key (from the first signed one
+    /// to the newest).
+    pub signed: bool,
 }
 
 /// Why a chain did not check out.
@@ -27,26 +30,60 @@ pub enum VerifyError {
     /// A record does not fit: it names the first one.
     #[error(transparent)]
     Broken(#[from] BrokenChain),
+    /// The chain no longer holds a head kept elsewhere: cut off, rewritten, emptied.
+    #[error("{0}")]
+    HeadMissing(String),
     /// The chain could not be read.
     #[error("{0}")]
     Store(#[from] StoreError),
 }
 
-/// Walks the whole chain from its first record and checks every link and hash.
-pub async fn verify(log: &dyn AuditLog) -> Result<Verified, VerifyError> {
-    let mut prev = (0u64, GENESIS.to_owned());
+/// Walks the whole chain from its first record and checks every link and hash; with
+/// `key`, the records must be signed with it from the first signed one to the newest.
+pub async fn verify(log: &dyn AuditLog, key: Option<&[u8]>) -> Result<Verified, VerifyError> {
+    let mut check = ChainCheck::new(key);
     loop {
-        let page = log.chain(prev.0 + 1, PAGE).await?;
+        let page = log.chain(check.seq + 1, PAGE).await?;
         let full = page.len() == PAGE;
-        prev = verify_chain(prev, &page)?;
+        check.check(&page)?;
         if !full {
             break;
         }
     }
+    if key.is_some() && check.seq > 0 && !check.last_signed {
+        return Err(BrokenChain {
+            seq: check.seq,
+            why: "the newest record is not signed with the audit key: the chain may have been rewritten without it".into(),
+        }
+        .into());
+    }
     Ok(Verified {
-        records: prev.0,
-        head: prev.1,
+        records: check.seq,
+        head: check.hash,
+        signed: check.signed,
     })
+}
+
+/// Checks that the chain still holds record `seq` with `hash` (a head kept
+/// elsewhere): a cut-off tail, a rewritten chain or an emptied table all fail.
+pub async fn holds_head(log: &dyn AuditLog, seq: u64, hash: &str) -> Result<(), VerifyError> {
+    let found = log.chain(seq, 1).await?;
+    match found.first() {
+        Some(r) if r.seq == seq && r.hash == hash => Ok(()),
+        Some(r) if r.seq == seq => Err(VerifyError::HeadMissing(format!(
+            "record {seq} now has hash {}, not {hash}: the chain was rewritten",
+            r.hash
+        ))),
+        _ => {
+            let now = log.head().await?;
+            Err(VerifyError::HeadMissing(match now {
+                None => format!("the audit log is empty: it no longer holds record {seq} (emptied?)"),
+                Some((last, _)) => format!(
+                    "the chain ends at record {last}: it no longer holds record {seq} (the newest records were cut off)"
+                ),
+            }))
+        }
+    }
 }
 
 /// Where an export starts.

@@ -58,9 +58,9 @@ pub trait Action: Send + Sync {
     fn question(&self, _config: &Config, _inv: &Invocation) -> Option<String> {
         None
     }
-    /// What the invocation would ship, in a few lines of mrkdwn for its confirmation
-    /// and approval card (a deploy's commits); `None` when there is nothing to say.
-    async fn changes(&self, _ctx: &Ctx<'_>, _inv: &Invocation) -> Option<String> {
+    /// What the invocation would ship, for its confirmation and approval card (a
+    /// deploy's commits, and the commit it pins); `None` when there is nothing to say.
+    async fn changes(&self, _ctx: &Ctx<'_>, _inv: &Invocation) -> Option<Shipping> {
         None
     }
     /// Runs an authorised, confirmed invocation of `cmd`.
@@ -74,6 +74,16 @@ pub trait Action: Send + Sync {
             "I cannot go on with this after a restart; nothing more was done.",
         )
     }
+}
+
+/// What an invocation would ship: a few lines of mrkdwn, and the commit it pins (the
+/// head of the ref as shown, which is then exactly what ships).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipping {
+    /// What is said.
+    pub text: String,
+    /// The commit shown, when the commits could be listed.
+    pub pin: Option<crate::reply::Pin>,
 }
 
 /// One row of the action registry: everything the bot knows about an action, in one
@@ -144,6 +154,9 @@ pub struct Ctx<'a> {
     pub reply_to: Option<&'a str>,
     /// Where a long action's progress goes.
     pub progress: &'a dyn Progress,
+    /// The operating-system user and host, when the request comes from a shell
+    /// (`crossroads run`, `console`) rather than from Slack: `alice@build-01`.
+    pub shell: Option<&'a str>,
 }
 
 impl Ctx<'_> {
@@ -257,8 +270,24 @@ impl Ctx<'_> {
 
     /// Offers buttons: records them as one set (usable once, in this conversation,
     /// until the button lifetime passes) and returns them, each carrying only its
-    /// opaque `<set>.<index>` value. What a button does stays in the store.
+    /// opaque `<set>.<index>` value. What a button does stays in the store. Anyone
+    /// permitted in the conversation may click them (a choice, a one-click rollback:
+    /// whoever is on call); the command runs as whoever clicks.
     pub async fn offer(&self, offers: Vec<Offer>) -> Result<Vec<Button>, StoreError> {
+        self.offer_to(offers, false).await
+    }
+
+    /// Offers buttons only this request's user may click: a confirmation answers the
+    /// person it asked; anyone else is told whose it is.
+    pub async fn offer_personal(&self, offers: Vec<Offer>) -> Result<Vec<Button>, StoreError> {
+        self.offer_to(offers, true).await
+    }
+
+    async fn offer_to(
+        &self,
+        offers: Vec<Offer>,
+        personal: bool,
+    ) -> Result<Vec<Button>, StoreError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let actions = offers
             .iter()
@@ -270,6 +299,7 @@ impl Ctx<'_> {
             channel: self.channel.map(str::to_owned),
             issued_to: self.user.to_owned(),
             expires: self.now() + self.config().settings.button_ttl,
+            personal,
         };
         self.backends.store.issue_buttons(&set).await?;
         Ok(offers
@@ -285,9 +315,33 @@ impl Ctx<'_> {
     }
 
     /// Appends an audit record for `inv` as this request's user; failures are logged,
-    /// never shown.
+    /// never shown (for records of what already happened or was refused).
     pub async fn audit(&self, inv: &Invocation, outcome: &str) {
         self.audit_run(inv, outcome, Vec::new(), None).await;
+    }
+
+    /// Appends the record that must exist before `inv` takes effect (an action about
+    /// to run, a freeze override, an approval vote): `Err` with the reply when it
+    /// cannot be written, and then nothing may happen (fail closed).
+    pub async fn audit_first(&self, inv: &Invocation, outcome: &str) -> Result<(), Reply> {
+        match self
+            .backends
+            .store
+            .append(self.record(inv, outcome, Vec::new(), None))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "an audit record could not be written; nothing runs");
+                Err(Reply::message(
+                    crate::reply::Outcome::Failed,
+                    format!(
+                        ":x: I could not write the audit record, so I did nothing: {}.",
+                        crate::failure::told(&e)
+                    ),
+                ))
+            }
+        }
     }
 
     /// Like [`Ctx::audit`], for something that ran: its build links and how long it took.
@@ -298,6 +352,21 @@ impl Ctx<'_> {
         links: Vec<String>,
         duration: Option<Duration>,
     ) {
+        let record = self.record(inv, outcome, links, duration);
+        if let Err(e) = self.backends.store.append(record).await {
+            tracing::error!(error = %e, "audit record lost");
+        }
+    }
+
+    /// The audit record of `inv` by this request's user (and, from a shell, the
+    /// operating-system user who typed it).
+    fn record(
+        &self,
+        inv: &Invocation,
+        outcome: &str,
+        links: Vec<String>,
+        duration: Option<Duration>,
+    ) -> AuditRecord {
         let mut args = inv.args.clone();
         args.extend(inv.params.iter().map(|(k, v)| format!("{k}={v}")));
         if let Some(approved) = &inv.approval {
@@ -307,7 +376,13 @@ impl Ctx<'_> {
                 approved.by.join(",")
             ));
         }
-        let record = AuditRecord {
+        if let Some(pin) = &inv.pin {
+            args.push(format!("pinned={}", pin.sha));
+        }
+        if let Some(shell) = self.shell {
+            args.push(format!("via=cli:{shell}"));
+        }
+        AuditRecord {
             at: self.now(),
             user: self.user.to_owned(),
             command: inv.command.clone(),
@@ -317,9 +392,6 @@ impl Ctx<'_> {
             outcome: outcome.to_owned(),
             duration,
             links,
-        };
-        if let Err(e) = self.backends.store.append(record).await {
-            tracing::error!(error = %e, "audit record lost");
         }
     }
 }

@@ -14,7 +14,11 @@ pub trait Failure: std::fmt::Display {
 pub fn told(failure: &dyn Failure) -> String {
     let reference = reference();
     tracing::error!(reference = %reference, error = %failure, "{}", failure.plain());
-    format!("{} (ref {reference})", failure.plain())
+    // Plain sentences can quote what a remote said (a member name, a status): escaped.
+    format!(
+        "{} (ref {reference})",
+        crate::text::escape(&failure.plain())
+    )
 }
 
 /// Six hex digits: short enough to read out, long enough not to collide in a day's logs.

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::{ActiveFreeze, ApprovalRule, CommandSpec, Config};
 use crate::context::{ActionDef, Rules};
 use crate::rejection::Rejection;
-use crate::reply::{Invocation, Target};
+use crate::reply::{Invocation, Target, OVERRIDE_WINDOW};
 
 /// Whether `user` is a member of any of `groups`.
 pub fn in_any_group(config: &Config, groups: &[String], user: &str) -> bool {
@@ -91,9 +91,28 @@ pub fn approval_rule<'c>(
     target.env().and_then(|e| config.approval.envs.get(e))
 }
 
-/// Whether a freeze stops `action`: deploys, switches, rollbacks and forced restarts.
-pub fn stopped_by_freeze(action: &ActionDef) -> bool {
-    action.rules.frozen
+/// Whether a freeze stops `cmd` (of `action`): deploys, switches, rollbacks, forced
+/// restarts, and YAML commands unless they say `freeze: exempt`.
+pub fn stopped_by_freeze(action: &ActionDef, cmd: &CommandSpec) -> bool {
+    action.rules.frozen && !cmd.freeze_exempt
+}
+
+/// `inv`, overriding `freeze`, with the window it overrides named: a button, the
+/// queue or an approval that carries it on overrides that window and no other.
+pub fn scope_override(mut inv: Invocation, freeze: &ActiveFreeze) -> Invocation {
+    inv.params
+        .retain(|(k, _)| !k.eq_ignore_ascii_case(OVERRIDE_WINDOW));
+    inv.params
+        .push((OVERRIDE_WINDOW.to_owned(), freeze.window.text.clone()));
+    inv
+}
+
+/// The freeze window `inv`'s override was given for, when it names one.
+fn overridden_window(inv: &Invocation) -> Option<&str> {
+    inv.params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(OVERRIDE_WINDOW))
+        .map(|(_, v)| v.as_str())
 }
 
 /// The freeze window in force on `env` at `now` (global or the environment's own);
@@ -135,11 +154,12 @@ pub fn override_reason(inv: &Invocation) -> Option<&str> {
 pub fn check_freeze(
     config: &Config,
     action: &ActionDef,
+    cmd: &CommandSpec,
     inv: &Invocation,
     user: &str,
     now: SystemTime,
 ) -> Result<Option<ActiveFreeze>, Rejection> {
-    if !stopped_by_freeze(action) {
+    if !stopped_by_freeze(action, cmd) {
         return Ok(None);
     }
     let Some(env) = inv.target.env() else {
@@ -149,7 +169,9 @@ pub fn check_freeze(
         return Ok(None);
     };
     let overriders = freeze.window.overriders.clone();
-    if override_reason(inv).is_some() {
+    // An override given for another window does not hold for this one.
+    let for_this_window = overridden_window(inv).is_none_or(|w| w == freeze.window.text);
+    if override_reason(inv).is_some() && for_this_window {
         if in_any_group(config, &overriders, user) {
             return Ok(Some(freeze));
         }
@@ -164,7 +186,9 @@ pub fn check_freeze(
         params: inv
             .params
             .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("override"))
+            .filter(|(k, _)| {
+                !k.eq_ignore_ascii_case("override") && !k.eq_ignore_ascii_case(OVERRIDE_WINDOW)
+            })
             .cloned()
             .collect(),
         ..inv.clone()

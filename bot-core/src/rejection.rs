@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use crate::config::InstanceRef;
 use crate::ports::Lock;
 use crate::reply::{Outcome, Reply};
-use crate::text::{code, either, human};
+use crate::text::{code, either, escape, human};
 
 /// Longest message read as a command. Commands are short; the limit also keeps every
 /// button value (which carries the command) under Slack's 2,000 characters.
@@ -164,6 +164,39 @@ pub enum Rejection {
         /// Who asked.
         requester: String,
     },
+    /// An approved request that did not start within the rule's `valid_for` (it
+    /// waited in line, or its button was clicked late).
+    ApprovalStale {
+        /// The request's id.
+        id: String,
+        /// Who asked.
+        requester: String,
+        /// How long an approval is good to start.
+        valid_for: std::time::Duration,
+        /// The command, to ask again with.
+        command: String,
+    },
+    /// Someone clicked a button offered to someone else.
+    NotYourButton {
+        /// Who it was offered to.
+        owner: String,
+    },
+    /// Something only a person in Slack may do was asked from a shell.
+    NotFromShell {
+        /// What (`approve`, `a freeze override`).
+        what: String,
+    },
+    /// `key=value` words a command does not declare (or that Crossroads itself sets).
+    UndeclaredParams {
+        /// The command.
+        command: String,
+        /// The names refused.
+        names: Vec<String>,
+        /// The names it takes (`params:` in commands.yaml).
+        declared: Vec<String>,
+        /// Of `names`, those Crossroads sets itself (`user`, `env` …).
+        builtin: Vec<String>,
+    },
     /// A vote on a request decided before.
     ApprovalClosed {
         /// The request's id.
@@ -257,6 +290,7 @@ impl Rejection {
                 | Rejection::SelfApproval { .. }
                 | Rejection::NotApprover { .. }
                 | Rejection::ApprovalExpired { .. }
+                | Rejection::NotYourButton { .. }
                 | Rejection::ApprovalClosed { .. }
                 | Rejection::AlreadyApproved { .. }
                 | Rejection::AlreadyUsed { .. }
@@ -357,7 +391,7 @@ impl std::fmt::Display for Rejection {
                     f,
                     ":lock: *{}* is locked by {by} ({}, for {}). {hint}",
                     lock.env,
-                    lock.reason,
+                    escape(&lock.reason),
                     held_for(lock, *now)
                 )
             }
@@ -367,7 +401,7 @@ impl std::fmt::Display for Rejection {
                 lock.env,
                 lock.action.as_deref().unwrap_or("action"),
                 lock.holder,
-                lock.reason,
+                escape(&lock.reason),
                 held_for(lock, *now)
             ),
             Rejection::ForgedButton => f.write_str("That button is not one of mine."),
@@ -406,7 +440,7 @@ impl std::fmt::Display for Rejection {
                 "<@{user}>, you have no toy database yet. Ask an admin to add `{user}: toy_<yourname>` under `toy.users` in instances.yaml."
             ),
             Rejection::DeployArguments { words } => {
-                let words: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+                let words: Vec<String> = words.iter().map(|w| code(w)).collect();
                 write!(
                     f,
                     "I didn't understand {} — `deploy` takes an environment, optionally pools, and one git ref (or `ref=…`).",
@@ -424,11 +458,11 @@ impl std::fmt::Display for Rejection {
             ),
             Rejection::BadPage { given } => write!(
                 f,
-                "`{}` is not a page number: `history [env] [page]`, e.g. `history staging 2`.",
-                given.replace('`', "'")
+                "{} is not a page number: `history [env] [page]`, e.g. `history staging 2`.",
+                code(given)
             ),
             Rejection::NoHelp { asked } => {
-                write!(f, "There is no command `{asked}`. `help` lists them all.")
+                write!(f, "There is no command {}. `help` lists them all.", code(asked))
             }
             Rejection::Unsupported { command, target } => {
                 write!(f, "`{command}` cannot act on `{target}`.")
@@ -442,6 +476,49 @@ impl std::fmt::Display for Rejection {
                 "Sorry <@{user}>, approvals here come from {}.",
                 either(groups)
             ),
+            Rejection::ApprovalStale {
+                id,
+                requester,
+                valid_for,
+                command,
+            } => write!(
+                f,
+                ":hourglass: Request `{id}` was approved more than {} ago without starting, so it no longer runs on that approval. <@{requester}>, ask again: {}.",
+                human(*valid_for),
+                code(command)
+            ),
+            Rejection::NotYourButton { owner } => write!(
+                f,
+                "This is <@{owner}>'s question, so only they can answer it. Ask me yourself to get your own."
+            ),
+            Rejection::NotFromShell { what } => write!(
+                f,
+                "{what} comes from a person in Slack, never from `crossroads run` or `console`: nothing was done."
+            ),
+            Rejection::UndeclaredParams {
+                command,
+                names,
+                declared,
+                builtin,
+            } => {
+                let list = |v: &[String]| v.iter().map(|n| code(n)).collect::<Vec<_>>().join(", ");
+                let own = if builtin.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {} {} set by Crossroads itself, never by typed words.", list(builtin), if builtin.len() == 1 { "is" } else { "are" })
+                };
+                let takes = if declared.is_empty() {
+                    format!("{} takes no `key=value` words.", code(command))
+                } else {
+                    format!("{} takes {}.", code(command), list(declared))
+                };
+                write!(
+                    f,
+                    "I won't pass {} to {}: {takes}{own} Nothing was run.",
+                    list(names),
+                    code(command)
+                )
+            }
             Rejection::ApprovalExpired { id, requester } => write!(
                 f,
                 ":hourglass: Request `{id}` has expired, so it can no longer be approved. <@{requester}> can ask again."
@@ -455,7 +532,8 @@ impl std::fmt::Display for Rejection {
             ),
             Rejection::NoSuchApproval { id } => write!(
                 f,
-                "There is no approval request `{id}`. The id is on the approval card."
+                "There is no approval request {}. The id is on the approval card.",
+                code(id)
             ),
             Rejection::Frozen(frozen) => {
                 let FrozenAt {

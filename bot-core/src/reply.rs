@@ -22,6 +22,11 @@ pub struct Request {
     /// taken over after a crash goes on editing it.
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// The operating-system user and host when it was typed in a shell (`crossroads
+    /// run`, `console`): `alice@build-01`. Approvals and freeze overrides are refused
+    /// from there, and the audit names who typed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
 }
 
 impl Request {
@@ -33,7 +38,14 @@ impl Request {
             input: Input::Text(text.into()),
             delivery: None,
             reply_to: None,
+            shell: None,
         }
+    }
+
+    /// The same request, typed in a shell by `who` (`alice@build-01`).
+    pub fn from_shell(mut self, who: impl Into<String>) -> Self {
+        self.shell = Some(who.into());
+        self
     }
 
     /// A click on a button whose value the bot produced earlier.
@@ -44,6 +56,7 @@ impl Request {
             input: Input::Button(value.into()),
             delivery: None,
             reply_to: None,
+            shell: None,
         }
     }
 }
@@ -182,7 +195,24 @@ pub struct Invocation {
     /// these people (never set from anything a person typed or clicked directly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approved>,
+    /// The commit shown when it was confirmed or approved: what ships is exactly this
+    /// (never set from anything a person typed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
 }
+
+/// The head commit of a ref as a confirmation or an approval card showed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    /// Full hash.
+    pub sha: String,
+    /// First line of its message.
+    pub title: String,
+}
+
+/// The parameter naming the freeze window an override was given for (set by
+/// Crossroads, never shown as typed).
+pub const OVERRIDE_WINDOW: &str = "override-window";
 
 /// The approval an invocation runs under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +221,10 @@ pub struct Approved {
     pub id: String,
     /// Who approved, in order.
     pub by: Vec<String>,
+    /// When the approval was complete: it is good to start for the rule's
+    /// `valid_for` after that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<std::time::SystemTime>,
 }
 
 impl Invocation {
@@ -202,12 +236,19 @@ impl Invocation {
             words.push(target);
         }
         words.extend(self.args.iter().cloned());
-        words.extend(self.params.iter().map(|(k, v)| format!("{k}={v}")));
+        words.extend(
+            self.params
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case(OVERRIDE_WINDOW))
+                .map(|(k, v)| format!("{k}={v}")),
+        );
         words.join(" ")
     }
 }
 
-/// What a button does; kept in the store with its set.
+/// What a button does; kept in the store with its set. (Short-lived values: the size
+/// of a `Run` is not worth a box.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ButtonAction {

@@ -16,9 +16,27 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// `text` as inline code; backticks inside become quotes so the span cannot break.
+/// Text from outside (typed by a person, or sent by Jenkins, a compare endpoint, a
+/// switch) made safe to place in Slack mrkdwn: `&`, `<` and `>` become entities, so
+/// it can never become a mention (`<!channel>`), a link or a date. Only mentions and
+/// links the bot itself builds stay live.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` as inline code, escaped; backticks inside become quotes so the span cannot
+/// break.
 pub fn code(text: &str) -> String {
-    format!("`{}`", text.replace('`', "'"))
+    format!("`{}`", escape(&text.replace('`', "'")))
 }
 
 /// A date Slack renders in each reader's time zone (`<!date^…>`); elsewhere the UTC
@@ -27,6 +45,20 @@ pub fn when(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let utc = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
     format!("<!date^{secs}^{{date_short_pretty}} {{time}}|{utc}>")
+}
+
+/// Who did something, as a mention when it is a Slack user (`<@U012ABC>`), else
+/// as text (`cli:alice@build-01`, someone acting from a shell).
+pub fn who(user: &str) -> String {
+    let slack = !user.is_empty()
+        && user
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if slack {
+        format!("<@{user}>")
+    } else {
+        code(user)
+    }
 }
 
 /// Group names as `` `a` or `b` ``.
@@ -58,5 +90,14 @@ mod tests {
     #[test]
     fn code_spans_cannot_be_broken() {
         assert_eq!(code("a`b"), "`a'b`");
+    }
+
+    #[test]
+    fn outside_text_never_becomes_markup() {
+        assert_eq!(
+            escape("<!channel> & <https://evil|Approve>"),
+            "&lt;!channel&gt; &amp; &lt;https://evil|Approve&gt;"
+        );
+        assert_eq!(code("lock <!here>"), "`lock &lt;!here&gt;`");
     }
 }

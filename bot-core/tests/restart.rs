@@ -40,9 +40,30 @@ async fn restart_refuses_the_live_instance_and_offers_force_restart() {
         "the confirmation itself runs nothing"
     );
 
+    // Someone else's click is told whose question it is, and uses nothing up.
+    let other = click(&p.bot, "U0ADMIN", &confirm, "Yes").await;
+    assert_eq!(
+        other.outcome,
+        Outcome::Rejected,
+        "{}",
+        other.to_plain_text()
+    );
+    assert!(other.ephemeral, "only the clicker sees it");
+    assert!(
+        other
+            .to_plain_text()
+            .contains("This is <@U0DEPLOYER>'s question"),
+        "{}",
+        other.to_plain_text()
+    );
+    assert!(
+        p.triggers("platform/restart").is_empty(),
+        "their click runs nothing"
+    );
+    // The person asked: two clicks at once run it once.
     let (a, b) = tokio::join!(
         click(&p.bot, USER, &confirm, "Yes"),
-        click(&p.bot, "U0ADMIN", &confirm, "Yes")
+        click(&p.bot, USER, &confirm, "Yes")
     );
     let outcomes = [a.outcome, b.outcome];
     assert!(outcomes.contains(&Outcome::Done), "{outcomes:?}");

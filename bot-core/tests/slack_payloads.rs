@@ -72,6 +72,7 @@ fn a_dm_is_a_message_to_answer_in_the_dm() {
                 text: "deploy prod api v2.1".into(),
                 ts: "1714056483.129349".into(),
                 thread_ts: None,
+                teams: vec!["T04F2K1QZ7R".into()],
             })
         }
     );
@@ -156,6 +157,7 @@ fn a_button_click_carries_value_user_and_response_url() {
                 "http://127.0.0.1:9/hooks/actions/T04F2K1QZ7R/7021838712389/Zp3kq9TnB0hXvC4sLwYd8R2m"
                     .into(),
             trigger_id: Some("7021838712453.4523086641255.5b7c1e9f0a2d4c6b8e3f1a7d9c0b2e4f".into()),
+            teams: vec!["T04F2K1QZ7R".into()],
         }))
     );
     assert_eq!(
@@ -178,6 +180,7 @@ fn a_slash_command_is_read_from_the_form() {
                 "http://127.0.0.1:9/hooks/commands/T04F2K1QZ7R/7021901123456/q8Wm2LxR5tYc7NbV1kPz3HdJ"
                     .into(),
             trigger_id: Some("7021901123789.4523086641255.0c4e8a2f6b1d3e5a7c9f0b2d4e6a8c1e".into()),
+            teams: vec!["T04F2K1QZ7R".into()],
         })
     );
 }

@@ -78,6 +78,8 @@ fn config() -> Config {
             allowed: vec![],
             help: "status".into(),
             examples: vec![],
+            params: vec![],
+            freeze_exempt: false,
             pos: Pos::default(),
         }],
         environments: vec![Environment {
@@ -163,6 +165,8 @@ async fn child(kind: &str, api_url: &str, store: &str, mode: &str) -> anyhow::Re
     );
     sc.api_url = api_url.to_owned();
     sc.bot_user_id = Some("UBOT".into());
+    // A load test sends each simulated user far more than a person types.
+    sc.chat_rate = None;
     if let Some(n) = std::env::var("BENCH_IN_FLIGHT")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -77,6 +77,14 @@ pub struct ServeConfig {
     /// `CROSSROADS_API_TOKEN`: bearer token for `POST /api/v1/notify`, which
     /// answers 503 without it.
     pub api_token: Option<Secret>,
+    /// `SLACK_TEAM_ID`: the workspaces served (one id or a list); deliveries naming
+    /// any other (Slack Connect users of another organisation included) are
+    /// acknowledged and ignored. Empty: every workspace the app is installed in.
+    pub teams: Vec<String>,
+    /// `CROSSROADS_CHAT_RATE_LIMIT`: messages, commands and clicks per Slack user
+    /// (`30/min` by default; `off`: none); beyond it one ephemeral "slow down" and
+    /// nothing runs until the window refills.
+    pub chat_rate: Option<crate::rate_limit::Rate>,
     /// `CROSSROADS_API_RATE_LIMIT`: requests per token and endpoint of
     /// `POST /api/v1/chart` and `POST /api/v1/notify` (`60/min` by default; `off`:
     /// none); beyond it `429` with `Retry-After`.
@@ -113,6 +121,8 @@ impl ServeConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             api_token: None,
             api_rate: Some(crate::rate_limit::DEFAULT_RATE),
+            teams: Vec::new(),
+            chat_rate: Some(crate::rate_limit::DEFAULT_CHAT_RATE),
             progress_interval: PROGRESS_INTERVAL,
             socket_connections: 1,
             http: HttpLimits::default(),
@@ -144,6 +154,27 @@ impl ServeConfig {
                     crate::rate_limit::Rate::parse(&rate).ok_or(ServeConfigError::OutOfRange {
                         name: "CROSSROADS_API_RATE_LIMIT",
                         range: "requests per period like `60/min`, `5/s` or `1000/h`, or `off`",
+                        value: rate.clone(),
+                    })?,
+                )
+            };
+        }
+        if let Some(teams) = non_empty("SLACK_TEAM_ID") {
+            config.teams = teams
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(rate) = non_empty("CROSSROADS_CHAT_RATE_LIMIT") {
+            config.chat_rate = if rate.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(
+                    crate::rate_limit::Rate::parse(&rate).ok_or(ServeConfigError::OutOfRange {
+                        name: "CROSSROADS_CHAT_RATE_LIMIT",
+                        range: "messages per period like `30/min`, `5/s` or `600/h`, or `off`",
                         value: rate.clone(),
                     })?,
                 )

@@ -41,9 +41,10 @@ enum Command {
     /// Run one command through the engine and print the reply. Exit status: 0 done,
     /// 1 refused or failed, 2 needs a click (choices, suggestion, confirmation).
     Run {
-        /// Slack user id to act as.
+        /// Slack user id to act as; honoured only where CROSSROADS_CLI_ACT_AS=1 is set
+        /// (else you act as `cli:<OS user>@<host>`).
         #[arg(long = "as", value_name = "USER_ID")]
-        user: String,
+        user: Option<String>,
         /// Print the Block Kit JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -56,9 +57,10 @@ enum Command {
     },
     /// Chat with the bot in the terminal; buttons become numbered choices.
     Console {
-        /// Slack user id to act as.
-        #[arg(long = "as", value_name = "USER_ID", default_value = "U0DEMO")]
-        user: String,
+        /// Slack user id to act as; honoured only where CROSSROADS_CLI_ACT_AS=1 is set
+        /// (else you act as `cli:<OS user>@<host>`).
+        #[arg(long = "as", value_name = "USER_ID")]
+        user: Option<String>,
         /// Directory holding commands.yaml and instances.yaml.
         #[arg(long, default_value = ".")]
         config_dir: PathBuf,
@@ -86,34 +88,130 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the audit hash chain from its first record; exit 1 naming the first
-    /// broken record.
-    Verify,
+    /// Check the audit hash chain from its first record (signed with
+    /// CROSSROADS_AUDIT_KEY when it is set); exit 1 naming the first broken record,
+    /// or a head the chain no longer holds.
+    Verify {
+        /// A head printed earlier by `audit head` (SEQ:HASH): the chain must still hold
+        /// it, so a cut-off tail, a rewritten chain or an emptied log fails.
+        #[arg(long, value_name = "SEQ:HASH")]
+        head: Option<String>,
+    },
+    /// Print the newest record's position and hash as SEQ:HASH, to keep elsewhere.
+    Head,
 }
 
-/// `audit verify`: 0 when the chain holds, 1 naming the first record that does not.
-async fn audit_verify() -> anyhow::Result<ExitCode> {
+/// `CROSSROADS_AUDIT_KEY`, when set: the key the audit chain is signed with.
+fn audit_key() -> Option<Vec<u8>> {
+    config::process_env("CROSSROADS_AUDIT_KEY")
+        .filter(|k| !k.is_empty())
+        .map(String::into_bytes)
+}
+
+/// `audit verify [--head SEQ:HASH]`: 0 when the chain holds (and holds the head), 1
+/// naming what does not.
+async fn audit_verify(head: Option<String>) -> anyhow::Result<ExitCode> {
+    let wanted = match head.as_deref().map(parse_head) {
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        None => None,
+    };
     let url = database_url();
     let store = bot_core::adapters::store::connect(&url, false)
         .await
         .with_context(|| format!("state store {}", redact_url(&url)))?;
-    match bot_core::audit::verify(&*store).await {
-        Ok(v) => {
-            println!(
-                "audit chain intact: {} records, last hash {}",
-                v.records, v.head
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+    let key = audit_key();
+    let checked = match bot_core::audit::verify(&*store, key.as_deref()).await {
+        Ok(v) => v,
         Err(bot_core::audit::VerifyError::Broken(broken)) => {
             println!(
                 "audit chain BROKEN at record {}: {}",
                 broken.seq, broken.why
             );
             eprintln!("error: {broken}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(anyhow::anyhow!("state store {}: {e}", redact_url(&url))),
+    };
+    if let Some((seq, hash)) = &wanted {
+        match bot_core::audit::holds_head(&*store, *seq, hash).await {
+            Ok(()) => {}
+            Err(bot_core::audit::VerifyError::HeadMissing(why)) => {
+                println!("audit chain does NOT hold {seq}:{hash}: {why}");
+                eprintln!("error: {why}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(e) => return Err(anyhow::anyhow!("state store {}: {e}", redact_url(&url))),
+        }
+    }
+    println!(
+        "audit chain intact: {} records, last hash {}{}{}",
+        checked.records,
+        checked.head,
+        if checked.signed {
+            ", signed with the audit key"
+        } else {
+            ""
+        },
+        match wanted {
+            Some((seq, _)) => format!(", holds record {seq} as kept"),
+            None => String::new(),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `SEQ:HASH`.
+fn parse_head(text: &str) -> Result<(u64, String), String> {
+    let (seq, hash) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--head {text}: expected SEQ:HASH, as `audit head` prints it"))?;
+    let seq = seq
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("--head {text}: `{seq}` is not a record number"))?;
+    let hash = hash.trim();
+    if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("--head {text}: `{hash}` is not a record hash"));
+    }
+    Ok((seq, hash.to_ascii_lowercase()))
+}
+
+/// `audit head`: the newest record as SEQ:HASH.
+async fn audit_head() -> anyhow::Result<ExitCode> {
+    let url = database_url();
+    let store = bot_core::adapters::store::connect(&url, false)
+        .await
+        .with_context(|| format!("state store {}", redact_url(&url)))?;
+    match store.head().await {
+        Ok(Some((seq, hash))) => {
+            println!("{seq}:{hash}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(None) => {
+            eprintln!("the audit log is empty");
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(anyhow::anyhow!("state store {}: {e}", redact_url(&url))),
+    }
+}
+
+/// Who `run` and `console` act as: `cli:<OS user>@<host>`, or the Slack user
+/// `--as` names where CROSSROADS_CLI_ACT_AS=1 allows it. The second value is the
+/// shell identity the audit records either way.
+fn acting(asked: Option<String>) -> anyhow::Result<(String, String)> {
+    let shell = bot_server::console::shell_identity();
+    match asked {
+        None => Ok((format!("cli:{shell}"), shell)),
+        Some(user) if config::process_env("CROSSROADS_CLI_ACT_AS").as_deref() == Some("1") => {
+            Ok((user, shell))
+        }
+        Some(user) => Err(anyhow::anyhow!(
+            "--as {user} acts as a Slack user, which this host does not allow (set CROSSROADS_CLI_ACT_AS=1 on it to allow it); nothing was run. Without --as you act as cli:{shell}"
+        )),
     }
 }
 
@@ -149,10 +247,11 @@ fn database_url() -> String {
         .unwrap_or_else(|| bot_core::adapters::store::DEFAULT_URL.to_owned())
 }
 
-/// Opens the configured store, bringing its schema up to date.
+/// Opens the configured store, bringing its schema up to date; the audit chain is
+/// signed with CROSSROADS_AUDIT_KEY when it is set.
 async fn open_store() -> anyhow::Result<Arc<dyn Store>> {
     let url = database_url();
-    bot_core::adapters::store::connect(&url, true)
+    bot_core::adapters::store::connect_keyed(&url, true, audit_key().as_deref())
         .await
         .with_context(|| format!("state store {}", redact_url(&url)))
 }
@@ -218,8 +317,11 @@ async fn main() -> ExitCode {
         match cli.command {
             Command::Check { config_dir } => Ok(check(&config_dir).await),
             Command::Audit {
-                command: AuditCommand::Verify,
-            } => audit_verify().await,
+                command: AuditCommand::Verify { head },
+            } => audit_verify(head).await,
+            Command::Audit {
+                command: AuditCommand::Head,
+            } => audit_head().await,
             Command::Migrate => {
                 open_store().await?;
                 println!("migrated {}", redact_url(&database_url()));
@@ -231,10 +333,11 @@ async fn main() -> ExitCode {
                 config_dir,
                 text,
             } => {
+                let (user, shell) = acting(user)?;
                 let bot = Bot::builder(load(&config_dir)?)
                     .store(open_store().await?)
                     .build();
-                let request = Request::text(user, text.join(" "));
+                let request = Request::text(user, text.join(" ")).from_shell(shell);
                 if json {
                     let reply = bot.handle(request).await;
                     println!(
@@ -250,6 +353,7 @@ async fn main() -> ExitCode {
                 }
             }
             Command::Console { user, config_dir } => {
+                let (user, _) = acting(user)?;
                 let bot = Bot::builder(load(&config_dir)?)
                     .store(open_store().await?)
                     .build();

@@ -39,6 +39,8 @@ struct Inner {
     api_calls: Family<MethodLabels, Counter>,
     api_failures: Family<FailureLabels, Counter>,
     deduplicated: Counter,
+    foreign: Counter,
+    rate_limited: Counter,
     shed: Counter,
     outbox_given_up: Counter,
     in_flight: Gauge,
@@ -82,6 +84,8 @@ impl Metrics {
         let api_calls = Family::<MethodLabels, Counter>::default();
         let api_failures = Family::<FailureLabels, Counter>::default();
         let deduplicated = Counter::default();
+        let foreign = Counter::default();
+        let rate_limited = Counter::default();
         let shed = Counter::default();
         let outbox_given_up = Counter::default();
         let in_flight = Gauge::default();
@@ -106,6 +110,16 @@ impl Metrics {
             deduplicated.clone(),
         );
         registry.register(
+            "slack_deliveries_foreign",
+            "Deliveries from a workspace not in SLACK_TEAM_ID (Slack Connect users of another organisation included), acknowledged and ignored",
+            foreign.clone(),
+        );
+        registry.register(
+            "chat_rate_limited",
+            "Messages, commands and clicks over CROSSROADS_CHAT_RATE_LIMIT, not run",
+            rate_limited.clone(),
+        );
+        registry.register(
             "slack_events_shed",
             "Deliveries refused with 503 because too much work was in flight",
             shed.clone(),
@@ -127,6 +141,8 @@ impl Metrics {
                 api_calls,
                 api_failures,
                 deduplicated,
+                foreign,
+                rate_limited,
                 shed,
                 outbox_given_up,
                 in_flight,
@@ -206,6 +222,16 @@ impl Metrics {
     /// Counts a duplicate event delivery.
     pub fn deduplicated(&self) {
         self.inner.deduplicated.inc();
+    }
+
+    /// Counts a delivery from a workspace not served.
+    pub fn foreign(&self) {
+        self.inner.foreign.inc();
+    }
+
+    /// Counts a message over the chat rate limit.
+    pub fn rate_limited(&self) {
+        self.inner.rate_limited.inc();
     }
 
     /// Counts an outbox message given up after its last attempt failed.

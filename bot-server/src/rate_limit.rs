@@ -9,6 +9,12 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+/// Default in chat: 30 messages, commands and clicks a minute per Slack user.
+pub const DEFAULT_CHAT_RATE: Rate = Rate {
+    requests: 30,
+    per: Duration::from_secs(60),
+};
+
 /// Default: 60 requests a minute per token and endpoint.
 pub const DEFAULT_RATE: Rate = Rate {
     requests: 60,
@@ -93,6 +99,62 @@ impl ApiRateLimit {
         self.limiter
             .check_key(&(endpoint, token.to_owned()))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
+/// The chat limit: one bucket per Slack user; over it, the user is told once per
+/// window (the first refusal) and the rest are dropped quietly.
+pub struct ChatRateLimit {
+    limiter: DefaultKeyedRateLimiter<String>,
+    told: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl std::fmt::Debug for ChatRateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChatRateLimit")
+    }
+}
+
+/// What the chat limit says about one more message from a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatTurn {
+    /// Within the limit.
+    Go,
+    /// Over it, for the first time this window: tell them to slow down.
+    SlowDown,
+    /// Over it again: drop it quietly.
+    Quiet,
+}
+
+impl ChatRateLimit {
+    /// A limiter allowing `rate` per user.
+    pub fn new(rate: Rate) -> Self {
+        let burst = NonZeroU32::new(rate.requests).unwrap_or(NonZeroU32::MIN);
+        let every = (rate.per / burst.get()).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(every)
+            .unwrap_or_else(|| Quota::per_second(burst))
+            .allow_burst(burst);
+        Self {
+            limiter: RateLimiter::keyed(quota),
+            told: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Takes one message of `user`.
+    pub fn take(&self, user: &str) -> ChatTurn {
+        let mut told = match self.told.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        if self.limiter.check_key(&user.to_owned()).is_ok() {
+            told.remove(user);
+            return ChatTurn::Go;
+        }
+        if told.insert(user.to_owned()) {
+            ChatTurn::SlowDown
+        } else {
+            ChatTurn::Quiet
+        }
     }
 }
 

@@ -57,6 +57,8 @@ impl AppState {
         )?;
         let intake = Intake::new(bot, metrics, config.max_in_flight);
         let slack = Slack::new(intake, web)
+            .with_teams(config.teams.clone())
+            .with_chat_rate(config.chat_rate)
             .with_progress_interval(config.progress_interval)
             .with_delivery_attempts(config.max_attempts);
         if let Some(id) = &config.bot_user_id {

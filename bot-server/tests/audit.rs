@@ -27,6 +27,7 @@ fn crossroads(args: &[&str], url: &str) -> Output {
         .args(args)
         .current_dir(repo())
         .env_remove("RUST_LOG")
+        .env("CROSSROADS_CLI_ACT_AS", "1")
         .env("CROSSROADS_DATABASE_URL", url)
         .output()
         .expect("run crossroads")
@@ -81,15 +82,17 @@ fn verify_passes_on_the_bots_sqlite_audit_and_names_the_row_edited_with_sqlite3(
         text(&ok.stderr)
     );
     assert!(
-        text(&ok.stdout).contains("intact: 3 records"),
+        text(&ok.stdout).contains("intact: 5 records"),
         "{}",
         text(&ok.stdout)
     );
 
-    // Someone rewrites who was refused, in place.
+    // Each mutating command is recorded as started before it runs, then with its
+    // outcome: lock (1, 2), the refusal (3), unlock (4, 5). Someone rewrites who was
+    // refused, in place.
     let edit = Command::new("sqlite3")
         .arg(&db)
-        .arg("UPDATE audit SET user_id = 'U0DEPLOYER', outcome = 'ok' WHERE seq = 2;")
+        .arg("UPDATE audit SET user_id = 'U0DEPLOYER', outcome = 'ok' WHERE seq = 3;")
         .output()
         .expect("run sqlite3");
     assert!(edit.status.success(), "sqlite3: {}", text(&edit.stderr));
@@ -101,9 +104,9 @@ fn verify_passes_on_the_bots_sqlite_audit_and_names_the_row_edited_with_sqlite3(
         text(&broken.stdout)
     );
     let said = format!("{}{}", text(&broken.stdout), text(&broken.stderr));
-    assert!(said.contains("record 2"), "names the edited record: {said}");
+    assert!(said.contains("record 3"), "names the edited record: {said}");
     assert!(
-        !said.contains("record 3"),
+        !said.contains("record 4"),
         "and only the first broken one: {said}"
     );
 }
@@ -212,23 +215,28 @@ async fn the_api_exports_the_chain_as_json_lines_to_bearers_only() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
-    assert_eq!(lines.len(), 3, "{body}");
+    // lock: started, ok; the stranger's refusal; unlock: started, ok.
+    assert_eq!(lines.len(), 5, "{body}");
     assert_eq!(lines[0]["prev_hash"], GENESIS);
-    assert_eq!(lines[1]["user"], "U0STRANGER");
+    assert_eq!(
+        lines[0]["outcome"], "started",
+        "written before the lock is taken"
+    );
+    assert_eq!(lines[2]["user"], "U0STRANGER");
     assert!(
-        lines[1]["outcome"]
+        lines[2]["outcome"]
             .as_str()
             .is_some_and(|o| o.starts_with("refused")),
         "the refusal is recorded: {}",
-        lines[1]
+        lines[2]
     );
     let records: Vec<ChainedRecord> = lines.iter().map(chained).collect();
     verify_chain((0, GENESIS.to_owned()), &records)
         .expect("the export carries everything needed to check the chain");
 
-    let (_, _, tail) = get(&app, "/api/v1/audit?since=3", Some(API_TOKEN)).await;
+    let (_, _, tail) = get(&app, "/api/v1/audit?since=5", Some(API_TOKEN)).await;
     assert_eq!(tail.lines().count(), 1, "{tail}");
-    let at = lines[1]["at"].as_str().expect("at").to_owned();
+    let at = lines[2]["at"].as_str().expect("at").to_owned();
     let (_, _, from_time) = get(&app, &format!("/api/v1/audit?since={at}"), Some(API_TOKEN)).await;
     let from: Vec<Value> = from_time
         .lines()
@@ -236,9 +244,9 @@ async fn the_api_exports_the_chain_as_json_lines_to_bearers_only() {
         .collect();
     assert!(
         from.iter()
-            .all(|l| l["at_ms"].as_u64() >= lines[1]["at_ms"].as_u64()),
+            .all(|l| l["at_ms"].as_u64() >= lines[2]["at_ms"].as_u64()),
         "{from_time}"
     );
-    assert_eq!(from.last().map(|l| l["seq"].clone()), Some(3.into()));
-    assert!(from.iter().any(|l| l["seq"] == 2), "{from_time}");
+    assert_eq!(from.last().map(|l| l["seq"].clone()), Some(5.into()));
+    assert!(from.iter().any(|l| l["seq"] == 3), "{from_time}");
 }

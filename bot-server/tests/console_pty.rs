@@ -152,6 +152,7 @@ fn no_color_turns_styles_off_in_a_terminal() {
         let mut cmd = Command::new(BIN);
         cmd.args(["run", "--as", "U0DEMO", "help deploy"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env("CROSSROADS_CLI_ACT_AS", "1")
             .env("TERM", "xterm-256color")
             .env("CROSSROADS_DATABASE_URL", "memory:")
             .env_remove("RUST_LOG");

@@ -352,6 +352,7 @@ mod tests {
             params: Vec::new(),
             confirmed: false,
             approval: None,
+            pin: None,
         }
     }
 

@@ -7,7 +7,7 @@ use crate::context::{Action, Ctx};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
 use crate::steps::health::{health_url, probe};
-use crate::text::human;
+use crate::text::{escape, human};
 
 /// `health <instance>`.
 pub(crate) struct Health;
@@ -38,7 +38,7 @@ async fn health(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
     let headline = if verdict.healthy {
         format!(":white_check_mark: *{r}* is healthy")
     } else if let Some(reason) = &verdict.down {
-        format!(":red_circle: *{r}* is down: {reason}")
+        format!(":red_circle: *{r}* is down: {}", escape(reason))
     } else {
         format!(":warning: *{r}* is unhealthy")
     };
@@ -49,14 +49,14 @@ async fn health(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
             format!(
                 "{} {} — {}",
                 if c.ok { ":white_check_mark:" } else { ":x:" },
-                c.name,
-                c.detail
+                escape(&c.name),
+                escape(&c.detail)
             )
         })
         .collect();
     let mut facts = vec![role, health_url(instance)];
     if let Some(v) = &verdict.version {
-        facts.push(format!("version {v}"));
+        facts.push(format!("version {}", escape(v)));
     }
     if let Some(l) = verdict.latency {
         facts.push(human(l));

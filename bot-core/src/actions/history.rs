@@ -9,7 +9,7 @@ use crate::failure::told;
 use crate::ports::AuditRecord;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
-use crate::text::{human, when};
+use crate::text::{code, human, when};
 
 /// Records per page.
 const PAGE: usize = 20;
@@ -61,11 +61,11 @@ fn link_label(url: &str) -> String {
 
 fn line(r: &AuditRecord) -> String {
     let mut line = format!(
-        "{} · <@{}> · `{}` · {}",
+        "{} · {} · {} · {}",
         when(r.at),
-        r.user,
-        r.what(),
-        r.outcome
+        crate::text::who(&r.user),
+        code(&r.what()),
+        crate::text::escape(&r.outcome)
     );
     if let Some(d) = r.duration {
         line.push_str(&format!(" · {}", human(d)));
@@ -83,7 +83,18 @@ fn line(r: &AuditRecord) -> String {
 
 async fn history(ctx: &Ctx<'_>, env: Option<&str>, page: usize) -> Reply {
     let offset = (page - 1) * PAGE;
-    let records = match ctx.backends.store.history(env, offset, PAGE).await {
+    // The record written before an action runs ("started") is evidence in the
+    // chain; the history shows how things ended.
+    let records = match ctx
+        .backends
+        .store
+        .history(env, offset, PAGE)
+        .await
+        .map(|r| {
+            r.into_iter()
+                .filter(|r| r.outcome != "started" && !r.outcome.starts_with("approving: "))
+                .collect::<Vec<_>>()
+        }) {
         Ok(r) => r,
         Err(e) => {
             return Reply::message(

@@ -332,16 +332,53 @@ fn custom_parts(cmd: &CommandSpec, inv: &Invocation) -> Option<CustomParts> {
             inv.target.region().unwrap_or("").to_owned(),
         ),
     ];
-    vars.extend(inv.params.iter().cloned());
+    // Only declared words reach the templates, lower-cased, and never a built-in.
+    vars.extend(
+        inv.params
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), v.clone()))
+            .filter(|(k, _)| {
+                cmd.params.contains(k) && !crate::config::BUILT_INS.contains(&k.as_str())
+            }),
+    );
     Some(CustomParts {
         spec,
-        title: format!("`{}`", inv.as_text()),
+        title: crate::text::code(&inv.as_text()),
         vars,
     })
 }
 
 #[async_trait]
 impl Action for Custom {
+    /// Typed `key=value` words: only the command's declared `params`, never a
+    /// built-in (`user=U0BOSS` does not make anyone else the requester).
+    fn check(&self, config: &crate::config::Config, inv: &Invocation) -> Result<(), Rejection> {
+        let Some(cmd) = config.command(&inv.command) else {
+            return Ok(());
+        };
+        let names: Vec<String> = inv
+            .params
+            .iter()
+            .map(|(k, _)| k.to_lowercase())
+            .filter(|k| k != crate::reply::OVERRIDE_WINDOW && k != "override")
+            .filter(|k| !cmd.params.contains(k))
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let builtin = names
+            .iter()
+            .filter(|n| crate::config::BUILT_INS.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        Err(Rejection::UndeclaredParams {
+            command: cmd.name.clone(),
+            names,
+            declared: cmd.params.clone(),
+            builtin,
+        })
+    }
+
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
         let Some(CustomParts { spec, title, vars }) = custom_parts(cmd, &inv) else {
             return Rejection::unsupported(&cmd.name, &inv.target).reply();

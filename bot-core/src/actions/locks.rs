@@ -41,9 +41,10 @@ impl Action for TakeLock {
                 Reply::message(
                     Outcome::Done,
                     format!(
-                        ":lock: *{env}* is locked by <@{}>: {reason}. Deploys, rollbacks, switches, \
+                        ":lock: *{env}* is locked by <@{}>: {}. Deploys, rollbacks, switches, \
                          restarts and jobs on *{env}* are refused until `unlock {env}`.",
-                        ctx.user
+                        ctx.user,
+                        crate::text::escape(&reason)
                     ),
                 )
             }
@@ -78,7 +79,11 @@ impl Action for ReleaseLock {
                 let was = if held.holder == ctx.user {
                     String::new()
                 } else {
-                    format!(" (it was held by <@{}>: {})", held.holder, held.reason)
+                    format!(
+                        " (it was held by <@{}>: {})",
+                        held.holder,
+                        crate::text::escape(&held.reason)
+                    )
                 };
                 Reply::message(Outcome::Done, format!(":unlock: *{env}* is unlocked{was}."))
             }

@@ -47,13 +47,14 @@ const FORCE_RESTARTS: Rules = Rules {
 };
 
 /// Runs a job or request defined in YAML: refused while locked, confirmed on
-/// protected environments.
+/// protected environments, stopped by a freeze unless the command says
+/// `freeze: exempt`.
 const RUNS_JOBS: Rules = Rules {
     mutating: true,
     respects_locks: true,
     takes_lock: false,
     confirm_on_protected: true,
-    frozen: false,
+    frozen: true,
 };
 
 /// Changes something of its own (a toy database, a lock): audited and permitted by

@@ -10,7 +10,7 @@ use crate::context::{Action, Ctx};
 use crate::failure::told;
 use crate::ports::Lock;
 use crate::reply::{Invocation, Outcome, Reply};
-use crate::text::human;
+use crate::text::{code, escape, human};
 
 /// Who holds `lock`, said to `user`: `after the running `deploy` of you`.
 pub(crate) fn holder(lock: &Lock, user: &str) -> String {
@@ -21,7 +21,7 @@ pub(crate) fn holder(lock: &Lock, user: &str) -> String {
     };
     match &lock.action {
         Some(action) => format!("after the running `{action}` of {who}"),
-        None => format!("after {who}'s lock ({})", lock.reason),
+        None => format!("after {who}'s lock ({})", escape(&lock.reason)),
     }
 }
 
@@ -68,7 +68,7 @@ impl Action for ShowQueue {
                 Ok(Some(lock)) => format!(
                     "busy: {} ({}, for {})",
                     holder(&lock, ctx.user).trim_start_matches("after "),
-                    lock.reason,
+                    escape(&lock.reason),
                     human(now.duration_since(lock.since).unwrap_or_default())
                 ),
                 Ok(None) => "free: the first in line starts now".to_owned(),
@@ -82,9 +82,10 @@ impl Action for ShowQueue {
                     let what = serde_json::from_value::<Invocation>(q.invocation.clone())
                         .map_or_else(|_| "deploy".to_owned(), |inv| inv.as_text());
                     format!(
-                        "{}. <@{}> — `{what}` (waiting {})",
+                        "{}. <@{}> — {} (waiting {})",
                         i + 1,
                         q.user,
+                        code(&what),
                         human(now.duration_since(q.since).unwrap_or_default())
                     )
                 })

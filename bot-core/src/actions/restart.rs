@@ -130,6 +130,7 @@ async fn offer_force(ctx: &Ctx<'_>, r: &InstanceRef) -> Reply {
         params: Vec::new(),
         confirmed: false,
         approval: None,
+        pin: None,
     };
     match ctx
         .offer(vec![Offer::new(

@@ -16,7 +16,7 @@ use crate::context::{Action, Ctx, PoolAt};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::steps::health::probe;
-use crate::text::human;
+use crate::text::{escape, human};
 
 /// Status of every (or one) environment: what `status` shows, as data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -350,18 +350,22 @@ pub(crate) fn render_at(status: &PlatformStatus, env: Option<&str>, region: Opti
 /// A pool's line and its members', indented by `indent`.
 fn pool_lines(p: &PoolStatus, indent: &str, lines: &mut Vec<String>) {
     let role_note = match &p.switch_error {
-        Some(err) => format!(" — switch: {err}"),
+        Some(err) => format!(" — switch: {}", escape(err)),
         None => String::new(),
     };
     lines.push(format!("{indent}_{}_{role_note}", p.name));
     for m in &p.members {
         let mut facts = Vec::new();
-        facts.push(m.problem.clone().unwrap_or_else(|| "healthy".to_owned()));
+        facts.push(
+            m.problem
+                .as_deref()
+                .map_or_else(|| "healthy".to_owned(), escape),
+        );
         if let Some(l) = m.latency {
             facts.push(human(l));
         }
         if let Some(ver) = &m.version {
-            facts.push(format!("v{}", ver.trim_start_matches('v')));
+            facts.push(format!("v{}", escape(ver.trim_start_matches('v'))));
         }
         lines.push(format!(
             "{indent}  {} {}{} — {}",

@@ -457,16 +457,18 @@ pub fn on_origin(base: &str, named: &str) -> (String, bool) {
     let Ok(joined) = base_url.join(named) else {
         return fallback();
     };
+    // A URL Jenkins named ends up in a Slack link `<url|#12>`: `|` must not end it.
+    let linkable = |u: url::Url| String::from(u).replace('|', "%7C");
     if joined.origin() == base_url.origin()
         && joined.username() == base_url.username()
         && joined.password() == base_url.password()
     {
-        return (joined.into(), false);
+        return (linkable(joined), false);
     }
     let mut rebased = base_url;
     rebased.set_path(joined.path());
     rebased.set_query(joined.query());
-    (rebased.into(), true)
+    (linkable(rebased), true)
 }
 
 /// A queue item, as the client reads Jenkins' `api/json` of it.

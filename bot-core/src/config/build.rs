@@ -613,6 +613,62 @@ impl<'a> Builder<'a> {
         }
         let help = self.opt_text(&raw.help).unwrap_or_default();
         let examples = raw.examples.iter().map(|e| self.text(e)).collect();
+        let yaml = matches!(action, ActionKind::Job(_) | ActionKind::Http(_));
+        let mut params = Vec::new();
+        for p in &raw.params {
+            let name = p.value.trim().to_lowercase();
+            if !yaml {
+                self.error(
+                    &p.referenced,
+                    "`params` is for `action: job` and `action: http` commands",
+                    Some("built-in actions know their own arguments".into()),
+                );
+            } else if crate::config::BUILT_INS.contains(&name.as_str()) {
+                self.error(
+                    &p.referenced,
+                    format!("`{name}` is set by Crossroads itself"),
+                    Some(format!(
+                        "typed words never set the built-ins ({}); pick another name",
+                        crate::config::BUILT_INS.join(", ")
+                    )),
+                );
+            } else if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                self.error(
+                    &p.referenced,
+                    format!("`{}` is not a parameter name", p.value),
+                    Some("use letters, digits, `_` or `-`".into()),
+                );
+            } else {
+                params.push(name);
+            }
+        }
+        let freeze_exempt = match &raw.freeze {
+            None => false,
+            Some(f) if f.value.trim().eq_ignore_ascii_case("exempt") && yaml => true,
+            Some(f) if yaml => {
+                self.error(
+                    &f.referenced,
+                    format!("unknown `freeze: {}`", f.value),
+                    Some(
+                        "the only value is `freeze: exempt` (the command runs during freezes)"
+                            .into(),
+                    ),
+                );
+                false
+            }
+            Some(f) => {
+                self.error(
+                    &f.referenced,
+                    "`freeze` is for `action: job` and `action: http` commands",
+                    Some("built-in actions follow the freeze rules of their kind".into()),
+                );
+                false
+            }
+        };
         Some(CommandSpec {
             name: canonical,
             phrases,
@@ -624,6 +680,8 @@ impl<'a> Builder<'a> {
             allowed,
             help,
             examples,
+            params,
+            freeze_exempt,
             pos: self.pos(&name.referenced),
         })
     }

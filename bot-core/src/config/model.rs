@@ -243,9 +243,21 @@ pub struct CommandSpec {
     pub help: String,
     /// Example invocations.
     pub examples: Vec<String>,
+    /// The `key=value` words a YAML command takes (`params:`); others are refused,
+    /// and the template built-ins (`{user}`, `{env}` …) are never set by typed words.
+    pub params: Vec<String>,
+    /// `freeze: exempt`: a YAML command that runs during a freeze (every other one is
+    /// frozen like a deploy).
+    pub freeze_exempt: bool,
     /// Where it was defined.
     pub pos: Pos,
 }
+
+/// Template variables Crossroads sets itself; typed `key=value` words never set them.
+pub const BUILT_INS: &[&str] = &[
+    "user", "env", "region", "pool", "member", "colour", "color", "instance", "ref", "ref_name",
+    "args", "database",
+];
 
 /// A Jenkins job and its templated parameters (`{env}`, `{pool}`, `{colour}`,
 /// `{instance}`, `{ref}`, `{user}`, `{database}`).

@@ -90,6 +90,11 @@ pub(crate) struct RawCommand {
     pub body: Option<S<String>>,
     /// Four-eyes approval wherever the command runs.
     pub approval: Option<S<RawApproval>>,
+    /// `key=value` words a YAML command takes.
+    #[serde(default)]
+    pub params: Vec<S<String>>,
+    /// `freeze: exempt`.
+    pub freeze: Option<S<String>>,
 }
 
 /// `approval: { from: [group], count: 1, expires: 30m, channel: C… }`.
@@ -101,6 +106,7 @@ pub(crate) struct RawApproval {
     pub count: Option<S<u32>>,
     pub expires: Option<S<String>>,
     pub channel: Option<S<String>>,
+    pub valid_for: Option<S<String>>,
 }
 
 /// `freeze: { windows: [...], override: [group] }`.

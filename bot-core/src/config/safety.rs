@@ -12,6 +12,9 @@ use jiff::{Timestamp, Zoned};
 
 use super::Pos;
 
+/// How long an approval stays good to start unless `valid_for:` says otherwise.
+pub const DEFAULT_VALID_FOR: Duration = Duration::from_secs(3600);
+
 /// `approval: { from: [deployers], count: 1, expires: 30m, channel: … }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRule {
@@ -21,6 +24,9 @@ pub struct ApprovalRule {
     pub count: u32,
     /// How long a request stays open.
     pub expires: Duration,
+    /// How long an approval stays good to start (a deploy waiting in line, a button
+    /// clicked later): after that it must be approved again.
+    pub valid_for: Duration,
     /// Where the approval card is also posted (a channel id or a `channels:` alias).
     pub channel: Option<String>,
     /// Where it was defined.

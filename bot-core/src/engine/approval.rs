@@ -9,12 +9,21 @@ use crate::failure::told;
 use crate::ports::approvals::{Approval, ApprovalStatus};
 use crate::ports::store::ButtonSet;
 use crate::reply::{ButtonAction, Invocation, Outcome, Reply};
-use crate::steps::approval::card;
+use crate::steps::approval::{card, changes_on_card};
 use crate::text::either;
 
 /// Asks for approval of `inv` under `rule`: records the request, answers the
 /// requester with the card and posts it to the approvals channel.
 pub(crate) async fn request(ctx: &Ctx<'_>, rule: &ApprovalRule, inv: Invocation) -> Reply {
+    // What the approver sees is what ships: the head commit shown is pinned.
+    let shipping = changes_on_card(ctx, &inv).await;
+    let inv = Invocation {
+        pin: inv
+            .pin
+            .clone()
+            .or_else(|| shipping.as_ref().and_then(|s| s.pin.clone())),
+        ..inv
+    };
     let now = ctx.now();
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase();
     let set = uuid::Uuid::new_v4().simple().to_string();
@@ -29,6 +38,8 @@ pub(crate) async fn request(ctx: &Ctx<'_>, rule: &ApprovalRule, inv: Invocation)
         channel: None,
         issued_to: ctx.user.to_owned(),
         expires,
+        // Approval cards are clicked by approvers, by design.
+        personal: false,
     };
     let approval = Approval {
         id: id.clone(),
@@ -62,7 +73,7 @@ pub(crate) async fn request(ctx: &Ctx<'_>, rule: &ApprovalRule, inv: Invocation)
         ),
     )
     .await;
-    let card = card(ctx, &approval, &inv).await;
+    let card = card(ctx, &approval, &inv, shipping.as_ref()).await;
     if let Some(channel) = &rule.channel {
         if ctx.channel != Some(channel.as_str()) {
             ctx.post(channel, &card, &format!("approval card {id}"))

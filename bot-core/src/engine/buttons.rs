@@ -37,8 +37,17 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
     else {
         return Rejection::ForgedButton.reply();
     };
-    if set.channel.is_some() && ctx.channel.is_some() && set.channel.as_deref() != ctx.channel {
+    // A set bound to a conversation runs nothing from elsewhere, nor from a click
+    // that does not say where it comes from.
+    if set.channel.is_some() && set.channel.as_deref() != ctx.channel {
         return Rejection::ElsewhereIssued.reply();
+    }
+    // A confirmation (a choice, a suggestion) answers the person it asked only.
+    if set.personal && set.issued_to != ctx.user {
+        return Rejection::NotYourButton {
+            owner: set.issued_to.clone(),
+        }
+        .reply();
     }
     // An approval card's buttons are not used up by a click: the request itself is
     // decided once, in the store, and a refused click leaves the card for others.
@@ -133,6 +142,7 @@ fn click_failed(e: &StoreError) -> Reply {
 }
 
 /// What a claimed button goes on to do.
+#[allow(clippy::large_enum_variant)]
 enum Choice {
     /// Handle this text as if typed.
     Text(String),

@@ -13,6 +13,7 @@ use crate::reply::{
     ButtonAction, ButtonStyle, Confirm, Invocation, Next, Outcome, Part, Reply, Target,
 };
 use crate::steps::queue_words::wants_queue;
+use crate::text::code;
 
 /// Runs a resolved invocation: permission, checks, freeze, locks, approval,
 /// confirmation, action.
@@ -40,12 +41,30 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
         }
         return refusal.reply();
     }
-    let overridden = match policy::check_freeze(config, action, &inv, ctx.user, ctx.now()) {
+    // An approval is good to start for its rule's `valid_for`, queue included.
+    if let Some(refusal) = stale_approval(ctx, cmd, action, &inv) {
+        ctx.audit(&inv, &format!("refused: {refusal}")).await;
+        return refusal.reply();
+    }
+    let overridden = match policy::check_freeze(config, action, cmd, &inv, ctx.user, ctx.now()) {
+        Ok(Some(_)) if ctx.shell.is_some() => {
+            let refusal = Rejection::NotFromShell {
+                what: "A freeze override".into(),
+            };
+            ctx.audit(&inv, &format!("refused: {refusal}")).await;
+            return refusal.reply();
+        }
         Ok(overridden) => overridden,
         Err(refusal) => {
             ctx.audit(&inv, &format!("refused: {refusal}")).await;
             return refusal.reply();
         }
+    };
+    // An override holds for the window it names, and only for it: whatever carries
+    // this invocation on (a button, the queue, an approval) carries the window too.
+    let inv = match &overridden {
+        Some(freeze) => policy::scope_override(inv, freeze),
+        None => inv,
     };
     let asks = policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed;
     // A locked environment is said so before anything is asked: no "Really deploy?"
@@ -68,18 +87,60 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
         return confirmation(ctx, cmd, action, inv).await;
     }
     let Some(freeze) = overridden else {
+        // Nothing changes the platform without its record in the audit log first.
+        if action.rules.mutating {
+            if let Err(refused) = ctx.audit_first(&inv, "started").await {
+                return refused;
+            }
+        }
         let reply = action.action.run(ctx, cmd, inv).await;
         return follow(ctx, reply).await;
     };
-    let said = announce_override(ctx, &inv, &freeze).await;
+    let said = match announce_override(ctx, &inv, &freeze).await {
+        Ok(said) => said,
+        Err(refused) => return refused,
+    };
     let reply = action.action.run(ctx, cmd, inv).await;
     let mut reply = follow(ctx, reply).await;
     reply.parts.insert(0, Part::Context(said));
     reply
 }
 
-/// Records and announces that `inv` overrides `freeze`; returns the line said.
-async fn announce_override(ctx: &Ctx<'_>, inv: &Invocation, freeze: &ActiveFreeze) -> String {
+/// An approved invocation whose approval is older than its rule's `valid_for`.
+fn stale_approval(
+    ctx: &Ctx<'_>,
+    cmd: &CommandSpec,
+    action: &ActionDef,
+    inv: &Invocation,
+) -> Option<Rejection> {
+    let approved = inv.approval.as_ref()?;
+    let at = approved.at?;
+    let valid_for = policy::approval_rule(ctx.config(), cmd, action.rules, &inv.target)
+        .map_or(crate::config::DEFAULT_VALID_FOR, |r| r.valid_for);
+    if ctx.now().duration_since(at).unwrap_or_default() <= valid_for {
+        return None;
+    }
+    let asked = Invocation {
+        approval: None,
+        pin: None,
+        confirmed: false,
+        ..inv.clone()
+    };
+    Some(Rejection::ApprovalStale {
+        id: approved.id.clone(),
+        requester: ctx.user.to_owned(),
+        valid_for,
+        command: asked.as_text(),
+    })
+}
+
+/// Records and announces that `inv` overrides `freeze`; returns the line said, or
+/// the refusal when the override could not be recorded (then nothing runs).
+async fn announce_override(
+    ctx: &Ctx<'_>,
+    inv: &Invocation,
+    freeze: &ActiveFreeze,
+) -> Result<String, Reply> {
     let why = policy::override_reason(inv).unwrap_or_default();
     let said = format!(
         ":rotating_light: <@{}> overrides the freeze `{}` on *{}* for `{}`: \"{}\"",
@@ -87,13 +148,13 @@ async fn announce_override(ctx: &Ctx<'_>, inv: &Invocation, freeze: &ActiveFreez
         freeze.window.text,
         inv.target.env().unwrap_or_default(),
         inv.command,
-        why.replace('`', "'")
+        crate::text::escape(&why.replace('`', "'"))
     );
-    ctx.audit(
+    ctx.audit_first(
         inv,
         &format!("override of freeze `{}`: {why}", freeze.window.text),
     )
-    .await;
+    .await?;
     if let Some(channel) = ctx.config().channels.get("announcements") {
         ctx.post(
             channel,
@@ -102,7 +163,7 @@ async fn announce_override(ctx: &Ctx<'_>, inv: &Invocation, freeze: &ActiveFreez
         )
         .await;
     }
-    said
+    Ok(said)
 }
 
 /// The refusal when the invocation's environment is locked (or its lock cannot be read).
@@ -162,13 +223,16 @@ async fn confirmation(
 ) -> Reply {
     let text = question(ctx, cmd, action, &inv).await;
     // The message also says what would ship; the native dialog keeps to the question.
-    let shown = match action.action.changes(ctx, &inv).await {
-        Some(changes) => format!("{text}\n{changes}"),
+    // What the person confirms is what ships: the head commit shown is pinned.
+    let shipping = action.action.changes(ctx, &inv).await;
+    let shown = match &shipping {
+        Some(s) => format!("{text}\n{}", s.text),
         None => text.clone(),
     };
     let label = format!("Yes, {}", inv.as_text());
     let confirmed = Invocation {
         confirmed: true,
+        pin: inv.pin.clone().or_else(|| shipping.and_then(|s| s.pin)),
         ..inv
     };
     let mut yes = Offer::new(label, ButtonAction::Run(confirmed), ButtonStyle::Danger);
@@ -179,7 +243,7 @@ async fn confirmation(
         deny: "Cancel".into(),
     });
     let cancel = Offer::new("Cancel", ButtonAction::Cancel, ButtonStyle::Default);
-    match ctx.offer(vec![yes, cancel]).await {
+    match ctx.offer_personal(vec![yes, cancel]).await {
         Ok(buttons) => Reply::message(Outcome::Confirm, shown).buttons(buttons),
         Err(e) => store_down(&e),
     }
@@ -212,7 +276,7 @@ async fn question(
         return format!("{live} Really `{}` *{r}*?", cmd.name);
     }
     if inv.target == Target::None {
-        return format!("Really `{}`?", inv.as_text());
+        return format!("Really {}?", code(&inv.as_text()));
     }
     let protected = inv
         .target
@@ -222,7 +286,7 @@ async fn question(
     let question = action
         .action
         .question(ctx.config(), inv)
-        .unwrap_or_else(|| format!("Really `{}`?", inv.as_text()));
+        .unwrap_or_else(|| format!("Really {}?", code(&inv.as_text())));
     format!(
         "{question}{}",
         if protected {

@@ -337,6 +337,7 @@ impl Bot {
             delivery: None,
             reply_to: None,
             progress: &NoProgress,
+            shell: None,
         };
         Ok(actions::status::gather(&ctx, env).await)
     }
@@ -398,6 +399,7 @@ impl Bot {
             delivery: None,
             reply_to: message.as_deref(),
             progress,
+            shell: None,
         };
         let reply = if run.status == RunStatus::Pending {
             tracing::info!(run = %run.id, "starting a run recorded before its replica could");
@@ -430,6 +432,7 @@ impl Bot {
             delivery: request.delivery.as_deref(),
             reply_to: request.reply_to.as_deref(),
             progress,
+            shell: request.shell.as_deref(),
         };
         match &request.input {
             Input::Text(text) => understand::handle_text(&ctx, text).await,

@@ -42,7 +42,7 @@ pub(crate) async fn prepare(ctx: &Ctx<'_>, run: &Run) -> Result<Prepared, Reply>
         ));
     };
     let found = match what {
-        PendingStart::Approval { id, channel } => approved(ctx, &id, channel).await,
+        PendingStart::Approval { id, channel } => approved(ctx, &id, channel, run.started).await,
         PendingStart::Queued { item } => queued(ctx, item).await,
     };
     match found {
@@ -126,7 +126,12 @@ async fn keep(store: Arc<dyn Store>, run: Run, lease: Duration, clock: Clock) {
 }
 
 /// Approval request `id`'s invocation, as its requester.
-async fn approved(ctx: &Ctx<'_>, id: &str, channel: Option<String>) -> Found {
+async fn approved(
+    ctx: &Ctx<'_>,
+    id: &str,
+    channel: Option<String>,
+    at: std::time::SystemTime,
+) -> Found {
     let a = match ctx.backends.store.approval(id).await {
         Ok(Some(a)) => a,
         Ok(None) => {
@@ -153,6 +158,7 @@ async fn approved(ctx: &Ctx<'_>, id: &str, channel: Option<String>) -> Found {
         approval: Some(Approved {
             id: a.id.clone(),
             by: a.approvers.clone(),
+            at: Some(at),
         }),
         ..inv
     };
@@ -184,10 +190,10 @@ async fn queued(ctx: &Ctx<'_>, item: Queued) -> Found {
         .update(&Reply::message(
             Outcome::Progress,
             format!(
-                ":arrow_forward: <@{}>, your turn: *{}* is free, so I'm starting `{}` you queued {waited} ago.",
+                ":arrow_forward: <@{}>, your turn: *{}* is free, so I'm starting {} you queued {waited} ago.",
                 item.user,
                 item.env,
-                inv.as_text()
+                crate::text::code(&inv.as_text())
             ),
         ))
         .await;

@@ -7,6 +7,7 @@ use crate::context::{Ctx, Offer};
 use crate::ports::Queued;
 use crate::reply::{ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Reply};
 use crate::steps::queue_words::{wants_queue, without_queue_words, WHEN_FREE};
+use crate::text::code;
 
 fn is_deploy(ctx: &Ctx<'_>, inv: &Invocation) -> bool {
     ctx.config()
@@ -46,8 +47,8 @@ pub(crate) async fn when_locked(ctx: &Ctx<'_>, inv: &Invocation, refusal: Reply)
     match ctx.offer(vec![offer]).await {
         Ok(buttons) => refusal
             .context(format!(
-                "`Queue me` (or `{} when free`) waits in line and starts it when *{env}* is free.",
-                without_queue_words(inv).as_text()
+                "`Queue me` (or {}) waits in line and starts it when *{env}* is free.",
+                code(&format!("{} when free", without_queue_words(inv).as_text()))
             ))
             .buttons(buttons),
         Err(_) => refusal,
@@ -105,8 +106,8 @@ pub(crate) async fn enqueue(ctx: &Ctx<'_>, inv: &Invocation) -> Reply {
     Reply::message(
         Outcome::Done,
         format!(
-            ":hourglass_flowing_sand: You're #{place} in line for *{env}*, {after}. I'll start `{}` by myself when *{env}* is free and tell you here.",
-            plain.as_text()
+            ":hourglass_flowing_sand: You're #{place} in line for *{env}*, {after}. I'll start {} by myself when *{env}* is free and tell you here.",
+            code(&plain.as_text())
         ),
     )
     .context(format!(

@@ -70,6 +70,7 @@ impl Bot {
                     delivery: None,
                     reply_to: None,
                     progress: &NoProgress,
+                    shell: None,
                 };
                 pending(
                     &ctx,

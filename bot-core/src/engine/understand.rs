@@ -130,6 +130,7 @@ async fn resolve_and_run(ctx: &Ctx<'_>, m: CommandMatch) -> Reply {
         params: m.params.clone(),
         confirmed: false,
         approval: None,
+        pin: None,
     };
     let mut reply = match targets.len() {
         0 => Rejection::NeedsTarget {

@@ -46,7 +46,7 @@ pub fn announcement(target: &Target, incident: &Incident, now: SystemTime) -> Re
             ":red_circle: *{}* is not ok since {}: {}",
             target.name,
             clock(incident.since, now),
-            incident.reason
+            crate::text::escape(&incident.reason)
         ),
     )
 }
@@ -65,7 +65,7 @@ pub fn recovery(
             target.name,
             downtime(downtime_),
             clock(incident.since, now),
-            incident.reason
+            crate::text::escape(&incident.reason)
         ),
     )
 }

@@ -187,6 +187,10 @@ pub struct ButtonSet {
     pub issued_to: String,
     /// Unusable after this.
     pub expires: SystemTime,
+    /// Only `issued_to` may click them (a confirmation, a choice); others are told
+    /// whose they are and the set stays unused.
+    #[serde(default)]
+    pub personal: bool,
 }
 
 /// Result of clicking a button.
@@ -373,6 +377,9 @@ pub trait AuditLog: Send + Sync {
     ) -> Result<Vec<AuditRecord>, StoreError>;
     /// The chain in order, from position `from` (1 for all), at most `limit` records.
     async fn chain(&self, from: u64, limit: usize) -> Result<Vec<ChainedRecord>, StoreError>;
+    /// The newest record's position and hash (`None` when the log is empty): what an
+    /// operator keeps elsewhere to tell later that nothing was cut off.
+    async fn head(&self) -> Result<Option<(u64, String)>, StoreError>;
 }
 
 /// The hash of the first record's predecessor.
@@ -382,6 +389,32 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// canonical line of its fields (times in milliseconds), hex.
 pub fn audit_hash(seq: u64, prev_hash: &str, record: &AuditRecord) -> String {
     use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(canonical(seq, prev_hash, record).as_bytes()))
+}
+
+/// The chain hash of `record` signed with `key` (`CROSSROADS_AUDIT_KEY`): HMAC-SHA256
+/// over the same canonical line, hex. Only whoever holds the key can recompute a
+/// chain of these, so a database writer cannot rewrite it unseen.
+pub fn audit_hmac(key: &[u8], seq: u64, prev_hash: &str, record: &AuditRecord) -> String {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        // HMAC takes keys of any length; this cannot happen.
+        return audit_hash(seq, prev_hash, record);
+    };
+    mac.update(canonical(seq, prev_hash, record).as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The hash a store writes for `record`: signed when it holds a key, else plain.
+pub fn chain_hash(key: Option<&[u8]>, seq: u64, prev_hash: &str, record: &AuditRecord) -> String {
+    match key {
+        Some(k) => audit_hmac(k, seq, prev_hash, record),
+        None => audit_hash(seq, prev_hash, record),
+    }
+}
+
+/// The canonical line a record's hash is taken over.
+fn canonical(seq: u64, prev_hash: &str, record: &AuditRecord) -> String {
     let millis = |t: SystemTime| {
         t.duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
@@ -400,7 +433,7 @@ pub fn audit_hash(seq: u64, prev_hash: &str, record: &AuditRecord) -> String {
         record.duration.map(|d| d.as_millis()),
         record.links,
     ]);
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    canonical.to_string()
 }
 
 /// Where a chain is broken.
@@ -419,30 +452,91 @@ pub fn verify_chain(
     prev: (u64, String),
     records: &[ChainedRecord],
 ) -> Result<(u64, String), BrokenChain> {
-    let (mut seq, mut hash) = prev;
-    for r in records {
-        if r.seq != seq + 1 {
-            return Err(BrokenChain {
-                seq: seq + 1,
-                why: format!("the next record is numbered {}", r.seq),
-            });
-        }
-        if r.prev_hash != hash {
-            return Err(BrokenChain {
-                seq: r.seq,
-                why: "it does not name the previous record's hash".into(),
-            });
-        }
-        if audit_hash(r.seq, &r.prev_hash, &r.record) != r.hash {
-            return Err(BrokenChain {
-                seq: r.seq,
-                why: "its content does not hash to its recorded hash (edited?)".into(),
-            });
-        }
-        seq = r.seq;
-        hash = r.hash.clone();
+    let mut check = ChainCheck::after(None, prev);
+    check.check(records)?;
+    Ok((check.seq, check.hash))
+}
+
+/// A walk along the chain, page by page. With a key, records must be signed with it
+/// from the first signed one on (older plain records may come first, from before the
+/// key was set).
+#[derive(Debug, Clone)]
+pub struct ChainCheck<'k> {
+    key: Option<&'k [u8]>,
+    /// The last position checked (0 before the first record).
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+    /// Whether a record signed with the key was seen.
+    pub signed: bool,
+    /// Whether the last record checked is signed with the key.
+    pub last_signed: bool,
+}
+
+impl<'k> ChainCheck<'k> {
+    /// A walk from the first record, checking signatures with `key` when given.
+    pub fn new(key: Option<&'k [u8]>) -> Self {
+        Self::after(key, (0, GENESIS.to_owned()))
     }
-    Ok((seq, hash))
+
+    /// A walk continuing after `prev` (position and hash).
+    pub fn after(key: Option<&'k [u8]>, prev: (u64, String)) -> Self {
+        Self {
+            key,
+            seq: prev.0,
+            hash: prev.1,
+            signed: false,
+            last_signed: false,
+        }
+    }
+
+    /// Checks the next `records`, in order.
+    pub fn check(&mut self, records: &[ChainedRecord]) -> Result<(), BrokenChain> {
+        for r in records {
+            if r.seq != self.seq + 1 {
+                return Err(BrokenChain {
+                    seq: self.seq + 1,
+                    why: format!("the next record is numbered {}", r.seq),
+                });
+            }
+            if r.prev_hash != self.hash {
+                return Err(BrokenChain {
+                    seq: r.seq,
+                    why: "it does not name the previous record's hash".into(),
+                });
+            }
+            let plain = audit_hash(r.seq, &r.prev_hash, &r.record) == r.hash;
+            match self.key {
+                Some(key) if audit_hmac(key, r.seq, &r.prev_hash, &r.record) == r.hash => {
+                    self.signed = true;
+                    self.last_signed = true;
+                }
+                Some(_) if plain && !self.signed => self.last_signed = false,
+                Some(_) if plain => {
+                    return Err(BrokenChain {
+                        seq: r.seq,
+                        why: "it is not signed with the audit key, though records before it are (rewritten without the key?)".into(),
+                    })
+                }
+                Some(_) => {
+                    return Err(BrokenChain {
+                        seq: r.seq,
+                        why: "its content does not match its recorded hash under the audit key (edited?)".into(),
+                    })
+                }
+                None if plain => {}
+                None => {
+                    return Err(BrokenChain {
+                        seq: r.seq,
+                        why: "its content does not hash to its recorded hash (edited, or signed: set CROSSROADS_AUDIT_KEY to check a signed chain)".into(),
+                    })
+                }
+            }
+            self.seq = r.seq;
+            self.hash = r.hash.clone();
+        }
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------------ deploy queue

@@ -61,6 +61,9 @@ pub struct MessageEvent {
     /// Thread to answer in: the thread the message is in, or, for a channel
     /// mention, a new thread under the message. `None` for a top-level DM.
     pub thread_ts: Option<String>,
+    /// Every workspace the delivery names: the workspace it was sent for, and the
+    /// sender's own (another organisation's, in a Slack Connect channel).
+    pub teams: Vec<String>,
 }
 
 /// A button click (`block_actions`).
@@ -83,6 +86,8 @@ pub struct ButtonClick {
     pub response_url: String,
     /// Slack's id for this interaction, the same if it is delivered again.
     pub trigger_id: Option<String>,
+    /// Every workspace the click names (the app's, the clicker's).
+    pub teams: Vec<String>,
 }
 
 /// What an interactivity body holds.
@@ -109,6 +114,29 @@ pub struct SlashCommand {
     pub response_url: String,
     /// Slack's id for this invocation, the same if the request is replayed.
     pub trigger_id: Option<String>,
+    /// Every workspace the command names.
+    pub teams: Vec<String>,
+}
+
+/// Whether a delivery naming `teams` comes from outside the workspaces served
+/// (`allowed`, from `SLACK_TEAM_ID`; empty: every workspace is served). A delivery
+/// that names none while some are configured is outside too.
+pub fn foreign(teams: &[String], allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return false;
+    }
+    teams.is_empty() || teams.iter().any(|t| !allowed.contains(t))
+}
+
+/// The distinct non-empty ids of `ids`, in order.
+fn teams_of<'a>(ids: impl IntoIterator<Item = Option<&'a str>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids.into_iter().flatten() {
+        if !id.is_empty() && !out.iter().any(|t| t == id) {
+            out.push(id.to_owned());
+        }
+    }
+    out
 }
 
 // ------------------------------------------------------------------ events
@@ -119,6 +147,7 @@ struct RawEnvelope {
     kind: String,
     challenge: Option<String>,
     event_id: Option<String>,
+    team_id: Option<String>,
     event: Option<RawEvent>,
 }
 
@@ -134,6 +163,8 @@ struct RawEvent {
     channel_type: Option<String>,
     ts: Option<String>,
     thread_ts: Option<String>,
+    team: Option<String>,
+    user_team: Option<String>,
 }
 
 /// The facts of one event, whichever model it came from.
@@ -147,6 +178,7 @@ struct EventFacts<'a> {
     channel_type: Option<&'a str>,
     ts: Option<&'a str>,
     thread_ts: Option<&'a str>,
+    teams: Vec<String>,
 }
 
 impl EventFacts<'_> {
@@ -176,6 +208,7 @@ impl EventFacts<'_> {
             text: self.text.unwrap_or_default().to_owned(),
             ts: ts.to_owned(),
             thread_ts,
+            teams: self.teams,
         })
     }
 }
@@ -201,6 +234,11 @@ pub fn parse_events(body: &[u8], bot_user: Option<&str>) -> Result<EventsPayload
                 channel_type: event.channel_type.as_deref(),
                 ts: event.ts.as_deref(),
                 thread_ts: event.thread_ts.as_deref(),
+                teams: teams_of([
+                    env.team_id.as_deref(),
+                    event.team.as_deref(),
+                    event.user_team.as_deref(),
+                ]),
             }
             .into_message(bot_user);
             Ok(EventsPayload::Callback { event_id, message })
@@ -220,7 +258,8 @@ struct RawForm {
 struct RawInteraction {
     #[serde(rename = "type")]
     kind: String,
-    user: Option<RawId>,
+    team: Option<RawId>,
+    user: Option<RawUser>,
     channel: Option<RawId>,
     container: Option<RawContainer>,
     response_url: Option<String>,
@@ -254,6 +293,12 @@ struct RawId {
 }
 
 #[derive(Deserialize)]
+struct RawUser {
+    id: String,
+    team_id: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct RawAction {
     value: Option<String>,
     #[serde(default)]
@@ -275,7 +320,12 @@ pub fn parse_interaction_json(json: &[u8]) -> Result<InteractionPayload, Payload
     if raw.kind != "block_actions" {
         return Ok(InteractionPayload::Other(raw.kind));
     }
-    let user = raw.user.ok_or(PayloadError::Missing("user"))?.id;
+    let raw_user = raw.user.ok_or(PayloadError::Missing("user"))?;
+    let teams = teams_of([
+        raw.team.as_ref().map(|t| t.id.as_str()),
+        raw_user.team_id.as_deref(),
+    ]);
+    let user = raw_user.id;
     let response_url = raw
         .response_url
         .ok_or(PayloadError::Missing("response_url"))?;
@@ -304,6 +354,7 @@ pub fn parse_interaction_json(json: &[u8]) -> Result<InteractionPayload, Payload
         action_id,
         response_url,
         trigger_id: raw.trigger_id.filter(|t| !t.is_empty()),
+        teams,
     }))
 }
 
@@ -317,6 +368,8 @@ struct RawCommand {
     channel_id: Option<String>,
     response_url: Option<String>,
     trigger_id: Option<String>,
+    team_id: Option<String>,
+    user_team: Option<String>,
 }
 
 /// Parses a slash command body (form-encoded). A field that is not UTF-8 is an
@@ -332,7 +385,9 @@ pub fn parse_command_json(json: &[u8]) -> Result<SlashCommand, PayloadError> {
 }
 
 fn command(raw: RawCommand) -> Result<SlashCommand, PayloadError> {
+    let teams = teams_of([raw.team_id.as_deref(), raw.user_team.as_deref()]);
     Ok(SlashCommand {
+        teams,
         command: raw.command.unwrap_or_default(),
         text: raw.text.unwrap_or_default(),
         user: raw.user_id.ok_or(PayloadError::Missing("user_id"))?,
@@ -409,6 +464,7 @@ mod tests {
                     text: "status".into(),
                     ts: "1.1".into(),
                     thread_ts: None,
+                    teams: vec!["T1".into()],
                 })
             }
         );
@@ -475,6 +531,7 @@ mod tests {
                 action_id: "a".into(),
                 response_url: "http://127.0.0.1:1/r".into(),
                 trigger_id: None,
+                teams: vec![],
             }))
         );
         assert_eq!(
@@ -495,6 +552,7 @@ mod tests {
                 channel: "C1".into(),
                 response_url: "http://127.0.0.1:1/r".into(),
                 trigger_id: Some("t".into()),
+                teams: vec![],
             })
         );
     }

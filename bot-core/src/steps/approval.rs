@@ -4,14 +4,14 @@
 //! approves records, in the same step, the pending run that carries the request out;
 //! the engine starts it as the requester.
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Shipping};
 use crate::failure::told;
 use crate::policy;
 use crate::ports::approvals::{Approval, ApprovalStatus, Decision, Vote};
 use crate::rejection::Rejection;
 use crate::reply::{Button, ButtonStyle, Invocation, Next, Outcome, Part, Reply, Target};
 use crate::runs::pending::{approval_id, pending, PendingStart};
-use crate::text::{code, either, when};
+use crate::text::{code, either, escape, when};
 
 /// The ref an invocation deploys (`deploy master feature/x` or `ref=…`), if any.
 fn git_ref(inv: &Invocation) -> Option<String> {
@@ -25,18 +25,19 @@ fn git_ref(inv: &Invocation) -> Option<String> {
 /// What is being deployed: the commits between the live version and the target, as
 /// one card part, shown on the approval card right under what and where (`None` for
 /// an action that ships no commits).
-pub(crate) async fn changes_on_card(ctx: &Ctx<'_>, inv: &Invocation) -> Option<Part> {
+pub(crate) async fn changes_on_card(ctx: &Ctx<'_>, inv: &Invocation) -> Option<Shipping> {
     let cmd = ctx.config().command(&inv.command)?;
-    ctx.action(cmd)?
-        .action
-        .changes(ctx, inv)
-        .await
-        .map(Part::Text)
+    ctx.action(cmd)?.action.changes(ctx, inv).await
 }
 
 /// The approval card: what, where, who asked, the ref, the changes, who may approve
 /// and until when, with Approve and Decline.
-pub(crate) async fn card(ctx: &Ctx<'_>, a: &Approval, inv: &Invocation) -> Reply {
+pub(crate) async fn card(
+    ctx: &Ctx<'_>,
+    a: &Approval,
+    inv: &Invocation,
+    shipping: Option<&Shipping>,
+) -> Reply {
     let target = match &inv.target {
         Target::None => "—".to_owned(),
         t => format!("*{t}*"),
@@ -51,11 +52,23 @@ pub(crate) async fn card(ctx: &Ctx<'_>, a: &Approval, inv: &Invocation) -> Reply
         .text(format!(
             "*What:* `{}`   *Where:* {target}   *Ref:* {}   *Asked by:* <@{}>",
             inv.command,
-            git_ref(inv).map_or_else(|| "the default".to_owned(), |r| code(&r)),
+            {
+                let named = git_ref(inv).map_or_else(|| "the default".to_owned(), |r| code(&r));
+                match inv.pin.as_ref().or(shipping.and_then(|s| s.pin.as_ref())) {
+                    Some(p) => {
+                        format!("{named} at {}", code(&crate::steps::changes::short(&p.sha)))
+                    }
+                    None => named,
+                }
+            },
             a.requester
         ));
-    if let Some(changes) = changes_on_card(ctx, inv).await {
-        reply.parts.push(changes);
+    let shipping = match shipping {
+        Some(s) => Some(s.clone()),
+        None => changes_on_card(ctx, inv).await,
+    };
+    if let Some(s) = shipping {
+        reply.parts.push(Part::Text(s.text));
     }
     let progress = if a.approvers.is_empty() {
         String::new()
@@ -141,6 +154,13 @@ pub(crate) async fn vote(ctx: &Ctx<'_>, id: &str, decision: Decision) -> Reply {
         ctx.audit(asked, &format!("refused click: {refusal}")).await;
         refusal.reply()
     };
+    // A person in Slack decides, never someone with a shell on the server.
+    if ctx.shell.is_some() {
+        return refuse(Rejection::NotFromShell {
+            what: "An approval or a decline".into(),
+        })
+        .await;
+    }
     // The requester may withdraw their own request, never approve it.
     if own && decision == Decision::Approve {
         return refuse(Rejection::SelfApproval { id: id.to_owned() }).await;
@@ -151,6 +171,18 @@ pub(crate) async fn vote(ctx: &Ctx<'_>, id: &str, decision: Decision) -> Reply {
             groups: a.from.clone(),
         })
         .await;
+    }
+    // No approval counts without its record in the audit log first.
+    if decision == Decision::Approve {
+        if let Err(refused) = ctx
+            .audit_first(
+                &inv,
+                &format!("approving: request {id} of <@{}>", a.requester),
+            )
+            .await
+        {
+            return refused;
+        }
     }
     // The run that carries the request out is recorded with the vote that approves
     // it: a crash right after the vote loses nothing.
@@ -213,7 +245,7 @@ pub(crate) async fn vote(ctx: &Ctx<'_>, id: &str, decision: Decision) -> Reply {
                 ),
             )
             .await;
-            card(ctx, &a, &inv).await
+            card(ctx, &a, &inv, None).await
         }
         Vote::Declined(a) => {
             let reason = a.reason.clone();
@@ -231,9 +263,10 @@ pub(crate) async fn vote(ctx: &Ctx<'_>, id: &str, decision: Decision) -> Reply {
             .await;
             let said = match &reason {
                 Some(r) => format!(
-                    ":x: <@{user}> declined {} of <@{}>: {r}",
+                    ":x: <@{user}> declined {} of <@{}>: {}",
                     code(&inv.as_text()),
-                    a.requester
+                    a.requester,
+                    escape(r)
                 ),
                 None => format!(
                     ":x: <@{user}> declined {} of <@{}>. Nothing runs. Say why with `decline {id} your reason`: it goes on the record and to <@{}>.",
@@ -286,6 +319,7 @@ fn inv_of(a: &Approval) -> Invocation {
         params: Vec::new(),
         confirmed: false,
         approval: None,
+        pin: None,
     })
 }
 

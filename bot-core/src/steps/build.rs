@@ -19,7 +19,10 @@ use crate::runs::Stop;
 pub(crate) fn progress_line(p: &BuildProgress) -> String {
     match p {
         BuildProgress::Queued { why: Some(why) } => {
-            format!(":hourglass_flowing_sand: queued — {why}")
+            format!(
+                ":hourglass_flowing_sand: queued — {}",
+                crate::text::escape(why)
+            )
         }
         BuildProgress::Queued { why: None } => ":hourglass_flowing_sand: queued".to_owned(),
         BuildProgress::Building {

@@ -7,10 +7,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Environment;
-use crate::context::Ctx;
+use crate::context::{Ctx, Shipping};
 use crate::failure::told;
 use crate::ports::Commit;
+use crate::reply::Pin;
 use crate::steps::health::probe;
+use crate::text::{code, escape};
 
 /// Most commits listed; the rest are counted.
 pub const SHOWN: usize = 5;
@@ -51,13 +53,18 @@ impl Changes {
                     commits.len()
                 )];
                 lines.extend(commits.iter().rev().take(SHOWN).map(|c| {
-                    let short: String = c.sha.chars().take(7).collect();
+                    let short = short(&c.sha);
                     let author = if c.author.is_empty() {
                         "unknown author"
                     } else {
                         c.author.as_str()
                     };
-                    format!("• `{short}` {} — {author}", one_line(&c.title))
+                    format!(
+                        "• {} {} — {}",
+                        code(&short),
+                        escape(&one_line(&c.title)),
+                        escape(author)
+                    )
                 }));
                 if commits.len() > SHOWN {
                     lines.push(format!("…and {} more", commits.len() - SHOWN));
@@ -65,15 +72,20 @@ impl Changes {
                 lines.join("\n")
             }
             Changes::AfterBuild { why } => {
-                format!("*Changes:* listed once Jenkins has built it ({why}).")
+                format!(
+                    "*Changes:* listed once Jenkins has built it ({}).",
+                    escape(why)
+                )
             }
-            Changes::Unavailable { why } => format!("*Changes:* not available — {why}."),
+            Changes::Unavailable { why } => {
+                format!("*Changes:* not available — {}.", escape(why))
+            }
         }
     }
 }
 
 /// A commit title as one short line, safe inside the message.
-fn one_line(title: &str) -> String {
+pub(crate) fn one_line(title: &str) -> String {
     let line = title.lines().next().unwrap_or_default().replace('`', "'");
     if line.chars().count() > 72 {
         format!("{}…", line.chars().take(71).collect::<String>())
@@ -114,7 +126,11 @@ pub async fn before_build(
     match compare.compare(&live, git_ref).await {
         Ok(commits) => Changes::Listed {
             commits,
-            source: format!("{} `{live}...{git_ref}`", compare.source()),
+            source: format!(
+                "{} {}",
+                compare.source(),
+                code(&format!("{live}...{git_ref}"))
+            ),
         },
         Err(e) => {
             tracing::warn!(error = %e, "the compare endpoint gave no list of changes");
@@ -160,14 +176,96 @@ pub async fn from_build(ctx: &Ctx<'_>, job: &str, number: u64, url: &str) -> Cha
     }
 }
 
-/// The rendered changes of a deploy invocation (`deploy <env> [pools] [ref]`), for its
-/// confirmation and approval card.
+/// What a deploy of `git_ref` (`deploy <env> [pools] [ref]`) ships, for its
+/// confirmation and approval card: the commits, and the commit it pins — `pinned`
+/// when it was pinned before (a card drawn again), else the head of the listed
+/// commits. Without a list, the card says the ref is not pinned.
 pub async fn for_deploy(
     ctx: &Ctx<'_>,
     env: &str,
     pools: &[String],
     git_ref: &str,
-) -> Option<String> {
+    pinned: Option<&Pin>,
+) -> Option<Shipping> {
     let env = ctx.config().env(env)?;
-    Some(before_build(ctx, env, pools, git_ref).await.render())
+    let listed = match pinned {
+        Some(pin) => up_to(ctx, env, pools, git_ref, pin).await.0,
+        None => before_build(ctx, env, pools, git_ref).await,
+    };
+    let pin = pinned.cloned().or_else(|| match &listed {
+        Changes::Listed { commits, .. } => commits.last().map(|c| Pin {
+            sha: c.sha.clone(),
+            title: one_line(&c.title),
+        }),
+        _ => None,
+    });
+    let said = match &pin {
+        Some(p) => format!(
+            "*Pinned:* {} {} — exactly this commit ships, whatever {} holds by then.",
+            code(&short(&p.sha)),
+            escape(&p.title),
+            code(git_ref)
+        ),
+        None => format!(
+            "*Not pinned:* {} is built as it stands when the deploy starts ({}).",
+            code(git_ref),
+            match &listed {
+                Changes::Listed { .. } => "it has no new commit to pin",
+                _ => "no compare endpoint listed its commits",
+            }
+        ),
+    };
+    Some(Shipping {
+        text: format!("{}\n{said}", listed.render()),
+        pin,
+    })
+}
+
+/// The first seven characters of a hash.
+pub fn short(sha: &str) -> String {
+    sha.chars().take(7).collect()
+}
+
+/// What a deploy pinned to `pin` ships — the commits from the live version up to
+/// the pin — and the commits `git_ref` gained after it, not deployed (`None` when
+/// that cannot be told). One look at `git_ref` answers both when the pin is on it.
+pub async fn up_to(
+    ctx: &Ctx<'_>,
+    env: &Environment,
+    pools: &[String],
+    git_ref: &str,
+    pin: &Pin,
+) -> (Changes, Option<Vec<Commit>>) {
+    if let Changes::Listed { commits, source } = before_build(ctx, env, pools, git_ref).await {
+        if let Some(i) = commits.iter().position(|c| c.sha == pin.sha) {
+            let newer = commits.get(i + 1..).unwrap_or_default().to_vec();
+            let shipped = commits.get(..=i).unwrap_or_default().to_vec();
+            return (
+                Changes::Listed {
+                    commits: shipped,
+                    source,
+                },
+                Some(newer),
+            );
+        }
+    }
+    // The pin is not on the ref as it is now (rewritten?): each asked on its own.
+    let shipped = before_build(ctx, env, pools, &pin.sha).await;
+    (shipped, newer_than(ctx, pin, git_ref).await)
+}
+
+/// The commits `git_ref` gained after `pin` (the commit a deploy was pinned to), as
+/// the compare endpoint lists them; `None` when it cannot say.
+pub async fn newer_than(ctx: &Ctx<'_>, pin: &Pin, git_ref: &str) -> Option<Vec<Commit>> {
+    if pin.sha == git_ref {
+        return Some(Vec::new());
+    }
+    let compare = ctx.generation.compare.as_ref()?;
+    match compare.compare(&pin.sha, git_ref).await {
+        Ok(commits) => Some(commits),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not tell whether the ref moved since it was pinned");
+            None
+        }
+    }
 }

@@ -30,8 +30,12 @@ pub(crate) async fn send_http(
             "{} {url} answered HTTP {}: {}",
             req.method,
             s.status,
-            s.body.chars().take(200).collect::<String>()
+            crate::text::escape(&s.body.chars().take(200).collect::<String>())
         )),
-        Err(e) => Err(format!("{} {url}: {e}", req.method)),
+        Err(e) => Err(format!(
+            "{} {url}: {}",
+            req.method,
+            crate::text::escape(&e.to_string())
+        )),
     }
 }

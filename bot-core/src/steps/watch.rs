@@ -17,7 +17,7 @@ use crate::reply::{Button, ButtonAction, ButtonStyle, Confirm, Invocation, Reply
 use crate::runs::Stop;
 use crate::steps::health::probe;
 use crate::steps::moves::switch_and_verify;
-use crate::text::human;
+use crate::text::{escape, human};
 
 /// A pool whose traffic just moved, as watched (and saved with its run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,10 +275,11 @@ pub(crate) fn lines(watched: &[Watched]) -> Vec<String> {
                     w.probes
                 ),
                 Some(WatchEnd::RolledBack { why, after_ms }) => format!(
-                    "• {}: :rewind: {} turned unhealthy {} after the switch ({why}), so I moved traffic back to *{}* automatically",
+                    "• {}: :rewind: {} turned unhealthy {} after the switch ({}), so I moved traffic back to *{}* automatically",
                     name(w),
                     w.to,
                     took(*after_ms),
+                    escape(why),
                     w.from
                 ),
                 Some(WatchEnd::Unhealthy {
@@ -286,10 +287,12 @@ pub(crate) fn lines(watched: &[Watched]) -> Vec<String> {
                     after_ms,
                     rollback_failed: Some(failed),
                 }) => format!(
-                    "• {}: :rotating_light: {} turned unhealthy {} after the switch ({why}); I could not move traffic back: {failed}. Traffic is still on {}",
+                    "• {}: :rotating_light: {} turned unhealthy {} after the switch ({}); I could not move traffic back: {}. Traffic is still on {}",
                     name(w),
                     w.to,
                     took(*after_ms),
+                    escape(why),
+                    escape(failed),
                     w.to
                 ),
                 Some(WatchEnd::Unhealthy {
@@ -297,10 +300,11 @@ pub(crate) fn lines(watched: &[Watched]) -> Vec<String> {
                     after_ms,
                     rollback_failed: None,
                 }) => format!(
-                    "• {}: :warning: {} turned unhealthy {} after the switch ({why}). Traffic is still on it (no `auto_rollback`)",
+                    "• {}: :warning: {} turned unhealthy {} after the switch ({}). Traffic is still on it (no `auto_rollback`)",
                     name(w),
                     w.to,
-                    took(*after_ms)
+                    took(*after_ms),
+                    escape(why)
                 ),
             }
         })
@@ -367,6 +371,21 @@ pub(crate) async fn rollback_button(
         .commands
         .iter()
         .find(|c| c.action.name() == "rollback")?;
+    // During a freeze the rollback carries an override for that window: it holds for
+    // whoever clicks it from the window's override groups, and no one else.
+    let params = match crate::policy::freeze_on(ctx.config(), env, ctx.now()) {
+        Some(freeze) => vec![
+            (
+                "override".to_owned(),
+                "rollback after the new member turned unhealthy".to_owned(),
+            ),
+            (
+                crate::reply::OVERRIDE_WINDOW.to_owned(),
+                freeze.window.text.clone(),
+            ),
+        ],
+        None => Vec::new(),
+    };
     let inv = Invocation {
         command: cmd.name.clone(),
         target: Target::Env {
@@ -374,9 +393,10 @@ pub(crate) async fn rollback_button(
             pools: pools.clone(),
         },
         args: Vec::new(),
-        params: Vec::new(),
+        params,
         confirmed: true,
         approval: None,
+        pin: None,
     };
     let label = format!("Roll back {env} {}", pools.join(" "));
     let mut offer = Offer::new(label, ButtonAction::Run(inv), ButtonStyle::Danger);

@@ -303,6 +303,21 @@ fn read_lines(prompt: String) -> (mpsc::Receiver<Typed>, Option<Screen>) {
     (rx, screen)
 }
 
+/// Who is typing, for the audit: the operating-system user and host
+/// (`alice@build-01`). Requests from a shell carry it.
+pub fn shell_identity() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{host}")
+}
+
 /// Runs the console on the terminal as `user` until end of input or `quit`.
 pub async fn run(bot: Bot, user: String) -> std::io::Result<()> {
     run_with(bot, user, None, Vec::new()).await
@@ -316,6 +331,7 @@ pub async fn run_with(
     banner: Vec<String>,
 ) -> std::io::Result<()> {
     let intake = intake(bot);
+    let shell = shell_identity();
     let interactive = std::io::stdin().is_terminal();
     let style = Style::detect();
     // Ctrl-C between two reads (or with no line editor) must not kill running work:
@@ -352,7 +368,7 @@ pub async fn run_with(
         };
         let click = |chosen: Option<(String, String)>, missing: String| match chosen {
             Some((value, label)) => Some((
-                Request::button(user.clone(), value),
+                Request::button(user.clone(), value).from_shell(shell.clone()),
                 format!("`{}`", excerpt(&label)),
             )),
             None => {
@@ -402,7 +418,10 @@ pub async fn run_with(
                     }
                 }
                 let what = format!("`{}`", excerpt(&text));
-                Some((Request::text(user.clone(), text), what))
+                Some((
+                    Request::text(user.clone(), text).from_shell(shell.clone()),
+                    what,
+                ))
             }
         };
         let Some((request, what)) = request else {

@@ -33,6 +33,10 @@ pub struct Slack {
     bot_user: Arc<OnceLock<String>>,
     progress_interval: Duration,
     attempts: u32,
+    /// `SLACK_TEAM_ID`: the workspaces served (empty: all).
+    teams: Arc<Vec<String>>,
+    /// `CROSSROADS_CHAT_RATE_LIMIT`, per user.
+    chat: Option<Arc<crate::rate_limit::ChatRateLimit>>,
 }
 
 impl Slack {
@@ -44,6 +48,61 @@ impl Slack {
             bot_user: Arc::new(OnceLock::new()),
             progress_interval: PROGRESS_INTERVAL,
             attempts: courier::MAX_ATTEMPTS,
+            teams: Arc::new(Vec::new()),
+            chat: None,
+        }
+    }
+
+    /// Serves only the workspaces `teams` (`SLACK_TEAM_ID`; empty: every one):
+    /// deliveries naming another are acknowledged and ignored.
+    pub fn with_teams(mut self, teams: Vec<String>) -> Self {
+        self.teams = Arc::new(teams);
+        self
+    }
+
+    /// Limits each user to `rate` messages, commands and clicks (`None`: no limit).
+    pub fn with_chat_rate(mut self, rate: Option<crate::rate_limit::Rate>) -> Self {
+        self.chat = rate.map(|r| Arc::new(crate::rate_limit::ChatRateLimit::new(r)));
+        self
+    }
+
+    /// Whether a delivery from `user`, naming `teams`, is turned away before it
+    /// runs: from a workspace not served (ignored, logged, counted), or over the
+    /// user's chat limit (told once along `dest`, then ignored until it refills).
+    fn turned_away(&self, teams: &[String], user: &str, dest: Option<Destination>) -> bool {
+        if bot_core::slack::payload::foreign(teams, &self.teams) {
+            tracing::info!(user, teams = ?teams, "a delivery from a workspace not served (SLACK_TEAM_ID); ignored");
+            self.metrics().foreign();
+            return true;
+        }
+        let Some(chat) = &self.chat else {
+            return false;
+        };
+        match chat.take(user) {
+            crate::rate_limit::ChatTurn::Go => false,
+            crate::rate_limit::ChatTurn::Quiet => {
+                self.metrics().rate_limited();
+                true
+            }
+            crate::rate_limit::ChatTurn::SlowDown => {
+                self.metrics().rate_limited();
+                tracing::info!(user, "a user is over the chat rate limit");
+                if let Some(dest) = dest {
+                    let web = self.web.clone();
+                    let reply = bot_core::Reply::message(
+                        bot_core::Outcome::Rejected,
+                        format!(
+                            "<@{user}>, slow down: that is more than I take from one person in a while. I'll run what you ask again once a little time has passed."
+                        ),
+                    )
+                    .ephemeral();
+                    self.intake
+                        .spawn_answer("telling a user to slow down".into(), async move {
+                            send_once(&web, &dest, &reply).await
+                        });
+                }
+                true
+            }
         }
     }
 
@@ -147,6 +206,14 @@ impl Slack {
         let Some(m) = message else {
             return Accepted::Ignored;
         };
+        let told = Destination::Channel {
+            channel: m.channel.clone(),
+            thread_ts: m.thread_ts.clone(),
+            user: m.user.clone(),
+        };
+        if self.turned_away(&m.teams, &m.user, Some(told)) {
+            return Accepted::Ignored;
+        }
         let what = format!(
             "message from {} in {}: `{}`",
             m.user,
@@ -171,6 +238,14 @@ impl Slack {
     /// `response_url` when it cannot be edited; a stale click gets an ephemeral
     /// answer and leaves the message alone.
     pub async fn accept_click(&self, c: ButtonClick) -> Accepted {
+        let told = Destination::ResponseUrl {
+            url: c.response_url.clone(),
+            slash: false,
+            channel: None,
+        };
+        if self.turned_away(&c.teams, &c.user, Some(told)) {
+            return Accepted::Ignored;
+        }
         let what = format!(
             "click by {} in {}",
             c.user,
@@ -208,6 +283,14 @@ impl Slack {
     /// A slash command: deduplicated on its `trigger_id` (a replayed request is
     /// answered once), answered at its `response_url`.
     pub async fn accept_command(&self, c: SlashCommand) -> Accepted {
+        let told = Destination::ResponseUrl {
+            url: c.response_url.clone(),
+            slash: true,
+            channel: Some(c.channel.clone()),
+        };
+        if self.turned_away(&c.teams, &c.user, Some(told)) {
+            return Accepted::Ignored;
+        }
         let what = format!(
             "{} `{}` by {} in {}",
             c.command,

@@ -52,6 +52,7 @@ pub async fn build_button(bot: &Bot, set: &str) -> String {
             params: vec![],
             confirmed: false,
             approval: None,
+            pin: None,
         },
     )
     .await
@@ -62,6 +63,7 @@ pub async fn build_button(bot: &Bot, set: &str) -> String {
 async fn run_button(bot: &Bot, set: &str, inv: Invocation) -> String {
     bot.store()
         .issue_buttons(&ButtonSet {
+            personal: false,
             id: set.into(),
             actions: vec![serde_json::to_value(ButtonAction::Run(inv)).expect("serialise action")],
             channel: None,
@@ -87,6 +89,8 @@ fn command(name: &str, action: ActionKind, target: TargetKind, optional: bool) -
         allowed: vec![],
         help: format!("{name} help"),
         examples: vec![name.into()],
+        params: vec![],
+        freeze_exempt: false,
         pos: Pos::default(),
     }
 }
@@ -298,6 +302,7 @@ pub async fn health_button(bot: &Bot, set: &str, member: &str) -> String {
             params: vec![],
             confirmed: false,
             approval: None,
+            pin: None,
         },
     )
     .await

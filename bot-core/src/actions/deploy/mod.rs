@@ -10,14 +10,14 @@
 use async_trait::async_trait;
 
 use crate::config::{CommandSpec, Config, Environment};
-use crate::context::{Action, Ctx};
+use crate::context::{Action, Ctx, Shipping};
 use crate::ports::store::{Run, RunStatus};
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Next, Outcome, Reply, Target};
 use crate::runs::{self, Driver, LockFor, NotStarted};
 use crate::steps::queue_words::{wants_queue, without_queue_words};
 use crate::steps::{changes, watch};
-use crate::text::human;
+use crate::text::{code, human};
 
 pub(crate) mod report;
 pub(crate) mod rollout;
@@ -96,7 +96,7 @@ fn question(inv: &Invocation) -> String {
             } else {
                 pools.join(", ")
             };
-            format!("Really deploy `{}` to *{env}* ({what})?", git_ref(inv))
+            format!("Really deploy {} to *{env}* ({what})?", code(&git_ref(inv)))
         }
         Target::Region { env, region, pools } => {
             let what = if pools.is_empty() {
@@ -105,11 +105,11 @@ fn question(inv: &Invocation) -> String {
                 pools.join(", ")
             };
             format!(
-                "Really deploy `{}` to *{env}* in region *{region}* only ({what})?",
-                git_ref(inv)
+                "Really deploy {} to *{env}* in region *{region}* only ({what})?",
+                code(&git_ref(inv))
             )
         }
-        _ => format!("Really `{}`?", inv.as_text()),
+        _ => format!("Really {}?", code(&inv.as_text())),
     }
 }
 
@@ -131,12 +131,12 @@ impl Action for Deploy {
         })
     }
 
-    async fn changes(&self, ctx: &Ctx<'_>, inv: &Invocation) -> Option<String> {
+    async fn changes(&self, ctx: &Ctx<'_>, inv: &Invocation) -> Option<Shipping> {
         let inv = without_queue_words(inv);
-        let Target::Env { env, pools } = &inv.target else {
+        let (Target::Env { env, pools } | Target::Region { env, pools, .. }) = &inv.target else {
             return None;
         };
-        changes::for_deploy(ctx, env, pools, &git_ref(&inv)).await
+        changes::for_deploy(ctx, env, pools, &git_ref(&inv), inv.pin.as_ref()).await
     }
 
     async fn run(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation) -> Reply {
@@ -234,6 +234,8 @@ async fn deploy(
             .collect(),
         began_ms: watch::unix_ms(ctx.now()),
         changes: None,
+        pin: inv.pin.clone(),
+        newer: None,
         rollout: plan,
     };
     let lock = LockFor {
@@ -335,21 +337,21 @@ async fn plain(live: &Live<'_, '_>, _inv: &Invocation) -> Result<Ended, crate::r
     let (status, audit) = if troubled {
         board.title = if watch::rolled_back(&watched) {
             format!(
-                ":rewind: Deployed `{}` to *{}*, then rolled back: the new member turned unhealthy after the switch",
-                state.git_ref, env.name
+                ":rewind: Deployed {} to *{}*, then rolled back: the new member turned unhealthy after the switch",
+                code(&state.git_ref), env.name
             )
         } else {
             format!(
-                ":rotating_light: Deployed `{}` to *{}*, but the new member turned unhealthy after the switch",
-                state.git_ref, env.name
+                ":rotating_light: Deployed {} to *{}*, but the new member turned unhealthy after the switch",
+                code(&state.git_ref), env.name
             )
         };
         let why = watch::trouble(&watched).unwrap_or_default();
         (RunStatus::Failed, format!("failed: {why}"))
     } else {
         board.title = format!(
-            ":white_check_mark: Deployed `{}` to *{}* in {}",
-            state.git_ref,
+            ":white_check_mark: Deployed {} to *{}* in {}",
+            code(&state.git_ref),
             env.name,
             human(total)
         );

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use super::state::{DeployRun, Plan, Step};
 use crate::ports::store::RunStatus;
 use crate::reply::{Outcome, Reply};
-use crate::steps::changes::Changes;
+use crate::steps::changes::{one_line, short, Changes};
 use crate::steps::watch;
+use crate::text::{code, escape};
 
 /// How a deploy ended: its run status, its audit outcome and its reply.
 pub(crate) type Ended = (RunStatus, String, Reply);
@@ -33,8 +34,9 @@ impl DeployRun {
     /// The progress board, as the deploy stands.
     pub(crate) fn board(&self, user: &str) -> Board {
         let title = format!(
-            ":rocket: Deploying `{}` to *{}* for <@{user}>",
-            self.git_ref, self.env
+            ":rocket: Deploying {} to *{}* for <@{user}>",
+            crate::text::code(&self.git_ref),
+            self.env
         );
         let mut board = match &self.rollout {
             Some(plan) => plan.board(self, title),
@@ -48,6 +50,29 @@ impl DeployRun {
         board
             .lines
             .extend(self.changes.as_ref().map(Changes::render));
+        if let Some(p) = &self.pin {
+            board.lines.push(format!(
+                "*Pinned:* {} {}",
+                code(&short(&p.sha)),
+                escape(&p.title)
+            ));
+        }
+        if let Some(newer) = self.newer.as_ref().filter(|n| !n.is_empty()) {
+            let shown: Vec<String> = newer
+                .iter()
+                .rev()
+                .take(3)
+                .map(|c| format!("{} {}", code(&short(&c.sha)), escape(&one_line(&c.title))))
+                .collect();
+            board.lines.push(format!(
+                ":warning: {} has {} newer commit{}, not deployed: {}{}",
+                code(&self.git_ref),
+                newer.len(),
+                if newer.len() == 1 { "" } else { "s" },
+                shown.join(", "),
+                if newer.len() > 3 { ", …" } else { "" }
+            ));
+        }
         board
     }
 

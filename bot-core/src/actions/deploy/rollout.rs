@@ -130,8 +130,8 @@ pub(super) async fn drive(live: &Live<'_, '_>, _inv: &Invocation) -> Result<Ende
         let summary = outcomes(&state, &plan);
         let mut board = state.board(ctx.user);
         board.title = format!(
-            ":white_check_mark: Deployed `{}` to *{}* in {} ({})",
-            state.git_ref,
+            ":white_check_mark: Deployed {} to *{}* in {} ({})",
+            crate::text::code(&state.git_ref),
             env.name,
             plan.regions().join(", "),
             human(took)
@@ -186,6 +186,7 @@ pub(super) async fn drive(live: &Live<'_, '_>, _inv: &Invocation) -> Result<Ende
                 params: Vec::new(),
                 confirmed: true,
                 approval: None,
+                pin: None,
             };
             let offer = Offer::new(
                 format!("Roll back {}", left.join(", ")),

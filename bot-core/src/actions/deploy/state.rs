@@ -185,6 +185,13 @@ pub(crate) struct DeployRun {
     /// The commits it ships, as far as known (listed as its first step).
     #[serde(default)]
     pub changes: Option<Changes>,
+    /// The commit confirmed or approved: what is built (`{ref}`), whatever
+    /// `git_ref` (`{ref_name}`) holds by now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<crate::reply::Pin>,
+    /// Commits `git_ref` gained after `pin`, not deployed (listed as its first step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer: Option<Vec<crate::ports::Commit>>,
     /// Region by region, when the environment has regions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Plan>,

@@ -117,9 +117,19 @@ pub(crate) async fn list_changes(live: &Live<'_, '_>, pools: &[String]) -> Resul
     if live.with(|s| s.changes.is_some()) {
         return Ok(());
     }
-    let git_ref = live.with(|s| s.git_ref.clone());
-    let listed = changes::before_build(live.ctx, live.env, pools, &git_ref).await;
-    live.with(|s| s.changes = Some(listed));
+    let (git_ref, pin) = live.with(|s| (s.git_ref.clone(), s.pin.clone()));
+    // A pinned ref that moved since it was shown: what is not deployed is said.
+    let (listed, newer) = match &pin {
+        Some(p) => changes::up_to(live.ctx, live.env, pools, &git_ref, p).await,
+        None => (
+            changes::before_build(live.ctx, live.env, pools, &git_ref).await,
+            None,
+        ),
+    };
+    live.with(|s| {
+        s.changes = Some(listed);
+        s.newer = newer;
+    });
     live.save().await
 }
 
@@ -214,7 +224,10 @@ async fn build(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> Resul
             )
             .await;
     };
-    let git_ref = live.with(|s| s.git_ref.clone());
+    let (git_ref, built_ref) = live.with(|s| {
+        let built = s.pin.as_ref().map_or(s.git_ref.clone(), |p| p.sha.clone());
+        (s.git_ref.clone(), built)
+    });
     let instance = format!("{}-{target}", pool.name);
     let region = p.region.clone().unwrap_or_default();
     let vars = [
@@ -224,7 +237,8 @@ async fn build(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> Resul
         ("colour", target.as_str()),
         ("color", target.as_str()),
         ("instance", instance.as_str()),
-        ("ref", git_ref.as_str()),
+        ("ref", built_ref.as_str()),
+        ("ref_name", git_ref.as_str()),
         ("user", ctx.user),
     ];
     let start = match (p.step, p.build.clone()) {
@@ -382,7 +396,7 @@ async fn gate(
             }
         } else {
             streak = 0;
-            last = verdict.problem().unwrap_or_default();
+            last = crate::text::escape(&verdict.problem().unwrap_or_default());
             ctx.progress.update(&render(0, &last)).await;
         }
         if started.elapsed() + settings.gate_interval > settings.gate_timeout {

@@ -356,7 +356,7 @@ async fn drive(
                 };
                 let verdict = probe(ctx, instance).await;
                 if !verdict.healthy {
-                    let why = verdict.problem().unwrap_or_default();
+                    let why = crate::text::escape(&verdict.problem().unwrap_or_default());
                     let reply = failed(&state, format!(":x: *{} {}*: {target} is not healthy ({why}), so traffic stays on {active}.", env.name, pool.name));
                     return fail(
                         ctx,

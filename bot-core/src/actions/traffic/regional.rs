@@ -225,7 +225,7 @@ pub(super) async fn drive(
                 };
                 let verdict = probe(ctx, instance).await;
                 if !verdict.healthy {
-                    let why = verdict.problem().unwrap_or_default();
+                    let why = crate::text::escape(&verdict.problem().unwrap_or_default());
                     let text = format!(":x: *{} {name}*: {target} is not healthy ({why}), so traffic stays on {active}.", env.name);
                     return fail(
                         ctx,

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
-    audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
+    chain_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
     DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run,
     RunStatus, Runs, Store, StoreError, Unlocked, GENESIS,
 };
@@ -81,6 +81,8 @@ struct State {
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Signs the audit chain (`CROSSROADS_AUDIT_KEY`), once set.
+    audit_key: std::sync::OnceLock<Vec<u8>>,
     /// Requests for approval, by id.
     approvals: Mutex<HashMap<String, Approval>>,
 }
@@ -89,6 +91,12 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Signs every audit record appended from now on with `key` (HMAC-SHA256); a key
+    /// already set stays.
+    pub fn set_audit_key(&self, key: &[u8]) {
+        let _ = self.audit_key.set(key.to_vec());
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, StoreError> {
@@ -409,11 +417,7 @@ impl Buttons for MemoryStore {
         self.with(|s| match s.buttons.get_mut(set_id) {
             None => Claim::Unknown,
             Some((set, _)) if index >= set.actions.len() => Claim::Unknown,
-            Some((set, _))
-                if set.channel.is_some()
-                    && channel.is_some()
-                    && set.channel.as_deref() != channel =>
-            {
+            Some((set, _)) if set.channel.is_some() && set.channel.as_deref() != channel => {
                 Claim::ElsewhereIssued
             }
             Some((_, Some(by))) => Claim::AlreadyUsed { by: by.clone() },
@@ -658,7 +662,12 @@ impl AuditLog for MemoryStore {
                 .audit
                 .last()
                 .map_or_else(|| GENESIS.to_owned(), |r| r.hash.clone());
-            let hash = audit_hash(seq, &prev_hash, &record);
+            let hash = chain_hash(
+                self.audit_key.get().map(Vec::as_slice),
+                seq,
+                &prev_hash,
+                &record,
+            );
             s.audit.push(ChainedRecord {
                 seq,
                 record,
@@ -696,6 +705,10 @@ impl AuditLog for MemoryStore {
                 .cloned()
                 .collect()
         })
+    }
+
+    async fn head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.with(|s| s.audit.last().map(|r| (r.seq, r.hash.clone())))
     }
 }
 

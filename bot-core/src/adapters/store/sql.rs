@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
-    audit_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
+    chain_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
     DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run,
     RunStatus, Runs, Store, StoreError, Unlocked, GENESIS,
 };
@@ -122,6 +122,8 @@ pub struct SqlStore {
     /// Serialises appends to the audit chain within this process (PostgreSQL also
     /// takes an advisory lock, for other replicas).
     audit: Mutex<()>,
+    /// Signs the audit chain (`CROSSROADS_AUDIT_KEY`), once set.
+    audit_key: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl SqlStore {
@@ -133,7 +135,14 @@ impl SqlStore {
             db,
             admit,
             audit: Mutex::new(()),
+            audit_key: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Signs every audit record appended from now on with `key` (HMAC-SHA256); a key
+    /// already set stays.
+    pub fn set_audit_key(&self, key: &[u8]) {
+        let _ = self.audit_key.set(key.to_vec());
     }
 
     /// Closes the pool (waiting for connections in use).
@@ -517,14 +526,15 @@ impl Buttons for SqlStore {
                 .await
                 .map_err(|e| db_error("prune buttons", e))?;
             sqlx::query(
-                "INSERT INTO button_sets (id, actions, channel, issued_to, expires_ms) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO button_sets (id, actions, channel, issued_to, expires_ms, personal) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&set.id)
             .bind(actions)
             .bind(&set.channel)
             .bind(&set.issued_to)
             .bind(ms(set.expires))
+            .bind(i64::from(set.personal))
             .execute(pool)
             .await
             .map_err(|e| db_error("issue buttons", e))?;
@@ -550,7 +560,9 @@ impl Buttons for SqlStore {
         let Some(action) = set.actions.get(index).cloned() else {
             return Ok(Claim::Unknown);
         };
-        if set.channel.is_some() && channel.is_some() && set.channel.as_deref() != channel {
+        // A set bound to a conversation is clicked there; a click that does not say
+        // where it comes from is not one of them.
+        if set.channel.is_some() && set.channel.as_deref() != channel {
             return Ok(Claim::ElsewhereIssued);
         }
         if let Some(by) = used_by {
@@ -583,7 +595,7 @@ impl SqlStore {
     async fn read_set(&self, id: &str) -> Result<Option<(ButtonSet, Option<String>)>, StoreError> {
         on_db!(&self.db, pool, _skip => {
             let row = sqlx::query(
-                "SELECT actions, channel, issued_to, expires_ms, used_by FROM button_sets WHERE id = $1",
+                "SELECT actions, channel, issued_to, expires_ms, used_by, personal FROM button_sets WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
@@ -603,6 +615,7 @@ impl SqlStore {
                     channel: r.try_get("channel").map_err(err)?,
                     issued_to: r.try_get("issued_to").map_err(err)?,
                     expires: time(r.try_get("expires_ms").map_err(err)?),
+                    personal: r.try_get::<i64, _>("personal").map_err(err)? != 0,
                 },
                 r.try_get("used_by").map_err(err)?,
             )))
@@ -1147,7 +1160,12 @@ impl AuditLog for SqlStore {
                 ),
                 None => (1, GENESIS.to_owned()),
             };
-            let hash = audit_hash(u64::try_from(seq).unwrap_or_default(), &prev_hash, &record);
+            let hash = chain_hash(
+                self.audit_key.get().map(Vec::as_slice),
+                u64::try_from(seq).unwrap_or_default(),
+                &prev_hash,
+                &record,
+            );
             sqlx::query(&format!(
                 "INSERT INTO audit ({AUDIT}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
@@ -1202,6 +1220,21 @@ impl AuditLog for SqlStore {
             .await
             .map_err(|e| db_error("read audit chain", e))?;
             rows.iter().map(record_of).collect()
+        })
+    }
+
+    async fn head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        on_db!(&self.db, pool, _skip => {
+            let row = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| db_error("read audit head", e))?;
+            let Some(r) = row else { return Ok(None) };
+            let err = |e| db_error("read audit head", e);
+            Ok(Some((
+                u64::try_from(r.try_get::<i64, _>("seq").map_err(err)?).unwrap_or_default(),
+                r.try_get::<String, _>("hash").map_err(err)?,
+            )))
         })
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::super::raw::{RawApproval, RawFreeze, S};
-use super::super::{parse_window, ApprovalRule, FreezeWindow};
+use super::super::{parse_window, ApprovalRule, FreezeWindow, DEFAULT_VALID_FOR};
 use super::Builder;
 
 /// How long a request for approval stays open unless `expires:` says otherwise.
@@ -36,11 +36,13 @@ impl Builder<'_> {
             None => 1,
         };
         let expires = self.duration(&a.expires, DEFAULT_EXPIRY);
+        let valid_for = self.duration(&a.valid_for, DEFAULT_VALID_FOR);
         let channel = self.opt_text(&a.channel).filter(|c| !c.trim().is_empty());
         Some(ApprovalRule {
             from,
             count,
             expires,
+            valid_for,
             channel,
             pos: self.pos(&raw.referenced),
         })

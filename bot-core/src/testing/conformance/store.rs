@@ -329,6 +329,7 @@ async fn outbox(store: &dyn Store, run: &str, t0: SystemTime) {
 
 fn set(id: &str, channel: Option<&str>, expires: SystemTime) -> ButtonSet {
     ButtonSet {
+        personal: true,
         id: id.to_owned(),
         actions: vec![json!({"run": "health staging api blue"}), json!("cancel")],
         channel: channel.map(str::to_owned),
