@@ -140,25 +140,98 @@ pub fn json_line(r: &ChainedRecord) -> Value {
 /// The chain from `since` as JSON Lines (one record per line, each ending in `\n`).
 pub async fn export(log: &dyn AuditLog, since: Since) -> Result<String, StoreError> {
     let mut out = String::new();
-    let mut from = match since {
-        Since::Seq(seq) => seq,
-        Since::Time(_) => 1,
-    };
-    loop {
-        let page = log.chain(from, PAGE).await?;
-        for r in &page {
-            if let Since::Time(t) = since {
-                if millis(r.record.at) < millis(t) {
-                    continue;
-                }
-            }
-            out.push_str(&json_line(r).to_string());
-            out.push('\n');
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE => from = last.seq + 1,
-            _ => break,
-        }
+    let mut from = Some(first_of(since));
+    while let Some(at) = from {
+        let (lines, next) = page_of(log, since, at).await?;
+        out.push_str(&lines);
+        from = next;
     }
     Ok(out)
+}
+
+/// The chain from `since` as JSON Lines, a page at a time, for a response that is
+/// sent as it is read (an export of millions of records never sits in memory).
+pub fn export_stream<L: AuditLog + ?Sized + 'static>(
+    log: std::sync::Arc<L>,
+    since: Since,
+) -> impl futures::Stream<Item = Result<String, StoreError>> + Send {
+    futures::stream::try_unfold(Some(first_of(since)), move |from| {
+        let log = log.clone();
+        async move {
+            let Some(at) = from else {
+                return Ok(None);
+            };
+            let (lines, next) = page_of(&*log, since, at).await?;
+            Ok(Some((lines, next)))
+        }
+    })
+}
+
+fn first_of(since: Since) -> u64 {
+    match since {
+        Since::Seq(seq) => seq,
+        Since::Time(_) => 1,
+    }
+}
+
+/// One page of the export from record `from`: its lines, and where the next page
+/// starts (`None` after the last).
+async fn page_of<L: AuditLog + ?Sized>(
+    log: &L,
+    since: Since,
+    from: u64,
+) -> Result<(String, Option<u64>), StoreError> {
+    let page = log.chain(from, PAGE).await?;
+    let mut out = String::new();
+    for r in &page {
+        if let Since::Time(t) = since {
+            if millis(r.record.at) < millis(t) {
+                continue;
+            }
+        }
+        out.push_str(&json_line(r).to_string());
+        out.push('\n');
+    }
+    let next = match page.last() {
+        Some(last) if page.len() == PAGE => Some(last.seq + 1),
+        _ => None,
+    };
+    Ok((out, next))
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+    use crate::adapters::store::memory::MemoryStore;
+    use crate::ports::store::AuditRecord;
+
+    #[tokio::test]
+    async fn the_export_streams_page_by_page_and_loses_nothing() {
+        let log = std::sync::Arc::new(MemoryStore::new());
+        let total = 2 * PAGE + 3;
+        for i in 0..total {
+            log.append(AuditRecord {
+                at: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(i as u64),
+                user: "U1".into(),
+                command: "status".into(),
+                target: String::new(),
+                env: None,
+                args: String::new(),
+                outcome: "ok".into(),
+                duration: None,
+                links: Vec::new(),
+            })
+            .await
+            .expect("append");
+        }
+        let pages: Vec<String> =
+            futures::TryStreamExt::try_collect(export_stream(log.clone(), Since::Seq(1)))
+                .await
+                .expect("export");
+        assert_eq!(pages.len(), 3, "one chunk per page");
+        let lines: usize = pages.iter().map(|p| p.lines().count()).sum();
+        assert_eq!(lines, total);
+        let whole = export(&*log, Since::Seq(1)).await.expect("export");
+        assert_eq!(whole, pages.concat(), "the same as the export in one piece");
+    }
 }

@@ -136,6 +136,8 @@ pub struct Backends {
     pub memory_switch: Arc<dyn TrafficSwitch>,
     /// This replica's name in leases (runs, deliveries).
     pub owner: String,
+    /// The status round everyone asking at once shares.
+    pub status_cache: Arc<crate::steps::fresh::StatusCache>,
 }
 
 /// What one request runs with.

@@ -89,6 +89,12 @@ pub struct ServeConfig {
     /// `POST /api/v1/chart` and `POST /api/v1/notify` (`60/min` by default; `off`:
     /// none); beyond it `429` with `Retry-After`.
     pub api_rate: Option<crate::rate_limit::Rate>,
+    /// `CROSSROADS_STATUS_RATE_LIMIT`: `GET /api/v1/status` requests per client
+    /// address (default `60/min`; `None`: no limit).
+    pub status_rate: Option<crate::rate_limit::Rate>,
+    /// `CROSSROADS_MAX_STREAMS`: event streams (`GET /api/v1/events`) open at once,
+    /// default 64; beyond it `503` with `Retry-After`.
+    pub max_streams: usize,
     /// Shortest gap between two progress edits of one message (Slack's
     /// `chat.update` allows about 50 calls a minute).
     pub progress_interval: Duration,
@@ -121,6 +127,8 @@ impl ServeConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             api_token: None,
             api_rate: Some(crate::rate_limit::DEFAULT_RATE),
+            status_rate: Some(crate::rate_limit::DEFAULT_STATUS_RATE),
+            max_streams: 64,
             teams: Vec::new(),
             chat_rate: Some(crate::rate_limit::DEFAULT_CHAT_RATE),
             progress_interval: PROGRESS_INTERVAL,
@@ -153,6 +161,19 @@ impl ServeConfig {
                 Some(
                     crate::rate_limit::Rate::parse(&rate).ok_or(ServeConfigError::OutOfRange {
                         name: "CROSSROADS_API_RATE_LIMIT",
+                        range: "requests per period like `60/min`, `5/s` or `1000/h`, or `off`",
+                        value: rate.clone(),
+                    })?,
+                )
+            };
+        }
+        if let Some(rate) = non_empty("CROSSROADS_STATUS_RATE_LIMIT") {
+            config.status_rate = if rate.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(
+                    crate::rate_limit::Rate::parse(&rate).ok_or(ServeConfigError::OutOfRange {
+                        name: "CROSSROADS_STATUS_RATE_LIMIT",
                         range: "requests per period like `60/min`, `5/s` or `1000/h`, or `off`",
                         value: rate.clone(),
                     })?,
@@ -228,6 +249,15 @@ impl ServeConfig {
             config.http.max_connections = n.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or(
                 ServeConfigError::OutOfRange {
                     name: "CROSSROADS_MAX_CONNECTIONS",
+                    range: "a whole number above 0",
+                    value: n,
+                },
+            )?;
+        }
+        if let Some(n) = non_empty("CROSSROADS_MAX_STREAMS") {
+            config.max_streams = n.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or(
+                ServeConfigError::OutOfRange {
+                    name: "CROSSROADS_MAX_STREAMS",
                     range: "a whole number above 0",
                     value: n,
                 },

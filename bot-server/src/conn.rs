@@ -1,4 +1,4 @@
-//! The HTTP accept loop: per-connection timeouts (request head, body, idle keep-alive), a cap on open connections that closes the longest-idle one to make room, and graceful shutdown.
+//! The HTTP accept loop: per-connection timeouts (request head, body, idle keep-alive), a cap on open connections that closes an older one to make room (never pausing), and graceful shutdown.
 //!
 //! `axum::serve` has no timeouts: a client that sends half a request head, or half a
 //! body, holds its connection (and a file descriptor) forever, and enough of them
@@ -13,9 +13,10 @@
 //! - a request body must arrive whole within [`HttpLimits::body_timeout`] of its head
 //!   (the handler sees an error, answered `408`);
 //! - at most [`HttpLimits::max_connections`] connections are open (fewer when the
-//!   process' open-file limit is lower): a new connection beyond it closes the
-//!   connection that has been waiting longest for a request, and waits only when
-//!   every connection has a request in flight.
+//!   process' open-file limit is lower): a new connection beyond it closes an older
+//!   one — the one waiting longest for a request, else the oldest event stream, else
+//!   the oldest request (a trickled body) — and accepting never pauses, so Slack,
+//!   `/healthz` and `/readyz` always get in, whatever anonymous clients hold.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -73,6 +74,9 @@ impl Default for HttpLimits {
 /// File descriptors kept free for everything besides incoming connections (Slack
 /// and Jenkins clients, probes, the store, logs).
 const FD_RESERVE: u64 = 128;
+/// A connection this young that has sent nothing yet is closed to make room only
+/// when nothing else can be.
+const GRACE: Duration = Duration::from_secs(1);
 /// After an accept error (out of file descriptors), how long before trying again.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Accept errors are logged at most this often.
@@ -114,6 +118,10 @@ struct Activity {
     head_started: Option<Instant>,
     /// Closed to make room for a new connection.
     evicted: bool,
+    /// Since when a request has been in flight, while one is.
+    busy_since: Option<Instant>,
+    /// The request in flight answers with a stream (`text/event-stream`).
+    streaming: bool,
 }
 
 /// One open connection's shared state.
@@ -131,6 +139,8 @@ impl Conn {
                 idle_since: Instant::now(),
                 head_started: None,
                 evicted: false,
+                busy_since: None,
+                streaming: false,
             }),
             changed: Notify::new(),
         })
@@ -155,15 +165,36 @@ impl Conn {
         let mut a = self.activity();
         a.busy += 1;
         a.head_started = None;
+        a.busy_since.get_or_insert_with(Instant::now);
         drop(a);
         self.changed.notify_one();
         RequestGuard(self.clone())
     }
 
-    /// Since when it has been waiting for a request, if it is (eviction order).
-    fn waiting_since(&self) -> Option<Instant> {
+    /// Its place in the eviction order (lowest first): waiting for a request, longest
+    /// first; then answering with a stream, oldest first; then any other request,
+    /// oldest first (a body trickling in holds its request longest).
+    fn eviction_rank(&self) -> Option<(u8, Instant)> {
         let a = self.activity();
-        (a.busy == 0 && !a.evicted).then(|| a.head_started.unwrap_or(a.idle_since))
+        if a.evicted {
+            return None;
+        }
+        let fresh = a.served == 0 && a.head_started.is_none() && a.idle_since.elapsed() < GRACE;
+        Some(if a.busy == 0 && fresh {
+            // Just connected: its request is surely on its way; closed last.
+            (3, a.idle_since)
+        } else if a.busy == 0 {
+            (0, a.head_started.unwrap_or(a.idle_since))
+        } else if a.streaming {
+            (1, a.busy_since.unwrap_or(a.idle_since))
+        } else {
+            (2, a.busy_since.unwrap_or(a.idle_since))
+        })
+    }
+
+    /// The response in flight is a stream.
+    fn streaming(&self) {
+        self.activity().streaming = true;
     }
 
     /// When the watchdog closes it, and why, as things stand; `None` while busy.
@@ -198,6 +229,8 @@ impl Drop for RequestGuard {
         a.served += 1;
         if a.busy == 0 {
             a.idle_since = Instant::now();
+            a.busy_since = None;
+            a.streaming = false;
         }
         drop(a);
         self.0.changed.notify_one();
@@ -237,13 +270,13 @@ impl Registry {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Closes the connection waiting longest for a request; `false` when every
-    /// connection has a request in flight.
-    fn evict_longest_waiting(&self) -> bool {
+    /// Closes one connection to make room: the one waiting longest for a request,
+    /// else the oldest stream, else the oldest request; `false` only when none is open.
+    fn evict_one(&self) -> bool {
         let mut open = self.open();
         let oldest = open
             .iter()
-            .filter_map(|(id, c)| c.waiting_since().map(|since| (since, *id)))
+            .filter_map(|(id, c)| c.eviction_rank().map(|rank| (rank, *id)))
             .min();
         match oldest.and_then(|(_, id)| open.remove(&id)) {
             Some(conn) => {
@@ -367,20 +400,9 @@ pub async fn serve(
     let mut last_accept_log: Option<Instant> = None;
     tokio::pin!(shutdown);
     'accept: loop {
-        // Room for one more: close the longest-waiting connection, or wait for one to end.
-        while registry.open().len() >= max {
-            if registry.evict_longest_waiting() {
-                break;
-            }
-            let closed = registry.closed.notified();
-            tokio::select! {
-                () = closed => {}
-                () = &mut shutdown => break 'accept,
-            }
-        }
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     if last_accept_log.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
                         tracing::warn!(open = registry.open().len(), "accept error (logged at most every 10 s): {e}");
@@ -392,13 +414,28 @@ pub async fn serve(
             },
             () = &mut shutdown => break 'accept,
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
+        // Room for this one: close an older connection (never pausing accept, and
+        // never this one, so a new client always gets in, whatever others hold).
+        while registry.open().len() >= max {
+            if !registry.evict_one() {
+                break;
+            }
+        }
         next_id += 1;
         let id = next_id;
         let conn = Conn::new();
         registry.open().insert(id, conn.clone());
         live_tx.send_modify(|n| *n += 1);
-        let task = serve_connection(stream, conn, router.clone(), limits, stop.subscribe());
+        let task = serve_connection(
+            stream,
+            Peer(peer.ip()),
+            conn,
+            router.clone(),
+            limits,
+            stop.subscribe(),
+        );
         let registry = registry.clone();
         let live_tx = live_tx.clone();
         tokio::spawn(async move {
@@ -415,10 +452,16 @@ pub async fn serve(
     Ok(())
 }
 
+/// The address a request came from, as the TCP connection says (a request's
+/// extension: handlers limit per client with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::IpAddr);
+
 /// Serves one connection until the client closes it, the watchdog does, or shutdown
 /// has let its request finish.
 async fn serve_connection(
     stream: TcpStream,
+    peer: Peer,
     conn: Arc<Conn>,
     router: Router,
     limits: HttpLimits,
@@ -431,19 +474,29 @@ async fn serve_connection(
     let for_requests = conn.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let guard = for_requests.request_started();
+        let conn_of_request = for_requests.clone();
         let router = router.clone();
         async move {
-            let req: Request = req.map(|body| {
+            let mut req: Request = req.map(|body| {
                 Body::new(DeadlineBody {
                     body,
                     deadline: tokio::time::sleep(limits.body_timeout),
                     timeout: limits.body_timeout,
                 })
             });
+            req.extensions_mut().insert(peer);
             let res = match router.oneshot(req).await {
                 Ok(res) => res,
                 Err(never) => match never {},
             };
+            let stream = res
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if stream {
+                conn_of_request.streaming();
+            }
             // The request ends when its response body has been sent.
             Ok::<_, Infallible>(res.map(|body| {
                 Body::new(body.map_frame(move |frame| {
@@ -489,21 +542,33 @@ async fn serve_connection(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_connection_waiting_for_a_request_is_evicted_first() {
+    #[tokio::test(start_paused = true)]
+    async fn room_is_made_from_the_idle_then_streams_then_the_oldest_request() {
         let registry = Registry::default();
-        let busy = Conn::new();
-        let _request = busy.request_started();
+        let working = Conn::new();
+        let _work = working.request_started();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let stream = Conn::new();
+        let _streaming = stream.request_started();
+        stream.streaming();
         let idle = Conn::new();
-        registry.open().insert(1, busy);
-        registry.open().insert(2, idle.clone());
-        assert!(registry.evict_longest_waiting());
-        assert!(idle.activity().evicted);
-        assert_eq!(registry.open().len(), 1);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let fresh = Conn::new();
+        for (id, c) in [(1, &working), (2, &stream), (3, &idle), (4, &fresh)] {
+            registry.open().insert(id, c.clone());
+        }
+        assert!(registry.evict_one());
         assert!(
-            !registry.evict_longest_waiting(),
-            "a connection with a request in flight is never evicted"
+            idle.activity().evicted,
+            "the one waiting for a request goes first"
         );
+        assert!(registry.evict_one());
+        assert!(stream.activity().evicted, "then the oldest stream");
+        assert!(registry.evict_one());
+        assert!(working.activity().evicted, "then the oldest request");
+        assert!(!fresh.activity().evicted, "one just connected goes last");
+        assert!(registry.evict_one());
+        assert!(!registry.evict_one(), "nothing left to close");
     }
 
     #[tokio::test(start_paused = true)]

@@ -27,11 +27,13 @@ pub mod metrics;
 pub mod monitor;
 pub mod rate_limit;
 pub mod reload;
+pub mod retry;
 pub mod router;
 pub mod routes;
 pub mod server;
 pub mod slack;
 pub mod state;
+pub mod supervise;
 pub mod workers;
 
 pub use chat::ReplySink;

@@ -22,6 +22,11 @@ struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     method: String,
     error: String,
@@ -43,6 +48,7 @@ struct Inner {
     rate_limited: Counter,
     shed: Counter,
     outbox_given_up: Counter,
+    restarts: Family<TaskLabels, Counter>,
     in_flight: Gauge,
     stats: std::sync::Mutex<Stats>,
 }
@@ -88,6 +94,7 @@ impl Metrics {
         let rate_limited = Counter::default();
         let shed = Counter::default();
         let outbox_given_up = Counter::default();
+        let restarts = Family::<TaskLabels, Counter>::default();
         let in_flight = Gauge::default();
         registry.register(
             "http_requests",
@@ -130,6 +137,11 @@ impl Metrics {
             outbox_given_up.clone(),
         );
         registry.register(
+            "background_task_restarts",
+            "Background tasks (courier, hooks, monitor, sweeper …) that panicked or ended before shutdown and were started again, by task",
+            restarts.clone(),
+        );
+        registry.register(
             "background_tasks_in_flight",
             "Requests being processed after their acknowledgement",
             in_flight.clone(),
@@ -145,6 +157,7 @@ impl Metrics {
                 rate_limited,
                 shed,
                 outbox_given_up,
+                restarts,
                 in_flight,
                 stats: std::sync::Mutex::new(Stats::default()),
             }),
@@ -237,6 +250,14 @@ impl Metrics {
     /// Counts an outbox message given up after its last attempt failed.
     pub fn outbox_given_up(&self) {
         self.inner.outbox_given_up.inc();
+    }
+
+    /// Counts a background task started again after it failed.
+    pub fn task_restarted(&self, task: &'static str) {
+        self.inner
+            .restarts
+            .get_or_create(&TaskLabels { task })
+            .inc();
     }
 
     /// Counts work refused for lack of room.

@@ -15,6 +15,12 @@ pub const DEFAULT_CHAT_RATE: Rate = Rate {
     per: Duration::from_secs(60),
 };
 
+/// Default for `GET /api/v1/status`: 60 requests a minute per client address.
+pub const DEFAULT_STATUS_RATE: Rate = Rate {
+    requests: 60,
+    per: Duration::from_secs(60),
+};
+
 /// Default: 60 requests a minute per token and endpoint.
 pub const DEFAULT_RATE: Rate = Rate {
     requests: 60,
@@ -96,6 +102,10 @@ impl ApiRateLimit {
     /// Takes one request of `token` on `endpoint`; `Err(wait)` when over the limit,
     /// with how long until the next one is allowed.
     pub fn check(&self, endpoint: &'static str, token: &str) -> Result<(), Duration> {
+        // Keys by client address come and go: forget the idle ones now and then.
+        if self.limiter.len() > 10_000 {
+            self.limiter.retain_recent();
+        }
         self.limiter
             .check_key(&(endpoint, token.to_owned()))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))

@@ -35,8 +35,14 @@ pub struct AppState {
     pub api_token: Option<Secret>,
     /// Per-token limit of `POST /api/v1/chart` and `/api/v1/notify`; `None`: none.
     pub api_limit: Option<Arc<ApiRateLimit>>,
+    /// `GET /api/v1/status` per client address.
+    pub status_limit: Option<Arc<ApiRateLimit>>,
     /// The status board's live picture (`GET /board`, `GET /api/v1/events`).
     pub board: crate::monitor::board::Board,
+    /// Event streams open now, and how many may be.
+    pub streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// `CROSSROADS_MAX_STREAMS`.
+    pub max_streams: usize,
     /// When this replica started (`GET /api/v1/stats`).
     pub started: std::time::SystemTime,
     /// The outbox transport the monitor's announcements go to: `slack` (the
@@ -73,7 +79,10 @@ impl AppState {
             drain_timeout: config.drain_timeout,
             api_token: config.api_token.clone(),
             api_limit: config.api_rate.map(|r| Arc::new(ApiRateLimit::new(r))),
+            status_limit: config.status_rate.map(|r| Arc::new(ApiRateLimit::new(r))),
             board: crate::monitor::board::Board::new(),
+            streams: Arc::default(),
+            max_streams: config.max_streams,
             started: std::time::SystemTime::now(),
             announce_via: crate::slack::courier::TRANSPORT.to_owned(),
         })

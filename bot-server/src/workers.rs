@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::state::AppState;
+use crate::supervise::supervised;
 
 /// How often the inbox is swept when nothing wakes the sweeper.
 const SWEEP: Duration = Duration::from_millis(500);
@@ -17,7 +18,8 @@ const SWEEP: Duration = Duration::from_millis(500);
 const PING: Duration = Duration::from_secs(2);
 /// How long the courier may take on shutdown to send what is due.
 const FLUSH: Duration = Duration::from_secs(10);
-/// How often processed deliveries and delivered messages are pruned.
+/// How often processed deliveries and delivered messages (and, past
+/// `settings.retention`, buttons, approvals and finished runs) are pruned.
 const PRUNE: Duration = Duration::from_secs(300);
 /// How long they are kept (deliveries deduplicate Slack's retries meanwhile).
 const KEEP: Duration = Duration::from_secs(3600);
@@ -83,89 +85,140 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts them for `state`.
+    /// Starts them for `state`, each supervised: one that panics or ends early is
+    /// logged, counted and started again.
     pub fn start(state: &AppState) -> Self {
         let (stop, _) = watch::channel(false);
         let intake = state.slack.intake().clone();
-        let sweeper = tokio::spawn({
+        let metrics = intake.metrics().clone();
+        let sweeper = supervised("sweeper", metrics.clone(), stop.subscribe(), {
             let intake = intake.clone();
-            async move { intake.sweep(SWEEP).await }
-        });
-        let courier = tokio::spawn({
-            let courier = state.slack.courier();
-            let mut stopped = stop.subscribe();
-            async move {
-                courier
-                    .run(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
+            let stop = stop.subscribe();
+            move || {
+                let intake = intake.clone();
+                let mut stopped = stop.clone();
+                async move {
+                    // It ends when the replica stops taking work; so does this, later.
+                    intake.sweep(SWEEP).await;
+                    let _ = stopped.wait_for(|s| *s).await;
+                }
             }
         });
-        let health = tokio::spawn({
+        let courier = supervised("courier", metrics.clone(), stop.subscribe(), {
+            let courier = state.slack.courier();
+            let stop = stop.subscribe();
+            move || {
+                let courier = courier.clone();
+                let mut stopped = stop.clone();
+                async move {
+                    courier
+                        .run(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await
+                }
+            }
+        });
+        let health = supervised("store health", metrics.clone(), stop.subscribe(), {
             let store = intake.bot().store();
             let store_ok = state.store_ok.clone();
-            let mut stopped = stop.subscribe();
-            async move {
-                loop {
-                    let ok = match tokio::time::timeout(PING, store.ping()).await {
-                        Ok(Ok(())) => true,
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "the state store does not answer");
-                            false
+            let stop = stop.subscribe();
+            move || {
+                let store = store.clone();
+                let store_ok = store_ok.clone();
+                let mut stopped = stop.clone();
+                async move {
+                    loop {
+                        let ok = match tokio::time::timeout(PING, store.ping()).await {
+                            Ok(Ok(())) => true,
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "the state store does not answer");
+                                false
+                            }
+                            Err(_) => {
+                                tracing::warn!("the state store did not answer a ping in time");
+                                false
+                            }
+                        };
+                        store_ok.store(ok, Ordering::Relaxed);
+                        tokio::select! {
+                            _ = stopped.wait_for(|s| *s) => return,
+                            () = tokio::time::sleep(PING) => {}
                         }
-                        Err(_) => {
-                            tracing::warn!("the state store did not answer a ping in time");
-                            false
+                    }
+                }
+            }
+        });
+        let takeover = supervised("takeover", metrics.clone(), stop.subscribe(), {
+            let intake = intake.clone();
+            let stop = stop.subscribe();
+            move || {
+                let intake = intake.clone();
+                let mut stopped = stop.clone();
+                async move {
+                    loop {
+                        take_over(&intake).await;
+                        let every =
+                            (intake.bot().settings().lease / 3).max(Duration::from_millis(200));
+                        tokio::select! {
+                            _ = stopped.wait_for(|s| *s) => return,
+                            () = tokio::time::sleep(every) => {}
                         }
-                    };
-                    store_ok.store(ok, Ordering::Relaxed);
-                    tokio::select! {
-                        _ = stopped.wait_for(|s| *s) => return,
-                        () = tokio::time::sleep(PING) => {}
                     }
                 }
             }
         });
-        let takeover = tokio::spawn({
+        let queue = supervised("deploy queue", metrics.clone(), stop.subscribe(), {
             let intake = intake.clone();
-            let mut stopped = stop.subscribe();
-            async move {
-                loop {
-                    take_over(&intake).await;
-                    let every = (intake.bot().settings().lease / 3).max(Duration::from_millis(200));
-                    tokio::select! {
-                        _ = stopped.wait_for(|s| *s) => return,
-                        () = tokio::time::sleep(every) => {}
+            let stop = stop.subscribe();
+            move || {
+                let intake = intake.clone();
+                let mut stopped = stop.clone();
+                async move {
+                    loop {
+                        start_queued(&intake).await;
+                        tokio::select! {
+                            _ = stopped.wait_for(|s| *s) => return,
+                            () = tokio::time::sleep(QUEUE) => {}
+                        }
                     }
                 }
             }
         });
-        let queue = tokio::spawn({
-            let intake = intake.clone();
-            let mut stopped = stop.subscribe();
-            async move {
-                loop {
-                    start_queued(&intake).await;
-                    tokio::select! {
-                        _ = stopped.wait_for(|s| *s) => return,
-                        () = tokio::time::sleep(QUEUE) => {}
-                    }
-                }
-            }
-        });
-        let pruner = tokio::spawn({
-            let store = intake.bot().store();
+        let pruner = supervised("pruner", metrics, stop.subscribe(), {
             let bot = intake.bot().clone();
-            async move {
-                loop {
-                    tokio::time::sleep(PRUNE).await;
-                    let before = bot.now() - KEEP;
-                    if let Err(e) = store.prune_inbox(before).await {
-                        tracing::warn!(error = %e, "could not prune the inbox");
-                    }
-                    if let Err(e) = store.prune_outbox(before).await {
-                        tracing::warn!(error = %e, "could not prune the outbox");
+            let stop = stop.subscribe();
+            move || {
+                let bot = bot.clone();
+                let mut stopped = stop.clone();
+                async move {
+                    loop {
+                        tokio::select! {
+                            _ = stopped.wait_for(|s| *s) => return,
+                            () = tokio::time::sleep(PRUNE) => {}
+                        }
+                        let store = bot.store();
+                        let before = bot.now() - KEEP;
+                        if let Err(e) = store.prune_inbox(before).await {
+                            tracing::warn!(error = %e, "could not prune the inbox");
+                        }
+                        if let Err(e) = store.prune_outbox(before).await {
+                            tracing::warn!(error = %e, "could not prune the outbox");
+                        }
+                        let kept_from = bot
+                            .now()
+                            .checked_sub(bot.settings().retention)
+                            .unwrap_or(std::time::UNIX_EPOCH);
+                        match store.prune_history(kept_from).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(
+                                rows = n,
+                                "pruned buttons, approvals and runs past settings.retention"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not prune old buttons, approvals and runs")
+                            }
+                        }
                     }
                 }
             }

@@ -18,11 +18,13 @@ use tokio::sync::oneshot;
 const API_TOKEN: &str = "api-token-for-tests";
 
 /// Healthy everywhere except the instance whose URL mentions `green`, which refuses.
-struct GreenIsDown;
+/// Counts the probes it answers.
+struct GreenIsDown(Arc<std::sync::atomic::AtomicU64>);
 
 #[async_trait]
 impl Probe for GreenIsDown {
     async fn get(&self, url: &str, _timeout: Duration) -> Result<HttpSnapshot, ProbeError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if url.contains("green") {
             return Err(ProbeError::Refused);
         }
@@ -61,13 +63,17 @@ fn config() -> Config {
 struct App {
     addr: std::net::SocketAddr,
     slack: StandIn,
+    probes: Arc<std::sync::atomic::AtomicU64>,
     http: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
 }
 
 async fn start(api_token: Option<&str>) -> App {
     let slack = StandIn::start().await;
-    let bot = Bot::builder(config()).probe(Arc::new(GreenIsDown)).build();
+    let probes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bot = Bot::builder(config())
+        .probe(Arc::new(GreenIsDown(probes.clone())))
+        .build();
     let mut serve = ServeConfig::new(
         "127.0.0.1:0".parse().expect("addr"),
         Secret::new(SECRET),
@@ -86,6 +92,7 @@ async fn start(api_token: Option<&str>) -> App {
     App {
         addr,
         slack,
+        probes,
         http: reqwest::Client::new(),
         _shutdown: tx,
     }
@@ -93,12 +100,15 @@ async fn start(api_token: Option<&str>) -> App {
 
 impl App {
     async fn get(&self, path: &str) -> (u16, Value) {
-        let res = self
-            .http
-            .get(format!("http://{}{path}", self.addr))
-            .send()
-            .await
-            .expect("server answers");
+        self.get_as(path, None).await
+    }
+
+    async fn get_as(&self, path: &str, auth: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(format!("http://{}{path}", self.addr));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let res = req.send().await.expect("server answers");
         let status = res.status().as_u16();
         (status, res.json().await.expect("JSON answer"))
     }
@@ -124,8 +134,8 @@ fn bearer() -> String {
 
 #[tokio::test]
 async fn status_lists_every_instance_with_the_down_one_and_the_active_members() {
-    let app = start(None).await;
-    let (code, body) = app.get("/api/v1/status").await;
+    let app = start(Some(API_TOKEN)).await;
+    let (code, body) = app.get_as("/api/v1/status", Some(&bearer())).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["total"], 4, "{body}");
     assert_eq!(body["healthy"], 2, "{body}");
@@ -163,6 +173,34 @@ async fn status_lists_every_instance_with_the_down_one_and_the_active_members() 
         "credentials leak in {url}"
     );
     assert!(url.contains("127.0.0.1:9/green"), "{url}");
+
+    // Without the token: the same status, without the addresses.
+    let (code, anonymous) = app.get("/api/v1/status").await;
+    assert_eq!(code, 200, "{anonymous}");
+    assert_eq!(anonymous["healthy"], 2, "{anonymous}");
+    assert!(
+        !anonymous.to_string().contains("127.0.0.1"),
+        "no URL without the API token: {anonymous}"
+    );
+}
+
+#[tokio::test]
+async fn a_status_flood_probes_each_instance_once_and_each_client_is_limited() {
+    let app = start(None).await;
+    let answers = futures::future::join_all((0..200).map(|_| app.get("/api/v1/status"))).await;
+    let ok = answers.iter().filter(|(c, _)| *c == 200).count();
+    let limited = answers.iter().filter(|(c, _)| *c == 429).count();
+    assert_eq!(ok + limited, 200, "every request answered");
+    assert_eq!(
+        ok, 60,
+        "the first 60 from this address (CROSSROADS_STATUS_RATE_LIMIT 60/min)"
+    );
+    assert_eq!(app.probes.load(std::sync::atomic::Ordering::SeqCst) % 4, 0);
+    assert!(
+        app.probes.load(std::sync::atomic::Ordering::SeqCst) <= 8,
+        "one round (two at most) of 4 probes for 60 answers: {}",
+        app.probes.load(std::sync::atomic::Ordering::SeqCst)
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,6 +28,9 @@ struct State {
     /// Bumped by every cut: open connections end when it changes.
     generation: watch::Sender<u64>,
     sent: Mutex<Vec<Sent>>,
+    /// Connections open now, and the most ever open at once.
+    open: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 /// A running proxy on `127.0.0.1`; stops when dropped.
@@ -47,6 +50,8 @@ impl TcpProxy {
             cut: AtomicBool::new(false),
             generation: watch::Sender::new(0),
             sent: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         });
         let task = tokio::spawn({
             let state = state.clone();
@@ -80,6 +85,11 @@ impl TcpProxy {
         self.state.cut.store(false, Ordering::SeqCst);
     }
 
+    /// The most connections that were ever open through it at once.
+    pub fn peak(&self) -> usize {
+        self.state.peak.load(Ordering::SeqCst)
+    }
+
     /// What clients sent upstream so far, in order.
     pub fn sent(&self) -> Vec<Sent> {
         self.state
@@ -97,7 +107,19 @@ impl Drop for TcpProxy {
     }
 }
 
+/// Counts one open connection while it lives.
+struct Open(Arc<State>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn pipe(state: Arc<State>, mut client: TcpStream) {
+    let now = state.open.fetch_add(1, Ordering::SeqCst) + 1;
+    state.peak.fetch_max(now, Ordering::SeqCst);
+    let _open = Open(state.clone());
     let mut cut = state.generation.subscribe();
     let Ok(mut upstream) = TcpStream::connect(state.upstream).await else {
         return;

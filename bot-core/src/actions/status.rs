@@ -157,7 +157,22 @@ mod opt_millis {
 /// switch, all at once; each probe has its own timeout. An unknown `env` gives an
 /// empty status.
 pub(crate) async fn gather(ctx: &Ctx<'_>, env: Option<&str>) -> PlatformStatus {
-    gather_at(ctx, env, None).await
+    shared(ctx, env, None).await
+}
+
+/// [`gather_at`], shared by everyone who asks for the same scope within
+/// `settings.status_cache` (one round at a time).
+pub(crate) async fn shared(
+    ctx: &Ctx<'_>,
+    env: Option<&str>,
+    region: Option<&str>,
+) -> PlatformStatus {
+    let ttl = ctx.config().settings.status_cache;
+    ctx.backends
+        .status_cache
+        .clone()
+        .get(env, region, ttl, || gather_at(ctx, env, region))
+        .await
 }
 
 /// Like [`gather`], limited to one `region` of the environment when given. Every
@@ -389,6 +404,6 @@ impl Action for Status {
             Target::Region { env, region, .. } => (Some(env.as_str()), Some(region.as_str())),
             other => return Rejection::unsupported(&cmd.name, other).reply(),
         };
-        render_at(&gather_at(ctx, env, region).await, env, region)
+        render_at(&shared(ctx, env, region).await, env, region)
     }
 }

@@ -86,6 +86,24 @@ impl ServerState {
     }
 }
 
+/// Connections to one HAProxy runtime API open at once, from this process, at most
+/// (HAProxy's stats socket takes few; a status flood must not crowd out a switch).
+const MAX_CONNECTIONS: usize = 4;
+
+/// The permits of the runtime API at `address`, shared by every switch using it.
+fn connections(address: &str) -> std::sync::Arc<tokio::sync::Semaphore> {
+    static ALL: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
+    > = std::sync::OnceLock::new();
+    let mut all = ALL
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    all.entry(address.trim().to_owned())
+        .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)))
+        .clone()
+}
+
 /// Drives one HAProxy backend's servers as a pool's members.
 #[derive(Debug, Clone)]
 pub struct HaproxySwitch {
@@ -148,9 +166,14 @@ impl HaproxySwitch {
         }
     }
 
-    /// Sends one command and returns HAProxy's whole answer.
+    /// Sends one command and returns HAProxy's whole answer, over one of at most
+    /// four connections this process has open to that runtime API at once.
     pub async fn command(&self, command: &str) -> Result<String, SwitchError> {
         let line = format!("{}\n", command.trim_end());
+        let _permit = connections(&self.address)
+            .acquire_owned()
+            .await
+            .map_err(|_| self.unreachable("the connection limit was closed"))?;
         if let Some(path) = self.unix_path() {
             #[cfg(unix)]
             {

@@ -24,9 +24,12 @@ impl Default for HttpProbe {
 
 impl HttpProbe {
     /// A probe with its own client (no proxy: probes go straight to the instance).
+    /// It follows a redirect only to the same origin (scheme, host and port), at
+    /// most five: a health endpoint cannot send the bot elsewhere.
     pub fn new() -> Self {
         let client = reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::custom(same_origin_only))
             .user_agent(concat!("crossroads/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
@@ -36,6 +39,19 @@ impl HttpProbe {
     /// A probe sharing an existing client.
     pub fn with_client(client: reqwest::Client) -> Self {
         Self { client }
+    }
+}
+
+/// The redirect policy of probes: same origin, at most five hops.
+fn same_origin_only(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let same = attempt
+        .previous()
+        .first()
+        .is_some_and(|first| first.origin() == attempt.url().origin());
+    if same && attempt.previous().len() <= 5 {
+        attempt.follow()
+    } else {
+        attempt.stop()
     }
 }
 
@@ -111,16 +127,30 @@ impl Probe for HttpProbe {
     }
 }
 
-/// Sends configured HTTP requests with reqwest.
-#[derive(Clone, Default)]
+/// Sends configured HTTP requests with reqwest. No redirect is followed: a request
+/// carrying headers and a body goes to the configured address or nowhere (a 3xx is
+/// the answer).
+#[derive(Clone)]
 pub struct ReqwestAction {
-    probe: HttpProbe,
+    client: reqwest::Client,
+}
+
+impl Default for ReqwestAction {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ReqwestAction {
     /// A sender with its own client.
     pub fn new() -> Self {
-        Self::default()
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("crossroads/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self { client }
     }
 }
 
@@ -134,7 +164,7 @@ impl HttpAction for ReqwestAction {
         let started = Instant::now();
         let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| ProbeError::Other(format!("bad HTTP method `{}`", req.method)))?;
-        let mut builder = self.probe.client.request(method, &req.url).timeout(timeout);
+        let mut builder = self.client.request(method, &req.url).timeout(timeout);
         for (k, v) in &req.headers {
             builder = builder.header(k, v);
         }

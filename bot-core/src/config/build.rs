@@ -809,6 +809,8 @@ impl<'a> Builder<'a> {
                 lock_lease: self.duration(&s.lock_lease, base.lock_lease),
                 lease: self.duration(&s.lease, base.lease),
                 button_ttl: self.duration(&s.button_ttl, base.button_ttl),
+                status_cache: self.duration(&s.status_cache, base.status_cache),
+                retention: self.duration(&s.retention, base.retention),
             };
         }
 

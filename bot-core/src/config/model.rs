@@ -168,6 +168,12 @@ pub struct Settings {
     pub lease: Duration,
     /// How long buttons stay usable.
     pub button_ttl: Duration,
+    /// How long one status round (every probe, every switch read) is shared by
+    /// everyone asking for the same status; zero for none.
+    pub status_cache: Duration,
+    /// How long expired buttons and approval requests, and finished runs, are kept
+    /// (the audit log is kept for ever).
+    pub retention: Duration,
 }
 
 impl Default for Settings {
@@ -180,6 +186,8 @@ impl Default for Settings {
             lock_lease: Duration::from_secs(7 * 24 * 3600),
             lease: Duration::from_secs(30),
             button_ttl: Duration::from_secs(30 * 60),
+            status_cache: Duration::from_secs(2),
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -198,6 +198,8 @@ pub(crate) struct RawSettings {
     pub lock_lease: Option<S<String>>,
     pub lease: Option<S<String>>,
     pub button_ttl: Option<S<String>>,
+    pub status_cache: Option<S<String>>,
+    pub retention: Option<S<String>>,
 }
 
 /// `settings.gate:`.

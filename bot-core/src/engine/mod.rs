@@ -147,6 +147,7 @@ impl BotBuilder {
             compare_override: self.compare,
             memory_switch: Arc::new(MemorySwitch::new()),
             owner: self.owner.unwrap_or_else(replica_name),
+            status_cache: Arc::default(),
         };
         let generation = generation(self.config, &backends);
         Bot {

@@ -593,6 +593,14 @@ pub trait Store:
 {
     /// Whether the store answers now (for readiness); `Err` says why not.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Forgets what is past use and older than `before` (`settings.retention`):
+    /// button sets and approval requests that expired before it, and finished runs
+    /// that started before it, except the newest finished run of each environment
+    /// and action (rollback reads where the last deploy moved traffic from). Running
+    /// and pending runs, locks and the audit log are never pruned. Returns how many
+    /// rows went.
+    async fn prune_history(&self, before: SystemTime) -> Result<u64, StoreError>;
 }
 
 impl crate::failure::Failure for StoreError {

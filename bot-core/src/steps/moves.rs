@@ -25,9 +25,13 @@ pub(crate) async fn switch_and_verify(
 ) -> Result<Duration, SwitchError> {
     let started = Instant::now();
     let region = pool.region.as_deref();
-    ctx.switch_at(&env.name, region, &pool.name)?
+    let switched = ctx
+        .switch_at(&env.name, region, &pool.name)?
         .switch_to(env, pool, member)
-        .await?;
+        .await;
+    // Moved or maybe moved: a status from before is not shown after.
+    ctx.backends.status_cache.moved();
+    switched?;
     let now_active = ctx.active_at(&env.name, region, &pool.name).await?;
     if now_active != member {
         return Err(SwitchError::NotApplied(format!(

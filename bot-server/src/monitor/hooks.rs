@@ -20,8 +20,6 @@ use crate::metrics::Metrics;
 pub const TRANSPORT: &str = "hooks";
 /// Attempts before an event is given up (about half an hour of backoff).
 const MAX_ATTEMPTS: u32 = 12;
-/// How long a courier holds the events it is sending.
-const SEND_LEASE: Duration = Duration::from_secs(60);
 /// How often the outbox is read when nothing woke the courier.
 const POLL: Duration = Duration::from_millis(250);
 /// Per-request timeout.
@@ -56,7 +54,15 @@ enum Sent {
     Never(String),
 }
 
+/// How long a courier holds the events it is sending: `settings.lease`, so that
+/// another replica sends them again that soon after this one died, but never less
+/// than a request may take.
+pub(crate) fn send_lease(lease: Duration) -> Duration {
+    lease.clamp(TIMEOUT + Duration::from_secs(2), Duration::from_secs(300))
+}
+
 /// Sends the outbox's hook events.
+#[derive(Clone)]
 pub struct HookCourier {
     bot: Bot,
     http: reqwest::Client,
@@ -67,9 +73,12 @@ pub struct HookCourier {
 impl HookCourier {
     /// A courier for `bot`'s store, woken by `wake`.
     pub fn new(bot: Bot, wake: Arc<Notify>, metrics: Metrics) -> Self {
+        // No redirect is followed: a hook's body (PagerDuty's routing key) goes to the
+        // configured address or nowhere.
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("crossroads/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
@@ -98,8 +107,9 @@ impl HookCourier {
     async fn round(&self) {
         let store = self.bot.store();
         let now = self.bot.now();
+        let until = crate::retry::after(now, send_lease(self.bot.settings().lease));
         let due = match store
-            .lease_messages(TRANSPORT, self.bot.owner(), now, now + SEND_LEASE, 64)
+            .lease_messages(TRANSPORT, self.bot.owner(), now, until, 64)
             .await
         {
             Ok(d) => d,
@@ -145,7 +155,7 @@ impl HookCourier {
             Sent::Again(wait) if m.attempts + 1 < MAX_ATTEMPTS => {
                 tracing::info!(event = %m.id, failures = m.attempts + 1, wait_ms = wait.as_millis() as u64, "hook delivery failed; trying again");
                 Attempt::Failed {
-                    retry_at: Some(now + wait),
+                    retry_at: Some(crate::retry::after(now, wait)),
                 }
             }
             Sent::Again(_) => {
@@ -191,15 +201,16 @@ impl HookCourier {
                 if status.is_success() {
                     Sent::Ok
                 } else if status.as_u16() == 429 {
-                    let wait = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map_or_else(|| backoff(failures), Duration::from_secs);
+                    let wait = crate::retry::retry_after(resp.headers())
+                        .unwrap_or_else(|| backoff(failures));
                     Sent::Again(wait)
                 } else if status.is_server_error() || status.as_u16() == 408 {
                     Sent::Again(backoff(failures))
+                } else if status.is_redirection() {
+                    Sent::Never(format!(
+                        "answered {} (a redirect, which is not followed)",
+                        status.as_u16()
+                    ))
                 } else {
                     Sent::Never(format!("answered {}", status.as_u16()))
                 }

@@ -412,9 +412,16 @@ pub fn start(
         hooks_wake.clone(),
     )
     .announce_via(state.announce_via.clone());
-    let courier = hooks::HookCourier::new(bot, hooks_wake, intake.metrics().clone());
+    let metrics = intake.metrics().clone();
+    let courier = hooks::HookCourier::new(bot, hooks_wake, metrics.clone());
     vec![
-        tokio::spawn(monitor.run(stop.subscribe())),
-        tokio::spawn(courier.run(stop.subscribe())),
+        crate::supervise::supervised("monitor", metrics.clone(), stop.subscribe(), {
+            let stop = stop.subscribe();
+            move || monitor.clone().run(stop.clone())
+        }),
+        crate::supervise::supervised("hooks", metrics, stop.subscribe(), {
+            let stop = stop.subscribe();
+            move || courier.clone().run(stop.clone())
+        }),
     ]
 }

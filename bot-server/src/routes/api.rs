@@ -24,24 +24,71 @@ pub struct StatusQuery {
 }
 
 /// `GET /api/v1/status[?env=NAME]`: every instance probed, every switch read, as
-/// [`bot_core::PlatformStatus`] JSON; an unknown environment gets 404.
+/// [`bot_core::PlatformStatus`] JSON; an unknown environment gets 404. The round is
+/// shared with everyone asking within `settings.status_cache`, each client address
+/// may ask `CROSSROADS_STATUS_RATE_LIMIT` times (429 beyond), and without the API
+/// token the answer names no URL and no switch's own error text.
 pub async fn status(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::conn::Peer>>,
+    headers: HeaderMap,
     query: Result<Query<StatusQuery>, QueryRejection>,
 ) -> Response {
     let Query(query) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    if let (Some(limit), Some(axum::Extension(crate::conn::Peer(ip)))) = (&state.status_limit, peer)
+    {
+        if let Err(wait) = limit.check("status", &ip.to_string()) {
+            let secs = crate::rate_limit::retry_after_secs(wait);
+            let mut res = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "rate limit of {} per client reached; retry in {secs}s",
+                    limit.rate()
+                ),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return res;
+        }
+    }
+    let full = authorised(&state, &headers, "the full status").is_ok();
     match state
         .slack
         .bot()
         .platform_status(query.env.as_deref())
         .await
     {
-        Ok(status) => axum::Json(status).into_response(),
+        Ok(status) if full => axum::Json(status).into_response(),
+        Ok(status) => axum::Json(public(status)).into_response(),
         Err(unknown) => error(StatusCode::NOT_FOUND, unknown),
     }
+}
+
+/// The status for anyone: the URLs dropped and a switch's own error text replaced by
+/// a plain sentence (it may name sockets, hosts or upstream answers).
+fn public(status: bot_core::PlatformStatus) -> Value {
+    let mut value = serde_json::to_value(status).unwrap_or(Value::Null);
+    fn scrub(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.remove("url");
+                if let Some(e) = map.get_mut("switch_error") {
+                    if !e.is_null() {
+                        *e = Value::from("the traffic switch could not be read");
+                    }
+                }
+                map.values_mut().for_each(scrub);
+            }
+            Value::Array(items) => items.iter_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+    scrub(&mut value);
+    value
 }
 
 /// `GET /api/v1/stats`: JSON counters for people who do not run Prometheus — up
@@ -306,16 +353,36 @@ pub async fn audit(
         Some(Err(reason)) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let store = state.slack.bot().store();
-    match bot_core::audit::export(&*store, since).await {
-        Ok(lines) => ([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response(),
-        Err(e) => {
+    let mut pages = Box::pin(bot_core::audit::export_stream(store, since));
+    // The first page says whether the store answers at all: a clear 503 if not.
+    let first = match futures::StreamExt::next(&mut pages).await {
+        None => String::new(),
+        Some(Ok(lines)) => lines,
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "audit export failed");
-            error(
+            return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the state store is unavailable, so the audit log cannot be read",
-            )
+            );
         }
-    }
+    };
+    // The rest is sent as it is read; a store failing midway cuts the response short
+    // (the client sees an incomplete body, never a silently shortened chain).
+    let rest = futures::StreamExt::map(pages, |page| {
+        page.map(axum::body::Bytes::from).map_err(|e| {
+            tracing::warn!(error = %e, "audit export failed midway");
+            std::io::Error::other("the state store failed during the audit export")
+        })
+    });
+    let body = futures::StreamExt::chain(
+        futures::stream::once(async move { Ok(axum::body::Bytes::from(first)) }),
+        rest,
+    );
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -27,8 +27,12 @@ const CONCURRENCY: usize = 64;
 /// How often the outbox is read when nothing woke the courier (another replica's
 /// messages, retries coming due).
 const POLL: Duration = Duration::from_millis(250);
-/// How long a courier holds a message it is sending.
-const SEND_LEASE: Duration = Duration::from_secs(60);
+/// How long a courier holds a message it is sending, when no configuration says
+/// (`settings.lease` otherwise, so another replica sends it again that soon after
+/// this one died).
+const SEND_LEASE: Duration = Duration::from_secs(30);
+/// The shortest hold: a send under way is never taken over.
+const MIN_SEND_LEASE: Duration = Duration::from_secs(12);
 
 /// Delivers Slack's outbox messages.
 #[derive(Clone)]
@@ -41,6 +45,7 @@ pub struct Courier {
     attempts: u32,
     wake: Arc<Notify>,
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+    lease: Arc<dyn Fn() -> Duration + Send + Sync>,
 }
 
 /// How long to wait before attempt `n + 1` after `n` failures: 1 s, 2 s, 4 s … 60 s.
@@ -61,7 +66,11 @@ impl Courier {
             interval,
             attempts: MAX_ATTEMPTS,
             wake: intake.outbox_changed(),
-            clock: Arc::new(move || bot.now()),
+            clock: Arc::new({
+                let bot = bot.clone();
+                move || bot.now()
+            }),
+            lease: Arc::new(move || bot.settings().lease),
         }
     }
 
@@ -82,6 +91,7 @@ impl Courier {
             attempts: MAX_ATTEMPTS,
             wake,
             clock: Arc::new(SystemTime::now),
+            lease: Arc::new(|| SEND_LEASE),
         }
     }
 
@@ -121,9 +131,16 @@ impl Courier {
             return true;
         }
         let now = (self.clock)();
+        let hold = (self.lease)().clamp(MIN_SEND_LEASE, Duration::from_secs(300));
         let due = match self
             .store
-            .lease_messages(TRANSPORT, &self.owner, now, now + SEND_LEASE, room)
+            .lease_messages(
+                TRANSPORT,
+                &self.owner,
+                now,
+                crate::retry::after(now, hold),
+                room,
+            )
             .await
         {
             Ok(due) => due,
@@ -199,7 +216,7 @@ impl Courier {
             };
             tracing::info!(message = %m.id, failures, error = %e.code(), wait_ms = wait.as_millis() as u64, "Slack delivery failed; trying again");
             return Attempt::Failed {
-                retry_at: Some(now + wait),
+                retry_at: Some(crate::retry::after(now, wait)),
             };
         }
         tracing::error!(

@@ -45,6 +45,16 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 /// Longest wait between two attempts to open a connection.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The largest frame or message taken from the socket: Slack's envelopes are a few
+/// kilobytes; anything near this is not Slack's and closes the connection.
+const MAX_FRAME: usize = 1024 * 1024;
+
+/// `wait`, less a random part of up to half of it, so replicas and connections that
+/// lost Slack at the same moment do not all come back at the same moment.
+fn jittered(wait: Duration) -> Duration {
+    wait.mul_f64(1.0 - fastrand::f64() / 2.0)
+}
+
 /// A connection that lived this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// An envelope accepted slower than this is logged: Slack gives 3 seconds.
@@ -215,7 +225,7 @@ async fn keep_open(shared: Arc<Shared>, slot: usize, mut stop: watch::Receiver<b
                             tracing::warn!(slot, retry_in_ms, "Socket Mode: {e}");
                         }
                         tokio::select! {
-                            () = tokio::time::sleep(backoff) => {}
+                            () = tokio::time::sleep(jittered(backoff)) => {}
                             _ = stop.wait_for(|s| *s) => return,
                         }
                         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -273,7 +283,7 @@ async fn keep_open(shared: Arc<Shared>, slot: usize, mut stop: watch::Receiver<b
                     backoff = BACKOFF_FIRST;
                 } else {
                     tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(jittered(backoff)) => {}
                         _ = stop.wait_for(|s| *s) => return,
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -339,7 +349,13 @@ async fn open(shared: &Arc<Shared>, slot: usize) -> Result<Connection, OpenError
         .connections_open(&shared.app_token)
         .await?;
     let host = host_of(&url);
-    let connect = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url));
+    let limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_frame_size(Some(MAX_FRAME))
+        .max_message_size(Some(MAX_FRAME));
+    let connect = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async_with_config(url, Some(limits), false),
+    );
     let mut socket: Socket = match connect.await {
         Ok(Ok((socket, _))) => socket,
         Ok(Err(e)) => {

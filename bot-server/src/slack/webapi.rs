@@ -420,13 +420,8 @@ impl WebApi {
             })?;
             let status = res.status();
             if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                let wait = res
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs)
-                    .unwrap_or(Duration::from_secs(1));
+                let wait =
+                    crate::retry::retry_after(res.headers()).unwrap_or(Duration::from_secs(1));
                 retry_after = wait;
                 self.metrics.api_failure(method, "ratelimited");
                 if attempt == self.max_attempts || wait > MAX_RETRY_AFTER {

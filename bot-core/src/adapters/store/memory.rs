@@ -792,6 +792,41 @@ impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|_| ())
     }
+
+    async fn prune_history(&self, before: SystemTime) -> Result<u64, StoreError> {
+        let mut gone = self.with(|s| {
+            let buttons = s.buttons.len();
+            s.buttons.retain(|_, (set, _)| set.expires >= before);
+            // The newest finished run of each environment and action stays.
+            let mut newest: HashMap<(Option<String>, String), (SystemTime, String)> =
+                HashMap::new();
+            for r in s.runs.values() {
+                if matches!(r.status, RunStatus::Done | RunStatus::Failed) {
+                    let key = (r.env.clone(), r.action.clone());
+                    let entry = newest
+                        .entry(key)
+                        .or_insert_with(|| (r.started, r.id.clone()));
+                    if r.started > entry.0 {
+                        *entry = (r.started, r.id.clone());
+                    }
+                }
+            }
+            let keep: HashSet<String> = newest.into_values().map(|(_, id)| id).collect();
+            let runs = s.runs.len();
+            s.runs.retain(|id, r| {
+                !matches!(r.status, RunStatus::Done | RunStatus::Failed)
+                    || r.started >= before
+                    || keep.contains(id)
+            });
+            (buttons - s.buttons.len() + runs - s.runs.len()) as u64
+        })?;
+        gone += self.with_approvals(|a| {
+            let n = a.len();
+            a.retain(|_, r| r.expires >= before);
+            (n - a.len()) as u64
+        })?;
+        Ok(gone)
+    }
 }
 
 impl MemoryStore {

@@ -27,7 +27,7 @@ pub async fn open(url: &str, migrate: bool) -> Result<Arc<SqlStore>, StoreError>
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|e| crate::adapters::store::sqlite::migration_error(&e))?;
+            .map_err(|e| crate::adapters::store::sql::migration_error(&e))?;
     }
     Ok(SqlStore::new(Db::Postgres(pool)))
 }

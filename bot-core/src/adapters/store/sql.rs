@@ -54,6 +54,14 @@ macro_rules! on_db {
     };
 }
 
+/// A migration failure in our own words (either engine).
+pub(crate) fn migration_error(e: &sqlx::migrate::MigrateError) -> StoreError {
+    tracing::error!(kind = ?std::mem::discriminant(e), "a migration failed");
+    StoreError::Failed(
+        "the database schema could not be brought up to date (a migration failed)".into(),
+    )
+}
+
 fn ms(t: SystemTime) -> i64 {
     i64::try_from(
         t.duration_since(SystemTime::UNIX_EPOCH)
@@ -1248,6 +1256,31 @@ impl Store for SqlStore {
                 .await
                 .map_err(|e| db_error("ping", e))?;
             Ok(())
+        })
+    }
+
+    async fn prune_history(&self, before: SystemTime) -> Result<u64, StoreError> {
+        let before = ms(before);
+        on_db!(&self.db, pool, _skip => {
+            let mut gone = 0;
+            for (what, sql) in [
+                ("prune buttons", "DELETE FROM button_sets WHERE expires_ms < $1"),
+                ("prune approvals", "DELETE FROM approvals WHERE expires_ms < $1"),
+                (
+                    "prune runs",
+                    "DELETE FROM runs WHERE status IN ('done', 'failed') AND started_ms < $1 \
+                     AND n NOT IN (SELECT MAX(n) FROM runs WHERE status IN ('done', 'failed') \
+                     GROUP BY env, action)",
+                ),
+            ] {
+                gone += sqlx::query(sql)
+                    .bind(before)
+                    .execute(pool)
+                    .await
+                    .map_err(|e| db_error(what, e))?
+                    .rows_affected();
+            }
+            Ok(gone)
         })
     }
 }

@@ -31,15 +31,7 @@ pub async fn open(url: &str, migrate: bool) -> Result<Arc<SqlStore>, StoreError>
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|e| migration_error(&e))?;
+            .map_err(|e| crate::adapters::store::sql::migration_error(&e))?;
     }
     Ok(SqlStore::new(Db::Sqlite(pool)))
-}
-
-/// A migration failure in our own words.
-pub(crate) fn migration_error(e: &sqlx::migrate::MigrateError) -> StoreError {
-    tracing::error!(kind = ?std::mem::discriminant(e), "a migration failed");
-    StoreError::Failed(
-        "the database schema could not be brought up to date (a migration failed)".into(),
-    )
 }

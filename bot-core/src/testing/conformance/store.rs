@@ -36,6 +36,94 @@ pub async fn store(store: Arc<dyn Store>) {
     one_approval_wins(store.clone(), store.clone(), run, t0).await;
     super::watch::watch(&*store, run, t0).await;
     deploy_queue(store.clone(), run, t0).await;
+    history(&*store, run, t0).await;
+}
+
+/// `prune_history`: what expired or finished before the cut goes, except the newest
+/// finished run of an environment and action; running runs stay. Its rows are ten
+/// years before the others, so a store shared by concurrent suites loses nothing
+/// of theirs.
+async fn history(store: &dyn Store, run: &str, t0: SystemTime) {
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let old = t0 - year * 10;
+    let cut = t0 - year * 9;
+    let stale = format!("stale-{run}");
+    let fresh = format!("fresh-{run}");
+    store
+        .issue_buttons(&set(&stale, None, old))
+        .await
+        .expect("issue");
+    store
+        .issue_buttons(&set(&fresh, None, t0 + Duration::from_secs(600)))
+        .await
+        .expect("issue");
+    let env = format!("env-old-{run}");
+    let finished = |n: u64, status: RunStatus| Run {
+        id: format!("old-{n}-{run}"),
+        action: "deploy".into(),
+        user: "U1".into(),
+        env: Some(env.clone()),
+        invocation: json!({"command": "deploy"}),
+        message: None,
+        state: json!({"step": "done"}),
+        status,
+        fence: 1,
+        owner: "replica-a".into(),
+        lease_until: old + Duration::from_secs(n),
+        started: old + Duration::from_secs(n),
+    };
+    for n in 1..=3 {
+        let mut r = finished(n, RunStatus::Running);
+        // Held far ahead, so no takeover elsewhere ever reaches for it.
+        r.lease_until = t0 + year * 100;
+        assert_eq!(store.start_run(&r, None).await, Ok(true));
+        if n < 3 {
+            store
+                .finish_run(&r.id, 1, &r.state, RunStatus::Done)
+                .await
+                .expect("finish");
+        }
+    }
+    let mut old_request = approval(&format!("old-{run}"), 1, old);
+    old_request.expires = old + Duration::from_secs(3600);
+    store.request_approval(&old_request).await.expect("request");
+    let gone = store.prune_history(cut).await.expect("prune");
+    assert_eq!(
+        store.button_set(&stale).await,
+        Ok(None),
+        "an expired set goes"
+    );
+    assert!(
+        matches!(store.button_set(&fresh).await, Ok(Some(_))),
+        "a live set stays"
+    );
+    assert_eq!(
+        store.run(&format!("old-1-{run}")).await,
+        Ok(None),
+        "an old finished run goes"
+    );
+    assert!(
+        matches!(store.run(&format!("old-2-{run}")).await, Ok(Some(_))),
+        "the newest finished run of an environment and action stays"
+    );
+    assert!(
+        matches!(store.run(&format!("old-3-{run}")).await, Ok(Some(r)) if r.status == RunStatus::Running),
+        "a running run is never pruned"
+    );
+    assert_eq!(
+        store.approval(&format!("old-{run}")).await,
+        Ok(None),
+        "an expired request goes"
+    );
+    assert!(
+        gone >= 2,
+        "the older finished run and the old request (a store may drop stale sets sooner): {gone}"
+    );
+    // The running one ends, so no later suite finds a run to take over.
+    store
+        .finish_run(&format!("old-3-{run}"), 1, &json!({}), RunStatus::Failed)
+        .await
+        .expect("finish");
 }
 
 fn inbound(key: &str, at: SystemTime) -> Inbound {
