@@ -137,7 +137,7 @@ pub struct Backends {
     /// This replica's name in leases (runs, deliveries).
     pub owner: String,
     /// The status round everyone asking at once shares.
-    pub status_cache: Arc<crate::steps::fresh::StatusCache>,
+    pub status_cache: Arc<crate::status_cache::StatusCache>,
 }
 
 /// What one request runs with.

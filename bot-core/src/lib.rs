@@ -88,6 +88,7 @@ pub mod reply;
 pub mod resolve;
 pub mod runs;
 pub mod slack;
+pub mod status_cache;
 pub mod steps;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -1,13 +1,12 @@
 //! The building blocks long actions are made of, shared by the commands in
 //! [`crate::actions`] and by the monitor: judging health, following a build, sending a
 //! templated request, moving a pool's traffic, watching it after a switch, listing
-//! the commits a deploy ships, the approval card and vote, the words that ask a
-//! deploy to wait in line, and the status round a crowd shares.
+//! the commits a deploy ships, the approval card and vote, and the words that ask a
+//! deploy to wait in line.
 
 pub mod approval;
 pub mod build;
 pub mod changes;
-pub mod fresh;
 pub mod health;
 pub mod moves;
 pub mod queue_words;

@@ -2,17 +2,17 @@
 //! a crowd asking `status` (in chat or on `/api/v1/status`) costs the platform one
 //! probe of each instance and one read of each switch, not one per asker.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::actions::status::PlatformStatus;
-
 /// `(environment, region)`; `None` for all of them.
 type Scope = (Option<String>, Option<String>);
-/// The last round of one scope, if any, and when it ended.
-type Slot = Arc<tokio::sync::Mutex<Option<(Instant, PlatformStatus)>>>;
+/// The last round of one scope (whatever the status action makes of it), if any,
+/// and when it ended.
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<dyn Any + Send + Sync>)>>>;
 
 /// The shared rounds, per scope.
 #[derive(Default)]
@@ -26,16 +26,17 @@ impl StatusCache {
     /// The status of `scope`: the last round's, when it ended less than `ttl` ago and
     /// no traffic moved since, else a new round from `round` (one at a time: askers
     /// meanwhile wait for it and share it).
-    pub async fn get<F, Fut>(
+    pub async fn get<T, F, Fut>(
         &self,
         env: Option<&str>,
         region: Option<&str>,
         ttl: Duration,
         round: F,
-    ) -> PlatformStatus
+    ) -> T
     where
+        T: Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = PlatformStatus>,
+        Fut: Future<Output = T>,
     {
         if ttl.is_zero() {
             return round().await;
@@ -51,11 +52,13 @@ impl StatusCache {
         let moved = *self.moved.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((at, status)) = last.as_ref() {
             if at.elapsed() < ttl && moved.is_none_or(|m| m < *at) {
-                return status.clone();
+                if let Some(status) = status.downcast_ref::<T>() {
+                    return status.clone();
+                }
             }
         }
         let status = round().await;
-        *last = Some((Instant::now(), status.clone()));
+        *last = Some((Instant::now(), Arc::new(status.clone())));
         status
     }
 
@@ -70,13 +73,8 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    fn empty() -> PlatformStatus {
-        PlatformStatus {
-            environments: Vec::new(),
-            healthy: 0,
-            total: 0,
-            probe_timeout: Duration::from_secs(1),
-        }
+    fn empty() -> String {
+        "4 of 4 instances healthy".to_owned()
     }
 
     #[tokio::test]
