@@ -111,6 +111,28 @@ pub struct ServeConfig {
     pub metrics: Option<crate::metrics::Metrics>,
 }
 
+/// A rate variable (`N/s`, `N/min`, `N/h`, or `off`): `None` when unset, `Some(None)`
+/// for `off`, else the rate; an error names the variable and what it takes.
+fn rate_var(
+    non_empty: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: &'static str,
+) -> Result<Option<Option<crate::rate_limit::Rate>>, ServeConfigError> {
+    let Some(rate) = non_empty(name) else {
+        return Ok(None);
+    };
+    if rate.trim().eq_ignore_ascii_case("off") {
+        return Ok(Some(None));
+    }
+    crate::rate_limit::Rate::parse(&rate)
+        .map(|r| Some(Some(r)))
+        .ok_or(ServeConfigError::OutOfRange {
+            name,
+            range,
+            value: rate,
+        })
+}
+
 impl ServeConfig {
     /// Settings with the given secret and token, everything else default.
     pub fn new(listen: SocketAddr, signing_secret: Secret, bot_token: Secret) -> Self {
@@ -154,31 +176,19 @@ impl ServeConfig {
         config.signing_secret = non_empty("SLACK_SIGNING_SECRET").map(Secret::new);
         config.app_token = non_empty("SLACK_APP_TOKEN").map(Secret::new);
         config.api_token = non_empty("CROSSROADS_API_TOKEN").map(Secret::new);
-        if let Some(rate) = non_empty("CROSSROADS_API_RATE_LIMIT") {
-            config.api_rate = if rate.trim().eq_ignore_ascii_case("off") {
-                None
-            } else {
-                Some(
-                    crate::rate_limit::Rate::parse(&rate).ok_or(ServeConfigError::OutOfRange {
-                        name: "CROSSROADS_API_RATE_LIMIT",
-                        range: "requests per period like `60/min`, `5/s` or `1000/h`, or `off`",
-                        value: rate.clone(),
-                    })?,
-                )
-            };
+        if let Some(rate) = rate_var(
+            &non_empty,
+            "CROSSROADS_API_RATE_LIMIT",
+            "requests per period like `60/min`, `5/s` or `1000/h`, or `off`",
+        )? {
+            config.api_rate = rate;
         }
-        if let Some(rate) = non_empty("CROSSROADS_STATUS_RATE_LIMIT") {
-            config.status_rate = if rate.trim().eq_ignore_ascii_case("off") {
-                None
-            } else {
-                Some(
-                    crate::rate_limit::Rate::parse(&rate).ok_or(ServeConfigError::OutOfRange {
-                        name: "CROSSROADS_STATUS_RATE_LIMIT",
-                        range: "requests per period like `60/min`, `5/s` or `1000/h`, or `off`",
-                        value: rate.clone(),
-                    })?,
-                )
-            };
+        if let Some(rate) = rate_var(
+            &non_empty,
+            "CROSSROADS_STATUS_RATE_LIMIT",
+            "requests per period like `60/min`, `5/s` or `1000/h`, or `off`",
+        )? {
+            config.status_rate = rate;
         }
         if let Some(teams) = non_empty("SLACK_TEAM_ID") {
             config.teams = teams
@@ -188,18 +198,12 @@ impl ServeConfig {
                 .map(str::to_owned)
                 .collect();
         }
-        if let Some(rate) = non_empty("CROSSROADS_CHAT_RATE_LIMIT") {
-            config.chat_rate = if rate.trim().eq_ignore_ascii_case("off") {
-                None
-            } else {
-                Some(
-                    crate::rate_limit::Rate::parse(&rate).ok_or(ServeConfigError::OutOfRange {
-                        name: "CROSSROADS_CHAT_RATE_LIMIT",
-                        range: "messages per period like `30/min`, `5/s` or `600/h`, or `off`",
-                        value: rate.clone(),
-                    })?,
-                )
-            };
+        if let Some(rate) = rate_var(
+            &non_empty,
+            "CROSSROADS_CHAT_RATE_LIMIT",
+            "messages per period like `30/min`, `5/s` or `600/h`, or `off`",
+        )? {
+            config.chat_rate = rate;
         }
         if let Some(url) = non_empty("SLACK_API_URL") {
             config.api_url = url;

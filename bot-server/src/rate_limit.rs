@@ -63,6 +63,15 @@ impl std::fmt::Display for Rate {
     }
 }
 
+/// `rate` as a GCRA quota: a burst of `requests`, refilled evenly over `per`.
+fn quota(rate: Rate) -> Quota {
+    let burst = NonZeroU32::new(rate.requests).unwrap_or(NonZeroU32::MIN);
+    let every = (rate.per / burst.get()).max(Duration::from_nanos(1));
+    Quota::with_period(every)
+        .unwrap_or_else(|| Quota::per_second(burst))
+        .allow_burst(burst)
+}
+
 /// The limiter: one bucket per (endpoint, token). Only tokens that passed the
 /// bearer check get a bucket, so the map stays as small as the set of valid tokens.
 pub struct ApiRateLimit {
@@ -82,11 +91,7 @@ impl std::fmt::Debug for ApiRateLimit {
 impl ApiRateLimit {
     /// A limiter allowing `rate` per token and endpoint.
     pub fn new(rate: Rate) -> Self {
-        let burst = NonZeroU32::new(rate.requests).unwrap_or(NonZeroU32::MIN);
-        let every = (rate.per / burst.get()).max(Duration::from_nanos(1));
-        let quota = Quota::with_period(every)
-            .unwrap_or_else(|| Quota::per_second(burst))
-            .allow_burst(burst);
+        let quota = quota(rate);
         Self {
             rate,
             limiter: RateLimiter::keyed(quota),
@@ -139,11 +144,7 @@ pub enum ChatTurn {
 impl ChatRateLimit {
     /// A limiter allowing `rate` per user.
     pub fn new(rate: Rate) -> Self {
-        let burst = NonZeroU32::new(rate.requests).unwrap_or(NonZeroU32::MIN);
-        let every = (rate.per / burst.get()).max(Duration::from_nanos(1));
-        let quota = Quota::with_period(every)
-            .unwrap_or_else(|| Quota::per_second(burst))
-            .allow_burst(burst);
+        let quota = quota(rate);
         Self {
             limiter: RateLimiter::keyed(quota),
             told: std::sync::Mutex::default(),

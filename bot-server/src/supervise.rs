@@ -85,6 +85,35 @@ where
     })
 }
 
+/// Runs `work`, then waits `period()`, over and over until `stop` turns true;
+/// supervised as `name`.
+pub fn every<W, Fut, P>(
+    name: &'static str,
+    metrics: Metrics,
+    stop: &watch::Sender<bool>,
+    period: P,
+    work: W,
+) -> JoinHandle<()>
+where
+    W: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+    P: Fn() -> Duration + Clone + Send + Sync + 'static,
+{
+    let stopped = stop.subscribe();
+    supervised(name, metrics, stop.subscribe(), move || {
+        let (work, period, mut stopped) = (work.clone(), period.clone(), stopped.clone());
+        async move {
+            loop {
+                work().await;
+                tokio::select! {
+                    _ = stopped.wait_for(|s| *s) => return,
+                    () = tokio::time::sleep(period()) => {}
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::state::AppState;
-use crate::supervise::supervised;
+use crate::supervise::{every, supervised};
 
 /// How often the inbox is swept when nothing wakes the sweeper.
 const SWEEP: Duration = Duration::from_millis(500);
@@ -119,70 +119,48 @@ impl Workers {
                 }
             }
         });
-        let health = supervised("store health", metrics.clone(), stop.subscribe(), {
+        let health = every("store health", metrics.clone(), &stop, || PING, {
             let store = intake.bot().store();
             let store_ok = state.store_ok.clone();
-            let stop = stop.subscribe();
             move || {
-                let store = store.clone();
-                let store_ok = store_ok.clone();
-                let mut stopped = stop.clone();
+                let (store, store_ok) = (store.clone(), store_ok.clone());
                 async move {
-                    loop {
-                        let ok = match tokio::time::timeout(PING, store.ping()).await {
-                            Ok(Ok(())) => true,
-                            Ok(Err(e)) => {
-                                tracing::warn!(error = %e, "the state store does not answer");
-                                false
-                            }
-                            Err(_) => {
-                                tracing::warn!("the state store did not answer a ping in time");
-                                false
-                            }
-                        };
-                        store_ok.store(ok, Ordering::Relaxed);
-                        tokio::select! {
-                            _ = stopped.wait_for(|s| *s) => return,
-                            () = tokio::time::sleep(PING) => {}
+                    let ok = match tokio::time::timeout(PING, store.ping()).await {
+                        Ok(Ok(())) => true,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "the state store does not answer");
+                            false
                         }
-                    }
+                        Err(_) => {
+                            tracing::warn!("the state store did not answer a ping in time");
+                            false
+                        }
+                    };
+                    store_ok.store(ok, Ordering::Relaxed);
                 }
             }
         });
-        let takeover = supervised("takeover", metrics.clone(), stop.subscribe(), {
+        let takeover = every(
+            "takeover",
+            metrics.clone(),
+            &stop,
+            {
+                let bot = intake.bot().clone();
+                move || (bot.settings().lease / 3).max(Duration::from_millis(200))
+            },
+            {
+                let intake = intake.clone();
+                move || {
+                    let intake = intake.clone();
+                    async move { take_over(&intake).await }
+                }
+            },
+        );
+        let queue = every("deploy queue", metrics.clone(), &stop, || QUEUE, {
             let intake = intake.clone();
-            let stop = stop.subscribe();
             move || {
                 let intake = intake.clone();
-                let mut stopped = stop.clone();
-                async move {
-                    loop {
-                        take_over(&intake).await;
-                        let every =
-                            (intake.bot().settings().lease / 3).max(Duration::from_millis(200));
-                        tokio::select! {
-                            _ = stopped.wait_for(|s| *s) => return,
-                            () = tokio::time::sleep(every) => {}
-                        }
-                    }
-                }
-            }
-        });
-        let queue = supervised("deploy queue", metrics.clone(), stop.subscribe(), {
-            let intake = intake.clone();
-            let stop = stop.subscribe();
-            move || {
-                let intake = intake.clone();
-                let mut stopped = stop.clone();
-                async move {
-                    loop {
-                        start_queued(&intake).await;
-                        tokio::select! {
-                            _ = stopped.wait_for(|s| *s) => return,
-                            () = tokio::time::sleep(QUEUE) => {}
-                        }
-                    }
-                }
+                async move { start_queued(&intake).await }
             }
         });
         let pruner = supervised("pruner", metrics, stop.subscribe(), {

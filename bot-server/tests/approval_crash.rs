@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::serve::{config_dir, message_text, Serve};
+use common::serve::{button, click_on, config_dir, message_text, Serve};
 use crossroads_sim::instance::SimInstance;
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::slack::{SlackSetup, SlackStandIn};
@@ -89,20 +89,8 @@ environments:
         })
         .await;
     let ts = slack.wait_for_message("C0APPROVALS").await.ts;
-    let approve = card.body["blocks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
-        .find(|e| e["text"]["text"] == "Approve")
-        .expect("an Approve button");
-    let click = slack.block_actions(
-        APPROVER,
-        "C0APPROVALS",
-        &ts,
-        approve["action_id"].as_str().expect("action_id"),
-        approve["value"].as_str().expect("value"),
-    );
+    let approve = button(&card.body, |t| t == "Approve");
+    let click = click_on(&slack, APPROVER, "C0APPROVALS", &ts, &approve);
     assert_eq!(first.interaction(&click).await, 200, "acknowledged");
     first.kill();
 

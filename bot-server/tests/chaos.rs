@@ -13,7 +13,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::serve::{config_dir, message_text, Serve, Served, BIN};
+use common::serve::{
+    button, click_on, config_dir, interaction_form, message_text, post_signed, through, Serve,
+    Served, BIN,
+};
 use crossroads_sim::instance::SimInstance;
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::proxy::TcpProxy;
@@ -75,14 +78,6 @@ environments:
     )
 }
 
-/// The database URL with its host and port replaced by `via`.
-fn through(url: &str, via: SocketAddr) -> String {
-    let mut u = url::Url::parse(url).expect("url");
-    u.set_host(Some(&via.ip().to_string())).expect("host");
-    u.set_port(Some(via.port())).expect("port");
-    u.to_string()
-}
-
 /// The two replicas; either may be down for a moment.
 struct Replicas {
     serve: [Serve; 2],
@@ -122,25 +117,10 @@ async fn deliver(
                 (
                     "/slack/interactions",
                     "application/x-www-form-urlencoded",
-                    serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form"),
+                    interaction_form(payload),
                 )
             };
-            let ts = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_secs()
-                .to_string();
-            let signature =
-                bot_core::slack::verify::sign(common::serve::SIGNING_SECRET, &ts, body.as_bytes());
-            let sent = http
-                .post(format!("http://{addr}{path}"))
-                .header("content-type", content_type)
-                .header("x-slack-request-timestamp", ts)
-                .header("x-slack-signature", signature)
-                .body(body)
-                .send()
-                .await;
-            if sent.is_ok_and(|r| r.status() == 200) {
+            if post_signed(&http, addr, path, content_type, body).await == Some(200) {
                 return Instant::now();
             }
         }
@@ -293,24 +273,8 @@ async fn a_chaos_run_loses_nothing() {
                     })
                     .await;
                 let ts = slack.wait_for_message(&channel).await.ts;
-                let yes = asked.body["blocks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
-                    .find(|e| {
-                        e["text"]["text"]
-                            .as_str()
-                            .is_some_and(|t| t.starts_with("Yes"))
-                    })
-                    .expect("a Yes button");
-                let click = slack.block_actions(
-                    DEPLOYER,
-                    &channel,
-                    &ts,
-                    yes["action_id"].as_str().expect("action_id"),
-                    yes["value"].as_str().expect("value"),
-                );
+                let yes = button(&asked.body, |t| t.starts_with("Yes"));
+                let click = click_on(&slack, DEPLOYER, &channel, &ts, &yes);
                 deliver(&replicas, i, &click, false).await;
             }
             deploys.push(channel);

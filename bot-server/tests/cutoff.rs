@@ -13,7 +13,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::serve::{config_dir, message_text, Serve};
+use common::serve::{config_dir, message_text, through, Serve};
 use crossroads_sim::instance::SimInstance;
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::proxy::TcpProxy;
@@ -47,14 +47,6 @@ environments:
           green: {{ url: "{green}" }}
 "#
     )
-}
-
-/// The database URL with its host and port replaced by `via`.
-fn through(url: &str, via: SocketAddr) -> String {
-    let mut u = url::Url::parse(url).expect("database URL");
-    u.set_host(Some(&via.ip().to_string())).expect("host");
-    u.set_port(Some(via.port())).expect("port");
-    u.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -452,24 +452,8 @@ async fn a_forced_restart_killed_mid_build_is_taken_over() {
         .wait_for_one("chat.postMessage", |c| c.arg("channel") == Some("D0RUN"))
         .await;
     let ts = w.slack.wait_for_message("D0RUN").await.ts;
-    let yes = question.body["blocks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
-        .find(|e| {
-            e["text"]["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Yes"))
-        })
-        .expect("a Yes button");
-    let click = w.slack.block_actions(
-        DEPLOYER,
-        "D0RUN",
-        &ts,
-        yes["action_id"].as_str().expect("action_id"),
-        yes["value"].as_str().expect("value"),
-    );
+    let yes = common::serve::button(&question.body, |t| t.starts_with("Yes"));
+    let click = common::serve::click_on(&w.slack, DEPLOYER, "D0RUN", &ts, &yes);
     assert_eq!(w.served().interaction(&click).await, 200);
     w.jenkins.wait_until_building("platform/restart").await;
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::serve::{message_text, Serve, Served, BIN, COMMANDS};
+use common::serve::{button, click_on, message_text, Serve, Served, BIN, COMMANDS};
 use crossroads_sim::compare::{CompareStandIn, GitCommit};
 use crossroads_sim::instance::SimInstance;
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
@@ -273,20 +273,8 @@ async fn an_approval_builds_the_commit_on_the_card_and_no_shell_can_give_it() {
         ],
     );
     let ts = p.slack.wait_for_message("C0APPROVALS").await.ts;
-    let approve = card["blocks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
-        .find(|e| e["text"]["text"] == "Approve")
-        .expect("an Approve button");
-    let click = p.slack.block_actions(
-        APPROVER,
-        "C0APPROVALS",
-        &ts,
-        approve["action_id"].as_str().expect("action_id"),
-        approve["value"].as_str().expect("value"),
-    );
+    let approve = button(&card, |t| t == "Approve");
+    let click = click_on(&p.slack, APPROVER, "C0APPROVALS", &ts, &approve);
     assert_eq!(server.interaction(&click).await, 200);
     let done = p
         .slack
@@ -518,26 +506,8 @@ async fn a_confirmation_answers_only_the_person_it_asked() {
         })
         .await;
     let ts = p.slack.wait_for_message("D0CONF").await.ts;
-    let yes = asked.body["blocks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
-        .find(|e| {
-            e["text"]["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Yes"))
-        })
-        .unwrap_or_else(|| panic!("a Yes button: {}", asked.body));
-    let click = |user: &str| {
-        p.slack.block_actions(
-            user,
-            "D0CONF",
-            &ts,
-            yes["action_id"].as_str().expect("action_id"),
-            yes["value"].as_str().expect("value"),
-        )
-    };
+    let yes = button(&asked.body, |t| t.starts_with("Yes"));
+    let click = |user: &str| click_on(&p.slack, user, "D0CONF", &ts, &yes);
     // Another deployer, allowed to deploy prod, clicks it.
     assert_eq!(server.interaction(&click("U0OTHER")).await, 200);
     let told = p

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::adapters::redact::redact_url;
+use crate::adapters::template::url_component;
 use crate::config::{CompareConfig, CompareKind};
 use crate::ports::{Commit, Compare, CompareError};
 
@@ -52,19 +53,6 @@ struct GitlabCommit {
     author_name: Option<String>,
 }
 
-/// Percent-encodes one path segment or query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().trim().to_owned()
 }
@@ -76,14 +64,14 @@ pub fn compare_url(config: &CompareConfig, base: &str, head: &str) -> String {
         CompareKind::Github => format!(
             "{api}/repos/{}/compare/{}...{}",
             config.repo,
-            encode(base),
-            encode(head)
+            url_component(base),
+            url_component(head)
         ),
         CompareKind::Gitlab => format!(
             "{api}/projects/{}/repository/compare?from={}&to={}",
-            encode(&config.repo),
-            encode(base),
-            encode(head)
+            url_component(&config.repo),
+            url_component(base),
+            url_component(head)
         ),
     }
 }

@@ -41,18 +41,7 @@ pub async fn status(
     if let (Some(limit), Some(axum::Extension(crate::conn::Peer(ip)))) = (&state.status_limit, peer)
     {
         if let Err(wait) = limit.check("status", &ip.to_string()) {
-            let secs = crate::rate_limit::retry_after_secs(wait);
-            let mut res = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "rate limit of {} per client reached; retry in {secs}s",
-                    limit.rate()
-                ),
-            );
-            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return res;
+            return too_many(limit, wait, "client");
         }
     }
     let full = authorised(&state, &headers, "the full status").is_ok();
@@ -182,20 +171,34 @@ pub(crate) fn over_limit(state: &AppState, endpoint: &'static str) -> Option<Res
         return None;
     };
     limit.check(endpoint, token.expose()).err().map(|wait| {
-        let secs = crate::rate_limit::retry_after_secs(wait);
-        tracing::info!(endpoint, retry_after = secs, "API rate limit reached");
-        let mut res = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "rate limit of {} per token reached; retry in {secs}s",
-                limit.rate()
-            ),
+        tracing::info!(
+            endpoint,
+            retry_after = crate::rate_limit::retry_after_secs(wait),
+            "API rate limit reached"
         );
-        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        res
+        too_many(limit, wait, "token")
     })
+}
+
+/// `429` over `limit` (kept per `per`: a token, a client), with `Retry-After` in
+/// whole seconds.
+fn too_many(
+    limit: &crate::rate_limit::ApiRateLimit,
+    wait: std::time::Duration,
+    per: &str,
+) -> Response {
+    let secs = crate::rate_limit::retry_after_secs(wait);
+    let mut res = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "rate limit of {} per {per} reached; retry in {secs}s",
+            limit.rate()
+        ),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }
 
 /// A Slack channel id: `C…`, `G…` or `D…` followed by upper-case letters and digits.

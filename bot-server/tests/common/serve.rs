@@ -119,7 +119,7 @@ impl Served {
 
     /// POSTs a signed interaction payload, form-encoded; the HTTP status.
     pub async fn interaction(&self, payload: &Value) -> u16 {
-        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form");
+        let body = interaction_form(payload);
         self.signed(
             "/slack/interactions",
             "application/x-www-form-urlencoded",
@@ -129,23 +129,77 @@ impl Served {
     }
 
     async fn signed(&self, path: &str, content_type: &str, body: String) -> u16 {
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            .to_string();
-        let signature = bot_core::slack::verify::sign(SIGNING_SECRET, &ts, body.as_bytes());
-        self.http
-            .post(format!("http://{}{path}", self.addr))
-            .header("content-type", content_type)
-            .header("x-slack-request-timestamp", ts)
-            .header("x-slack-signature", signature)
-            .body(body)
-            .send()
+        post_signed(&self.http, self.addr, path, content_type, body)
             .await
-            .map(|r| r.status().as_u16())
             .unwrap_or(0)
     }
+}
+
+/// POSTs `body` to `addr` signed as Slack signs it; the HTTP status, or `None` when
+/// nothing answered.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> Option<u16> {
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .to_string();
+    let signature = bot_core::slack::verify::sign(SIGNING_SECRET, &ts, body.as_bytes());
+    http.post(format!("http://{addr}{path}"))
+        .header("content-type", content_type)
+        .header("x-slack-request-timestamp", ts)
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// An interaction payload as `/slack/interactions` takes it (form-encoded).
+pub fn interaction_form(payload: &Value) -> String {
+    serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form")
+}
+
+/// The database URL with its host and port replaced by `via` (a proxy in between).
+pub fn through(url: &str, via: SocketAddr) -> String {
+    let mut u = url::Url::parse(url).expect("database URL");
+    u.set_host(Some(&via.ip().to_string())).expect("host");
+    u.set_port(Some(via.port())).expect("port");
+    u.to_string()
+}
+
+/// The button of a message `body` whose label `label` accepts.
+pub fn button(body: &Value, label: impl Fn(&str) -> bool) -> Value {
+    body["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["text"]["text"].as_str().is_some_and(&label))
+        .unwrap_or_else(|| panic!("no such button in {body}"))
+}
+
+/// Slack's payload for `user` clicking `button` on the message at `channel`/`ts`.
+pub fn click_on(
+    slack: &crossroads_sim::SlackStandIn,
+    user: &str,
+    channel: &str,
+    ts: &str,
+    button: &Value,
+) -> Value {
+    slack.block_actions(
+        user,
+        channel,
+        ts,
+        button["action_id"].as_str().expect("action_id"),
+        button["value"].as_str().expect("value"),
+    )
 }
 
 impl Drop for Served {
