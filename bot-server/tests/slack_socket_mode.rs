@@ -389,6 +389,34 @@ async fn frames_that_are_not_slacks_are_skipped_and_the_connection_lives_on() {
 }
 
 #[tokio::test]
+async fn a_frame_over_a_mebibyte_closes_the_connection_and_a_new_one_takes_over() {
+    let app = SocketApp::start().await;
+    let first = app.slack.wait_for_open_connections(1).await[0].id;
+    // Slack's envelopes are a few kilobytes: 2 MiB is not Slack, and is not read whole.
+    let huge = format!(
+        r#"{{"type":"events_api","envelope_id":"huge","payload":{{"pad":"{}"}}}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    app.slack.send_text(&huge, Some(first)).expect("send");
+    let all = app.slack.wait_for_connections_opened(2).await;
+    assert!(
+        all.iter().any(|c| c.id == first && c.closed_at.is_some()),
+        "the connection that carried it was closed: {all:?}"
+    );
+    app.slack.wait_for_open_connections(1).await;
+    let (id, _) = app.dm("D6", "hello");
+    app.slack.wait_for_ack(&id).await;
+    app.slack
+        .wait_for_one("chat.postMessage", |c| c.arg("channel") == Some("D6"))
+        .await;
+    assert!(
+        app.slack.acks().iter().all(|a| a.envelope_id != "huge"),
+        "never acknowledged"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn not_ready_while_no_socket_is_open() {
     // Slack refuses the first two websocket handshakes.
     let app = SocketApp::start_with(

@@ -32,6 +32,19 @@ pub enum Scripted {
     /// Wait this long, then give the default answer (the next scripted entry is
     /// left for the next request).
     Delay(Duration),
+    /// Do the work (post the message), then close the connection without an answer:
+    /// the caller cannot tell whether it happened. Slack stand-in only.
+    Lost,
+    /// Do the work, then hold the answer this long (a caller killed meanwhile never
+    /// hears it). Slack stand-in only.
+    Late(Duration),
+}
+
+impl Scripted {
+    /// Takes effect after the default answer is made.
+    fn after_work(&self) -> bool {
+        matches!(self, Scripted::Lost | Scripted::Late(_))
+    }
 }
 
 /// How one stand-in renders scripted failures.
@@ -73,8 +86,30 @@ impl Faults {
         self.queues().clear();
     }
 
-    fn next(&self, key: &str) -> Option<Scripted> {
-        self.queues().get_mut(key).and_then(VecDeque::pop_front)
+    /// The next scripted answer for `key` when it is of the kind wanted (`after`: one
+    /// that takes effect after the work is done).
+    fn next(&self, key: &str, after: bool) -> Option<Scripted> {
+        let mut queues = self.queues();
+        let queue = queues.get_mut(key)?;
+        if queue.front()?.after_work() != after {
+            return None;
+        }
+        queue.pop_front()
+    }
+
+    /// After the default answer `resp` to `key` was made: answers it, late, or never.
+    pub(crate) async fn after(&self, key: &str, conn: &Conn, resp: Response) -> Response {
+        match self.next(key, true) {
+            Some(Scripted::Late(d)) => {
+                tokio::time::sleep(d).await;
+                resp
+            }
+            Some(Scripted::Lost) => {
+                conn.hang_up();
+                std::future::pending::<Response>().await
+            }
+            _ => resp,
+        }
     }
 
     /// Consumes the next scripted answer for `key`: `Some(response)` to answer with,
@@ -86,7 +121,7 @@ impl Faults {
         dialect: &Dialect,
         conn: &Conn,
     ) -> Option<Response> {
-        match self.next(key)? {
+        match self.next(key, false)? {
             Scripted::Status(code) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -110,6 +145,7 @@ impl Faults {
                 conn.hang_up();
                 std::future::pending::<Option<Response>>().await
             }
+            Scripted::Lost | Scripted::Late(_) => None,
         }
     }
 }

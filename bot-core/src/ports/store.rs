@@ -103,6 +103,12 @@ pub struct Outgoing {
     pub next_at: SystemTime,
     /// Delivery was given up after the last attempt failed.
     pub given_up: bool,
+    /// An earlier attempt may have reached the transport without being recorded (its
+    /// sender died holding it, or no answer came back): before sending anything new,
+    /// the courier looks for what that attempt left (a posted message) and continues
+    /// from there, so a reply is never posted twice.
+    #[serde(default)]
+    pub in_doubt: bool,
 }
 
 /// How a delivery attempt ended.
@@ -122,6 +128,13 @@ pub enum Attempt {
     Failed {
         /// When to try again.
         retry_at: Option<SystemTime>,
+    },
+    /// No answer came back (a timeout, a connection cut after the request went out):
+    /// it may have been delivered. Counted as a failure, tried again at `retry_at`,
+    /// and leased next time [`Outgoing::in_doubt`].
+    Unsure {
+        /// When to try again.
+        retry_at: SystemTime,
     },
 }
 
@@ -146,6 +159,8 @@ pub trait Outbox: Send + Sync {
     /// first. Due: not given up, not leased by anyone else, with an undelivered
     /// version, and either its `next_at` has passed or its final content waits and
     /// the last attempt did not fail (a final reply does not wait out progress spacing).
+    /// A message comes back [`Outgoing::in_doubt`] when its last attempt was
+    /// [`Attempt::Unsure`], or when an earlier lease lapsed with no attempt recorded.
     async fn lease_messages(
         &self,
         transport: &str,

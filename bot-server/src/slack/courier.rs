@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::intake::Intake;
 use crate::metrics::Metrics;
-use crate::slack::delivery::{gap, send, Delivered, Destination};
+use crate::slack::delivery::{gap, recover, send, Delivered, Destination};
 use crate::slack::webapi::{WebApi, WebApiError};
 
 /// The transport name of Slack's messages in the outbox.
@@ -181,7 +181,14 @@ impl Courier {
             }
         };
         let mut state: Delivered = serde_json::from_value(m.state.clone()).unwrap_or_default();
-        let sent = send(&self.web, &dest, &mut state, &reply, m.last).await;
+        if m.in_doubt {
+            if let Err(e) = recover(&self.web, &dest, &mut state, &m.id).await {
+                return self.failed(&m, &e, false, (self.clock)());
+            }
+        }
+        // A first post that hears nothing back may have gone out all the same.
+        let posting = matches!(dest, Destination::Channel { .. }) && state.posted.is_none();
+        let sent = send(&self.web, &dest, &mut state, &reply, m.last, Some(&m.id)).await;
         // Spacing counts from when Slack had the edit, not from when it was sent.
         let now = (self.clock)();
         if sent.is_ok() && m.last {
@@ -193,11 +200,13 @@ impl Courier {
                 next_at: now + gap(&dest, &state, self.interval),
                 state: serde_json::to_value(&state).unwrap_or_default(),
             },
-            Err(e) => self.failed(&m, &e, now),
+            Err(e) => self.failed(&m, &e, posting, now),
         }
     }
 
-    fn failed(&self, m: &Outgoing, e: &WebApiError, now: SystemTime) -> Attempt {
+    /// How a failed attempt is recorded; `posting` when it was a first post, which may
+    /// have reached Slack if no answer came back.
+    fn failed(&self, m: &Outgoing, e: &WebApiError, posting: bool, now: SystemTime) -> Attempt {
         let transient = match e {
             WebApiError::RateLimited { .. } | WebApiError::Transport { .. } => true,
             WebApiError::Http { status, .. } => *status >= 500 || *status == 408,
@@ -215,8 +224,18 @@ impl Courier {
                 _ => backoff(m.attempts),
             };
             tracing::info!(message = %m.id, failures, error = %e.code(), wait_ms = wait.as_millis() as u64, "Slack delivery failed; trying again");
+            let retry_at = crate::retry::after(now, wait);
+            let unanswered = match e {
+                WebApiError::Transport { .. } => true,
+                // A gateway between gave up waiting: Slack may have done it.
+                WebApiError::Http { status, .. } => matches!(*status, 502 | 504),
+                _ => false,
+            };
+            if posting && unanswered {
+                return Attempt::Unsure { retry_at };
+            }
             return Attempt::Failed {
-                retry_at: Some(crate::retry::after(now, wait)),
+                retry_at: Some(retry_at),
             };
         }
         tracing::error!(
@@ -236,7 +255,7 @@ impl Courier {
 /// owed when the outbox itself is what failed.
 pub async fn send_once(web: &WebApi, dest: &Destination, reply: &Reply) {
     let mut state = Delivered::default();
-    if let Err(e) = send(web, dest, &mut state, reply, true).await {
+    if let Err(e) = send(web, dest, &mut state, reply, true, None).await {
         tracing::warn!(error = %e.code(), "a direct answer could not be delivered");
     }
 }

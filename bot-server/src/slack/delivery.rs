@@ -11,6 +11,11 @@ use slack_morphism::prelude::*;
 use crate::slack::files;
 use crate::slack::webapi::{content, ResponseUrlMessage, WebApi, WebApiError};
 
+/// The metadata event type of the bot's posts, and the payload key naming the outbox id.
+pub const REPLY_EVENT: &str = "crossroads_reply";
+/// See [`REPLY_EVENT`].
+pub const REPLY_KEY: &str = "outbox";
+
 /// Uses of one `response_url` Slack allows.
 const RESPONSE_URL_USES: u8 = 5;
 
@@ -78,18 +83,69 @@ pub fn gap(dest: &Destination, state: &Delivered, interval: Duration) -> Duratio
 /// Sends one version of a request's answer — `last` for the final reply, else
 /// progress — to `dest`, one attempt, updating `state` (the posted message's `ts`, the
 /// `response_url` uses). A final reply's charts are uploaded as PNG files into the
-/// conversation (see [`send_charts`]).
+/// conversation (see [`send_charts`]). A message posted anew carries `tag` (the outbox
+/// id) in its metadata, so [`recover`] can find it after an attempt that left no record.
 pub async fn send(
     web: &WebApi,
     dest: &Destination,
     state: &mut Delivered,
     reply: &Reply,
     last: bool,
+    tag: Option<&str>,
 ) -> Result<(), WebApiError> {
     if last && reply.charts().next().is_some() {
-        return send_charts(web, dest, state, reply).await;
+        return send_charts(web, dest, state, reply, tag).await;
     }
-    send_message(web, dest, state, reply, last).await
+    send_message(web, dest, state, reply, last, tag).await
+}
+
+/// Before sending a message in doubt (an earlier attempt may have posted it without a
+/// record of its `ts`): finds the post tagged `tag` in the conversation and carries on
+/// from it, so the next version edits that post instead of posting a second answer.
+/// Only a conversation post needs this: edits and `response_url` answers replace what
+/// they touch. When Slack will not show the history (a scope the app lacks), the reply
+/// is posted again, and the log says why.
+pub async fn recover(
+    web: &WebApi,
+    dest: &Destination,
+    state: &mut Delivered,
+    tag: &str,
+) -> Result<(), WebApiError> {
+    let Destination::Channel {
+        channel, thread_ts, ..
+    } = dest
+    else {
+        return Ok(());
+    };
+    if state.posted.is_some() {
+        return Ok(());
+    }
+    match web.find_tagged(channel, thread_ts.as_deref(), tag).await {
+        Ok(Some(ts)) => {
+            tracing::info!(message = %tag, "an earlier attempt had posted this reply; editing it");
+            state.posted = Some(ts);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(WebApiError::Slack { error, .. }) => {
+            // `missing_scope` (the app lacks `im:history` or `channels:history`),
+            // `thread_not_found`, …: nothing to find; the reply goes out once more.
+            tracing::warn!(message = %tag, error = %error, "could not look for an earlier post of a reply in doubt; posting it");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The metadata that tags a post with its outbox id.
+fn tagged(mut content: SlackMessageContent, tag: Option<&str>) -> SlackMessageContent {
+    if let Some(tag) = tag {
+        content.metadata = Some(SlackMessageMetadata {
+            event_type: REPLY_EVENT.to_owned(),
+            event_payload: Some([(REPLY_KEY.to_owned(), tag.to_owned())].into()),
+        });
+    }
+    content
 }
 
 /// A final reply with charts: the charts are rendered as PNG files and shared in the
@@ -102,6 +158,7 @@ async fn send_charts(
     dest: &Destination,
     state: &mut Delivered,
     reply: &Reply,
+    tag: Option<&str>,
 ) -> Result<(), WebApiError> {
     let text = reply.without_charts();
     let files = match files::chart_files(reply).await {
@@ -109,7 +166,7 @@ async fn send_charts(
         Err(e) => {
             tracing::error!(error = %e, "a chart could not be rendered");
             let note = text.context(format!("The chart could not be drawn: {e}."));
-            return send_message(web, dest, state, &note, true).await;
+            return send_message(web, dest, state, &note, true, tag).await;
         }
     };
     let (channel, thread, comment) = match dest {
@@ -118,28 +175,28 @@ async fn send_charts(
         } => {
             if state.posted.is_some() {
                 // A progress message stands: it becomes the summary; the chart follows.
-                send_message(web, dest, state, &text, true).await?;
+                send_message(web, dest, state, &text, true, tag).await?;
                 (channel, thread_ts, None)
             } else {
                 (channel, thread_ts, Some(text.to_plain_text()))
             }
         }
         Destination::Message { channel, .. } => {
-            send_message(web, dest, state, &text, true).await?;
+            send_message(web, dest, state, &text, true, tag).await?;
             (channel, &None, None)
         }
         Destination::ResponseUrl {
             channel: Some(channel),
             ..
         } => {
-            send_message(web, dest, state, &text, true).await?;
+            send_message(web, dest, state, &text, true, tag).await?;
             (channel, &None, None)
         }
         Destination::ResponseUrl { channel: None, .. } => {
             let note = text.context(
                 "I cannot post a chart here: Slack did not say which conversation this is.",
             );
-            return send_message(web, dest, state, &note, true).await;
+            return send_message(web, dest, state, &note, true, tag).await;
         }
     };
     match files::share(web, &files, channel, thread.as_deref(), comment).await {
@@ -148,7 +205,7 @@ async fn send_charts(
         Err(e) => {
             tracing::warn!(error = %e.code(), "a chart could not be shared");
             let note = text.context(files::not_shared(&e));
-            send_message(web, dest, state, &note, true).await
+            send_message(web, dest, state, &note, true, tag).await
         }
     }
 }
@@ -160,6 +217,7 @@ async fn send_message(
     state: &mut Delivered,
     reply: &Reply,
     last: bool,
+    tag: Option<&str>,
 ) -> Result<(), WebApiError> {
     match dest {
         Destination::Channel {
@@ -188,7 +246,7 @@ async fn send_message(
                     None => {
                         let mut req = SlackApiChatPostMessageRequest::new(
                             channel.clone().into(),
-                            content(reply),
+                            tagged(content(reply), tag),
                         );
                         req.thread_ts = thread_ts.clone().map(Into::into);
                         web.post_message(&req).await.map(|posted| {

@@ -605,3 +605,24 @@ async fn accept(slack: &Slack, content: &EnvelopeContent) -> Option<Value> {
         | EnvelopeContent::Other(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_waits_are_spread_between_half_and_all_of_the_backoff() {
+        let wait = Duration::from_secs(8);
+        let waits: Vec<Duration> = (0..200).map(|_| jittered(wait)).collect();
+        assert!(
+            waits.iter().all(|w| *w >= wait / 2 && *w <= wait),
+            "{waits:?}"
+        );
+        let distinct: std::collections::BTreeSet<Duration> = waits.iter().copied().collect();
+        assert!(
+            distinct.len() > 100,
+            "replicas that lost Slack together do not come back together: {} distinct waits",
+            distinct.len()
+        );
+    }
+}

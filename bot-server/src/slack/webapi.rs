@@ -149,6 +149,41 @@ pub fn content(reply: &Reply) -> SlackMessageContent {
         .with_blocks(reply.blocks())
 }
 
+/// Pages of history looked through for a post in doubt (200 messages each).
+pub const HISTORY_PAGES: usize = 5;
+
+/// A page of `conversations.history` / `conversations.replies`: only what finding a
+/// tagged post needs.
+#[derive(Deserialize)]
+struct History {
+    #[serde(default)]
+    messages: Vec<HistoryMessage>,
+    #[serde(default)]
+    response_metadata: Option<NextCursor>,
+}
+
+#[derive(Deserialize)]
+struct NextCursor {
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HistoryMessage {
+    ts: String,
+    /// Any app's metadata, in any shape: read loosely.
+    #[serde(default)]
+    metadata: serde_json::Value,
+}
+
+impl HistoryMessage {
+    fn tagged(&self, tag: &str) -> bool {
+        let m = &self.metadata;
+        m["event_type"] == crate::slack::delivery::REPLY_EVENT
+            && m["event_payload"][crate::slack::delivery::REPLY_KEY] == tag
+    }
+}
+
 /// The Slack Web API client; cheap to clone.
 #[derive(Clone)]
 pub struct WebApi {
@@ -225,6 +260,48 @@ impl WebApi {
         self.call::<_, serde_json::Value>("chat.postEphemeral", req)
             .await
             .map(|_| ())
+    }
+
+    /// The `ts` of the post in `channel` (in `thread_ts`'s thread when given) whose
+    /// metadata tags it with outbox id `tag`, newest first, looking through the last
+    /// [`HISTORY_PAGES`] pages of `conversations.history` (or `conversations.replies`).
+    pub async fn find_tagged(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        tag: &str,
+    ) -> Result<Option<String>, WebApiError> {
+        let method = if thread_ts.is_some() {
+            "conversations.replies"
+        } else {
+            "conversations.history"
+        };
+        let mut cursor: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let mut form = vec![
+                ("channel", channel.to_owned()),
+                ("limit", "200".to_owned()),
+                ("include_all_metadata", "true".to_owned()),
+            ];
+            if let Some(ts) = thread_ts {
+                form.push(("ts", ts.to_owned()));
+            }
+            if let Some(c) = cursor.take() {
+                form.push(("cursor", c));
+            }
+            let page: History = self.call_form(method, &form).await?;
+            if let Some(found) = page.messages.iter().find(|m| m.tagged(tag)) {
+                return Ok(Some(found.ts.clone()));
+            }
+            cursor = page
+                .response_metadata
+                .and_then(|r| r.next_cursor)
+                .filter(|c| !c.is_empty());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// `auth.test`: the bot's own user id.

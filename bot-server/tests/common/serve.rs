@@ -39,6 +39,17 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// `config_dir` with its state in a SQLite file under `state`, talking to Slack at
+    /// `slack_api`.
+    pub fn on_sqlite(config_dir: &Path, state: &Path, slack_api: String) -> Self {
+        Serve {
+            config_dir: config_dir.to_owned(),
+            database_url: format!("sqlite://{}", state.join("state.db").display()),
+            slack_api,
+            extra_env: vec![],
+        }
+    }
+
     /// Starts it on a free port and waits until `/readyz` answers 200.
     pub async fn start(&self, log_dir: &Path) -> Served {
         let port = crossroads_sim::free_port().expect("port");

@@ -34,7 +34,10 @@
 //!   HTTP 404 `{"ok":false,"error":"used_url"}` or `{"ok":false,"error":"expired_url"}`
 //!   (clients see Slack's 404; the error names are this stand-in's);
 //! - a Socket Mode ticket from `apps.connections.open` opens one connection; a
-//!   second connect with it is refused with HTTP 401.
+//!   second connect with it is refused with HTTP 401;
+//! - `conversations.history` and `conversations.replies` show only the bot's own posts
+//!   (a person's messages are not kept), newest first and oldest first, paged by an
+//!   opaque `cursor`; `metadata` only with `include_all_metadata=true`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

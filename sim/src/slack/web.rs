@@ -108,8 +108,10 @@ pub(super) async fn api(
         Some(t) if t.starts_with("xapp-") => return fail("not_allowed_token_type"),
         Some(_) => return fail("invalid_auth"),
     }
-    match method.as_str() {
+    let resp = match method.as_str() {
         "auth.test" => auth_test(&shared),
+        "conversations.history" => history(&shared, &args),
+        "conversations.replies" => replies(&shared, &args),
         "chat.postMessage" => post_message(&shared, &args),
         "chat.update" => update(&shared, &args),
         "chat.postEphemeral" => post_ephemeral(&shared, &args),
@@ -119,7 +121,98 @@ pub(super) async fn api(
             Some(answer) => ok(answer),
             None => fail("unknown_method"),
         },
-    }
+    };
+    shared.faults.after(&method, &conn, resp).await
+}
+
+/// Messages shown per page when the caller gives no `limit`, and the most it may ask.
+const PAGE: usize = 100;
+const MOST: usize = 1000;
+
+/// One page of `messages` (already in the method's order) from the `cursor` argument
+/// on, as Slack answers it: `has_more` and `response_metadata.next_cursor`.
+fn page(args: &Value, messages: Vec<Value>) -> Response {
+    let limit = arg(args, "limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(PAGE)
+        .min(MOST);
+    let from = match arg(args, "cursor") {
+        None => 0,
+        Some(c) => match c
+            .strip_prefix("next:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) => n,
+            None => return fail("invalid_cursor"),
+        },
+    };
+    let with_metadata = arg(args, "include_all_metadata") == Some("true")
+        || args.get("include_all_metadata") == Some(&Value::Bool(true));
+    let shown: Vec<Value> = messages
+        .iter()
+        .skip(from)
+        .take(limit)
+        .cloned()
+        .map(|mut m| {
+            if !with_metadata {
+                if let Some(obj) = m.as_object_mut() {
+                    obj.remove("metadata");
+                }
+            }
+            m
+        })
+        .collect();
+    let next = from + shown.len();
+    let more = next < messages.len();
+    ok(json!({
+        "messages": shown,
+        "has_more": more,
+        "response_metadata": {"next_cursor": if more { format!("next:{next}") } else { String::new() }},
+    }))
+}
+
+/// `conversations.history`: the conversation's top-level messages, newest first.
+fn history(shared: &Shared, args: &Value) -> Response {
+    let Some(channel) = arg(args, "channel") else {
+        return fail("channel_not_found");
+    };
+    let web = shared.web();
+    let mut messages: Vec<Value> = web
+        .message_order
+        .iter()
+        .filter(|(c, _)| c == channel)
+        .filter_map(|key| web.messages.get(key))
+        .filter(|m| m.get("thread_ts").is_none_or(|t| *t == m["ts"]))
+        .cloned()
+        .collect();
+    drop(web);
+    messages.reverse();
+    page(args, messages)
+}
+
+/// `conversations.replies`: a thread's parent and replies, oldest first.
+fn replies(shared: &Shared, args: &Value) -> Response {
+    let (Some(channel), Some(ts)) = (arg(args, "channel"), arg(args, "ts")) else {
+        return fail(if arg(args, "channel").is_none() {
+            "channel_not_found"
+        } else {
+            "thread_not_found"
+        });
+    };
+    let web = shared.web();
+    let messages: Vec<Value> = web
+        .message_order
+        .iter()
+        .filter(|(c, _)| c == channel)
+        .filter_map(|key| web.messages.get(key))
+        .filter(|m| m["ts"] == ts || m["thread_ts"] == ts)
+        .cloned()
+        .collect();
+    drop(web);
+    // The parent is the person's message, which the stand-in does not keep: a thread
+    // with no replies of the bot's shows as empty.
+    page(args, messages)
 }
 
 fn auth_test(shared: &Shared) -> Response {
@@ -200,8 +293,14 @@ fn update(shared: &Shared, args: &Value) -> Response {
         return fail("message_not_found");
     };
     let mut fresh = bot_message(shared, args, ts);
-    if let (Some(obj), Some(old)) = (fresh.as_object_mut(), stored.get("thread_ts")) {
-        obj.insert("thread_ts".into(), old.clone());
+    if let Some(obj) = fresh.as_object_mut() {
+        if let Some(old) = stored.get("thread_ts") {
+            obj.insert("thread_ts".into(), old.clone());
+        }
+        // Slack leaves a message's metadata as it was when an update gives none.
+        if let (None, Some(old)) = (obj.get("metadata"), stored.get("metadata")) {
+            obj.insert("metadata".into(), old.clone());
+        }
     }
     *stored = fresh.clone();
     let mut answer = json!({

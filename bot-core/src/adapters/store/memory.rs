@@ -250,6 +250,7 @@ impl Outbox for MemoryStore {
                         attempts: 0,
                         next_at: now,
                         given_up: false,
+                        in_doubt: false,
                     },
                     lease: None,
                     changed: now,
@@ -305,6 +306,8 @@ impl Outbox for MemoryStore {
                 let due = m.out.version > m.out.delivered
                     && (m.out.next_at <= now || (m.out.last && m.out.attempts == 0));
                 if m.out.transport == transport && free && due && !m.out.given_up {
+                    // A lease still held here lapsed: its attempt was never recorded.
+                    m.out.in_doubt |= m.lease.is_some();
                     m.lease = Some((owner.to_owned(), lease_until));
                     out.push(m.out.clone());
                 }
@@ -337,6 +340,7 @@ impl Outbox for MemoryStore {
                     m.out.state = state.clone();
                     m.out.attempts = 0;
                     m.out.next_at = *next_at;
+                    m.out.in_doubt = false;
                     m.changed = *next_at;
                     m.out.delivered >= m.out.version
                 }
@@ -347,6 +351,12 @@ impl Outbox for MemoryStore {
                         None => m.out.given_up = true,
                     }
                     m.out.given_up
+                }
+                Attempt::Unsure { retry_at } => {
+                    m.out.attempts += 1;
+                    m.out.next_at = *retry_at;
+                    m.out.in_doubt = true;
+                    false
                 }
             };
             if done && m.queued {

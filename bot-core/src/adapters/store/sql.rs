@@ -361,11 +361,12 @@ where
         attempts: u32::try_from(n("attempts")?).unwrap_or_default(),
         next_at: time(n("next_at_ms")?),
         given_up: n("given_up")? != 0,
+        in_doubt: n("doubt")? != 0,
     })
 }
 
 const OUTGOING: &str = "id, transport, route, about, body, version, last, delivered, state, \
-                        attempts, next_at_ms, given_up";
+                        attempts, next_at_ms, given_up, doubt";
 
 #[async_trait]
 impl Outbox for SqlStore {
@@ -421,7 +422,8 @@ impl Outbox for SqlStore {
     ) -> Result<Vec<Outgoing>, StoreError> {
         on_db!(&self.db, pool, skip => {
             let sql = format!(
-                "UPDATE outbox SET owner = $1, lease_until_ms = $2 WHERE n IN \
+                "UPDATE outbox SET doubt = CASE WHEN owner <> '' THEN 1 ELSE doubt END, \
+                 owner = $1, lease_until_ms = $2 WHERE n IN \
                  (SELECT n FROM outbox WHERE transport = $3 AND version > delivered AND given_up = 0 \
                   AND lease_until_ms <= $4 AND (next_at_ms <= $4 OR (last = 1 AND attempts = 0)) \
                   ORDER BY n LIMIT $5 {skip}) \
@@ -457,7 +459,7 @@ impl Outbox for SqlStore {
                 Attempt::Delivered { version, state, next_at } => sqlx::query(
                     "UPDATE outbox SET delivered = CASE WHEN delivered > $1 THEN delivered ELSE $1 END, \
                      state = $2, attempts = 0, next_at_ms = $3, changed_ms = $3, owner = '', \
-                     lease_until_ms = 0 WHERE id = $4 AND owner = $5",
+                     lease_until_ms = 0, doubt = 0 WHERE id = $4 AND owner = $5",
                 )
                 .bind(i64::try_from(*version).unwrap_or(i64::MAX))
                 .bind(state.to_string())
@@ -469,6 +471,13 @@ impl Outbox for SqlStore {
                      lease_until_ms = 0 WHERE id = $2 AND owner = $3",
                 )
                 .bind(ms(*at))
+                .bind(id)
+                .bind(owner),
+                Attempt::Unsure { retry_at } => sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, next_at_ms = $1, owner = '', \
+                     lease_until_ms = 0, doubt = 1 WHERE id = $2 AND owner = $3",
+                )
+                .bind(ms(*retry_at))
                 .bind(id)
                 .bind(owner),
                 Attempt::Failed { retry_at: None } => sqlx::query(

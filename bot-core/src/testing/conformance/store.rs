@@ -24,6 +24,7 @@ pub async fn store(store: Arc<dyn Store>) {
     inbox(&*store, run, t0).await;
     one_admission_wins(store.clone(), run, t0).await;
     outbox(&*store, run, t0).await;
+    doubt(&*store, run, t0).await;
     buttons(&*store, run, t0).await;
     one_claim_wins(store.clone(), run, t0).await;
     locks(&*store, run, t0).await;
@@ -225,6 +226,70 @@ async fn one_admission_wins(store: Arc<dyn Store>, run: &str, t0: SystemTime) {
         new, 1,
         "exactly one of 8 simultaneous deliveries is new: {results:?}"
     );
+}
+
+/// A message whose attempt may have reached the transport unrecorded (a lapsed lease, an
+/// unsure answer) is leased in doubt until a delivery is recorded.
+async fn doubt(store: &dyn Store, run: &str, t0: SystemTime) {
+    let id = format!("doubt-{run}");
+    let transport = format!("doubt-{run}");
+    let lease = Duration::from_secs(30);
+    let lease_one = |owner: &'static str, at: SystemTime| {
+        let transport = transport.clone();
+        async move {
+            let mut got = store
+                .lease_messages(&transport, owner, at, at + lease, 10)
+                .await
+                .expect("lease");
+            assert_eq!(got.len(), 1, "one message due at {at:?}: {got:?}");
+            got.remove(0)
+        }
+    };
+    store
+        .open_message(&id, &transport, &json!({"channel": "D1"}), "U1: help", t0)
+        .await
+        .expect("open");
+    store
+        .put_message(&id, &json!({"text": "help"}), true)
+        .await
+        .expect("put");
+    let first = lease_one("a", t0).await;
+    assert!(!first.in_doubt, "a message never tried is not in doubt");
+    // "a" dies holding it: the next sender cannot know whether its post went out.
+    let taken = lease_one("b", t0 + lease).await;
+    assert!(taken.in_doubt, "a lapsed lease leaves the message in doubt");
+    // "b" hears nothing back either.
+    let retry = t0 + lease + Duration::from_secs(1);
+    store
+        .record_attempt(&id, "b", &Attempt::Unsure { retry_at: retry })
+        .await
+        .expect("record unsure");
+    let m = store.message(&id).await.expect("read").expect("message");
+    assert_eq!(
+        (m.attempts, m.delivered),
+        (1, 0),
+        "an unsure attempt counts as a failure"
+    );
+    let again = lease_one("c", retry).await;
+    assert!(
+        again.in_doubt,
+        "an unsure attempt leaves the message in doubt"
+    );
+    store
+        .record_attempt(
+            &id,
+            "c",
+            &Attempt::Delivered {
+                version: again.version,
+                state: json!({"posted": "1.000100"}),
+                next_at: retry,
+            },
+        )
+        .await
+        .expect("record delivered");
+    let m = store.message(&id).await.expect("read").expect("message");
+    assert!(!m.in_doubt, "a recorded delivery settles the doubt");
+    assert_eq!(m.delivered, m.version);
 }
 
 async fn outbox(store: &dyn Store, run: &str, t0: SystemTime) {
