@@ -12,7 +12,8 @@
 //! own posts echoed back), and every DM answered end to end.
 //!
 //! Run: `cargo bench -p bot-server --bench slack_load` (`BENCH_SECS`, `BENCH_CONNS`
-//! override the 10 s / 64 connections; `BENCH_STORES=memory,sqlite` picks stores).
+//! override the 10 s / 64 connections; `BENCH_STORES=memory,sqlite` picks stores,
+//! `BENCH_MODES=answer` rows among `ack,echo,answer`; `BENCH_BOLT=0` leaves Bolt out).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -249,6 +250,8 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 struct Tally {
     latencies_us: Vec<u32>,
     ok: u64,
+    /// Acknowledged during the warm-up (owed an answer all the same).
+    warm_ok: u64,
     shed: u64,
     other: u64,
 }
@@ -318,6 +321,7 @@ async fn connection(
         res.into_body().collect().await?;
         let took = t0.elapsed();
         if t0 < record_after {
+            tally.warm_ok += u64::from(status.as_u16() == 200);
             continue;
         }
         tally
@@ -340,6 +344,8 @@ struct Figures {
     p50_us: u32,
     p99_us: u32,
     replies_per_s: f64,
+    /// Acknowledged DMs still unanswered 5 s after the load stopped (answering loads).
+    left: Option<u64>,
     rss_kib: u64,
     peak_kib: u64,
 }
@@ -374,10 +380,22 @@ async fn run(
         let t = t.await??;
         all.latencies_us.extend(t.latencies_us);
         all.ok += t.ok;
+        all.warm_ok += t.warm_ok;
         all.shed += t.shed;
         all.other += t.other;
     }
     let posted_during = posted.load(Ordering::Relaxed) - posted_before;
+    // Every acknowledged DM is owed one answer: count what is still owed 5 s on.
+    let left = if load == Load::Chat && !matches!(kind, Kind::Baseline) {
+        let owed = all.ok + all.warm_ok;
+        let settle = Instant::now() + Duration::from_secs(5);
+        while posted.load(Ordering::Relaxed) - posted_before < owed && Instant::now() < settle {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(owed.saturating_sub(posted.load(Ordering::Relaxed) - posted_before))
+    } else {
+        None
+    };
     let (rss, hwm) = rss_kib(child.id());
     drop(child.stdin.take());
     let _ = child.wait();
@@ -398,6 +416,7 @@ async fn run(
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         replies_per_s: posted_during as f64 / (secs + 1.0),
+        left,
         rss_kib: rss.max(peak_rss),
         peak_kib: hwm,
     })
@@ -457,7 +476,9 @@ async fn parent() -> anyhow::Result<()> {
         env!("CARGO_MANIFEST_DIR"),
         "/benches/bolt/node_modules"
     ));
-    if bolt.exists() {
+    if std::env::var("BENCH_BOLT").as_deref() == Ok("0") {
+        println!("(Bolt-JS left out: BENCH_BOLT=0)");
+    } else if bolt.exists() {
         figures.push(
             run(
                 "Bolt-JS, every DM answered".into(),
@@ -473,6 +494,7 @@ async fn parent() -> anyhow::Result<()> {
     } else {
         println!("(Bolt-JS not installed: `cd bot-server/benches/bolt && npm ci` to compare)");
     }
+    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "ack,echo,answer".into());
     let mut databases = Vec::new();
     let mut files = 0;
     for store in &stores {
@@ -481,6 +503,9 @@ async fn parent() -> anyhow::Result<()> {
             ("ack, no work", "echo", Load::Echo),
             ("every DM answered", "answer", Load::Chat),
         ] {
+            if !modes.split(',').any(|m| m.trim() == mode) {
+                continue;
+            }
             // A fresh store for every run: nothing left over from the one before.
             let url = match store.as_str() {
                 "memory" => "memory:".to_owned(),
@@ -518,7 +543,7 @@ async fn parent() -> anyhow::Result<()> {
     }
     let base = figures[0].acked_per_s.max(1.0);
     println!(
-        "{:<42} {:>10} {:>6} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9}",
+        "{:<42} {:>10} {:>6} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9} {:>9}",
         "server",
         "acked/s",
         "×base",
@@ -526,12 +551,13 @@ async fn parent() -> anyhow::Result<()> {
         "p50 ms",
         "p99 ms",
         "replies/s",
+        "left 5s",
         "RSS MiB",
         "peak MiB"
     );
     for f in &figures {
         println!(
-            "{:<42} {:>10.0} {:>6.2} {:>9.0} {:>8.3} {:>8.3} {:>11.0} {:>9.1} {:>9.1}",
+            "{:<42} {:>10.0} {:>6.2} {:>9.0} {:>8.3} {:>8.3} {:>11.0} {:>9} {:>9.1} {:>9.1}",
             f.name,
             f.acked_per_s,
             f.acked_per_s / base,
@@ -539,6 +565,7 @@ async fn parent() -> anyhow::Result<()> {
             f.p50_us as f64 / 1000.0,
             f.p99_us as f64 / 1000.0,
             f.replies_per_s,
+            f.left.map_or("-".to_owned(), |n| n.to_string()),
             f.rss_kib as f64 / 1024.0,
             f.peak_kib as f64 / 1024.0,
         );

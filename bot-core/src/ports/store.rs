@@ -176,6 +176,18 @@ pub trait Outbox: Send + Sync {
         owner: &str,
         attempt: &Attempt,
     ) -> Result<(), StoreError>;
+    /// Records several of `owner`'s attempts at once, as [`Outbox::record_attempt`]
+    /// does each (one transaction on a database).
+    async fn record_attempts(
+        &self,
+        owner: &str,
+        attempts: &[(String, Attempt)],
+    ) -> Result<(), StoreError> {
+        for (id, attempt) in attempts {
+            self.record_attempt(id, owner, attempt).await?;
+        }
+        Ok(())
+    }
     /// A message, as it stands.
     async fn message(&self, id: &str) -> Result<Option<Outgoing>, StoreError>;
     /// How many messages of `transport` still have a version to deliver (and are not

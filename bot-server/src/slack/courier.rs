@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use bot_core::ports::store::{Attempt, Outgoing};
 use bot_core::ports::Store;
 use bot_core::Reply;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::intake::Intake;
 use crate::metrics::Metrics;
@@ -24,6 +24,8 @@ pub const TRANSPORT: &str = "slack";
 pub const MAX_ATTEMPTS: u32 = 9;
 /// Most messages sent at once.
 const CONCURRENCY: usize = 64;
+/// Most outcomes recorded in one write.
+const RECORD_BATCH: usize = 256;
 /// How often the outbox is read when nothing woke the courier (another replica's
 /// messages, retries coming due).
 const POLL: Duration = Duration::from_millis(250);
@@ -105,8 +107,13 @@ impl Courier {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let sending = Arc::new(Semaphore::new(CONCURRENCY));
+        // How each send went is recorded in batches, off the sending slots: a send
+        // frees its slot as soon as Slack answered, and the message stays leased to
+        // this courier until its outcome is written.
+        let (records, pending) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(self.clone().write_records(pending));
         loop {
-            let busy = self.round(&sending).await;
+            let busy = self.round(&sending, &records).await;
             if busy {
                 continue;
             }
@@ -118,13 +125,32 @@ impl Courier {
                 () = tokio::time::sleep(poll) => {}
             }
         }
-        self.round(&sending).await;
-        // Wait for the sends under way.
+        self.round(&sending, &records).await;
+        // Wait for the sends under way, then for their outcomes to be written.
         let _ = sending.acquire_many(CONCURRENCY as u32).await;
+        drop(records);
+        let _ = writer.await;
+    }
+
+    /// Writes the outcomes of sends as they come, as many at once as are waiting.
+    async fn write_records(self, mut pending: mpsc::UnboundedReceiver<(String, Attempt)>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while pending.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            if let Err(e) = self.store.record_attempts(&self.owner, &batch).await {
+                // Not recorded: each message's lease lapses and it is sent again, in
+                // doubt, so its post is found rather than repeated.
+                tracing::warn!(messages = batch.len(), error = %e, "could not record deliveries");
+            }
+            batch.clear();
+        }
     }
 
     /// Leases what is due and sends it; `true` when there may be more due at once.
-    async fn round(&self, sending: &Arc<Semaphore>) -> bool {
+    async fn round(
+        &self,
+        sending: &Arc<Semaphore>,
+        records: &mpsc::UnboundedSender<(String, Attempt)>,
+    ) -> bool {
         let room = sending.available_permits();
         if room == 0 {
             let _ = sending.acquire().await;
@@ -155,13 +181,12 @@ impl Courier {
                 return false;
             };
             let this = self.clone();
+            let records = records.clone();
             tokio::spawn(async move {
-                let _permit = permit;
                 let id = message.id.clone();
                 let attempt = this.attempt(message).await;
-                if let Err(e) = this.store.record_attempt(&id, &this.owner, &attempt).await {
-                    tracing::warn!(message = %id, error = %e, "could not record a delivery");
-                }
+                drop(permit);
+                let _ = records.send((id, attempt));
             });
         }
         full

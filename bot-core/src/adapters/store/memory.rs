@@ -21,6 +21,9 @@ use crate::ports::watch::{ProbeLog, ProbeRecord, Watch, Watches};
 const DELIVERY_MEMORY: Duration = Duration::from_secs(15 * 60);
 /// At most this many processed keys are remembered (about 12 MiB); the oldest go first.
 const MAX_DELIVERIES: usize = 250_000;
+/// At most this many delivered (or given-up) messages are kept for reading back; the
+/// oldest go first, so a store under load stays bounded.
+const MAX_FINISHED: usize = 10_000;
 /// Past this many button sets, expired ones are pruned.
 const BUTTON_SETS_BEFORE_PRUNING: usize = 10_240;
 
@@ -43,27 +46,33 @@ struct Pending {
     item: Inbound,
     owner: String,
     lease_until: SystemTime,
+    /// Its place in `pending_order`.
+    seq: u64,
 }
 
 struct Message {
     out: Outgoing,
     lease: Option<(String, SystemTime)>,
     changed: SystemTime,
-    /// In `undelivered`.
-    queued: bool,
+    /// Its place in `undelivered`, while it is there.
+    queued: Option<u64>,
 }
 
 #[derive(Default)]
 struct State {
     /// Deliveries not yet processed, and the order they came in.
     pending: HashMap<String, Pending>,
-    pending_order: VecDeque<String>,
+    pending_order: std::collections::BTreeMap<u64, String>,
+    /// The next place in `pending_order` or `undelivered`.
+    seq: u64,
     /// Processed keys, and the same keys oldest first for O(1) expiry.
     done: HashSet<u128>,
     done_order: VecDeque<(SystemTime, u128)>,
     messages: HashMap<String, Message>,
     /// Messages with a version to deliver, oldest first (each once).
-    undelivered: VecDeque<String>,
+    undelivered: std::collections::BTreeMap<u64, String>,
+    /// Messages delivered to the end (or given up), oldest first, for pruning.
+    finished: VecDeque<String>,
     buttons: HashMap<String, (ButtonSet, Option<String>)>,
     locks: HashMap<String, Lock>,
     runs: HashMap<String, Run>,
@@ -109,6 +118,29 @@ impl MemoryStore {
 }
 
 impl State {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Keeps at most [`MAX_FINISHED`] finished messages, dropping the oldest.
+    fn retire(&mut self, id: &str) {
+        self.finished.push_back(id.to_owned());
+        while self.finished.len() > MAX_FINISHED {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            let done = self.messages.get(&old).is_some_and(|m| {
+                m.queued.is_none()
+                    && m.lease.is_none()
+                    && (m.out.given_up || (m.out.last && m.out.delivered >= m.out.version))
+            });
+            if done {
+                self.messages.remove(&old);
+            }
+        }
+    }
+
     fn remember_done(&mut self, key: &str, at: SystemTime) {
         while let Some((when, k)) = self.done_order.front() {
             let expired = at.duration_since(*when).unwrap_or_default() >= DELIVERY_MEMORY;
@@ -137,15 +169,17 @@ impl Inbox for MemoryStore {
             if s.pending.contains_key(&item.key) || s.done.contains(&short_key(&item.key)) {
                 return Admitted::Duplicate;
             }
+            let seq = s.next_seq();
             s.pending.insert(
                 item.key.clone(),
                 Pending {
                     item: item.clone(),
                     owner: owner.to_owned(),
                     lease_until,
+                    seq,
                 },
             );
-            s.pending_order.push_back(item.key.clone());
+            s.pending_order.insert(seq, item.key.clone());
             Admitted::New
         })
     }
@@ -163,9 +197,8 @@ impl Inbox for MemoryStore {
                 pending_order,
                 ..
             } = s;
-            pending_order.retain(|k| pending.contains_key(k));
             let mut out = Vec::new();
-            for key in pending_order.iter() {
+            for key in pending_order.values() {
                 if out.len() >= limit {
                     break;
                 }
@@ -199,6 +232,7 @@ impl Inbox for MemoryStore {
     async fn complete_inbound(&self, key: &str) -> Result<(), StoreError> {
         self.with(|s| {
             if let Some(p) = s.pending.remove(key) {
+                s.pending_order.remove(&p.seq);
                 s.remember_done(key, p.item.received);
             }
         })
@@ -254,7 +288,7 @@ impl Outbox for MemoryStore {
                     },
                     lease: None,
                     changed: now,
-                    queued: false,
+                    queued: None,
                 },
             );
         })
@@ -271,9 +305,10 @@ impl Outbox for MemoryStore {
                         // A retry meant for older progress does not hold back the reply.
                         m.out.attempts = 0;
                     }
-                    if !m.queued && !m.out.given_up {
-                        m.queued = true;
-                        s.undelivered.push_back(id.to_owned());
+                    if m.queued.is_none() && !m.out.given_up {
+                        s.seq += 1;
+                        m.queued = Some(s.seq);
+                        s.undelivered.insert(s.seq, id.to_owned());
                     }
                 }
             }
@@ -295,7 +330,7 @@ impl Outbox for MemoryStore {
                 ..
             } = s;
             let mut out = Vec::new();
-            for id in undelivered.iter() {
+            for id in undelivered.values() {
                 if out.len() >= limit {
                     break;
                 }
@@ -359,9 +394,11 @@ impl Outbox for MemoryStore {
                     false
                 }
             };
-            if done && m.queued {
-                m.queued = false;
-                s.undelivered.retain(|q| q != id);
+            if done {
+                if let Some(seq) = m.queued.take() {
+                    s.undelivered.remove(&seq);
+                }
+                s.retire(id);
             }
         })
     }
@@ -909,6 +946,78 @@ mod tests {
             payload: Value::Null,
             received: at,
         }
+    }
+
+    #[tokio::test]
+    async fn under_load_the_outbox_keeps_what_is_owed_and_only_the_newest_delivered() {
+        let store = MemoryStore::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let route = serde_json::json!({"channel": "D1"});
+        let n = MAX_FINISHED + 500;
+        for i in 0..n {
+            let id = format!("m{i}");
+            store
+                .open_message(&id, "slack", &route, "U1: help", t0)
+                .await
+                .expect("open");
+            store
+                .put_message(&id, &serde_json::json!({"text": "help"}), true)
+                .await
+                .expect("put");
+        }
+        // One message still owed, behind every other.
+        store
+            .open_message("owed", "slack", &route, "U1: help", t0)
+            .await
+            .expect("open");
+        store
+            .put_message("owed", &serde_json::json!({"text": "help"}), true)
+            .await
+            .expect("put");
+        let mut sent = 0;
+        loop {
+            let due = store
+                .lease_messages("slack", "a", t0, t0 + Duration::from_secs(30), 256)
+                .await
+                .expect("lease");
+            let Some(last) = due.last().map(|m| m.id.clone()) else {
+                break;
+            };
+            for m in due {
+                if m.id == "owed" {
+                    continue;
+                }
+                let done = Attempt::Delivered {
+                    version: m.version,
+                    state: Value::Null,
+                    next_at: t0,
+                };
+                store
+                    .record_attempt(&m.id, "a", &done)
+                    .await
+                    .expect("record");
+                sent += 1;
+            }
+            if last == "owed" {
+                break;
+            }
+        }
+        assert_eq!(sent, n);
+        let kept = store
+            .with(|s| (s.messages.len(), s.undelivered.len()))
+            .expect("state");
+        assert_eq!(
+            kept,
+            (MAX_FINISHED + 1, 1),
+            "the newest delivered messages and the one still owed are kept"
+        );
+        assert!(store.message("owed").await.expect("read").is_some());
+        assert!(
+            store.message("m0").await.expect("read").is_none(),
+            "the oldest went"
+        );
+        let newest = format!("m{}", n - 1);
+        assert!(store.message(&newest).await.expect("read").is_some());
     }
 
     #[tokio::test]
