@@ -178,6 +178,7 @@ async fn child(kind: &str, api_url: &str, store: &str, mode: &str) -> anyhow::Re
         // One request is worked on (and never ends); every other waits in the inbox.
         // Shutdown does not wait for it (the default drain is 15 minutes).
         sc.max_in_flight = 1;
+        sc.admit_wait = std::time::Duration::ZERO;
         sc.drain_timeout = std::time::Duration::from_secs(1);
     }
     let server = Server::bind(sc.listen, AppState::new(&sc, bot)?).await?;

@@ -62,8 +62,13 @@ pub struct ServeConfig {
     pub api_url: String,
     /// The bot's own user id; learnt with `auth.test` at start when `None`.
     pub bot_user_id: Option<String>,
-    /// Most requests worked on at once; more wait in the inbox.
+    /// Most requests worked on at once; more wait in the inbox. A request keeps its
+    /// room until its answer has gone out (at most 2 s more).
     pub max_in_flight: usize,
+    /// How long a delivery that finds no room waits for some before it is
+    /// acknowledged and left in the inbox (default 500 ms; zero: at once). Under more
+    /// load than can be answered, acknowledgements slow to the pace of answers.
+    pub admit_wait: Duration,
     /// Attempts to deliver one message (a reply, a progress edit) before the outbox
     /// gives it up: 429 waits out `Retry-After`, 5xx and transport errors back off
     /// 1 s, 2 s, 4 s … 60 s. Direct calls (`/api/v1/notify`) retry a 429 at most 4 times.
@@ -144,6 +149,7 @@ impl ServeConfig {
             api_url: DEFAULT_API_URL.to_owned(),
             bot_user_id: None,
             max_in_flight: 512,
+            admit_wait: crate::intake::DEFAULT_ADMIT_WAIT,
             max_attempts: 9,
             api_timeout: Duration::from_secs(10),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,

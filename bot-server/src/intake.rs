@@ -4,8 +4,14 @@
 //! sweeper, here or on another replica — and answered through the outbox; a direct
 //! delivery (the console) runs at once and answers through its own [`ReplySink`].
 //! Background work is tracked and drained on shutdown.
+//!
+//! Backpressure: a request holds its room until its answer has gone out (or for at
+//! most [`HOLD_FOR_DELIVERY`]), and a delivery that finds no room waits up to the
+//! configured admission wait for some before it is left to the sweeper. So under
+//! more load than the replica can answer, acknowledgements slow down to the pace of
+//! answers instead of piling up answers owed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +22,7 @@ use bot_core::ports::Store;
 use bot_core::{Bot, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::chat::{AsProgress, ReplySink};
@@ -114,6 +120,31 @@ struct Inner {
     sweep: Notify,
     /// Wakes the couriers (an outbox message changed).
     outbox: Arc<Notify>,
+    /// How long a delivery that finds no room waits for some.
+    admit_wait: Duration,
+    /// Requests holding their room until their answer is delivered, by message id.
+    awaiting: Arc<std::sync::Mutex<HashMap<String, oneshot::Sender<()>>>>,
+}
+
+/// The longest a request keeps its room after its answer was written, waiting for a
+/// courier here to deliver it (one on another replica may deliver it instead).
+pub const HOLD_FOR_DELIVERY: Duration = Duration::from_secs(2);
+
+/// Default for the admission wait ([`Intake::with_admit_wait`]): well inside the 3 s
+/// Slack gives an acknowledgement.
+pub const DEFAULT_ADMIT_WAIT: Duration = Duration::from_millis(500);
+
+/// Tells the request waiting on message `id` that its answer went out.
+#[derive(Clone)]
+pub struct DeliveredHook(Arc<std::sync::Mutex<HashMap<String, oneshot::Sender<()>>>>);
+
+impl DeliveredHook {
+    /// Message `id` was delivered with its final content (or given up).
+    pub fn delivered(&self, id: &str) {
+        if let Some(tx) = lock(&self.0).remove(id) {
+            let _ = tx.send(());
+        }
+    }
 }
 
 #[derive(Default)]
@@ -181,8 +212,25 @@ impl Intake {
                 running: watch::Sender::new(0),
                 sweep: Notify::new(),
                 outbox: Arc::new(Notify::new()),
+                admit_wait: DEFAULT_ADMIT_WAIT,
+                awaiting: Arc::default(),
             }),
         }
+    }
+
+    /// How long a delivery that finds no room waits for some before it is left in
+    /// the inbox for the sweeper (zero: at once). Set before the intake is shared.
+    pub fn with_admit_wait(mut self, wait: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.admit_wait = wait;
+        }
+        self
+    }
+
+    /// What a courier calls when it delivered a message's final content, so the
+    /// request that wrote it gives its room up.
+    pub fn delivered_hook(&self) -> DeliveredHook {
+        DeliveredHook(self.inner.awaiting.clone())
     }
 
     /// The bot.
@@ -290,7 +338,17 @@ impl Intake {
         request: Request,
         what: String,
     ) -> Accepted {
-        let permit = self.inner.permits.clone().try_acquire_owned().ok();
+        let permits = self.inner.permits.clone();
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) if !self.inner.admit_wait.is_zero() => {
+                tokio::time::timeout(self.inner.admit_wait, permits.acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            Err(_) => None,
+        };
         let now = self.inner.bot.now();
         let kept = Kept {
             request,
@@ -374,13 +432,23 @@ impl Intake {
             let reply = inner.bot.handle_with(request, &progress).await;
             renew.abort();
             inner.metrics.processed(reply.outcome);
-            if let Err(e) = progress.finish(&reply).await {
+            // Registered before the write, so a delivery right after it is not missed.
+            let (tx, delivered) = oneshot::channel();
+            lock(&inner.awaiting).insert(item.key.clone(), tx);
+            let written = progress.finish(&reply).await;
+            let handed_over = reply.outcome == bot_core::reply::Outcome::HandedOver;
+            if let Err(e) = written {
+                lock(&inner.awaiting).remove(&item.key);
                 tracing::error!(key = %item.key, error = %e, "the reply could not be written; the delivery stays in the inbox");
                 return;
             }
             if let Err(e) = store.complete_inbound(&item.key).await {
                 tracing::warn!(key = %item.key, error = %e, "could not mark a delivery processed");
             }
+            if !handed_over {
+                let _ = tokio::time::timeout(HOLD_FOR_DELIVERY, delivered).await;
+            }
+            lock(&inner.awaiting).remove(&item.key);
         });
     }
 

@@ -61,7 +61,8 @@ impl AppState {
             config.api_timeout,
             config.max_attempts.min(4),
         )?;
-        let intake = Intake::new(bot, metrics, config.max_in_flight);
+        let intake =
+            Intake::new(bot, metrics, config.max_in_flight).with_admit_wait(config.admit_wait);
         let slack = Slack::new(intake, web)
             .with_teams(config.teams.clone())
             .with_chat_rate(config.chat_rate)

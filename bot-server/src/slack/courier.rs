@@ -12,7 +12,7 @@ use bot_core::ports::Store;
 use bot_core::Reply;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use crate::intake::Intake;
+use crate::intake::{DeliveredHook, Intake};
 use crate::metrics::Metrics;
 use crate::slack::delivery::{gap, recover, send, Delivered, Destination};
 use crate::slack::webapi::{WebApi, WebApiError};
@@ -48,6 +48,8 @@ pub struct Courier {
     wake: Arc<Notify>,
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
     lease: Arc<dyn Fn() -> Duration + Send + Sync>,
+    /// Tells the intake a final answer went out (the request gives its room up).
+    delivered: Option<DeliveredHook>,
 }
 
 /// How long to wait before attempt `n + 1` after `n` failures: 1 s, 2 s, 4 s … 60 s.
@@ -73,6 +75,7 @@ impl Courier {
                 move || bot.now()
             }),
             lease: Arc::new(move || bot.settings().lease),
+            delivered: Some(intake.delivered_hook()),
         }
     }
 
@@ -94,6 +97,7 @@ impl Courier {
             wake,
             clock: Arc::new(SystemTime::now),
             lease: Arc::new(|| SEND_LEASE),
+            delivered: None,
         }
     }
 
@@ -184,8 +188,16 @@ impl Courier {
             let records = records.clone();
             tokio::spawn(async move {
                 let id = message.id.clone();
+                let last = message.last;
                 let attempt = this.attempt(message).await;
                 drop(permit);
+                let ended = matches!(
+                    attempt,
+                    Attempt::Delivered { .. } | Attempt::Failed { retry_at: None }
+                );
+                if let (true, true, Some(hook)) = (last, ended, &this.delivered) {
+                    hook.delivered(&id);
+                }
                 let _ = records.send((id, attempt));
             });
         }

@@ -2,7 +2,9 @@
 //! serves both (parameters as `$1, $2 …` in order of first use, flags and times as
 //! integers); the dialects differ only in how a lease query skips rows another
 //! replica is leasing, and in how the audit chain is serialised. Deliveries are
-//! admitted in group commits: one statement for every delivery waiting at that moment.
+//! admitted in group commits: one statement for every delivery waiting at that moment;
+//! the small writes of answering them (open a message, put its content, mark the
+//! delivery done) share one transaction with every other such write waiting then.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -123,10 +125,57 @@ struct Pending {
     reply: Waiter,
 }
 
+/// A small write of the reply path, waiting for the next group commit.
+enum Write {
+    /// `open_message`.
+    Open {
+        id: String,
+        transport: String,
+        route: String,
+        about: String,
+        now: i64,
+    },
+    /// `put_message`.
+    Put {
+        id: String,
+        body: String,
+        last: bool,
+    },
+    /// `complete_inbound`.
+    Complete { key: String },
+}
+
+impl Write {
+    /// What it is, for the log.
+    fn name(&self) -> &'static str {
+        match self {
+            Write::Open { .. } => "open message",
+            Write::Put { .. } => "put message",
+            Write::Complete { .. } => "complete inbox",
+        }
+    }
+
+    /// The row it writes: a group writes its rows in this order (as recorded attempts
+    /// do), so two groups never wait for each other's rows crosswise.
+    fn row(&self) -> (u8, &str) {
+        match self {
+            Write::Open { id, .. } | Write::Put { id, .. } => (0, id),
+            Write::Complete { key } => (1, key),
+        }
+    }
+}
+
+/// A [`Write`] and who waits for it.
+struct Waiting {
+    write: Write,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
 /// The state store on a SQL database.
 pub struct SqlStore {
     db: Db,
     admit: mpsc::Sender<Pending>,
+    writes: mpsc::Sender<Waiting>,
     /// Serialises appends to the audit chain within this process (PostgreSQL also
     /// takes an advisory lock, for other replicas).
     audit: Mutex<()>,
@@ -139,9 +188,12 @@ impl SqlStore {
     pub(crate) fn new(db: Db) -> Arc<Self> {
         let (admit, rx) = mpsc::channel::<Pending>(GROUP * 16);
         tokio::spawn(admitter(db.clone(), rx));
+        let (writes, rx) = mpsc::channel::<Waiting>(GROUP * 16);
+        tokio::spawn(writer(db.clone(), rx));
         Arc::new(Self {
             db,
             admit,
+            writes,
             audit: Mutex::new(()),
             audit_key: std::sync::OnceLock::new(),
         })
@@ -151,6 +203,18 @@ impl SqlStore {
     /// already set stays.
     pub fn set_audit_key(&self, key: &[u8]) {
         let _ = self.audit_key.set(key.to_vec());
+    }
+
+    /// Makes `write` in the next group commit; answers once it is committed.
+    async fn write(&self, write: Write) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Waiting { write, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?
     }
 
     /// Closes the pool (waiting for connections in use).
@@ -216,6 +280,60 @@ async fn admit_group(db: &Db, batch: &[Pending]) -> Result<Vec<String>, StoreErr
         rows.iter()
             .map(|r| r.try_get::<String, _>("key").map_err(|e| db_error("admit", e)))
             .collect()
+    })
+}
+
+/// Makes waiting small writes in groups: every write waiting when the previous group
+/// committed goes into one transaction, in the order they came. A group that fails is
+/// failed for each of its writers (nothing of it is kept).
+async fn writer(db: Db, mut rx: mpsc::Receiver<Waiting>) {
+    let mut batch: Vec<Waiting> = Vec::with_capacity(GROUP);
+    while rx.recv_many(&mut batch, GROUP).await > 0 {
+        let result = write_group(&db, &batch).await;
+        for w in batch.drain(..) {
+            let _ = w.reply.send(result.clone());
+        }
+    }
+}
+
+async fn write_group(db: &Db, batch: &[Waiting]) -> Result<(), StoreError> {
+    let name = match batch {
+        [one] => one.write.name(),
+        _ => "write group",
+    };
+    on_db!(db, pool, _skip => {
+        // Sorted by row, stably: one row's writes keep the order they came in.
+        let mut writes: Vec<&Write> = batch.iter().map(|w| &w.write).collect();
+        writes.sort_by(|a, b| a.row().cmp(&b.row()));
+        let mut tx = pool.begin().await.map_err(|e| db_error(name, e))?;
+        for w in writes {
+            let q = match w {
+                Write::Open { id, transport, route, about, now } => sqlx::query(
+                    "INSERT INTO outbox (id, transport, route, about, next_at_ms, changed_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(transport)
+                .bind(route)
+                .bind(about)
+                .bind(*now),
+                Write::Put { id, body, last } => sqlx::query(
+                    "UPDATE outbox SET body = $1, version = version + 1, last = $2, \
+                     attempts = CASE WHEN $2 = 1 THEN 0 ELSE attempts END \
+                     WHERE id = $3 AND last = 0",
+                )
+                .bind(body)
+                .bind(i64::from(*last))
+                .bind(id),
+                Write::Complete { key } => {
+                    sqlx::query("UPDATE inbox SET done = 1, payload = 'null' WHERE key = $1")
+                        .bind(key)
+                }
+            };
+            q.execute(&mut *tx).await.map_err(|e| db_error(name, e))?;
+        }
+        tx.commit().await.map_err(|e| db_error(name, e))?;
+        Ok(())
     })
 }
 
@@ -312,14 +430,10 @@ impl Inbox for SqlStore {
     }
 
     async fn complete_inbound(&self, key: &str) -> Result<(), StoreError> {
-        on_db!(&self.db, pool, _skip => {
-            sqlx::query("UPDATE inbox SET done = 1, payload = 'null' WHERE key = $1")
-                .bind(key)
-                .execute(pool)
-                .await
-                .map_err(|e| db_error("complete inbox", e))?;
-            Ok(())
+        self.write(Write::Complete {
+            key: key.to_owned(),
         })
+        .await
     }
 
     async fn prune_inbox(&self, before: SystemTime) -> Result<u64, StoreError> {
@@ -417,38 +531,23 @@ impl Outbox for SqlStore {
         about: &str,
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool, _skip => {
-            sqlx::query(
-                "INSERT INTO outbox (id, transport, route, about, next_at_ms, changed_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(id)
-            .bind(transport)
-            .bind(route.to_string())
-            .bind(about)
-            .bind(ms(now))
-            .execute(pool)
-            .await
-            .map_err(|e| db_error("open message", e))?;
-            Ok(())
+        self.write(Write::Open {
+            id: id.to_owned(),
+            transport: transport.to_owned(),
+            route: route.to_string(),
+            about: about.to_owned(),
+            now: ms(now),
         })
+        .await
     }
 
     async fn put_message(&self, id: &str, body: &Value, last: bool) -> Result<(), StoreError> {
-        on_db!(&self.db, pool, _skip => {
-            sqlx::query(
-                "UPDATE outbox SET body = $1, version = version + 1, last = $2, \
-                 attempts = CASE WHEN $2 = 1 THEN 0 ELSE attempts END \
-                 WHERE id = $3 AND last = 0",
-            )
-            .bind(body.to_string())
-            .bind(i64::from(last))
-            .bind(id)
-            .execute(pool)
-            .await
-            .map_err(|e| db_error("put message", e))?;
-            Ok(())
+        self.write(Write::Put {
+            id: id.to_owned(),
+            body: body.to_string(),
+            last,
         })
+        .await
     }
 
     async fn lease_messages(
@@ -510,9 +609,12 @@ impl Outbox for SqlStore {
         if attempts.is_empty() {
             return Ok(());
         }
+        // In the order of their rows, as group writes are.
+        let mut attempts: Vec<&(String, Attempt)> = attempts.iter().collect();
+        attempts.sort_by(|a, b| a.0.cmp(&b.0));
         on_db!(&self.db, pool, _skip => {
             let mut tx = pool.begin().await.map_err(|e| db_error("record attempts", e))?;
-            for (id, attempt) in attempts {
+            for (id, attempt) in attempts.iter().copied() {
                 attempt_query!(id.as_str(), owner, attempt)
                     .execute(&mut *tx)
                     .await
