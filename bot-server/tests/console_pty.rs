@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use expectrl::process::Healthcheck as _;
 use expectrl::session::OsSession;
 use expectrl::{ControlCode, Eof, Expect, Regex, Session};
 
@@ -53,9 +54,22 @@ fn plain(screen: &str) -> String {
 
 /// Waits for `needle`, adding everything read to `seen`.
 fn wait(session: &mut OsSession, seen: &mut String, needle: &str) {
-    match session.expect(needle) {
-        Ok(found) => seen.push_str(&String::from_utf8_lossy(found.as_bytes())),
-        Err(e) => panic!("waiting for {needle:?}: {e}\n--- screen so far ---\n{seen}"),
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        match session.expect(needle) {
+            Ok(found) => {
+                seen.push_str(&String::from_utf8_lossy(found.as_bytes()));
+                return;
+            }
+            // A pty read can come back empty before the demo has written anything
+            // (seen once on a loaded machine); only a demo that ended is the end.
+            Err(expectrl::Error::Eof)
+                if std::time::Instant::now() < deadline && session.is_alive().unwrap_or(false) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("waiting for {needle:?}: {e}\n--- screen so far ---\n{seen}"),
+        }
     }
 }
 

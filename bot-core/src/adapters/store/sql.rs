@@ -171,9 +171,28 @@ struct Waiting {
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// Takes turns among this process' busiest writers on SQLite, which has one writer
+/// at a time: waiting here is a queue, where SQLite's own busy handler would sleep and
+/// poll. Nothing on PostgreSQL.
+#[derive(Clone, Default)]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+struct Turns(Arc<Mutex<()>>);
+
+impl Turns {
+    async fn take(&self, db: &Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match db {
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite(_) => Some(self.0.lock().await),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(_) => None,
+        }
+    }
+}
+
 /// The state store on a SQL database.
 pub struct SqlStore {
     db: Db,
+    turns: Turns,
     admit: mpsc::Sender<Pending>,
     writes: mpsc::Sender<Waiting>,
     /// Serialises appends to the audit chain within this process (PostgreSQL also
@@ -187,11 +206,13 @@ impl SqlStore {
     /// A store on `db` (already migrated).
     pub(crate) fn new(db: Db) -> Arc<Self> {
         let (admit, rx) = mpsc::channel::<Pending>(GROUP * 16);
-        tokio::spawn(admitter(db.clone(), rx));
+        let turns = Turns::default();
+        tokio::spawn(admitter(db.clone(), turns.clone(), rx));
         let (writes, rx) = mpsc::channel::<Waiting>(GROUP * 16);
-        tokio::spawn(writer(db.clone(), rx));
+        tokio::spawn(writer(db.clone(), turns.clone(), rx));
         Arc::new(Self {
             db,
+            turns,
             admit,
             writes,
             audit: Mutex::new(()),
@@ -225,10 +246,13 @@ impl SqlStore {
 
 /// Admits waiting deliveries in groups: one multi-row `INSERT … ON CONFLICT DO
 /// NOTHING RETURNING key` for all that are waiting when the previous one ends.
-async fn admitter(db: Db, mut rx: mpsc::Receiver<Pending>) {
+async fn admitter(db: Db, turns: Turns, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(GROUP);
     while rx.recv_many(&mut batch, GROUP).await > 0 {
-        let result = admit_group(&db, &batch).await;
+        let result = {
+            let _turn = turns.take(&db).await;
+            admit_group(&db, &batch).await
+        };
         let mut taken: std::collections::HashSet<String> = match &result {
             Ok(keys) => keys.iter().cloned().collect(),
             Err(_) => Default::default(),
@@ -286,10 +310,13 @@ async fn admit_group(db: &Db, batch: &[Pending]) -> Result<Vec<String>, StoreErr
 /// Makes waiting small writes in groups: every write waiting when the previous group
 /// committed goes into one transaction, in the order they came. A group that fails is
 /// failed for each of its writers (nothing of it is kept).
-async fn writer(db: Db, mut rx: mpsc::Receiver<Waiting>) {
+async fn writer(db: Db, turns: Turns, mut rx: mpsc::Receiver<Waiting>) {
     let mut batch: Vec<Waiting> = Vec::with_capacity(GROUP);
     while rx.recv_many(&mut batch, GROUP).await > 0 {
-        let result = write_group(&db, &batch).await;
+        let result = {
+            let _turn = turns.take(&db).await;
+            write_group(&db, &batch).await
+        };
         for w in batch.drain(..) {
             let _ = w.reply.send(result.clone());
         }
@@ -388,6 +415,7 @@ impl Inbox for SqlStore {
         lease_until: SystemTime,
         limit: usize,
     ) -> Result<Vec<Inbound>, StoreError> {
+        let _turn = self.turns.take(&self.db).await;
         on_db!(&self.db, pool, skip => {
             let sql = format!(
                 "UPDATE inbox SET owner = $1, lease_until_ms = $2 WHERE key IN \
@@ -558,6 +586,7 @@ impl Outbox for SqlStore {
         lease_until: SystemTime,
         limit: usize,
     ) -> Result<Vec<Outgoing>, StoreError> {
+        let _turn = self.turns.take(&self.db).await;
         on_db!(&self.db, pool, skip => {
             let sql = format!(
                 "UPDATE outbox SET doubt = CASE WHEN owner <> '' THEN 1 ELSE doubt END, \
@@ -612,6 +641,7 @@ impl Outbox for SqlStore {
         // In the order of their rows, as group writes are.
         let mut attempts: Vec<&(String, Attempt)> = attempts.iter().collect();
         attempts.sort_by(|a, b| a.0.cmp(&b.0));
+        let _turn = self.turns.take(&self.db).await;
         on_db!(&self.db, pool, _skip => {
             let mut tx = pool.begin().await.map_err(|e| db_error("record attempts", e))?;
             for (id, attempt) in attempts.iter().copied() {
