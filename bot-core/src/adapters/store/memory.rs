@@ -23,7 +23,7 @@ const DELIVERY_MEMORY: Duration = Duration::from_secs(15 * 60);
 const MAX_DELIVERIES: usize = 250_000;
 /// At most this many delivered (or given-up) messages are kept for reading back; the
 /// oldest go first, so a store under load stays bounded.
-const MAX_FINISHED: usize = 10_000;
+const MAX_FINISHED: usize = 1_000;
 /// Past this many button sets, expired ones are pruned.
 const BUTTON_SETS_BEFORE_PRUNING: usize = 10_240;
 
