@@ -435,17 +435,13 @@ impl Intake {
             // Registered before the write, so a delivery right after it is not missed.
             let (tx, delivered) = oneshot::channel();
             lock(&inner.awaiting).insert(item.key.clone(), tx);
-            let written = progress.finish(&reply).await;
-            let handed_over = reply.outcome == bot_core::reply::Outcome::HandedOver;
+            let written = progress.finish_inbound(&reply, &item.key).await;
             if let Err(e) = written {
                 lock(&inner.awaiting).remove(&item.key);
                 tracing::error!(key = %item.key, error = %e, "the reply could not be written; the delivery stays in the inbox");
                 return;
             }
-            if let Err(e) = store.complete_inbound(&item.key).await {
-                tracing::warn!(key = %item.key, error = %e, "could not mark a delivery processed");
-            }
-            if !handed_over {
+            if reply.outcome != bot_core::reply::Outcome::HandedOver {
                 let _ = tokio::time::timeout(HOLD_FOR_DELIVERY, delivered).await;
             }
             lock(&inner.awaiting).remove(&item.key);

@@ -57,6 +57,21 @@ impl OutboxProgress {
         }
         self.put(reply, true).await
     }
+
+    /// Writes the final reply and marks inbox delivery `key` processed, in one step
+    /// ([`crate::ports::Store::answer_inbound`]); a reply handed over only marks it.
+    pub async fn finish_inbound(&self, reply: &Reply, key: &str) -> Result<(), StoreError> {
+        if reply.outcome == crate::reply::Outcome::HandedOver {
+            return self.store.complete_inbound(key).await;
+        }
+        let body = serde_json::to_value(reply)
+            .map_err(|_| StoreError::Failed("a reply could not be serialised".into()))?;
+        self.store.answer_inbound(key, &self.id, &body).await?;
+        if let Some(wake) = &self.wake {
+            wake();
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -621,6 +621,15 @@ pub trait Store:
     /// Whether the store answers now (for readiness); `Err` says why not.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Answers inbox delivery `key`: writes `body` as the final content of its outbox
+    /// message `id` (as [`Outbox::put_message`] with `last`) and marks the delivery
+    /// processed (as [`Inbox::complete_inbound`]). A database does both in one
+    /// transaction, so a crash leaves both or neither.
+    async fn answer_inbound(&self, key: &str, id: &str, body: &Value) -> Result<(), StoreError> {
+        self.put_message(id, body, true).await?;
+        self.complete_inbound(key).await
+    }
+
     /// Forgets what is past use and older than `before` (`settings.retention`):
     /// button sets and approval requests that expired before it, and finished runs
     /// that started before it, except the newest finished run of each environment

@@ -165,9 +165,9 @@ impl Write {
     }
 }
 
-/// A [`Write`] and who waits for it.
+/// [`Write`]s made together, and who waits for them.
 struct Waiting {
-    write: Write,
+    writes: Vec<Write>,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -226,11 +226,11 @@ impl SqlStore {
         let _ = self.audit_key.set(key.to_vec());
     }
 
-    /// Makes `write` in the next group commit; answers once it is committed.
-    async fn write(&self, write: Write) -> Result<(), StoreError> {
+    /// Makes `writes` in the next group commit; answers once they are committed.
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writes
-            .send(Waiting { write, reply })
+            .send(Waiting { writes, reply })
             .await
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         answer
@@ -325,12 +325,12 @@ async fn writer(db: Db, turns: Turns, mut rx: mpsc::Receiver<Waiting>) {
 
 async fn write_group(db: &Db, batch: &[Waiting]) -> Result<(), StoreError> {
     let name = match batch {
-        [one] => one.write.name(),
+        [Waiting { writes, .. }] if writes.len() == 1 => writes[0].name(),
         _ => "write group",
     };
     on_db!(db, pool, _skip => {
         // Sorted by row, stably: one row's writes keep the order they came in.
-        let mut writes: Vec<&Write> = batch.iter().map(|w| &w.write).collect();
+        let mut writes: Vec<&Write> = batch.iter().flat_map(|w| &w.writes).collect();
         writes.sort_by(|a, b| a.row().cmp(&b.row()));
         let mut tx = pool.begin().await.map_err(|e| db_error(name, e))?;
         for w in writes {
@@ -458,9 +458,9 @@ impl Inbox for SqlStore {
     }
 
     async fn complete_inbound(&self, key: &str) -> Result<(), StoreError> {
-        self.write(Write::Complete {
+        self.write(vec![Write::Complete {
             key: key.to_owned(),
-        })
+        }])
         .await
     }
 
@@ -559,22 +559,22 @@ impl Outbox for SqlStore {
         about: &str,
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        self.write(Write::Open {
+        self.write(vec![Write::Open {
             id: id.to_owned(),
             transport: transport.to_owned(),
             route: route.to_string(),
             about: about.to_owned(),
             now: ms(now),
-        })
+        }])
         .await
     }
 
     async fn put_message(&self, id: &str, body: &Value, last: bool) -> Result<(), StoreError> {
-        self.write(Write::Put {
+        self.write(vec![Write::Put {
             id: id.to_owned(),
             body: body.to_string(),
             last,
-        })
+        }])
         .await
     }
 
@@ -1429,6 +1429,20 @@ impl Store for SqlStore {
                 .map_err(|e| db_error("ping", e))?;
             Ok(())
         })
+    }
+
+    async fn answer_inbound(&self, key: &str, id: &str, body: &Value) -> Result<(), StoreError> {
+        self.write(vec![
+            Write::Put {
+                id: id.to_owned(),
+                body: body.to_string(),
+                last: true,
+            },
+            Write::Complete {
+                key: key.to_owned(),
+            },
+        ])
+        .await
     }
 
     async fn prune_history(&self, before: SystemTime) -> Result<u64, StoreError> {

@@ -22,6 +22,7 @@ pub async fn store(store: Arc<dyn Store>) {
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     store.ping().await.expect("the store answers a ping");
     inbox(&*store, run, t0).await;
+    answer(&*store, run, t0).await;
     one_admission_wins(store.clone(), run, t0).await;
     outbox(&*store, run, t0).await;
     doubt(&*store, run, t0).await;
@@ -134,6 +135,64 @@ fn inbound(key: &str, at: SystemTime) -> Inbound {
         payload: json!({"request": {"user": "U1", "text": "status"}}),
         received: at,
     }
+}
+
+/// `answer_inbound`: the final reply is written and the delivery marked processed,
+/// together; several answers at once each land on their own message.
+async fn answer(store: &dyn Store, run: &str, t0: SystemTime) {
+    let lease = Duration::from_secs(30);
+    let transport = format!("answer-{run}");
+    let keys: Vec<String> = (0..3).map(|i| format!("Ans{i}-{run}")).collect();
+    for key in &keys {
+        assert_eq!(
+            store
+                .admit(&inbound(key, t0), "replica-a", t0 + lease)
+                .await,
+            Ok(Admitted::New)
+        );
+        store
+            .open_message(key, &transport, &json!({"channel": "D1"}), "U1: help", t0)
+            .await
+            .expect("open");
+    }
+    let answers = keys.iter().map(|key| async move {
+        store
+            .answer_inbound(key, key, &json!({"text": format!("answer to {key}")}))
+            .await
+    });
+    for answered in futures::future::join_all(answers).await {
+        answered.expect("answered");
+    }
+    for key in &keys {
+        let m = store
+            .message(key)
+            .await
+            .expect("read")
+            .expect("the message");
+        assert_eq!(m.body, json!({"text": format!("answer to {key}")}));
+        assert!(m.last, "the answer is the message's final content");
+    }
+    assert_eq!(
+        store.undelivered(&transport).await,
+        Ok(3),
+        "three answers to send"
+    );
+    let later = t0 + lease * 2;
+    let leased = store
+        .lease_inbound("replica-b", later, later + lease, 1000)
+        .await
+        .expect("lease");
+    assert!(
+        leased.iter().all(|i| !keys.contains(&i.key)),
+        "an answered delivery is not worked on again: {leased:?}"
+    );
+    assert_eq!(
+        store
+            .admit(&inbound(&keys[0], later), "replica-b", later + lease)
+            .await,
+        Ok(Admitted::Duplicate),
+        "an answered delivery still deduplicates"
+    );
 }
 
 async fn inbox(store: &dyn Store, run: &str, t0: SystemTime) {
