@@ -510,45 +510,6 @@ where
 const OUTGOING: &str = "id, transport, route, about, body, version, last, delivered, state, \
                         attempts, next_at_ms, given_up, doubt";
 
-/// The statement that records how `owner`'s attempt on message `id` ended and
-/// releases its lease (either engine).
-macro_rules! attempt_query {
-    ($id:expr, $owner:expr, $attempt:expr) => {
-        match $attempt {
-            Attempt::Delivered { version, state, next_at } => sqlx::query(
-                "UPDATE outbox SET delivered = CASE WHEN delivered > $1 THEN delivered ELSE $1 END, \
-                 state = $2, attempts = 0, next_at_ms = $3, changed_ms = $3, owner = '', \
-                 lease_until_ms = 0, doubt = 0 WHERE id = $4 AND owner = $5",
-            )
-            .bind(i64::try_from(*version).unwrap_or(i64::MAX))
-            .bind(state.to_string())
-            .bind(ms(*next_at))
-            .bind($id)
-            .bind($owner),
-            Attempt::Failed { retry_at: Some(at) } => sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, next_at_ms = $1, owner = '', \
-                 lease_until_ms = 0 WHERE id = $2 AND owner = $3",
-            )
-            .bind(ms(*at))
-            .bind($id)
-            .bind($owner),
-            Attempt::Unsure { retry_at } => sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, next_at_ms = $1, owner = '', \
-                 lease_until_ms = 0, doubt = 1 WHERE id = $2 AND owner = $3",
-            )
-            .bind(ms(*retry_at))
-            .bind($id)
-            .bind($owner),
-            Attempt::Failed { retry_at: None } => sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, given_up = 1, owner = '', \
-                 lease_until_ms = 0 WHERE id = $1 AND owner = $2",
-            )
-            .bind($id)
-            .bind($owner),
-        }
-    };
-}
-
 #[async_trait]
 impl Outbox for SqlStore {
     async fn open_message(
@@ -621,13 +582,9 @@ impl Outbox for SqlStore {
         owner: &str,
         attempt: &Attempt,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool, _skip => {
-            attempt_query!(id, owner, attempt)
-                .execute(pool)
-                .await
-                .map_err(|e| db_error("record attempt", e))?;
-            Ok(())
-        })
+        // One statement in a transaction of its own, taking its turn as batches do.
+        self.record_attempts(owner, &[(id.to_owned(), attempt.clone())])
+            .await
     }
 
     async fn record_attempts(
@@ -645,8 +602,39 @@ impl Outbox for SqlStore {
         on_db!(&self.db, pool, _skip => {
             let mut tx = pool.begin().await.map_err(|e| db_error("record attempts", e))?;
             for (id, attempt) in attempts.iter().copied() {
-                attempt_query!(id.as_str(), owner, attempt)
-                    .execute(&mut *tx)
+                let q = match attempt {
+                    Attempt::Delivered { version, state, next_at } => sqlx::query(
+                        "UPDATE outbox SET delivered = CASE WHEN delivered > $1 THEN delivered ELSE $1 END, \
+                         state = $2, attempts = 0, next_at_ms = $3, changed_ms = $3, owner = '', \
+                         lease_until_ms = 0, doubt = 0 WHERE id = $4 AND owner = $5",
+                    )
+                    .bind(i64::try_from(*version).unwrap_or(i64::MAX))
+                    .bind(state.to_string())
+                    .bind(ms(*next_at))
+                    .bind(id.as_str())
+                    .bind(owner),
+                    Attempt::Failed { retry_at: Some(at) } => sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, next_at_ms = $1, owner = '', \
+                         lease_until_ms = 0 WHERE id = $2 AND owner = $3",
+                    )
+                    .bind(ms(*at))
+                    .bind(id.as_str())
+                    .bind(owner),
+                    Attempt::Unsure { retry_at } => sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, next_at_ms = $1, owner = '', \
+                         lease_until_ms = 0, doubt = 1 WHERE id = $2 AND owner = $3",
+                    )
+                    .bind(ms(*retry_at))
+                    .bind(id.as_str())
+                    .bind(owner),
+                    Attempt::Failed { retry_at: None } => sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, given_up = 1, owner = '', \
+                         lease_until_ms = 0 WHERE id = $1 AND owner = $2",
+                    )
+                    .bind(id.as_str())
+                    .bind(owner),
+                };
+                q.execute(&mut *tx)
                     .await
                     .map_err(|e| db_error("record attempts", e))?;
             }
