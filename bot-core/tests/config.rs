@@ -111,6 +111,7 @@ fn shipped_instances_have_urls_health_tasks_and_restart() {
             set,
             get_url,
             pointer,
+            weights: None,
         } => {
             assert_eq!(set.method, "POST");
             // master is in regions: `{region}` is filled in for eu.
@@ -766,5 +767,48 @@ fn jenkins_without_token_and_job_command_without_job() {
             "instances.yaml:2:3: `jenkins` has no `token` \
              (add `token: ${JENKINS_TOKEN}`; never write the token itself in the file)",
         ]
+    );
+}
+
+#[test]
+fn an_http_switch_shares_traffic_by_weight_with_a_weights_request_and_pointer() {
+    let with = |fields: &str| {
+        INSTANCES.replace(
+            "switch: { type: memory, initial: blue }",
+            &format!(
+                "switch: {{ type: http, set: {{ method: POST, url: \"http://127.0.0.1:3/s\", body: '{{\"active\": \"{{colour}}\"}}' }}, get: \"http://127.0.0.1:3/s\", pointer: /active{fields} }}"
+            ),
+        )
+    };
+    let config = load_with(
+        COMMANDS,
+        &with(", weights: { method: POST, url: \"http://127.0.0.1:3/w\", body: '{weights}' }, weights_pointer: /weights"),
+        &no_env,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let master = config.env("master").expect("master");
+    match &master.pools[0].switch {
+        SwitchSpec::Http {
+            weights: Some(w), ..
+        } => {
+            assert_eq!(w.set.url, "http://127.0.0.1:3/w");
+            assert_eq!(w.set.body.as_deref(), Some("{weights}"));
+            assert_eq!(w.pointer, "/weights");
+        }
+        other => panic!("expected an http switch with weights, got {other:?}"),
+    }
+    assert_eq!(
+        error(COMMANDS, &with(", weights_pointer: /weights")),
+        "instances.yaml:8:179: the switch of pool `api` has `weights_pointer` but no `weights` \
+         (add `weights: { method: POST, url: http://…, body: '{weights}' }`)"
+    );
+    let on_memory = INSTANCES.replace(
+        "switch: { type: memory, initial: blue }",
+        "switch: { type: memory, initial: blue, weights_pointer: /w }",
+    );
+    assert_eq!(
+        error(COMMANDS, &on_memory),
+        "instances.yaml:8:65: `weights_pointer` is not used by a `memory` switch \
+         (it belongs to a http switch)"
     );
 }

@@ -12,9 +12,9 @@ use bot_core::adapters::memory_switch::MemorySwitch;
 use bot_core::adapters::probe::{HttpProbe, ReqwestAction};
 use bot_core::adapters::store::memory::MemoryStore;
 use bot_core::config::{
-    Environment, HealthRecipe, HttpRequestSpec, Instance, Pool, Pos, SwitchSpec,
+    Environment, HealthRecipe, HttpRequestSpec, Instance, Pool, Pos, SwitchSpec, WeightsSpec,
 };
-use bot_core::ports::{SwitchError, TrafficSwitch};
+use bot_core::ports::{Split, SwitchError, TrafficSwitch};
 use bot_core::testing::conformance;
 use common::haproxy::{require_haproxy, Haproxy};
 use crossroads_sim::instance::SimInstance;
@@ -67,7 +67,9 @@ async fn the_memory_switch_keeps_every_promise() {
         },
         ["http://127.0.0.1:1", "http://127.0.0.1:2"],
     );
-    conformance::switch(&MemorySwitch::new(), &env, &pool).await;
+    let switch = MemorySwitch::new();
+    conformance::switch(&switch, &env, &pool).await;
+    conformance::weights(&switch, &env, &pool).await;
 }
 
 #[tokio::test]
@@ -88,10 +90,20 @@ async fn the_http_switch_keeps_every_promise() {
         body: Some(r#"{"active": "{colour}"}"#.into()),
     };
     let get_url = format!("{base}/pools/{{env}}/{{pool}}");
+    let weights = WeightsSpec {
+        set: HttpRequestSpec {
+            method: "POST".into(),
+            url: format!("{base}/pools/{{env}}/{{pool}}/weights"),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Some("{weights}".into()),
+        },
+        pointer: "/weights".into(),
+    };
     let spec = SwitchSpec::Http {
         set: set.clone(),
         get_url: get_url.clone(),
         pointer: "/active".into(),
+        weights: Some(weights.clone()),
     };
     let (env, pool) = pool_of(spec, ["http://127.0.0.1:1", "http://127.0.0.1:2"]);
     let switch = HttpSwitch::new(
@@ -102,7 +114,31 @@ async fn the_http_switch_keeps_every_promise() {
         Arc::new(ReqwestAction::new()),
     );
     conformance::switch(&switch, &env, &pool).await;
+    assert!(
+        !switch.weighted(),
+        "without a `weights` request the switch cannot do weights"
+    );
+    let refused = switch
+        .set_split(&env, &pool, &Split::canary(&pool, "blue", "green", 10))
+        .await;
+    assert!(
+        matches!(&refused, Err(SwitchError::Refused(m)) if m.contains("weights")),
+        "and says so when asked: {refused:?}"
+    );
+    let switch = switch.with_weights(Some(weights));
+    conformance::weights(&switch, &env, &pool).await;
     assert_eq!(sim.active("staging", "api").as_deref(), Some("blue"));
+    let sent: Vec<_> = sim
+        .calls()
+        .into_iter()
+        .filter_map(|c| c.body)
+        .filter(|b| b.get("green") == Some(&serde_json::json!(10)))
+        .collect();
+    assert_eq!(
+        sent.first(),
+        Some(&serde_json::json!({"blue": 90, "green": 10})),
+        "the weights request carries every member's percent as JSON"
+    );
 }
 
 #[cfg_attr(
@@ -137,6 +173,7 @@ async fn the_haproxy_switch_keeps_every_promise() {
         }
     }
     conformance::switch(&switch, &env, &pool).await;
+    conformance::weights(&switch, &env, &pool).await;
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ fn http_switch(spec: &SwitchSpec) -> HttpSwitch {
             set,
             get_url,
             pointer,
+            ..
         } => HttpSwitch::new(
             set.clone(),
             get_url.clone(),
@@ -101,6 +102,7 @@ fn http_spec(base: &str) -> SwitchSpec {
         },
         get_url: format!("{base}/pools/{{env}}/{{pool}}"),
         pointer: "/active".into(),
+        weights: None,
     }
 }
 
@@ -422,6 +424,7 @@ fn http_spec_with_secrets(base: &str) -> SwitchSpec {
         },
         get_url: url,
         pointer: "/active".into(),
+        weights: None,
     }
 }
 

@@ -1,5 +1,7 @@
 //! A simulated HTTP traffic switch: `GET /pools/{env}/{pool}` → `{"active":"blue"}`,
-//! `POST /pools/{env}/{pool}` with `{"active":"green"}` moves traffic.
+//! `POST /pools/{env}/{pool}` with `{"active":"green"}` moves traffic, and
+//! `POST /pools/{env}/{pool}/weights` with `{"blue":90,"green":10}` shares it out by
+//! weight; the `GET` answer's `weights` shows the weights in force.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -70,6 +72,15 @@ pub struct SwitchCall {
 struct Pool {
     members: Vec<String>,
     active: String,
+    /// Weight per member; all on `active` unless a split was set.
+    weights: BTreeMap<String, u64>,
+}
+
+fn all_on(members: &[String], active: &str) -> BTreeMap<String, u64> {
+    members
+        .iter()
+        .map(|m| (m.clone(), if m == active { 100 } else { 0 }))
+        .collect()
 }
 
 struct Inner {
@@ -98,6 +109,7 @@ impl SimSwitch {
                 (
                     (p.env, p.pool),
                     Pool {
+                        weights: all_on(&p.members, &p.active),
                         members: p.members,
                         active: p.active,
                     },
@@ -113,6 +125,10 @@ impl SimSwitch {
         let (stop, _) = watch::channel(false);
         let router = Router::new()
             .route("/pools/{env}/{pool}", get(read).post(write))
+            .route(
+                "/pools/{env}/{pool}/weights",
+                axum::routing::post(write_weights),
+            )
             .with_state(inner.clone());
         let server = ServerHandle::spawn(listener, router, stop)?;
         Ok(Self { inner, server })
@@ -148,7 +164,16 @@ impl SimSwitch {
             .get_mut(&(env.to_owned(), pool.to_owned()))
         {
             p.active = member.to_owned();
+            p.weights = all_on(&p.members, member);
         }
+    }
+
+    /// The weights in force in a pool, if the pool exists.
+    pub fn weights(&self, env: &str, pool: &str) -> Option<BTreeMap<String, u64>> {
+        self.lock()
+            .pools
+            .get(&(env.to_owned(), pool.to_owned()))
+            .map(|p| p.weights.clone())
     }
 
     /// Changes how writes are treated from now on.
@@ -187,7 +212,8 @@ async fn read(
         body: None,
     });
     match inner.pools.get(&(env.clone(), pool.clone())) {
-        Some(p) => Json(json!({ "active": p.active, "members": p.members })).into_response(),
+        Some(p) => Json(json!({ "active": p.active, "members": p.members, "weights": p.weights }))
+            .into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no pool {env}/{pool}")),
     }
 }
@@ -229,7 +255,10 @@ async fn write(
         );
     }
     match mode {
-        WriteMode::Apply => p.active = target.to_owned(),
+        WriteMode::Apply => {
+            p.active = target.to_owned();
+            p.weights = all_on(&p.members, target);
+        }
         WriteMode::Ignore => {}
         WriteMode::Fail => {
             return error(
@@ -239,4 +268,67 @@ async fn write(
         }
     }
     Json(json!({ "active": p.active })).into_response()
+}
+
+async fn write_weights(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((env, pool)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let mut inner = lock(&inner);
+    inner.calls.push(SwitchCall {
+        method: Method::POST.to_string(),
+        env: env.clone(),
+        pool: pool.clone(),
+        body: Some(parsed.clone().unwrap_or(Value::Null)),
+    });
+    let mode = inner.mode;
+    let Some(p) = inner.pools.get_mut(&(env.clone(), pool.clone())) else {
+        return error(StatusCode::NOT_FOUND, format!("no pool {env}/{pool}"));
+    };
+    let Some(object) = parsed.as_ref().and_then(Value::as_object) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body like {\"blue\": 90, \"green\": 10}".into(),
+        );
+    };
+    let mut weights = BTreeMap::new();
+    for (member, weight) in object {
+        if !p.members.iter().any(|m| m == member) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{member} is not a member of {env}/{pool}"),
+            );
+        }
+        let Some(w) = weight.as_u64() else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the weight of {member} is not a whole number"),
+            );
+        };
+        weights.insert(member.clone(), w);
+    }
+    if weights.values().all(|w| *w == 0) {
+        return error(StatusCode::BAD_REQUEST, "every weight is 0".into());
+    }
+    match mode {
+        WriteMode::Apply => {
+            for m in &p.members {
+                weights.entry(m.clone()).or_insert(0);
+            }
+            if let Some((top, _)) = weights.iter().max_by_key(|(_, w)| **w) {
+                p.active = top.clone();
+            }
+            p.weights = weights;
+        }
+        WriteMode::Ignore => {}
+        WriteMode::Fail => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "switch backend failure".into(),
+            )
+        }
+    }
+    Json(json!({ "active": p.active, "weights": p.weights })).into_response()
 }

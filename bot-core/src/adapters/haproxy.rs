@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::{Environment, Pool};
-use crate::ports::{SwitchError, TrafficSwitch};
+use crate::ports::{shares_from_weights, Split, SwitchError, TrafficSwitch};
 
 /// Maintenance bits of `srv_admin_state` (forced, inherited, resolution).
 const MAINT_MASK: u32 = 0x23;
@@ -34,6 +34,10 @@ pub struct ServerState {
     pub op_state: u8,
     /// `srv_admin_state` bitmask.
     pub admin_state: u32,
+    /// `srv_uweight`: the weight in force (set by `set server … weight`).
+    pub weight: u32,
+    /// `srv_iweight`: the weight the configuration gave it.
+    pub initial_weight: u32,
 }
 
 impl ServerState {
@@ -318,11 +322,21 @@ pub fn parse_servers_state(answer: &str) -> Result<Vec<ServerState>, String> {
         col("srv_op_state")?,
         col("srv_admin_state")?,
     );
+    // Weights are read when the columns are there (every HAProxy since 1.6 has them).
+    let (uweight_i, iweight_i) = (col("srv_uweight").ok(), col("srv_iweight").ok());
     let mut servers = Vec::new();
     for row in lines.filter(|l| !l.starts_with('#')) {
         let fields: Vec<&str> = row.split_whitespace().collect();
         let field = |i: usize| fields.get(i).copied().ok_or(format!("short row `{row}`"));
+        let weight = |i: Option<usize>| match i {
+            Some(i) => field(i)?
+                .parse::<u32>()
+                .map_err(|_| format!("bad weight in `{row}`")),
+            None => Ok(1),
+        };
         servers.push(ServerState {
+            weight: weight(uweight_i)?,
+            initial_weight: weight(iweight_i)?,
             name: field(name_i)?.to_owned(),
             op_state: field(op_i)?
                 .parse()
@@ -339,7 +353,11 @@ pub fn parse_servers_state(answer: &str) -> Result<Vec<ServerState>, String> {
 impl TrafficSwitch for HaproxySwitch {
     async fn active(&self, _env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
         let states = self.member_states(pool).await?;
-        let ready: Vec<&(&str, ServerState)> = states.iter().filter(|(_, s)| s.ready()).collect();
+        // A ready server at weight 0 takes no new requests: it is not the active one.
+        let ready: Vec<&(&str, ServerState)> = states
+            .iter()
+            .filter(|(_, s)| s.ready() && s.weight > 0)
+            .collect();
         match ready.as_slice() {
             [(member, state)] if state.up() => Ok((*member).to_owned()),
             [(member, state)] => Err(SwitchError::Unknown(format!(
@@ -350,6 +368,11 @@ impl TrafficSwitch for HaproxySwitch {
             ))),
             [] => Err(SwitchError::Unknown(format!(
                 "no member of backend {} is ready ({})",
+                self.backend,
+                summary(&states)
+            ))),
+            _ if ready.iter().all(|(_, s)| s.up()) => Err(SwitchError::Unknown(format!(
+                "traffic on backend {} is shared out by weight ({}): a canary is under way or was left part-way",
                 self.backend,
                 summary(&states)
             ))),
@@ -376,6 +399,14 @@ impl TrafficSwitch for HaproxySwitch {
             .await?
             .into_iter()
             .find(|s| s.name == server);
+        // Left at weight 0 by a split, it would be ready and still take nothing.
+        if let Some(b) = before.as_ref().filter(|b| b.weight == 0) {
+            self.set(&format!(
+                "set server {backend}/{server} weight {}",
+                b.initial_weight.max(1)
+            ))
+            .await?;
+        }
         self.set(&format!("set server {backend}/{server} state ready"))
             .await?;
         if let Err(e) = self.wait_until_up(member).await {
@@ -401,10 +432,22 @@ impl TrafficSwitch for HaproxySwitch {
             ))
             .await?;
         }
+        // A split is over: every member gets its configured weight back (the others
+        // take no new requests by now, so this moves nothing).
+        for (m, state) in self.member_states(pool).await? {
+            if state.weight != state.initial_weight {
+                self.set(&format!(
+                    "set server {backend}/{} weight {}",
+                    self.server_of(m),
+                    state.initial_weight
+                ))
+                .await?;
+            }
+        }
         let states = self.member_states(pool).await?;
         let took = states.iter().all(|(m, s)| {
             if *m == member {
-                s.taking_traffic()
+                s.taking_traffic() && s.weight > 0
             } else {
                 !s.ready()
             }
@@ -418,6 +461,71 @@ impl TrafficSwitch for HaproxySwitch {
                 summary(&states)
             )))
         }
+    }
+
+    fn weighted(&self) -> bool {
+        true
+    }
+
+    async fn set_split(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        split: &Split,
+    ) -> Result<(), SwitchError> {
+        split.refuse_non_members(env, pool)?;
+        let split = split.over(pool);
+        let backend = &self.backend;
+        let states = self.member_states(pool).await?;
+        // Weights first (a drained member's weight moves nothing), then every member
+        // with a share made ready and waited for until UP.
+        for (member, share) in split.shares() {
+            let server = self.server_of(member);
+            let current = states.iter().find(|(m, _)| m == member).map(|(_, s)| s);
+            if current.is_some_and(|s| s.weight != u32::from(*share)) {
+                self.set(&format!("set server {backend}/{server} weight {share}"))
+                    .await?;
+            }
+        }
+        for (member, share) in split.shares() {
+            let current = states.iter().find(|(m, _)| m == member).map(|(_, s)| s);
+            if *share > 0 && !current.is_some_and(ServerState::ready) {
+                self.set(&format!(
+                    "set server {backend}/{} state ready",
+                    self.server_of(member)
+                ))
+                .await?;
+                self.wait_until_up(member).await?;
+            }
+        }
+        let now = self.split(env, pool).await?;
+        if now == split {
+            tracing::info!(env = %env.name, pool = %pool.name, backend = %self.backend, %split, "traffic split set");
+            Ok(())
+        } else {
+            Err(SwitchError::NotApplied(format!(
+                "asked for {split}, but HAProxy reports {} ({now})",
+                summary(&self.member_states(pool).await?)
+            )))
+        }
+    }
+
+    async fn split(&self, _env: &Environment, pool: &Pool) -> Result<Split, SwitchError> {
+        let states = self.member_states(pool).await?;
+        let weights: Vec<(String, u32)> = states
+            .iter()
+            .map(|(m, s)| {
+                let w = if s.taking_traffic() { s.weight } else { 0 };
+                ((*m).to_owned(), w)
+            })
+            .collect();
+        shares_from_weights(&weights).ok_or_else(|| {
+            SwitchError::Unknown(format!(
+                "no member of backend {} takes traffic ({})",
+                self.backend,
+                summary(&states)
+            ))
+        })
     }
 }
 
@@ -474,7 +582,13 @@ impl HaproxySwitch {
 fn summary(states: &[(&str, ServerState)]) -> String {
     states
         .iter()
-        .map(|(m, s)| format!("{m}: {}", s.describe()))
+        .map(|(m, s)| {
+            if s.weight == s.initial_weight {
+                format!("{m}: {}", s.describe())
+            } else {
+                format!("{m}: {}, weight {}", s.describe(), s.weight)
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -503,6 +617,8 @@ mod tests {
             name: "green".into(),
             op_state: 2,
             admin_state: 0x04,
+            weight: 1,
+            initial_weight: 1,
         };
         assert!(s.ready());
         let drained = ServerState {

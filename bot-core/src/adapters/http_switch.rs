@@ -11,10 +11,10 @@ use async_trait::async_trait;
 
 use crate::adapters::redact::{redact_url, redact_urls_in};
 use crate::adapters::template::{render_params, render_request, render_template};
-use crate::config::{Environment, HttpRequestSpec, JobSpec, Pool};
+use crate::config::{Environment, HttpRequestSpec, JobSpec, Pool, WeightsSpec};
 use crate::ports::{
-    refuse_non_member, BuildProgress, Ci, CiError, HttpAction, Probe, ProbeError, SwitchError,
-    TrafficSwitch,
+    refuse_non_member, shares_from_weights, BuildProgress, Ci, CiError, HttpAction, Probe,
+    ProbeError, Split, SwitchError, TrafficSwitch,
 };
 
 /// Per-request limit for switch requests and read-backs.
@@ -55,6 +55,79 @@ struct ReadBack {
 }
 
 impl ReadBack {
+    /// The switch's `get` answer as JSON (and its URL, redacted, for messages).
+    async fn read(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+    ) -> Result<(serde_json::Value, String, String), SwitchError> {
+        let vars = [("env", env.name.as_str()), ("pool", pool.name.as_str())];
+        let url = render_template(&self.url, &vars);
+        let snap = self
+            .probe
+            .get(&url, REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let url = redact_url(&url);
+        if !(200..300).contains(&snap.status) {
+            return Err(SwitchError::Unknown(format!(
+                "HTTP {} from {url}: {}",
+                snap.status,
+                excerpt(&snap.body)
+            )));
+        }
+        let json = serde_json::from_str(&snap.body).map_err(|_| {
+            SwitchError::Unknown(format!(
+                "{url} did not answer JSON: {}",
+                excerpt(&snap.body)
+            ))
+        })?;
+        Ok((json, url, snap.body))
+    }
+
+    /// The weights in force: the object of member → weight at `pointer`.
+    async fn split(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        pointer: &str,
+    ) -> Result<Split, SwitchError> {
+        let (json, url, body) = self.read(env, pool).await?;
+        let bad = || {
+            SwitchError::Unknown(format!(
+                "no object of member weights at {pointer} in the answer from {url}: {}",
+                excerpt(&body)
+            ))
+        };
+        let object = json
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_object)
+            .ok_or_else(bad)?;
+        let mut weights = Vec::new();
+        for m in &pool.members {
+            let w = match object.get(&m.name) {
+                None => 0,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|w| u32::try_from(w).ok())
+                    .ok_or_else(bad)?,
+            };
+            weights.push((m.name.clone(), w));
+        }
+        if let Some(stranger) = object
+            .keys()
+            .find(|k| !pool.members.iter().any(|m| &m.name == *k))
+        {
+            return Err(SwitchError::Unknown(format!(
+                "{url} gives a weight to `{stranger}`, which is not a member of {} {}",
+                env.name, pool.name
+            )));
+        }
+        shares_from_weights(&weights).ok_or_else(|| {
+            SwitchError::Unknown(format!("{url} gives no member of {} any weight", pool.name))
+        })
+    }
+
     async fn active(&self, env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
         let vars = [("env", env.name.as_str()), ("pool", pool.name.as_str())];
         let url = render_template(&self.url, &vars);
@@ -125,6 +198,7 @@ pub struct HttpSwitch {
     set: HttpRequestSpec,
     read: ReadBack,
     sender: Arc<dyn HttpAction>,
+    weights: Option<WeightsSpec>,
 }
 
 impl HttpSwitch {
@@ -145,7 +219,33 @@ impl HttpSwitch {
                 probe,
             },
             sender,
+            weights: None,
         }
+    }
+
+    /// Shares traffic out by weight with `weights` (a canary's steps), when given.
+    pub fn with_weights(mut self, weights: Option<WeightsSpec>) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// Sends `req`; `Refused` naming the status unless it answers 2xx.
+    async fn send(&self, req: &HttpRequestSpec) -> Result<(), SwitchError> {
+        let snap = self
+            .sender
+            .send(req, REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(&req.url, &e))?;
+        if !(200..300).contains(&snap.status) {
+            return Err(SwitchError::Refused(format!(
+                "HTTP {} from {} {}: {}",
+                snap.status,
+                req.method.to_ascii_uppercase(),
+                redact_url(&req.url),
+                excerpt(&snap.body)
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -162,22 +262,66 @@ impl TrafficSwitch for HttpSwitch {
         member: &str,
     ) -> Result<(), SwitchError> {
         refuse_non_member(env, pool, member)?;
-        let req = render_request(&self.set, &vars(env, pool, member));
-        let snap = self
-            .sender
-            .send(&req, REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| unreachable(&req.url, &e))?;
-        if !(200..300).contains(&snap.status) {
-            return Err(SwitchError::Refused(format!(
-                "HTTP {} from {} {}: {}",
-                snap.status,
-                req.method.to_ascii_uppercase(),
-                redact_url(&req.url),
-                excerpt(&snap.body)
-            )));
-        }
+        self.send(&render_request(&self.set, &vars(env, pool, member)))
+            .await?;
         self.read.verify(env, pool, member).await
+    }
+
+    fn weighted(&self) -> bool {
+        self.weights.is_some()
+    }
+
+    async fn set_split(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        split: &Split,
+    ) -> Result<(), SwitchError> {
+        let Some(spec) = &self.weights else {
+            return Err(SwitchError::Refused(
+                "this HTTP switch has no `weights` request, so it cannot share traffic out by weight"
+                    .into(),
+            ));
+        };
+        split.refuse_non_members(env, pool)?;
+        let split = split.over(pool);
+        let object: serde_json::Map<String, serde_json::Value> = split
+            .shares()
+            .iter()
+            .map(|(m, p)| (m.clone(), serde_json::Value::from(*p)))
+            .collect();
+        let weights = serde_json::Value::Object(object).to_string();
+        let mut req = render_request(
+            &spec.set,
+            &[("env", env.name.as_str()), ("pool", pool.name.as_str())],
+        );
+        // `{weights}` goes in as JSON, not as a string: we wrote it, from member names
+        // JSON-escaped by serde, so it cannot add fields of its own.
+        req.body = req.body.map(|b| b.replace("{weights}", &weights));
+        self.send(&req).await?;
+        let now = self
+            .read
+            .split(env, pool, &spec.pointer)
+            .await
+            .map_err(|e| match e {
+                SwitchError::Unknown(m) => SwitchError::NotApplied(m),
+                other => other,
+            })?;
+        if now == split {
+            tracing::info!(env = %env.name, pool = %pool.name, %split, "traffic split set");
+            Ok(())
+        } else {
+            Err(SwitchError::NotApplied(format!(
+                "asked for {split}, but the switch reports {now}"
+            )))
+        }
+    }
+
+    async fn split(&self, env: &Environment, pool: &Pool) -> Result<Split, SwitchError> {
+        match &self.weights {
+            Some(spec) => self.read.split(env, pool, &spec.pointer).await,
+            None => Ok(Split::all_on(pool, &self.read.active(env, pool).await?)),
+        }
     }
 }
 

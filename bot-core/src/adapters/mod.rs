@@ -51,13 +51,17 @@ pub fn switch_for(spec: &SwitchSpec, parts: &SwitchParts) -> Arc<dyn TrafficSwit
             set,
             get_url,
             pointer,
-        } => Arc::new(http_switch::HttpSwitch::new(
-            set.clone(),
-            get_url.clone(),
-            pointer.clone(),
-            parts.probe.clone(),
-            parts.http.clone(),
-        )),
+            weights,
+        } => Arc::new(
+            http_switch::HttpSwitch::new(
+                set.clone(),
+                get_url.clone(),
+                pointer.clone(),
+                parts.probe.clone(),
+                parts.http.clone(),
+            )
+            .with_weights(weights.clone()),
+        ),
         SwitchSpec::Jenkins {
             job,
             get_url,

@@ -18,7 +18,7 @@ use super::raw::{
 use super::{
     ActionKind, ActionSpec, CommandSpec, CompareConfig, CompareKind, Config, ConfigError,
     EnvLookup, Environment, HealthRecipe, HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool,
-    Pos, Secret, Settings, SwitchSpec, TargetKind, ToyConfig, Watch,
+    Pos, Secret, Settings, SwitchSpec, TargetKind, ToyConfig, Watch, WeightsSpec,
 };
 
 mod regions;
@@ -1332,6 +1332,45 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// An `http` switch's `weights` request and `weights_pointer`: both or neither.
+    fn weights_spec(&mut self, s: &RawSwitch, pool: &str) -> Option<WeightsSpec> {
+        match (&s.weights, &s.weights_pointer) {
+            (None, None) => None,
+            (Some(w), None) => {
+                self.error(
+                    &w.referenced,
+                    format!("the switch of pool `{pool}` has `weights` but no `weights_pointer`"),
+                    Some("add `weights_pointer: /weights`: where its `get` answer shows the weights in force".into()),
+                );
+                None
+            }
+            (None, Some(p)) => {
+                self.error(
+                    &p.referenced,
+                    format!("the switch of pool `{pool}` has `weights_pointer` but no `weights`"),
+                    Some(
+                        "add `weights: { method: POST, url: http://…, body: '{weights}' }`".into(),
+                    ),
+                );
+                None
+            }
+            (Some(w), Some(p)) => {
+                let pointer = self.pointer(p);
+                match self.action(w, &format!("`weights` of the switch of pool `{pool}`"))? {
+                    ActionSpec::Http(set) => Some(WeightsSpec { set, pointer }),
+                    ActionSpec::Job(_) => {
+                        self.error(
+                            &w.referenced,
+                            "`weights` of an `http` switch must be an HTTP request",
+                            None,
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
     fn switch(
         &mut self,
         pool: &str,
@@ -1361,7 +1400,7 @@ impl<'a> Builder<'a> {
             m.as_ref()
                 .and_then(|m| m.0.first().map(|(k, _)| k.referenced))
         };
-        let fields: [(&str, Option<Location>, &[&str]); 10] = [
+        let fields: [(&str, Option<Location>, &[&str]); 12] = [
             (
                 "address",
                 s.address.as_ref().map(|v| v.referenced),
@@ -1395,6 +1434,16 @@ impl<'a> Builder<'a> {
                 "initial",
                 s.initial.as_ref().map(|v| v.referenced),
                 &["memory"],
+            ),
+            (
+                "weights",
+                s.weights.as_ref().map(|v| v.referenced),
+                &["http"],
+            ),
+            (
+                "weights_pointer",
+                s.weights_pointer.as_ref().map(|v| v.referenced),
+                &["http"],
             ),
         ];
         for (field, loc, types) in fields {
@@ -1507,10 +1556,12 @@ impl<'a> Builder<'a> {
                             return None;
                         }
                     };
+                    let weights = self.weights_spec(s, pool);
                     Some(SwitchSpec::Http {
                         set,
                         get_url,
                         pointer,
+                        weights,
                     })
                 } else {
                     let job = match &s.job {

@@ -453,6 +453,8 @@ pub enum SwitchSpec {
         get_url: String,
         /// JSON pointer to the active member's name in that answer.
         pointer: String,
+        /// How it shares traffic out by weight, when it can (canary deploys).
+        weights: Option<WeightsSpec>,
     },
     /// A Jenkins job that switches; the active member is read over HTTP.
     Jenkins {
@@ -468,6 +470,15 @@ pub enum SwitchSpec {
         /// Member active at start.
         initial: String,
     },
+}
+
+/// How an HTTP switch shares traffic out by weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightsSpec {
+    /// Request that sets the weights; `{weights}` is a JSON object of member → percent.
+    pub set: HttpRequestSpec,
+    /// JSON pointer, in the switch's `get` answer, to the same object as in force.
+    pub pointer: String,
 }
 
 /// One instance (pool member).

@@ -373,6 +373,10 @@ pub(crate) struct RawSwitch {
     pub parameters: Option<OMap<S<String>>>,
     /// memory.
     pub initial: Option<S<String>>,
+    /// http: the request that shares traffic out by weight (`{weights}`).
+    pub weights: Option<S<RawAction>>,
+    /// http: JSON pointer to the weights in force, in the `get` answer.
+    pub weights_pointer: Option<S<String>>,
 }
 
 /// A Jenkins job (`job`, `parameters`) or an HTTP request (`method`, `url`, `headers`, `body`).

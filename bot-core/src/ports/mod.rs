@@ -30,5 +30,5 @@ pub use store::{
     Runs, Store, StoreError, Unlocked,
 };
 pub use store::{DeployQueue, Queued};
-pub use switch::{refuse_non_member, SwitchError, TrafficSwitch};
+pub use switch::{refuse_non_member, shares_from_weights, Split, SwitchError, TrafficSwitch};
 pub use watch::{Health, ProbeLog, ProbeRecord, Watch, Watches};

@@ -323,10 +323,15 @@ fn regionalise(pool: &mut Pool, region: &str, extra: &[(String, String)]) {
             set,
             get_url,
             pointer,
+            weights,
         } => {
             request(set);
             fill(get_url);
             fill(pointer);
+            if let Some(w) = weights {
+                request(&mut w.set);
+                fill(&mut w.pointer);
+            }
         }
         SwitchSpec::Jenkins {
             job: j, get_url, ..

@@ -7,5 +7,5 @@ mod switch;
 mod watch;
 
 pub use store::{approval_replicas, audit_replicas, store};
-pub use switch::switch;
+pub use switch::{switch, weights};
 pub use watch::watch;
