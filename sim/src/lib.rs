@@ -34,6 +34,7 @@ pub mod jenkins;
 mod listen;
 pub mod pagerduty;
 pub mod postgres;
+pub mod prometheus;
 pub mod proxy;
 mod record;
 pub mod slack;

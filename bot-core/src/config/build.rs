@@ -16,9 +16,10 @@ use super::raw::{
     RawPool, RawSwitch, S,
 };
 use super::{
-    ActionKind, ActionSpec, CommandSpec, CompareConfig, CompareKind, Config, ConfigError,
-    EnvLookup, Environment, HealthRecipe, HttpRequestSpec, Instance, JenkinsConfig, JobSpec, Pool,
-    Pos, Secret, Settings, SwitchSpec, TargetKind, ToyConfig, Watch, WeightsSpec,
+    ActionKind, ActionSpec, Analysis, Canary, CanaryQuery, CommandSpec, CompareConfig, CompareKind,
+    Config, ConfigError, EnvLookup, Environment, HealthRecipe, HttpRequestSpec, Instance,
+    JenkinsConfig, JobSpec, Pool, Pos, Secret, Settings, SwitchSpec, TargetKind, ToyConfig, Watch,
+    WeightsSpec,
 };
 
 mod regions;
@@ -839,6 +840,15 @@ impl<'a> Builder<'a> {
                 self.environment(name, env, &default_health, &default_tasks, &mut env_names)
             {
                 self.watches(&e.name, env, &mut config.watches);
+                for (pool, p) in &env.pools.0 {
+                    if let Some(raw) = p.canary.as_ref().or(env.canary.as_ref()) {
+                        if let Some(c) = self.canary(raw) {
+                            config
+                                .canaries
+                                .insert((e.name.clone(), pool.value.trim().to_owned()), c);
+                        }
+                    }
+                }
                 config.environments.push(e);
             }
         }
@@ -858,6 +868,155 @@ impl<'a> Builder<'a> {
             }
         }
         self.monitor_and_checks(raw, config);
+    }
+
+    /// A `canary:` section, checked.
+    fn canary(&mut self, raw: &S<super::raw::RawCanary>) -> Option<Canary> {
+        let c = &raw.value;
+        let Some(steps) = &c.steps else {
+            self.error(
+                &raw.referenced,
+                "a `canary` needs `steps`",
+                Some("add `steps: [10, 50, 100]` (percent of traffic on the new member)".into()),
+            );
+            return None;
+        };
+        let mut ok = true;
+        let mut percents = Vec::new();
+        for s in steps {
+            let previous = percents.last().copied().unwrap_or(0);
+            match u8::try_from(s.value) {
+                Ok(p) if (1..=100).contains(&p) && p > previous => percents.push(p),
+                Ok(p) if (1..=100).contains(&p) => {
+                    self.error(
+                        &s.referenced,
+                        format!(
+                            "canary step {p} % does not rise above the step before ({previous} %)"
+                        ),
+                        Some("list the steps from the smallest share to 100".into()),
+                    );
+                    ok = false;
+                }
+                _ => {
+                    self.error(
+                        &s.referenced,
+                        format!("canary step `{}` is not a percent from 1 to 100", s.value),
+                        None,
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if ok && percents.last() != Some(&100) {
+            let at = steps.last().map_or(raw.referenced, |s| s.referenced);
+            self.error(
+                &at,
+                "the last canary step must be 100",
+                Some("a canary ends with all traffic on the new member: add `100`".into()),
+            );
+            ok = false;
+        }
+        let pause = self.duration(&c.pause, Duration::from_secs(120));
+        let mut interval = Duration::from_secs(10);
+        let mut failures = 2;
+        let analysis = match &c.analysis {
+            None => None,
+            Some(a) => {
+                let a_raw = a;
+                let a = &a.value;
+                interval = self.duration(&a.interval, interval);
+                if interval.is_zero() {
+                    if let Some(i) = &a.interval {
+                        self.error(&i.referenced, "`interval` must be more than 0", None);
+                    }
+                    ok = false;
+                }
+                match &a.failures {
+                    Some(f) if f.value == 0 => {
+                        self.error(
+                            &f.referenced,
+                            "`failures` must be at least 1",
+                            Some("how many failing readings in a row abort the canary".into()),
+                        );
+                        ok = false;
+                    }
+                    Some(f) => failures = f.value,
+                    None => {}
+                }
+                let no_data_fails = match &a.no_data {
+                    None => true,
+                    Some(n) => match self.text(n).trim().to_lowercase().as_str() {
+                        "fail" => true,
+                        "pass" => false,
+                        other => {
+                            let hint = suggest(other, &["fail", "pass"]);
+                            self.error(
+                                &n.referenced,
+                                format!("unknown no_data `{}`", n.value),
+                                Some(hint),
+                            );
+                            ok = false;
+                            true
+                        }
+                    },
+                };
+                let prometheus = match &a.prometheus {
+                    Some(u) => self.url(u),
+                    None => {
+                        self.error(
+                            &a_raw.referenced,
+                            "a canary's `analysis` needs `prometheus`",
+                            Some("add `prometheus: http://127.0.0.1:9090`".into()),
+                        );
+                        ok = false;
+                        String::new()
+                    }
+                };
+                if a.queries.is_empty() {
+                    self.error(
+                        &a_raw.referenced,
+                        "a canary's `analysis` needs `queries`",
+                        Some("add `queries: [{ name: error rate, query: '…', max: 0.02 }]`".into()),
+                    );
+                    ok = false;
+                }
+                let mut queries = Vec::new();
+                for q in &a.queries {
+                    let (Some(name), Some(query), Some(max)) =
+                        (&q.value.name, &q.value.query, &q.value.max)
+                    else {
+                        self.error(
+                            &q.referenced,
+                            "a canary query needs `name`, `query` and `max`",
+                            Some("e.g. `{ name: error rate, query: '…', max: 0.02 }`".into()),
+                        );
+                        ok = false;
+                        continue;
+                    };
+                    if !max.value.is_finite() {
+                        self.error(&max.referenced, "`max` must be a number", None);
+                        ok = false;
+                    }
+                    queries.push(CanaryQuery {
+                        name: self.text(name),
+                        query: self.text(query),
+                        max: max.value,
+                    });
+                }
+                Some(Analysis {
+                    prometheus,
+                    no_data_fails,
+                    queries,
+                })
+            }
+        };
+        ok.then_some(Canary {
+            steps: percents,
+            pause,
+            analysis,
+            interval,
+            failures,
+        })
     }
 
     /// The post-switch watch of each pool of `env`: the pool's own keys over its

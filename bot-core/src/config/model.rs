@@ -53,6 +53,9 @@ pub struct Config {
     pub checks: Vec<CheckSpec>,
     /// The post-switch watch of each `(env, pool)` that has one.
     pub watches: BTreeMap<(String, String), Watch>,
+    /// Canary deploys per `(environment, pool)`: the pool's `canary:` over its
+    /// environment's.
+    pub canaries: BTreeMap<(String, String), Canary>,
     /// Where the commits being deployed come from, when configured.
     pub compare: Option<CompareConfig>,
 }
@@ -147,6 +150,46 @@ pub struct Watch {
     pub failures: u32,
     /// Move traffic back to the previous member when it turns unhealthy.
     pub auto_rollback: bool,
+}
+
+/// A pool's canary: a deploy moves traffic to the new member step by step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    /// Percent of the pool's traffic on the new member at each step, rising, the last
+    /// 100.
+    pub steps: Vec<u8>,
+    /// Time at each step before it goes on.
+    pub pause: Duration,
+    /// What judges each step: Prometheus queries, or (`None`) the pool's health recipe.
+    pub analysis: Option<Analysis>,
+    /// Time between readings at each step (`analysis.interval`, default 10s; without
+    /// an analysis, the pool's `watch_every`, or the health gate's interval).
+    pub interval: Duration,
+    /// Failing readings in a row that abort the canary (`analysis.failures`, default
+    /// 2; without an analysis, the pool's `watch_failures`, or 2).
+    pub failures: u32,
+}
+
+/// A canary's Prometheus analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// Prometheus' base URL.
+    pub prometheus: String,
+    /// Whether a query that returns nothing counts as failing (`no_data: fail`).
+    pub no_data_fails: bool,
+    /// The queries, each with its limit.
+    pub queries: Vec<CanaryQuery>,
+}
+
+/// One query of a canary's analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryQuery {
+    /// What it is called in the thread (`error rate`).
+    pub name: String,
+    /// PromQL; `{env}`, `{region}`, `{pool}` and `{member}` are filled in.
+    pub query: String,
+    /// The highest reading that passes.
+    pub max: f64,
 }
 
 /// Timings shared by all instances unless overridden.
@@ -632,6 +675,10 @@ impl Config {
     /// The post-switch watch of a pool, when it has one.
     pub fn watch(&self, env: &str, pool: &str) -> Option<&Watch> {
         self.watches.get(&(env.to_owned(), pool.to_owned()))
+    }
+    /// The canary of a pool's deploys, when it has one.
+    pub fn canary(&self, env: &str, pool: &str) -> Option<&Canary> {
+        self.canaries.get(&(env.to_owned(), pool.to_owned()))
     }
     /// Looks up a command by canonical name.
     pub fn command(&self, name: &str) -> Option<&CommandSpec> {

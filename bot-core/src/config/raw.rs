@@ -282,6 +282,38 @@ pub(crate) struct RawEnvironment {
     #[serde(default)]
     pub regions: OMap<RawRegion>,
     pub rollout: Option<S<RawRollout>>,
+    /// Canary deploys for every pool here (a pool's own `canary:` wins).
+    pub canary: Option<S<RawCanary>>,
+}
+
+/// `canary:` of a pool or an environment.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCanary {
+    pub steps: Option<Vec<S<u32>>>,
+    pub pause: Option<S<String>>,
+    pub analysis: Option<S<RawAnalysis>>,
+}
+
+/// `analysis:` of a canary.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAnalysis {
+    pub prometheus: Option<S<String>>,
+    pub interval: Option<S<String>>,
+    pub failures: Option<S<u32>>,
+    pub no_data: Option<S<String>>,
+    #[serde(default)]
+    pub queries: Vec<S<RawQuery>>,
+}
+
+/// One query of a canary's analysis.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuery {
+    pub name: Option<S<String>>,
+    pub query: Option<S<String>>,
+    pub max: Option<S<f64>>,
 }
 
 /// One region of an environment.
@@ -345,6 +377,8 @@ pub(crate) struct RawPool {
     pub watch_failures: Option<S<u32>>,
     /// Post-switch watch: move traffic back when the new member turns unhealthy.
     pub auto_rollback: Option<S<bool>>,
+    /// Deploys move traffic step by step.
+    pub canary: Option<S<RawCanary>>,
 }
 
 /// A traffic switch: the union of every type's fields, checked per type later.

@@ -139,6 +139,12 @@ pub struct Platform {
 impl Platform {
     /// Starts it all; the config gives Jenkins `token_in_config` as its token.
     pub async fn start(token_in_config: &str) -> Self {
+        Self::start_edited(token_in_config, &|s| s.to_owned()).await
+    }
+
+    /// Like [`Platform::start`], with the shipped `instances.yaml` changed by `edit`
+    /// first.
+    pub async fn start_edited(token_in_config: &str, edit: &dyn Fn(&str) -> String) -> Self {
         let setup = JenkinsSetup::new("crossroads", TOKEN)
             .job("platform/deploy-api", quick())
             .job("platform/deploy-cron", quick())
@@ -155,7 +161,7 @@ impl Platform {
             vars.push((var, sim.url()));
             sims.push(sim);
         }
-        let mut config = shipped(&vars);
+        let mut config = load(&edit(INSTANCES), &vars);
         config.settings.gate_consecutive = 2;
         config.settings.gate_interval = Duration::from_millis(30);
         config.settings.gate_timeout = Duration::from_millis(600);

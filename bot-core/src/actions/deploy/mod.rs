@@ -19,6 +19,7 @@ use crate::steps::queue_words::{wants_queue, without_queue_words};
 use crate::steps::{changes, watch};
 use crate::text::{code, human};
 
+pub(crate) mod canary;
 pub(crate) mod report;
 pub(crate) mod rollout;
 pub(crate) mod state;
@@ -206,6 +207,28 @@ async fn deploy(
         Some(plan) => plan.regions().into_iter().map(Some).collect(),
         None => vec![None],
     };
+    // A canary needs a switch that shares traffic out by weight: refused before
+    // anything is built or locked.
+    for p in env
+        .pools
+        .iter()
+        .filter(|p| pools.is_empty() || pools.contains(&p.name))
+        .filter(|p| ctx.config().canary(&env.name, &p.name).is_some())
+    {
+        for region in &places {
+            if !ctx
+                .switch_at(&env.name, region.as_deref(), &p.name)
+                .is_ok_and(|sw| sw.weighted())
+            {
+                return Rejection::Conflict(format!(
+                    "*{} {}* deploys as a canary, but its traffic switch cannot share traffic out by weight, so nothing was built. Give the pool a switch that can (HAProxy, or an HTTP switch with `weights`), or remove its `canary:`.",
+                    env.name,
+                    state::label(region.as_deref(), &p.name)
+                ))
+                .reply();
+            }
+        }
+    }
     let state = DeployRun {
         git_ref: git_ref.clone(),
         env: env.name.clone(),
@@ -229,6 +252,7 @@ async fn deploy(
                         failure: None,
                         watch_planned: false,
                         watched: None,
+                        canary: None,
                     })
             })
             .collect(),

@@ -102,6 +102,8 @@ pub(crate) enum Step {
     Building,
     /// Built: health-gating the new member.
     Gating,
+    /// Healthy, with a canary: moving traffic to it step by step.
+    Canary,
     /// Healthy: switching traffic and reading it back.
     Switching,
     /// Traffic is on the new member.
@@ -141,6 +143,9 @@ pub(crate) struct PoolRun {
     /// Its post-switch watch, once planned (pools with `watch:` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watched: Option<Watched>,
+    /// Its canary, once begun (pools with `canary:` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::canary::CanaryRun>,
 }
 
 impl PoolRun {

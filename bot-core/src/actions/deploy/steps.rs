@@ -97,7 +97,7 @@ impl<'a, 'c> Live<'a, 'c> {
     }
 
     /// Marks pool `i` failed with `line` and the reason `why`, and saves.
-    async fn fail(&self, i: usize, line: String, why: String) -> Result<(), Stop> {
+    pub(crate) async fn fail(&self, i: usize, line: String, why: String) -> Result<(), Stop> {
         self.with(|s| {
             let p = &mut s.pools[i];
             p.step = Step::Failed;
@@ -108,7 +108,7 @@ impl<'a, 'c> Live<'a, 'c> {
     }
 }
 
-fn ms(d: Duration) -> u64 {
+pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -161,6 +161,7 @@ pub(crate) async fn advance(live: &Live<'_, '_>, i: usize) -> Result<(), Stop> {
             Step::Waiting => read_switch(live, i, pool, &label).await?,
             Step::Triggering | Step::Building => build(live, i, pool, &label).await?,
             Step::Gating => gate_step(live, i, pool, &label).await?,
+            Step::Canary => super::canary::step(live, i, pool, &label).await?,
             Step::Switching => switch(live, i, pool, &label).await?,
         }
     }
@@ -319,11 +320,20 @@ async fn gate_step(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> R
         live.board().reply(Outcome::Progress)
     };
     live.ctx.progress.update(&render(0, "starting")).await;
+    let canary = live
+        .ctx
+        .config()
+        .canary(&live.env.name, &pool.name)
+        .is_some();
     match gate(live.ctx, pool, &target, consecutive, &render).await {
         Ok(t) => {
             live.with(|s| {
                 s.pools[i].took_ms[1] = ms(t);
-                s.pools[i].step = Step::Switching;
+                s.pools[i].step = if canary {
+                    Step::Canary
+                } else {
+                    Step::Switching
+                };
             });
             live.save().await
         }

@@ -1,0 +1,221 @@
+//! Canary deploys: traffic moves to the new member by weight, step by step, each
+//! step judged by Prometheus (or the pool's health recipe); failing readings put it
+//! all back on the old member; a switch that cannot do weights refuses first.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bot_core::adapters::memory_switch::MemorySwitch;
+use bot_core::config::{Environment, Pool};
+use bot_core::ports::{Split, SwitchError, TrafficSwitch};
+use bot_core::{Bot, Outcome, Reply};
+use common::{say, Platform, TOKEN, USER};
+use crossroads_sim::instance::Behaviour;
+use crossroads_sim::prometheus::SimPrometheus;
+
+const ERROR_RATE: &str =
+    "sum(rate(http_requests_total{pool=\"{pool}\",member=\"{member}\",code=~\"5..\"}[1m]))";
+
+/// The shipped config with a canary on staging api: `steps`, a short pause, and
+/// (with `prometheus`) an error-rate query against it.
+fn with_canary(steps: &str, prometheus: Option<&str>) -> impl Fn(&str) -> String {
+    let analysis = prometheus.map_or(String::new(), |url| {
+        format!(
+            "\n          analysis:\n            prometheus: {url}\n            interval: 80ms\n            failures: 2\n            queries:\n              - name: error rate\n                query: '{ERROR_RATE}'\n                max: 0.02"
+        )
+    });
+    let block = format!(
+        "        aliases: [web, app]\n        canary:\n          steps: {steps}\n          pause: 400ms{analysis}\n"
+    );
+    move |s: &str| {
+        let out = s.replacen("        aliases: [web, app]\n", &block, 2);
+        // The first occurrence is master's api: put it back.
+        out.replacen(&block, "        aliases: [web, app]\n", 1)
+    }
+}
+
+async fn split(p: &Platform) -> Split {
+    let cfg = p.bot.config();
+    let e = cfg.env("staging").expect("env");
+    let pool = cfg.pool("staging", "api").expect("pool");
+    p.switch.split(e, pool).await.expect("split reads")
+}
+
+/// Runs `deploy staging api`, sampling the split in force until it answers.
+async fn deploy_sampling(p: &Platform) -> (Reply, Vec<Split>) {
+    let bot: Bot = p.bot.clone();
+    let deploy = tokio::spawn(async move { say(&bot, USER, "deploy staging api").await });
+    let mut seen: Vec<Split> = Vec::new();
+    while !deploy.is_finished() {
+        let now = split(p).await;
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let reply = deploy.await.expect("the deploy ran");
+    let last = split(p).await;
+    if seen.last() != Some(&last) {
+        seen.push(last);
+    }
+    (reply, seen)
+}
+
+fn green_shares(seen: &[Split]) -> Vec<u8> {
+    seen.iter().map(|s| s.share("green")).collect()
+}
+
+#[tokio::test]
+async fn a_canary_moves_traffic_step_by_step_judged_by_prometheus_and_ends_at_100() {
+    let prometheus = SimPrometheus::start(Some(0.001)).await.expect("prometheus");
+    let p = Platform::start_edited(
+        TOKEN,
+        &with_canary("[10, 50, 100]", Some(&prometheus.url())),
+    )
+    .await;
+    let (reply, seen) = deploy_sampling(&p).await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Done, "{text}");
+    assert_eq!(
+        green_shares(&seen),
+        [0, 10, 50, 100],
+        "the new member's share went up step by step: {seen:?}"
+    );
+    assert_eq!(p.active("staging", "api").await, "green");
+    assert_eq!(split(&p).await.share("green"), 100);
+    let queries = prometheus.queries();
+    assert!(
+        queries.len() >= 4,
+        "each step was judged at every interval: {queries:#?}"
+    );
+    assert!(
+        queries
+            .iter()
+            .all(|q| q.contains("pool=\"api\"") && q.contains("member=\"green\"")),
+        "the query names the pool and the new member: {queries:#?}"
+    );
+}
+
+#[tokio::test]
+async fn failing_readings_abort_the_canary_and_put_all_traffic_back() {
+    let prometheus = SimPrometheus::start(Some(0.001)).await.expect("prometheus");
+    let p = Platform::start_edited(
+        TOKEN,
+        &with_canary("[10, 50, 100]", Some(&prometheus.url())),
+    )
+    .await;
+    // Errors start once the canary is at its first step.
+    let sampler = async {
+        loop {
+            if split(&p).await.share("green") == 10 {
+                prometheus.set(Some(0.5));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let bot = p.bot.clone();
+    let (reply, ()) = tokio::join!(
+        async move { say(&bot, USER, "deploy staging api").await },
+        sampler
+    );
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(
+        text.contains("canary was aborted at step 1/3 (10 %)")
+            && text.contains("error rate 0.5 (max 0.02)")
+            && text.contains("All traffic is back on blue"),
+        "the thread names the query, its reading and its limit: {text}"
+    );
+    assert_eq!(p.active("staging", "api").await, "blue");
+    assert_eq!(split(&p).await, {
+        let cfg = p.bot.config();
+        Split::all_on(cfg.pool("staging", "api").expect("pool"), "blue")
+    });
+    let history = say(&p.bot, USER, "history staging").await.to_plain_text();
+    assert!(
+        history.contains("canary was aborted"),
+        "the audit records it: {history}"
+    );
+}
+
+#[tokio::test]
+async fn no_data_fails_by_default() {
+    let prometheus = SimPrometheus::start(None).await.expect("prometheus");
+    let p = Platform::start_edited(TOKEN, &with_canary("[20, 100]", Some(&prometheus.url()))).await;
+    let reply = say(&p.bot, USER, "deploy staging api").await;
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(text.contains("error rate: no data"), "{text}");
+    assert_eq!(p.active("staging", "api").await, "blue");
+}
+
+#[tokio::test]
+async fn without_an_analysis_the_pools_health_recipe_judges_each_step() {
+    let p = Platform::start_edited(TOKEN, &with_canary("[25, 100]", None)).await;
+    let (reply, seen) = deploy_sampling(&p).await;
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    assert_eq!(green_shares(&seen), [0, 25, 100]);
+
+    // Back to blue next: blue turns unhealthy during its canary step.
+    let blue = p.sim("STAGING_API_BLUE_URL").control();
+    let bot = p.bot.clone();
+    let breaker = async {
+        loop {
+            if split(&p).await.share("blue") == 25 {
+                blue.set_behaviour(Behaviour::Unhealthy);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let (reply, ()) = tokio::join!(
+        async move { say(&bot, USER, "deploy staging api").await },
+        breaker
+    );
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(text.contains("blue health"), "{text}");
+    assert_eq!(p.active("staging", "api").await, "green");
+}
+
+/// A switch without weights: the memory switch's moves, no `set_split`.
+struct NoWeights(MemorySwitch);
+
+#[async_trait]
+impl TrafficSwitch for NoWeights {
+    async fn active(&self, env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
+        self.0.active(env, pool).await
+    }
+    async fn switch_to(
+        &self,
+        env: &Environment,
+        pool: &Pool,
+        member: &str,
+    ) -> Result<(), SwitchError> {
+        self.0.switch_to(env, pool, member).await
+    }
+}
+
+#[tokio::test]
+async fn a_switch_without_weights_refuses_a_canary_before_anything_is_built() {
+    let p = Platform::start_edited(TOKEN, &with_canary("[10, 100]", None)).await;
+    let bot = Bot::builder(p.bot.config())
+        .switch_all(Arc::new(NoWeights(MemorySwitch::new())))
+        .build();
+    let reply = say(&bot, USER, "deploy staging api").await;
+    let text = reply.to_plain_text();
+    assert_ne!(reply.outcome, Outcome::Done, "{text}");
+    assert!(
+        text.contains("cannot share traffic out by weight"),
+        "it says why: {text}"
+    );
+    assert!(
+        p.jenkins.triggers().is_empty(),
+        "nothing was built: {:?}",
+        p.jenkins.triggers()
+    );
+}
