@@ -219,3 +219,196 @@ async fn a_switch_without_weights_refuses_a_canary_before_anything_is_built() {
         p.jenkins.triggers()
     );
 }
+
+/// Remembers every progress update as sent (buttons and all).
+#[derive(Default)]
+struct Updates(std::sync::Mutex<Vec<Reply>>);
+
+#[async_trait]
+impl bot_core::ports::Progress for Updates {
+    async fn update(&self, reply: &Reply) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(reply.clone());
+        }
+    }
+}
+
+impl Updates {
+    /// The newest update with a button labelled `label`.
+    fn with_button(&self, label: &str) -> Option<Reply> {
+        let all = self.0.lock().ok()?;
+        all.iter()
+            .rev()
+            .find(|r| r.all_buttons().any(|b| b.label == label))
+            .cloned()
+    }
+}
+
+/// Starts `deploy staging api` (its progress into `updates`) and waits until the
+/// canary holds green at `percent`.
+async fn deploy_until(
+    p: &Platform,
+    updates: Arc<Updates>,
+    percent: u8,
+) -> tokio::task::JoinHandle<Reply> {
+    let bot = p.bot.clone();
+    let deploy = tokio::spawn(async move {
+        bot.handle_with(
+            bot_core::Request::text(USER, "deploy staging api"),
+            updates.as_ref(),
+        )
+        .await
+    });
+    for _ in 0..1000 {
+        if split(p).await.share("green") == percent {
+            return deploy;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the canary never reached {percent} %");
+}
+
+#[tokio::test]
+async fn pause_stops_the_clock_until_continue() {
+    let p = Platform::start_edited(TOKEN, &with_canary("[10, 100]", None)).await;
+    let updates = Arc::new(Updates::default());
+    let deploy = deploy_until(&p, updates.clone(), 10).await;
+    let paused = say(&p.bot, USER, "pause staging").await;
+    assert_eq!(paused.outcome, Outcome::Done, "{}", paused.to_plain_text());
+    assert!(
+        paused
+            .to_plain_text()
+            .contains("Pausing the canary of *staging api* (at 10 % on green)"),
+        "{}",
+        paused.to_plain_text()
+    );
+    // Well past the 400 ms pause: still at its step.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(split(&p).await.share("green"), 10, "a paused canary stays");
+    assert!(!deploy.is_finished());
+    let shown = updates
+        .with_button("Continue")
+        .expect("while paused, the progress message offers Continue");
+    assert!(
+        shown
+            .to_plain_text()
+            .contains(&format!("paused by <@{USER}>")),
+        "{}",
+        shown.to_plain_text()
+    );
+    let resumed = say(&p.bot, USER, "continue staging").await;
+    assert_eq!(
+        resumed.outcome,
+        Outcome::Done,
+        "{}",
+        resumed.to_plain_text()
+    );
+    let reply = deploy.await.expect("deploy");
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    assert_eq!(p.active("staging", "api").await, "green");
+    let history = say(&p.bot, USER, "history staging").await.to_plain_text();
+    assert!(
+        history.contains("`pause staging` · ok") && history.contains("`continue staging` · ok"),
+        "the audit records who steered: {history}"
+    );
+}
+
+#[tokio::test]
+async fn promote_goes_straight_to_100() {
+    let edit = with_canary("[10, 50, 100]", None);
+    // A pause far longer than the test.
+    let p = Platform::start_edited(TOKEN, &|s| edit(s).replace("pause: 400ms", "pause: 10m")).await;
+    let updates = Arc::new(Updates::default());
+    let deploy = deploy_until(&p, updates.clone(), 10).await;
+    let promoted = say(&p.bot, USER, "please promote stg").await;
+    assert_eq!(
+        promoted.outcome,
+        Outcome::Done,
+        "{}",
+        promoted.to_plain_text()
+    );
+    let reply = tokio::time::timeout(Duration::from_secs(10), deploy)
+        .await
+        .expect("a promoted canary ends without waiting out its steps")
+        .expect("deploy");
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    assert_eq!(split(&p).await.share("green"), 100);
+    assert_eq!(p.active("staging", "api").await, "green");
+}
+
+#[tokio::test]
+async fn the_abort_button_puts_the_weights_back() {
+    let edit = with_canary("[10, 50, 100]", None);
+    let p = Platform::start_edited(TOKEN, &|s| edit(s).replace("pause: 400ms", "pause: 10m")).await;
+    let updates = Arc::new(Updates::default());
+    let deploy = deploy_until(&p, updates.clone(), 10).await;
+    let mut shown = None;
+    for _ in 0..200 {
+        shown = updates.with_button("Abort");
+        if shown.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shown = shown.expect("the progress message offers Abort");
+    assert_eq!(
+        common::labels(&shown),
+        ["Pause", "Promote", "Abort"],
+        "{}",
+        shown.to_plain_text()
+    );
+    assert!(
+        shown
+            .to_plain_text()
+            .contains("canary step 1/3: *10 %* on green"),
+        "{}",
+        shown.to_plain_text()
+    );
+    // Someone outside the deployers cannot.
+    let refused = common::click(&p.bot, "U0STRANGER", &shown, "Abort").await;
+    assert_ne!(
+        refused.outcome,
+        Outcome::Done,
+        "{}",
+        refused.to_plain_text()
+    );
+    assert_eq!(split(&p).await.share("green"), 10);
+    let clicked = common::click(&p.bot, USER, &shown, "Abort").await;
+    assert_eq!(
+        clicked.outcome,
+        Outcome::Done,
+        "{}",
+        clicked.to_plain_text()
+    );
+    let reply = tokio::time::timeout(Duration::from_secs(10), deploy)
+        .await
+        .expect("an aborted canary ends at once")
+        .expect("deploy");
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(
+        text.contains(&format!("aborted by <@{USER}>"))
+            && text.contains("All traffic is back on blue"),
+        "{text}"
+    );
+    assert_eq!(p.active("staging", "api").await, "blue");
+    assert_eq!(split(&p).await.share("blue"), 100);
+}
+
+#[tokio::test]
+async fn steering_without_a_canary_under_way_says_so_and_help_lists_it() {
+    let p = Platform::start_edited(TOKEN, &with_canary("[10, 100]", None)).await;
+    let reply = say(&p.bot, USER, "abort staging").await;
+    assert_ne!(reply.outcome, Outcome::Done);
+    assert!(
+        reply
+            .to_plain_text()
+            .contains("No canary is under way on *staging*"),
+        "{}",
+        reply.to_plain_text()
+    );
+    let help = say(&p.bot, USER, "help").await.to_plain_text();
+    for word in ["pause", "continue", "promote", "abort"] {
+        assert!(help.contains(word), "help lists {word}: {help}");
+    }
+}

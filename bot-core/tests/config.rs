@@ -33,8 +33,8 @@ fn shipped_files_load_with_an_empty_environment() {
     // master's two pools in each of its two regions, staging's two.
     assert_eq!(summary.pools, 6);
     assert_eq!(summary.instances, 12);
-    assert_eq!(summary.commands, 22);
-    assert_eq!(config.commands.len(), 22);
+    assert_eq!(summary.commands, 26);
+    assert_eq!(config.commands.len(), 26);
 
     let master = config.env("master").expect("master");
     assert!(master.protected);
@@ -143,7 +143,7 @@ fn shipped_commands_vocabulary() {
         ["force restart", "force reboot", "restart force"]
     );
     assert_eq!(force.allowed, ["deployers"]);
-    assert_eq!(force.pos.line, 80);
+    assert_eq!(force.pos.line, 112);
 
     let status = config.command("status").expect("status");
     assert!(status.target_optional);

@@ -5,6 +5,7 @@
 use crate::context::{ActionDef, Rules};
 
 pub(crate) mod approval;
+mod canary;
 mod charts;
 pub(crate) mod deploy;
 mod health;
@@ -67,6 +68,30 @@ const CHANGES: Rules = Rules {
     frozen: false,
 };
 
+/// Steers a canary under way (pause, abort): audited and permitted like a deploy,
+/// never stopped by a freeze (it only ever holds traffic or moves it back).
+const STEERS: Rules = Rules {
+    mutating: true,
+    respects_locks: false,
+    takes_lock: false,
+    confirm_on_protected: false,
+    frozen: false,
+};
+
+/// Moves a canary's traffic onward (continue): stopped by a freeze, like a deploy.
+const STEERS_ON: Rules = Rules {
+    frozen: true,
+    ..STEERS
+};
+
+/// Moves all of a canary's traffic now (promote): stopped by a freeze and confirmed
+/// on protected environments, like a deploy.
+const PROMOTES: Rules = Rules {
+    frozen: true,
+    confirm_on_protected: true,
+    ..STEERS
+};
+
 /// Every built-in action. Adding one is a row here and a file of its own.
 pub static REGISTRY: &[ActionDef] = &[
     ActionDef {
@@ -103,6 +128,26 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "switch",
         rules: MOVES_TRAFFIC,
         action: &traffic::Switch,
+    },
+    ActionDef {
+        name: "pause",
+        rules: STEERS,
+        action: &canary::Steer(canary::Order::Pause),
+    },
+    ActionDef {
+        name: "continue",
+        rules: STEERS_ON,
+        action: &canary::Steer(canary::Order::Continue),
+    },
+    ActionDef {
+        name: "promote",
+        rules: PROMOTES,
+        action: &canary::Steer(canary::Order::Promote),
+    },
+    ActionDef {
+        name: "abort",
+        rules: STEERS,
+        action: &canary::Steer(canary::Order::Abort),
     },
     ActionDef {
         name: "restart",

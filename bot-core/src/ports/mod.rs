@@ -26,8 +26,8 @@ pub use compare::{Compare, CompareError};
 pub use probe::{HttpAction, HttpSnapshot, Probe, ProbeError};
 pub use progress::{NoProgress, Progress};
 pub use store::{
-    AuditLog, AuditRecord, Buttons, Claim, Inbox, Lock, LockOutcome, Locks, Outbox, Run, RunStatus,
-    Runs, Store, StoreError, Unlocked,
+    AuditLog, AuditRecord, Buttons, Claim, Inbox, Lock, LockOutcome, Locks, Outbox, Run, RunOrder,
+    RunStatus, Runs, Store, StoreError, Unlocked,
 };
 pub use store::{DeployQueue, Queued};
 pub use switch::{refuse_non_member, shares_from_weights, Split, SwitchError, TrafficSwitch};

@@ -120,4 +120,29 @@ pub trait Runs: Send + Sync {
     async fn run(&self, id: &str) -> Result<Option<Run>, StoreError>;
     /// The newest runs of `env` (every environment when `None`), newest first.
     async fn recent_runs(&self, env: Option<&str>, limit: usize) -> Result<Vec<Run>, StoreError>;
+    /// Leaves `order` (a canary's `pause`, `continue`, `promote`, `abort`) from `user`
+    /// for run `id`, for its driver to read on whichever replica drives it. Its
+    /// sequence number (rising), or `None` when no such run is running.
+    async fn order_run(
+        &self,
+        id: &str,
+        order: &str,
+        user: &str,
+        at: SystemTime,
+    ) -> Result<Option<u64>, StoreError>;
+    /// The orders left for run `id` after sequence number `after`, oldest first.
+    async fn run_orders(&self, id: &str, after: u64) -> Result<Vec<RunOrder>, StoreError>;
+}
+
+/// An order left for a running run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOrder {
+    /// Its sequence number: rising, in the order given.
+    pub seq: u64,
+    /// `pause`, `continue`, `promote` or `abort`.
+    pub order: String,
+    /// Who gave it.
+    pub user: String,
+    /// When.
+    pub at: SystemTime,
 }

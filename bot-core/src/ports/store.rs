@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use super::runs::{Run, RunStatus, Runs};
+pub use super::runs::{Run, RunOrder, RunStatus, Runs};
 pub use super::store_error::StoreError;
 
 // ------------------------------------------------------------------ inbox

@@ -13,9 +13,12 @@ use serde::{Deserialize, Serialize};
 use super::report::prefix;
 use super::state::Step;
 use super::steps::Live;
+use crate::actions::canary::Order;
 use crate::config::{Canary, Pool};
+use crate::context::Offer;
 use crate::failure::told;
 use crate::ports::Split;
+use crate::reply::{ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Target};
 use crate::runs::Stop;
 use crate::steps::analysis::{self, Reading};
 use crate::steps::health::probe;
@@ -43,10 +46,29 @@ pub(crate) struct CanaryRun {
     /// Why it was aborted, once it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
+    /// Paused from chat: the clock of the step stands still.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
+    /// The sequence number of the last order read (`None`: not known yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders_seen: Option<u64>,
+    /// Who promoted it, when someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_by: Option<String>,
+}
+
+/// Who paused a canary, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Paused {
+    /// Who.
+    pub by: String,
+    /// When (Unix ms).
+    pub since_ms: u64,
 }
 
 impl CanaryRun {
-    fn new(canary: &Canary) -> Self {
+    /// A canary about to begin; `orders_seen`: the newest order of its run so far.
+    pub(crate) fn new(canary: &Canary, orders_seen: Option<u64>) -> Self {
         Self {
             steps: canary.steps.clone(),
             at: 0,
@@ -54,6 +76,9 @@ impl CanaryRun {
             failing: 0,
             readings: Vec::new(),
             aborted: None,
+            paused: None,
+            orders_seen,
+            promoted_by: None,
         }
     }
 
@@ -69,8 +94,9 @@ impl CanaryRun {
 }
 
 /// Takes pool `i` through its canary: sets each step's weights, holds and judges
-/// it, and hands over to the final switch after the last (100 %) step; on failing
-/// readings, puts all traffic back on the old member and fails the pool.
+/// it, carries out the orders given from chat, and hands over to the final switch
+/// after the last (100 %) step; on failing readings (or an abort), puts all traffic
+/// back on the old member and fails the pool.
 pub(crate) async fn step(
     live: &Live<'_, '_>,
     i: usize,
@@ -87,7 +113,7 @@ pub(crate) async fn step(
     let p = live.with(|s| {
         let p = &mut s.pools[i];
         if p.canary.is_none() {
-            p.canary = Some(CanaryRun::new(&canary));
+            p.canary = Some(CanaryRun::new(&canary, None));
         }
         p.clone()
     });
@@ -105,43 +131,40 @@ pub(crate) async fn step(
         Ok(s) => s.clone(),
         Err(e) => return abort(live, i, pool, label, &told(&e)).await,
     };
-    loop {
+    let mut shown = Shown::default();
+    'steps: loop {
         let c = current(live, i);
         let Some(&percent) = c.steps.get(c.at) else {
             live.with(|s| s.pools[i].step = Step::Switching);
             return live.save().await;
         };
-        let since_ms = match c.since_ms {
-            Some(t) => t,
-            None => {
-                live.with(|s| {
-                    s.pools[i].line = format!(
-                        "{line_prefix} — canary {}: moving {percent} % of traffic to {to}",
-                        c.which()
-                    )
-                });
-                live.show().await;
-                let permit = live.checkpoint("shift traffic").await?;
-                let split = Split::canary(pool, &from, &to, percent);
-                let set = switch.set_split(env, pool, &split).await;
-                ctx.backends.status_cache.moved();
-                drop(permit);
-                if let Err(e) = set {
-                    let why = format!("its weights could not be set: {}", told(&e));
-                    return abort(live, i, pool, label, &why).await;
-                }
-                let now = unix_ms(ctx.now());
-                live.with(|s| {
-                    if let Some(c) = s.pools[i].canary.as_mut() {
-                        c.since_ms = Some(now);
-                        c.failing = 0;
-                        c.readings.clear();
-                    }
-                });
-                live.save().await?;
-                now
+        if c.since_ms.is_none() {
+            live.with(|s| {
+                s.pools[i].line = format!(
+                    "{line_prefix} — canary {}: moving {percent} % of traffic to {to}",
+                    c.which()
+                )
+            });
+            live.show().await;
+            let permit = live.checkpoint("shift traffic").await?;
+            let split = Split::canary(pool, &from, &to, percent);
+            let set = switch.set_split(env, pool, &split).await;
+            ctx.backends.status_cache.moved();
+            drop(permit);
+            if let Err(e) = set {
+                let why = format!("its weights could not be set: {}", told(&e));
+                return abort(live, i, pool, label, &why).await;
             }
-        };
+            let now = unix_ms(ctx.now());
+            live.with(|s| {
+                if let Some(c) = s.pools[i].canary.as_mut() {
+                    c.since_ms = Some(now);
+                    c.failing = 0;
+                    c.readings.clear();
+                }
+            });
+            live.save().await?;
+        }
         if percent >= 100 {
             live.with(|s| {
                 let p = &mut s.pools[i];
@@ -152,23 +175,56 @@ pub(crate) async fn step(
             });
             return live.save().await;
         }
-        // Hold the step for its pause, reading every interval.
-        let pause_ms = analysis_ms(canary.pause);
+        // Hold the step for its pause (the clock stopped while paused), reading every
+        // interval and looking for orders every tick.
+        let pause_ms = super::steps::ms(canary.pause);
+        let mut next_reading = unix_ms(ctx.now()) + super::steps::ms(interval);
         loop {
+            match take_orders(live, i).await? {
+                Some(Steered::Abort(by)) => {
+                    return abort(live, i, pool, label, &format!("aborted by <@{by}>")).await;
+                }
+                Some(Steered::Promote(by)) => {
+                    live.with(|s| {
+                        if let Some(c) = s.pools[i].canary.as_mut() {
+                            c.at = c.steps.len().saturating_sub(1);
+                            c.since_ms = None;
+                            c.paused = None;
+                            c.promoted_by = Some(by);
+                        }
+                    });
+                    live.save().await?;
+                    continue 'steps;
+                }
+                None => {}
+            }
+            let c = current(live, i);
+            let since = c.since_ms.unwrap_or_default();
             let now = unix_ms(ctx.now());
-            let held = now.saturating_sub(since_ms);
-            if held >= pause_ms {
+            let held = match &c.paused {
+                Some(p) => p.since_ms.saturating_sub(since),
+                None => now.saturating_sub(since),
+            };
+            if c.paused.is_none() && held >= pause_ms {
                 break;
             }
-            show_step(live, i, &line_prefix, &to, pause_ms - held).await;
-            let wait = interval.min(Duration::from_millis(pause_ms - held));
+            let left = pause_ms.saturating_sub(held);
+            show_step(live, i, &line_prefix, &to, left, &mut shown).await;
+            let mut wait = TICK.min(Duration::from_millis(next_reading.saturating_sub(now)));
+            if c.paused.is_none() {
+                wait = wait.min(Duration::from_millis(left));
+            }
             tokio::time::sleep(wait).await;
+            if unix_ms(ctx.now()) < next_reading {
+                continue;
+            }
+            next_reading = unix_ms(ctx.now()) + super::steps::ms(interval);
             let readings = judge(live, pool, &canary, &to).await;
             let failed = readings.iter().any(|r| r.failing);
             let streak = live.with(|s| {
                 let c = s.pools[i]
                     .canary
-                    .get_or_insert_with(|| CanaryRun::new(&canary));
+                    .get_or_insert_with(|| CanaryRun::new(&canary, None));
                 c.failing = if failed { c.failing + 1 } else { 0 };
                 c.readings = readings.clone();
                 c.failing
@@ -177,7 +233,7 @@ pub(crate) async fn step(
                 let worst = readings
                     .iter()
                     .filter(|r| r.failing)
-                    .map(Reading::describe)
+                    .map(|r| crate::text::escape(&r.describe()))
                     .collect::<Vec<_>>()
                     .join("; ");
                 let why = format!(
@@ -186,6 +242,7 @@ pub(crate) async fn step(
                 );
                 return abort(live, i, pool, label, &why).await;
             }
+            shown.line = None;
             live.save().await?;
         }
         live.with(|s| {
@@ -198,8 +255,79 @@ pub(crate) async fn step(
     }
 }
 
-fn analysis_ms(d: Duration) -> u64 {
-    super::steps::ms(d)
+/// How often a step being held looks for orders.
+const TICK: Duration = Duration::from_millis(250);
+
+/// An order that ends the step being held.
+enum Steered {
+    Promote(String),
+    Abort(String),
+}
+
+/// Reads the orders given since the last ones seen, and carries out pause and
+/// continue at once (saved); a promote or an abort is handed back.
+async fn take_orders(live: &Live<'_, '_>, i: usize) -> Result<Option<Steered>, Stop> {
+    let store = &live.ctx.backends.store;
+    let id = live.driver.id();
+    let seen = current(live, i).orders_seen;
+    let Some(seen) = seen else {
+        // Begun without knowing the orders before it: the newest so far are old.
+        if let Ok(all) = store.run_orders(id, 0).await {
+            let newest = all.last().map_or(0, |o| o.seq);
+            live.with(|s| {
+                if let Some(c) = s.pools[i].canary.as_mut() {
+                    c.orders_seen = Some(newest);
+                }
+            });
+            live.save().await?;
+        }
+        return Ok(None);
+    };
+    let orders = match store.run_orders(id, seen).await {
+        Ok(o) => o,
+        Err(e) => {
+            // The next save finds out whether the store is gone; orders wait till then.
+            tracing::warn!(run = %id, error = %e, "could not read a canary's orders");
+            return Ok(None);
+        }
+    };
+    if orders.is_empty() {
+        return Ok(None);
+    }
+    let now = unix_ms(live.ctx.now());
+    let mut ending = None;
+    live.with(|s| {
+        let Some(c) = s.pools[i].canary.as_mut() else {
+            return;
+        };
+        for o in &orders {
+            c.orders_seen = Some(o.seq);
+            match Order::parse(&o.order) {
+                Some(Order::Pause) if c.paused.is_none() => {
+                    c.paused = Some(Paused {
+                        by: o.user.clone(),
+                        since_ms: now,
+                    });
+                }
+                Some(Order::Continue) => {
+                    if let Some(p) = c.paused.take() {
+                        c.since_ms = c.since_ms.map(|t| t + now.saturating_sub(p.since_ms));
+                    }
+                }
+                Some(Order::Promote) => {
+                    ending = Some(Steered::Promote(o.user.clone()));
+                    break;
+                }
+                Some(Order::Abort) => {
+                    ending = Some(Steered::Abort(o.user.clone()));
+                    break;
+                }
+                Some(Order::Pause) | None => {}
+            }
+        }
+    });
+    live.save().await?;
+    Ok(ending)
 }
 
 fn current(live: &Live<'_, '_>, i: usize) -> CanaryRun {
@@ -211,32 +339,130 @@ fn current(live: &Live<'_, '_>, i: usize) -> CanaryRun {
             failing: 0,
             readings: Vec::new(),
             aborted: None,
+            paused: None,
+            orders_seen: None,
+            promoted_by: None,
         })
 }
 
-/// The progress line of a step being held: its weight, the latest readings, and the
-/// time to the next step.
-async fn show_step(live: &Live<'_, '_>, i: usize, line_prefix: &str, to: &str, left_ms: u64) {
-    live.with(|s| {
-        let p = &mut s.pools[i];
-        let Some(c) = &p.canary else { return };
-        let percent = c.steps.get(c.at).copied().unwrap_or(100);
-        let mut line = format!(
-            "{line_prefix} — canary step {}/{}: *{percent} %* on {to}",
-            (c.at + 1).min(c.steps.len()),
-            c.steps.len()
-        );
-        for r in &c.readings {
-            let mark = if r.failing { " :warning:" } else { "" };
-            line.push_str(&format!(" · {}{mark}", crate::text::escape(&r.describe())));
-        }
-        line.push_str(&format!(
+/// What the progress message last showed, and the buttons offered for it.
+#[derive(Default)]
+struct Shown {
+    /// The line last shown (`None`: show it again).
+    line: Option<String>,
+    /// The step and pause the buttons were offered for, and the buttons.
+    buttons: Option<((usize, bool), Vec<crate::reply::Button>)>,
+}
+
+/// The progress line of a step being held (its weight, the latest readings, the time
+/// to the next step, or who paused it), with Pause/Continue, Promote and Abort.
+async fn show_step(
+    live: &Live<'_, '_>,
+    i: usize,
+    line_prefix: &str,
+    to: &str,
+    left_ms: u64,
+    shown: &mut Shown,
+) {
+    let env = &live.env.name;
+    let Some(c) = live.with(|s| s.pools[i].canary.clone()) else {
+        return;
+    };
+    let percent = c.steps.get(c.at).copied().unwrap_or(100);
+    let mut line = format!(
+        "{line_prefix} — canary step {}/{}: *{percent} %* on {to}",
+        (c.at + 1).min(c.steps.len()),
+        c.steps.len()
+    );
+    for r in &c.readings {
+        let mark = if r.failing { " :warning:" } else { "" };
+        line.push_str(&format!(" · {}{mark}", crate::text::escape(&r.describe())));
+    }
+    match &c.paused {
+        Some(p) => line.push_str(&format!(
+            " · :double_vertical_bar: paused by <@{}>, `continue {env}` goes on",
+            p.by
+        )),
+        None => line.push_str(&format!(
             " · next step in {}",
-            human(Duration::from_millis(left_ms))
-        ));
-        p.line = line;
-    });
-    live.show().await;
+            human(Duration::from_secs(left_ms.div_ceil(1000)))
+        )),
+    }
+    if shown.line.as_deref() == Some(line.as_str()) {
+        return;
+    }
+    let key = (c.at, c.paused.is_some());
+    if shown.buttons.as_ref().map(|(k, _)| *k) != Some(key) {
+        let buttons = offer_buttons(live, c.paused.is_some()).await;
+        shown.buttons = Some((key, buttons));
+    }
+    live.with(|s| s.pools[i].line = line.clone());
+    let buttons = shown
+        .buttons
+        .as_ref()
+        .map(|(_, b)| b.clone())
+        .unwrap_or_default();
+    let reply = live.board().reply(Outcome::Progress).buttons(buttons);
+    live.ctx.progress.update(&reply).await;
+    shown.line = Some(line);
+}
+
+/// Pause (or Continue), Promote and Abort for the environment's canary, as far as
+/// `commands.yaml` has the commands.
+async fn offer_buttons(live: &Live<'_, '_>, paused: bool) -> Vec<crate::reply::Button> {
+    let ctx = live.ctx;
+    let env = &live.env.name;
+    let first = if paused { "continue" } else { "pause" };
+    let mut offers = Vec::new();
+    for (action, label, style) in [
+        (
+            first,
+            if paused { "Continue" } else { "Pause" },
+            ButtonStyle::Default,
+        ),
+        ("promote", "Promote", ButtonStyle::Primary),
+        ("abort", "Abort", ButtonStyle::Danger),
+    ] {
+        let Some(cmd) = ctx
+            .config()
+            .commands
+            .iter()
+            .find(|c| c.action.name() == action)
+        else {
+            continue;
+        };
+        let inv = Invocation {
+            command: cmd.name.clone(),
+            target: Target::Env {
+                env: env.clone(),
+                pools: Vec::new(),
+            },
+            args: Vec::new(),
+            params: Vec::new(),
+            confirmed: action != "promote",
+            approval: None,
+            pin: None,
+        };
+        let mut offer = Offer::new(label, ButtonAction::Run(inv), style);
+        if action == "abort" {
+            offer.confirm = Some(Confirm {
+                title: "Abort the canary?".into(),
+                text: format!(
+                    "Put all traffic of *{env}* back on the old member and stop this deploy?"
+                ),
+                ok: "Abort".into(),
+                deny: "Cancel".into(),
+            });
+        }
+        offers.push(offer);
+    }
+    match ctx.offer(offers).await {
+        Ok(buttons) => buttons,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not offer the canary's buttons");
+            Vec::new()
+        }
+    }
 }
 
 /// This interval's readings: the analysis' queries, or a health probe of the new
@@ -300,7 +526,6 @@ async fn abort(
         .as_ref()
         .map(|(n, url)| format!(" Build <{url}|#{n}>."))
         .unwrap_or_default();
-    let why = crate::text::escape(why);
     live.with(|s| {
         s.pools[i].line =
             format!("{line_prefix} — :x: canary aborted, putting traffic back on {from}")

@@ -324,15 +324,30 @@ async fn gate_step(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> R
         .ctx
         .config()
         .canary(&live.env.name, &pool.name)
-        .is_some();
+        .cloned();
     match gate(live.ctx, pool, &target, consecutive, &render).await {
         Ok(t) => {
+            // A canary begins knowing the orders its run had so far: any order given
+            // once its step shows is newer.
+            let seen = match &canary {
+                Some(_) => live
+                    .ctx
+                    .backends
+                    .store
+                    .run_orders(live.driver.id(), 0)
+                    .await
+                    .ok()
+                    .map(|all| all.last().map_or(0, |o| o.seq)),
+                None => None,
+            };
             live.with(|s| {
                 s.pools[i].took_ms[1] = ms(t);
-                s.pools[i].step = if canary {
-                    Step::Canary
-                } else {
-                    Step::Switching
+                s.pools[i].step = match &canary {
+                    Some(c) => {
+                        s.pools[i].canary = Some(super::canary::CanaryRun::new(c, seen));
+                        Step::Canary
+                    }
+                    None => Step::Switching,
                 };
             });
             live.save().await

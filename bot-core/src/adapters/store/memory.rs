@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
     chain_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
-    DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run,
+    DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run, RunOrder,
     RunStatus, Runs, Store, StoreError, Unlocked, GENESIS,
 };
 use crate::ports::watch::{ProbeLog, ProbeRecord, Watch, Watches};
@@ -77,6 +77,9 @@ struct State {
     locks: HashMap<String, Lock>,
     runs: HashMap<String, Run>,
     run_order: Vec<String>,
+    /// Orders left for running runs, oldest first.
+    orders: Vec<(String, RunOrder)>,
+    orders_seq: u64,
     audit: Vec<ChainedRecord>,
     /// Probes per target, oldest first.
     probes: HashMap<String, VecDeque<ProbeRecord>>,
@@ -648,6 +651,52 @@ impl Runs for MemoryStore {
                 .filter(|r| env.is_none() || r.env.as_deref() == env)
                 .take(limit)
                 .cloned()
+                .collect()
+        })
+    }
+
+    async fn order_run(
+        &self,
+        id: &str,
+        order: &str,
+        user: &str,
+        at: SystemTime,
+    ) -> Result<Option<u64>, StoreError> {
+        self.with(|s| {
+            if !s
+                .runs
+                .get(id)
+                .is_some_and(|r| r.status == RunStatus::Running)
+            {
+                return None;
+            }
+            // Orders of finished runs are of no use to anyone any more.
+            let runs = &s.runs;
+            s.orders.retain(|(run, _)| {
+                runs.get(run)
+                    .is_some_and(|r| r.status == RunStatus::Running)
+            });
+            s.orders_seq += 1;
+            let seq = s.orders_seq;
+            s.orders.push((
+                id.to_owned(),
+                RunOrder {
+                    seq,
+                    order: order.to_owned(),
+                    user: user.to_owned(),
+                    at,
+                },
+            ));
+            Some(seq)
+        })
+    }
+
+    async fn run_orders(&self, id: &str, after: u64) -> Result<Vec<RunOrder>, StoreError> {
+        self.with(|s| {
+            s.orders
+                .iter()
+                .filter(|(run, o)| run == id && o.seq > after)
+                .map(|(_, o)| o.clone())
                 .collect()
         })
     }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::ports::approvals::{vote_on, Approval, Approvals, Decision, Vote};
 use crate::ports::store::{
     chain_hash, Admitted, Attempt, AuditLog, AuditRecord, ButtonSet, Buttons, ChainedRecord, Claim,
-    DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run,
+    DeployQueue, Inbound, Inbox, Lock, LockOutcome, Locks, Outbox, Outgoing, Queued, Run, RunOrder,
     RunStatus, Runs, Store, StoreError, Unlocked, GENESIS,
 };
 
@@ -1156,6 +1156,62 @@ impl Runs for SqlStore {
             .await
             .map_err(|e| db_error("recent runs", e))?;
             rows.iter().map(run_of).collect()
+        })
+    }
+
+    async fn order_run(
+        &self,
+        id: &str,
+        order: &str,
+        user: &str,
+        at: SystemTime,
+    ) -> Result<Option<u64>, StoreError> {
+        on_db!(&self.db, pool, _skip => {
+            let row = sqlx::query(
+                "INSERT INTO run_orders (run_id, orders, user_id, at_ms) \
+                 SELECT $1, $2, $3, $4 WHERE EXISTS \
+                 (SELECT 1 FROM runs WHERE id = $1 AND status = 'running') RETURNING seq",
+            )
+            .bind(id)
+            .bind(order)
+            .bind(user)
+            .bind(ms(at))
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| db_error("order a run", e))?;
+            match row {
+                Some(r) => {
+                    let seq: i64 = r.try_get("seq").map_err(|e| db_error("order a run", e))?;
+                    Ok(Some(u64::try_from(seq).unwrap_or_default()))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn run_orders(&self, id: &str, after: u64) -> Result<Vec<RunOrder>, StoreError> {
+        on_db!(&self.db, pool, _skip => {
+            let rows = sqlx::query(
+                "SELECT seq, orders, user_id, at_ms FROM run_orders \
+                 WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+            )
+            .bind(id)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await
+            .map_err(|e| db_error("read a run's orders", e))?;
+            rows.iter()
+                .map(|r| {
+                    let err = |e| db_error("read a run's orders", e);
+                    Ok(RunOrder {
+                        seq: u64::try_from(r.try_get::<i64, _>("seq").map_err(err)?)
+                            .unwrap_or_default(),
+                        order: r.try_get("orders").map_err(err)?,
+                        user: r.try_get("user_id").map_err(err)?,
+                        at: time(r.try_get("at_ms").map_err(err)?),
+                    })
+                })
+                .collect()
         })
     }
 }

@@ -32,6 +32,7 @@ pub async fn store(store: Arc<dyn Store>) {
     one_lock_wins(store.clone(), run, t0).await;
     unlock_races_deploys(store.clone(), run, t0).await;
     runs(&*store, run, t0).await;
+    run_orders(&*store, run, t0).await;
     pending_runs(&*store, run, t0).await;
     audit(&*store, run, t0).await;
     approvals(&*store, run, t0).await;
@@ -863,6 +864,64 @@ async fn one_lock_wins(store: Arc<dyn Store>, run: &str, t0: SystemTime) {
     assert_eq!(
         acquired, 1,
         "exactly one of 8 simultaneous deploys locks: {results:?}"
+    );
+}
+
+/// Orders left for a running run: read back in the order given, after a sequence
+/// number; none for a run that is not running.
+async fn run_orders(store: &dyn Store, run: &str, t0: SystemTime) {
+    let id = format!("ordered-{run}");
+    let canary = Run {
+        id: id.clone(),
+        action: "deploy".into(),
+        user: "U1".into(),
+        env: Some(format!("env-ordered-{run}")),
+        invocation: json!({}),
+        message: None,
+        state: json!({}),
+        status: RunStatus::Running,
+        fence: 1,
+        owner: "replica-a".into(),
+        lease_until: t0 + Duration::from_secs(30),
+        started: t0,
+    };
+    assert_eq!(store.start_run(&canary, None).await, Ok(true));
+    assert_eq!(
+        store
+            .order_run(&format!("nobody-{run}"), "pause", "U2", t0)
+            .await,
+        Ok(None),
+        "no order for a run that does not exist"
+    );
+    let pause = store
+        .order_run(&id, "pause", "U2", t0)
+        .await
+        .expect("order")
+        .expect("a running run takes orders");
+    let promote = store
+        .order_run(&id, "promote", "U3", t0 + Duration::from_secs(1))
+        .await
+        .expect("order")
+        .expect("a running run takes orders");
+    assert!(promote > pause, "sequence numbers rise");
+    let all = store.run_orders(&id, 0).await.expect("orders");
+    let given: Vec<(&str, &str)> = all
+        .iter()
+        .map(|o| (o.order.as_str(), o.user.as_str()))
+        .collect();
+    assert_eq!(given, [("pause", "U2"), ("promote", "U3")]);
+    assert_eq!(all[1].at, t0 + Duration::from_secs(1));
+    let after = store.run_orders(&id, pause).await.expect("orders");
+    assert_eq!(after.len(), 1, "only the orders after a sequence number");
+    assert_eq!(after[0].order, "promote");
+    assert_eq!(
+        store.finish_run(&id, 1, &json!({}), RunStatus::Done).await,
+        Ok(true)
+    );
+    assert_eq!(
+        store.order_run(&id, "abort", "U2", t0).await,
+        Ok(None),
+        "a finished run takes no orders"
     );
 }
 
