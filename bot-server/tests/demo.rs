@@ -11,7 +11,8 @@ use bot_server::demo::{load_config_with_env, Demo};
 const USER: &str = "U0DEMO";
 
 /// Every URL the shipped config reads from the environment.
-const PORT_VARS: [&str; 14] = [
+const PORT_VARS: [&str; 15] = [
+    "PROMETHEUS_URL",
     "JENKINS_URL",
     "SWITCH_URL",
     "MASTER_API_BLUE_URL",
@@ -46,8 +47,13 @@ fn repo() -> &'static Path {
 }
 
 /// The repository's config with every port moved to a free one (no clash with a
-/// demo someone is running).
+/// demo someone is running), its canary steps quicker.
 fn config() -> bot_core::Config {
+    config_paced("1500ms")
+}
+
+/// [`config`] with each canary step held for `pause`.
+fn config_paced(pause: &'static str) -> bot_core::Config {
     let ports: Vec<(String, String)> = PORT_VARS
         .iter()
         .map(|v| {
@@ -56,6 +62,10 @@ fn config() -> bot_core::Config {
         })
         .collect();
     let env = move |name: &str| {
+        if name == "STAGING_CANARY_PAUSE" {
+            // The demo's canary steps, quicker.
+            return Some(pause.to_owned());
+        }
         ports
             .iter()
             .find(|(k, _)| k == name)
@@ -90,6 +100,12 @@ async fn run(bot: &Bot, text: &str) -> Reply {
 
 fn ended_well(reply: &Reply) -> bool {
     matches!(reply.outcome, Outcome::Info | Outcome::Done)
+}
+
+/// Steering a canary with none under way is answered so: the right answer for the
+/// examples of `pause`, `continue`, `promote` and `abort` run on their own.
+fn nothing_to_steer(reply: &Reply) -> bool {
+    reply.to_plain_text().contains("No canary is under way")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +145,10 @@ async fn every_example_of_help_and_the_readme_succeeds_in_the_demo() {
     for example in &examples {
         let reply = run(&bot, example).await;
         let text = reply.to_plain_text();
-        if !ended_well(&reply) && !announced.iter().any(|b| text.contains(b.as_str())) {
+        if !ended_well(&reply)
+            && !nothing_to_steer(&reply)
+            && !announced.iter().any(|b| text.contains(b.as_str()))
+        {
             failed.push(format!("`{example}` ended {:?}: {text}", reply.outcome));
         }
     }
@@ -192,6 +211,109 @@ async fn every_example_of_help_and_the_readme_succeeds_in_the_demo() {
     assert!(
         controls.handle("status").await.is_none(),
         "bot commands pass through"
+    );
+    demo.shutdown().await;
+}
+
+/// `deploy staging` in the demo is a canary judged by the demo's Prometheus (traffic
+/// by the switch's weights, each member's `/metrics` scraped); `break staging api
+/// green` during it makes it abort by itself, all traffic back on blue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaking_the_new_member_during_the_demos_canary_aborts_it() {
+    // Steps long enough for the analysis' 2 s readings to judge them.
+    let mut config = config_paced("8s");
+    config.settings.gate_interval /= 4;
+    let demo = Demo::start_paced(config.clone(), 0.25)
+        .await
+        .expect("the demo starts");
+    assert!(
+        demo.banner()
+            .iter()
+            .any(|l| l.contains("staging api deploys as a canary (25 → 50 → 100 %")),
+        "{:?}",
+        demo.banner()
+    );
+    let bot = Bot::builder(config.clone()).build();
+    // The deploy builds green; break it once it takes a share.
+    let prometheus = config
+        .canary("staging", "api")
+        .and_then(|c| c.analysis.clone())
+        .expect("the shipped canary has an analysis")
+        .prometheus;
+    let deploy = {
+        let bot = bot.clone();
+        tokio::spawn(async move { run(&bot, "deploy staging api").await })
+    };
+    let switch = config
+        .pool("staging", "api")
+        .map(|p| match &p.switch {
+            bot_core::config::SwitchSpec::Http { get_url, .. } => get_url.clone(),
+            _ => panic!("the shipped staging api switch is http"),
+        })
+        .expect("pool");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state: serde_json::Value = http
+            .get(&switch)
+            .send()
+            .await
+            .expect("switch")
+            .json()
+            .await
+            .expect("json");
+        if state["weights"]["green"].as_u64() == Some(25) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never at 25 %: {state}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let said = demo
+        .controls()
+        .handle("break staging api green")
+        .await
+        .expect("a control");
+    assert!(said.contains("staging api green"), "{said}");
+    let broken = std::time::Instant::now();
+    let reply = deploy.await.expect("the deploy");
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{text}");
+    assert!(
+        text.contains("canary was aborted at step 1/3 (25 %)")
+            && text.contains("error rate")
+            && text.contains("All traffic is back on blue"),
+        "{text}"
+    );
+    // Two failing readings 2 s apart, each over the last scrape.
+    assert!(
+        broken.elapsed() < std::time::Duration::from_secs(8),
+        "it aborted by itself within the step: {:?}",
+        broken.elapsed()
+    );
+    // The demo's Prometheus answers the query API for the members' counters.
+    let answer: serde_json::Value = http
+        .get(format!("{prometheus}/api/v1/query"))
+        .query(&[(
+            "query",
+            "sum(rate(http_requests_total{env=\"staging\",pool=\"api\",member=\"blue\"}[30s]))",
+        )])
+        .send()
+        .await
+        .expect("prometheus")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["status"], "success", "{answer}");
+    let rate: f64 = answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("a rate");
+    assert!(
+        rate > 5.0,
+        "blue takes the traffic again: {rate} requests/s"
     );
     demo.shutdown().await;
 }

@@ -1,13 +1,25 @@
-//! A simulated service instance: `GET /health` and `GET /tasks`, with behaviour
-//! (healthy, unhealthy, slow, hanging) and version switchable at run time.
+//! A simulated service instance: `GET /health`, `GET /tasks` and `GET /metrics`, with
+//! behaviour (healthy, unhealthy, slow, hanging), failing application requests and
+//! version switchable at run time.
+//!
+//! Every answer carries the instance's name in an `x-instance` header, so a client
+//! behind a load balancer can tell which member answered. `/metrics` is in the
+//! Prometheus text format: `http_requests_total{code="…"}` counts the answers on the
+//! application paths (every path but `/health` and `/metrics`), with `200` and `500`
+//! there from the start, as instrumented services initialise the codes they know.
+//! Labels naming the pool or member are not the instance's business: a scrape
+//! config adds them per target.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -74,6 +86,10 @@ struct Inner {
     tasks: Vec<Task>,
     started: Instant,
     health_hits: u64,
+    /// Application requests answer 500 (while `/health` follows `behaviour`).
+    app_errors: bool,
+    /// Answers on the application paths, by status code.
+    answered: BTreeMap<u16, u64>,
 }
 
 /// A cheap, cloneable remote control for a simulated instance (usable from hooks,
@@ -137,6 +153,24 @@ impl InstanceControl {
     pub fn health_hits(&self) -> u64 {
         self.lock().health_hits
     }
+
+    /// From now on, every request on an application path (all but `/health` and
+    /// `/metrics`) answers `500` (`true`) or is served normally again (`false`);
+    /// `/health` keeps following the behaviour, so health checks still pass.
+    pub fn set_app_errors(&self, failing: bool) {
+        self.lock().app_errors = failing;
+    }
+
+    /// Whether application requests answer `500`.
+    pub fn app_errors(&self) -> bool {
+        self.lock().app_errors
+    }
+
+    /// How many application requests were answered with `status` so far (what
+    /// `/metrics` reports as `http_requests_total{code="<status>"}`).
+    pub fn answered(&self, status: u16) -> u64 {
+        self.lock().answered.get(&status).copied().unwrap_or(0)
+    }
 }
 
 fn bump(version: &str) -> String {
@@ -184,6 +218,8 @@ impl SimInstance {
                 tasks: sample_tasks(),
                 started: Instant::now(),
                 health_hits: 0,
+                app_errors: false,
+                answered: BTreeMap::from([(200, 0), (500, 0)]),
             })),
         };
         let listener = ServerHandle::bind(port).await?;
@@ -194,7 +230,9 @@ impl SimInstance {
         };
         let router = Router::new()
             .route("/health", get(health))
+            .route("/metrics", get(metrics))
             .route("/tasks", get(tasks))
+            .layer(middleware::from_fn_with_state(state.clone(), answer))
             .with_state(state);
         let server = ServerHandle::spawn(listener, router, stop)?;
         Ok(Self { control, server })
@@ -266,6 +304,59 @@ fn shutting_down() -> Response {
         .into_response()
 }
 
+/// Paths that are not the application's: not failed on purpose, not counted.
+const NOT_APPLICATION: [&str; 2] = ["/health", "/metrics"];
+
+/// Around every request: application requests fail on purpose when asked to and are
+/// counted by status; every answer names the instance in `x-instance`.
+async fn answer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let application = !NOT_APPLICATION.contains(&request.uri().path());
+    let (failing, name) = {
+        let inner = state.control.lock();
+        (inner.app_errors, inner.name.clone())
+    };
+    let mut response = if application && failing {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"status": "error", "error": "failing on purpose", "instance": name})),
+        )
+            .into_response()
+    } else {
+        next.run(request).await
+    };
+    if application {
+        let mut inner = state.control.lock();
+        *inner
+            .answered
+            .entry(response.status().as_u16())
+            .or_insert(0) += 1;
+    }
+    if let Ok(value) = HeaderValue::from_str(&name) {
+        response.headers_mut().insert("x-instance", value);
+    }
+    response
+}
+
+/// `http_requests_total` in the Prometheus text exposition format (version 0.0.4).
+async fn metrics(State(state): State<AppState>) -> Response {
+    let answered = state.control.lock().answered.clone();
+    let mut text = String::from(
+        "# HELP http_requests_total Requests answered on the application paths, by status code.\n\
+         # TYPE http_requests_total counter\n",
+    );
+    for (code, count) in answered {
+        let _ = writeln!(text, "http_requests_total{{code=\"{code}\"}} {count}");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 async fn health(State(state): State<AppState>) -> Response {
     state.control.lock().health_hits += 1;
     let healthy = match behave(&state).await {
@@ -302,12 +393,46 @@ async fn tasks(State(state): State<AppState>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::bump;
+    use super::*;
 
     #[test]
     fn deploy_bumps_the_last_number() {
         assert_eq!(bump("1.4.2"), "1.4.3");
         assert_eq!(bump("2024.9"), "2024.10");
         assert_eq!(bump("blue"), "blue.1");
+    }
+
+    #[tokio::test]
+    async fn metrics_count_application_answers_by_code_and_errors_leave_health_alone() {
+        let sim = SimInstance::start("green", "1.0.0").await.expect("start");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let get = |path: &str| client.get(format!("{}{path}", sim.url())).send();
+        let tasks = get("/tasks").await.expect("tasks");
+        assert_eq!(tasks.status(), 200);
+        assert_eq!(tasks.headers()["x-instance"], "green");
+        sim.set_app_errors(true);
+        assert_eq!(get("/tasks").await.expect("tasks").status(), 500);
+        assert_eq!(get("/nowhere").await.expect("other").status(), 500);
+        let health = get("/health").await.expect("health");
+        assert_eq!(health.status(), 200, "health checks still pass");
+        assert_eq!(health.headers()["x-instance"], "green");
+        let metrics = get("/metrics").await.expect("metrics");
+        assert_eq!(metrics.status(), 200);
+        assert!(metrics.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain; version=0.0.4"));
+        let text = metrics.text().await.expect("text");
+        assert!(
+            text.contains("# TYPE http_requests_total counter\n")
+                && text.contains("http_requests_total{code=\"200\"} 1\n")
+                && text.contains("http_requests_total{code=\"500\"} 2\n"),
+            "health and metrics are not counted: {text}"
+        );
+        assert_eq!((sim.answered(200), sim.answered(500)), (1, 2));
+        sim.shutdown().await;
     }
 }

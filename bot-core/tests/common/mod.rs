@@ -35,6 +35,29 @@ pub const INSTANCE_URL_VARS: [&str; 12] = [
     "MASTER_US_CRON_YELLOW_URL",
 ];
 
+/// `instances` without its `canary:` sections: the platform tests deploy blue/green
+/// in one switch unless a test adds a canary of its own.
+pub fn without_canaries(instances: &str) -> String {
+    let mut out = String::with_capacity(instances.len());
+    let mut skipping: Option<usize> = None;
+    for line in instances.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(at) = skipping {
+            if line.trim().is_empty() || indent > at {
+                continue;
+            }
+            skipping = None;
+        }
+        if line.trim_start() == "canary:" {
+            skipping = Some(indent);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// The shipped commands with `instances` (YAML text), `${VAR}`s taken from `vars`.
 pub fn load(instances: &str, vars: &[(&str, String)]) -> Config {
     let vars: Vec<(String, String)> = vars
@@ -46,9 +69,10 @@ pub fn load(instances: &str, vars: &[(&str, String)]) -> Config {
         .unwrap_or_else(|e| panic!("test config must load: {e}"))
 }
 
-/// The repository's config with `${VAR}`s taken from `vars` (defaults otherwise).
+/// The repository's config (its canaries left out) with `${VAR}`s taken from `vars`
+/// (defaults otherwise).
 pub fn shipped(vars: &[(&str, String)]) -> Config {
-    load(INSTANCES, vars)
+    load(&without_canaries(INSTANCES), vars)
 }
 
 /// Answers every GET with a healthy JSON body and remembers the URLs asked.
@@ -161,7 +185,7 @@ impl Platform {
             vars.push((var, sim.url()));
             sims.push(sim);
         }
-        let mut config = load(&edit(INSTANCES), &vars);
+        let mut config = load(&edit(&without_canaries(INSTANCES)), &vars);
         config.settings.gate_consecutive = 2;
         config.settings.gate_interval = Duration::from_millis(30);
         config.settings.gate_timeout = Duration::from_millis(600);
@@ -248,7 +272,8 @@ impl Progress for Recorder {
 /// The repository's config with its `instances.yaml` text changed by `edit` first
 /// (to add a section a test needs), `${VAR}`s taken from `vars`.
 pub fn shipped_with(vars: &[(&str, String)], edit: impl Fn(&str) -> String) -> Config {
-    let instances = edit(INSTANCES);
-    assert_ne!(instances, INSTANCES, "the edit changed nothing");
+    let plain = without_canaries(INSTANCES);
+    let instances = edit(&plain);
+    assert_ne!(instances, plain, "the edit changed nothing");
     load(&instances, vars)
 }

@@ -22,11 +22,13 @@ use crossroads_sim::instance::{Behaviour, InstanceControl, SimInstance, Task, Ta
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::switch::{PoolSetup, SimSwitch};
 
+mod prometheus;
+
 use crate::console::LocalCommands;
 
 /// The repository's shipped config, built into the binary so `demo` works from anywhere.
-const COMMANDS_YAML: &str = include_str!("../../commands.yaml");
-const INSTANCES_YAML: &str = include_str!("../../instances.yaml");
+const COMMANDS_YAML: &str = include_str!("../../../commands.yaml");
+const INSTANCES_YAML: &str = include_str!("../../../instances.yaml");
 
 /// How slow the slow instance is (its health recipe allows 1.5 s).
 const SLOW: Duration = Duration::from_millis(700);
@@ -113,6 +115,8 @@ impl Fleet {
         };
         sim.broken = broken;
         sim.slow = slow;
+        // Broken answers 503 to its health checks and 500 to its traffic.
+        sim.control.set_app_errors(broken);
         sim.control.set_behaviour(match (broken, slow) {
             (true, _) => Behaviour::Unhealthy,
             (false, true) => Behaviour::Slow(SLOW),
@@ -132,6 +136,7 @@ impl Fleet {
             }
             if sim.broken {
                 sim.broken = false;
+                sim.control.set_app_errors(false);
                 sim.control.set_behaviour(if sim.slow {
                     Behaviour::Slow(SLOW)
                 } else {
@@ -170,6 +175,10 @@ pub struct Demo {
     jobs: BTreeMap<String, (String, JobSetup)>,
     failing_jobs: Mutex<BTreeSet<String>>,
     index: Index,
+    /// Canary traffic and the Prometheus judging it, per port.
+    prometheus: Mutex<Vec<prometheus::Running>>,
+    /// What the canary traffic reads the switch's weights through.
+    weights: Mutex<Option<Arc<prometheus::Weights>>>,
 }
 
 impl Demo {
@@ -284,7 +293,7 @@ impl Demo {
             ),
             None => None,
         };
-        Ok(Arc::new(Self {
+        let demo = Arc::new(Self {
             index: Index::build(&config),
             config,
             instances: Mutex::new(instances),
@@ -293,7 +302,66 @@ impl Demo {
             fleet,
             jobs,
             failing_jobs: Mutex::new(BTreeSet::new()),
-        }))
+            prometheus: Mutex::new(Vec::new()),
+            weights: Mutex::new(None),
+        });
+        demo.start_prometheus().await?;
+        Ok(demo)
+    }
+
+    /// Sends traffic to every canary pool on the demo's switch and answers its
+    /// analysis' Prometheus queries, on the loopback port each names.
+    async fn start_prometheus(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut by_port: BTreeMap<u16, Vec<prometheus::Target>> = BTreeMap::new();
+        for ((env_name, pool_name), canary) in &self.config.canaries {
+            let Some(analysis) = &canary.analysis else {
+                continue;
+            };
+            let Some(env) = self.config.env(env_name) else {
+                continue;
+            };
+            for site in env.sites() {
+                let Some(pool) = site.pools.iter().find(|p| &p.name == pool_name) else {
+                    continue;
+                };
+                let SwitchSpec::Http { get_url, .. } = &pool.switch else {
+                    continue;
+                };
+                let Some(switch_pool) = switch_pool(get_url) else {
+                    continue;
+                };
+                by_port
+                    .entry(port_of(&analysis.prometheus)?)
+                    .or_default()
+                    .push(prometheus::Target {
+                        env: env.name.clone(),
+                        pool: pool.name.clone(),
+                        switch_pool,
+                        members: pool
+                            .members
+                            .iter()
+                            .map(|m| (m.name.clone(), m.url.trim_end_matches('/').to_owned()))
+                            .collect(),
+                    });
+            }
+        }
+        if by_port.is_empty() {
+            return Ok(());
+        }
+        let demo = Arc::downgrade(self);
+        let weights: Arc<prometheus::Weights> = Arc::new(move |env: &str, pool: &str| {
+            let demo = demo.upgrade()?;
+            let switch = lock(&demo.switch);
+            switch.as_ref()?.weights(env, pool)
+        });
+        for (port, targets) in by_port {
+            let running = prometheus::start(port, targets, Arc::downgrade(&weights))
+                .await
+                .map_err(|e| in_use("Prometheus", port, e))?;
+            lock(&self.prometheus).push(running);
+        }
+        *lock(&self.weights) = Some(weights);
+        Ok(())
     }
 
     /// Instances broken on purpose now.
@@ -321,6 +389,23 @@ impl Demo {
                 env.name,
                 env.name,
                 regions.join(" then ")
+            ));
+        }
+        for ((env, pool), canary) in &self.config.canaries {
+            let steps: Vec<String> = canary.steps.iter().map(|s| s.to_string()).collect();
+            let judge = match &canary.analysis {
+                Some(a) => format!("judged by the demo's Prometheus at {}", a.prometheus),
+                None => "judged by its health recipe".to_owned(),
+            };
+            let new = self
+                .config
+                .pool(env, pool)
+                .and_then(|p| p.members.get(1))
+                .map_or("green", |m| m.name.as_str());
+            lines.push(format!(
+                "  {env} {pool} deploys as a canary ({} %, {} a step, {judge}): `break {env} {pool} {new}` during one makes it abort by itself; `pause`, `continue`, `promote` and `abort {env}` steer it.",
+                steps.join(" → "),
+                bot_core::text::human(canary.pause)
             ));
         }
         lines.extend(self.state_lines());
@@ -471,6 +556,8 @@ impl Demo {
 
     /// Stops every simulator.
     pub async fn shutdown(&self) {
+        lock(&self.prometheus).clear();
+        lock(&self.weights).take();
         let instances = std::mem::take(&mut *lock(&self.instances));
         for i in instances {
             i.shutdown().await;
