@@ -109,13 +109,14 @@ async fn failing_readings_abort_the_canary_and_put_all_traffic_back() {
     .await;
     // Errors start once the canary is at its first step.
     let sampler = async {
-        loop {
+        for _ in 0..2000 {
             if split(&p).await.share("green") == 10 {
                 prometheus.set(Some(0.5));
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        panic!("the canary never reached 10 %");
     };
     let bot = p.bot.clone();
     let (reply, ()) = tokio::join!(
@@ -164,13 +165,14 @@ async fn without_an_analysis_the_pools_health_recipe_judges_each_step() {
     let blue = p.sim("STAGING_API_BLUE_URL").control();
     let bot = p.bot.clone();
     let breaker = async {
-        loop {
+        for _ in 0..2000 {
             if split(&p).await.share("blue") == 25 {
                 blue.set_behaviour(Behaviour::Unhealthy);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        panic!("the canary never reached 25 % on blue");
     };
     let (reply, ()) = tokio::join!(
         async move { say(&bot, USER, "deploy staging api").await },

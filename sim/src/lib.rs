@@ -41,6 +41,7 @@ pub mod slack;
 pub mod switch;
 pub mod webhook;
 mod wire;
+pub mod yaml;
 
 pub use compare::{CompareStandIn, GitCommit};
 pub use fault::Scripted;

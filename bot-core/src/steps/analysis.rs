@@ -10,7 +10,7 @@ use crate::adapters::template::{render_template, url_component};
 use crate::config::{Analysis, CanaryQuery};
 use crate::context::Ctx;
 
-/// How long one query may take.
+/// How long one query may take at most (less when readings come more often).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One query's reading, as saved with its run and shown in the thread.
@@ -63,14 +63,18 @@ pub(crate) fn number(v: f64) -> String {
 
 /// Reads every query of `analysis` with `vars` filled in (`{env}`, `{region}`,
 /// `{pool}`, `{member}`).
+/// A query gets at most the interval between readings (and 1 to 5 s), so a slow
+/// Prometheus cannot stretch the time to an abort.
 pub(crate) async fn read(
     ctx: &Ctx<'_>,
     analysis: &Analysis,
+    interval: Duration,
     vars: &[(&str, &str)],
 ) -> Vec<Reading> {
+    let timeout = interval.clamp(Duration::from_secs(1), QUERY_TIMEOUT);
     let mut readings = Vec::with_capacity(analysis.queries.len());
     for q in &analysis.queries {
-        readings.push(read_one(ctx, analysis, q, vars).await);
+        readings.push(read_one(ctx, analysis, q, timeout, vars).await);
     }
     readings
 }
@@ -79,6 +83,7 @@ async fn read_one(
     ctx: &Ctx<'_>,
     analysis: &Analysis,
     q: &CanaryQuery,
+    timeout: Duration,
     vars: &[(&str, &str)],
 ) -> Reading {
     let promql = render_template(&q.query, vars);
@@ -87,7 +92,7 @@ async fn read_one(
         analysis.prometheus.trim_end_matches('/'),
         url_component(&promql)
     );
-    let answer = match ctx.backends.probe.get(&url, QUERY_TIMEOUT).await {
+    let answer = match ctx.backends.probe.get(&url, timeout).await {
         Ok(snap) if (200..300).contains(&snap.status) => value_of(&snap.body),
         Ok(snap) => Err(format!(
             "Prometheus at {} answered HTTP {}",

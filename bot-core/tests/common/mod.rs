@@ -35,28 +35,7 @@ pub const INSTANCE_URL_VARS: [&str; 12] = [
     "MASTER_US_CRON_YELLOW_URL",
 ];
 
-/// `instances` without its `canary:` sections: the platform tests deploy blue/green
-/// in one switch unless a test adds a canary of its own.
-pub fn without_canaries(instances: &str) -> String {
-    let mut out = String::with_capacity(instances.len());
-    let mut skipping: Option<usize> = None;
-    for line in instances.lines() {
-        let indent = line.len() - line.trim_start().len();
-        if let Some(at) = skipping {
-            if line.trim().is_empty() || indent > at {
-                continue;
-            }
-            skipping = None;
-        }
-        if line.trim_start() == "canary:" {
-            skipping = Some(indent);
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
+pub use crossroads_sim::yaml::without_canaries;
 
 /// The shipped commands with `instances` (YAML text), `${VAR}`s taken from `vars`.
 pub fn load(instances: &str, vars: &[(&str, String)]) -> Config {

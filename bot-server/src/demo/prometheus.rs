@@ -5,7 +5,7 @@
 //!
 //! The query API understands what the shipped config asks:
 //! `sum(rate(http_requests_total{label="…",…}[window]))`, optionally with
-//! `code=~"5.."`, and the ratio of two of them. Anything else is answered as
+//! `code=~"5.."` and `or vector(0)`, and the ratio of two of them. Anything else is answered as
 //! Prometheus answers a query it cannot run (`400`, `bad_data`), in plain words.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -272,12 +272,16 @@ fn evaluate(series: &Series, query: &str, now: Instant) -> Result<Option<f64>, S
         return Err(understood.into());
     }
     let sides: Vec<&str> = query.split(") / ").collect();
+    // `… or vector(0)`: no series counts as 0.
+    let side = |s: &str| {
+        rate(series, s, now)
+            .map(|(v, _)| v)
+            .or_else(|| s.contains("or vector(0)").then_some(0.0))
+    };
     match sides.as_slice() {
-        [one] => Ok(rate(series, one, now).map(|(v, _)| v)),
+        [one] => Ok(side(one)),
         [top, bottom] => {
-            let (Some((top, _)), Some((bottom, _))) =
-                (rate(series, top, now), rate(series, bottom, now))
-            else {
+            let (Some(top), Some(bottom)) = (side(top), side(bottom)) else {
                 return Ok(None);
             };
             Ok((bottom > 0.0).then_some(top / bottom))
@@ -361,5 +365,14 @@ mod tests {
         let nobody = SHIPPED.replace("green", "purple");
         assert_eq!(evaluate(&series, &nobody, now), Ok(None), "no data");
         assert!(evaluate(&series, "up", now).is_err());
+        let with_zero = SHIPPED
+            .replace("member=\"green\",code", "member=\"purple\",code")
+            .replacen("sum(rate(", "(sum(rate(", 1)
+            .replace("[30s])) /", "[30s])) or vector(0)) /");
+        assert_eq!(
+            evaluate(&series, &with_zero, now),
+            Ok(Some(0.0)),
+            "no error series, or vector(0): a rate of 0 ({with_zero})"
+        );
     }
 }

@@ -219,7 +219,7 @@ pub(crate) async fn step(
                 continue;
             }
             next_reading = unix_ms(ctx.now()) + super::steps::ms(interval);
-            let readings = judge(live, pool, &canary, &to).await;
+            let readings = judge(live, pool, &canary, interval, &to).await;
             let failed = readings.iter().any(|r| r.failing);
             let streak = live.with(|s| {
                 let c = s.pools[i]
@@ -467,7 +467,13 @@ async fn offer_buttons(live: &Live<'_, '_>, paused: bool) -> Vec<crate::reply::B
 
 /// This interval's readings: the analysis' queries, or a health probe of the new
 /// member when the canary has none.
-async fn judge(live: &Live<'_, '_>, pool: &Pool, canary: &Canary, to: &str) -> Vec<Reading> {
+async fn judge(
+    live: &Live<'_, '_>,
+    pool: &Pool,
+    canary: &Canary,
+    interval: Duration,
+    to: &str,
+) -> Vec<Reading> {
     let ctx = live.ctx;
     match &canary.analysis {
         Some(a) => {
@@ -478,7 +484,7 @@ async fn judge(live: &Live<'_, '_>, pool: &Pool, canary: &Canary, to: &str) -> V
                 ("pool", pool.name.as_str()),
                 ("member", to),
             ];
-            analysis::read(ctx, a, &vars).await
+            analysis::read(ctx, a, interval, &vars).await
         }
         None => {
             let Some(instance) = pool.members.iter().find(|m| m.name == to) else {
