@@ -288,6 +288,19 @@ async fn pause_stops_the_clock_until_continue() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(split(&p).await.share("green"), 10, "a paused canary stays");
     assert!(!deploy.is_finished());
+    let status = say(&p.bot, USER, "status staging").await;
+    let shown = status.to_plain_text();
+    assert!(
+        shown.contains("traffic shared out by weight (a canary): blue 90 %, green 10 %")
+            && shown.contains("blue *← 90 %*")
+            && shown.contains("green *← 10 %*"),
+        "status shows the split: {shown}"
+    );
+    assert_ne!(
+        status.outcome,
+        Outcome::Failed,
+        "a canary is no fault: {shown}"
+    );
     let shown = updates
         .with_button("Continue")
         .expect("while paused, the progress message offers Continue");
@@ -413,4 +426,49 @@ async fn steering_without_a_canary_under_way_says_so_and_help_lists_it() {
     for word in ["pause", "continue", "promote", "abort"] {
         assert!(help.contains(word), "help lists {word}: {help}");
     }
+}
+
+/// The split of master api in `region`.
+async fn split_in(p: &Platform, region: &str) -> Split {
+    let cfg = p.bot.config();
+    let e = cfg.env("master").expect("env");
+    let pool = cfg.pool_in("master", Some(region), "api").expect("pool");
+    p.switch.split(e, pool).await.expect("split reads")
+}
+
+#[tokio::test]
+async fn in_a_rollout_each_region_goes_through_its_steps_one_region_after_the_other() {
+    let block = "        aliases: [web, app]\n        canary:\n          steps: [50, 100]\n          pause: 300ms\n";
+    let p = Platform::start_edited(TOKEN, &|s: &str| {
+        // master's api comes first in the file.
+        s.replacen("        aliases: [web, app]\n", block, 1)
+    })
+    .await;
+    let asked = say(&p.bot, USER, "deploy master api").await;
+    assert_eq!(asked.outcome, Outcome::Confirm, "{}", asked.to_plain_text());
+    let bot = p.bot.clone();
+    let deploy = tokio::spawn(async move { common::click(&bot, USER, &asked, "Yes").await });
+    let mut seen: Vec<(&str, u8)> = Vec::new();
+    while !deploy.is_finished() {
+        for region in ["eu", "us"] {
+            let green = split_in(&p, region).await.share("green");
+            if green > 0 && !seen.contains(&(region, green)) {
+                seen.push((region, green));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let reply = deploy.await.expect("deploy");
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    for region in ["eu", "us"] {
+        let green = split_in(&p, region).await.share("green");
+        if !seen.contains(&(region, green)) {
+            seen.push((region, green));
+        }
+    }
+    assert_eq!(
+        seen,
+        [("eu", 50), ("eu", 100), ("us", 50), ("us", 100)],
+        "eu went through its steps, then us"
+    );
 }

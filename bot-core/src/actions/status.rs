@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use async_trait::async_trait;
 
 use crate::adapters::redact::redact_url;
-use crate::config::{CommandSpec, Environment, Site};
+use crate::config::{CommandSpec, Environment, Pool, Site};
 use crate::context::{Action, Ctx, PoolAt};
+use crate::ports::Split;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply, Target};
 use crate::steps::health::probe;
@@ -69,7 +70,7 @@ impl RegionStatus {
         };
         let healthy = pools
             .iter()
-            .all(|p| p.switch_error.is_none() && p.members.iter().any(|m| m.active && m.healthy));
+            .all(|p| p.switch_error.is_none() && p.live_healthy());
         Self {
             name,
             healthy,
@@ -88,8 +89,24 @@ pub struct PoolStatus {
     pub active: Option<String>,
     /// Why the switch could not be read.
     pub switch_error: Option<String>,
+    /// Traffic shared out by weight (a canary under way): each member's percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Vec<(String, u8)>>,
     /// Members in file order.
     pub members: Vec<MemberStatus>,
+}
+
+impl PoolStatus {
+    /// What takes traffic is healthy: the active member, or in a canary every member
+    /// with a share.
+    pub fn live_healthy(&self) -> bool {
+        let mut live = self.members.iter().filter(|m| m.active).peekable();
+        if self.split.is_some() {
+            live.peek().is_some() && live.all(|m| m.healthy)
+        } else {
+            live.any(|m| m.healthy)
+        }
+    }
 }
 
 /// One instance.
@@ -97,7 +114,7 @@ pub struct PoolStatus {
 pub struct MemberStatus {
     /// Member name.
     pub name: String,
-    /// Takes the pool's traffic.
+    /// Takes the pool's traffic (or a share of it, in a canary).
     pub active: bool,
     /// Every check of its recipe passed.
     pub healthy: bool,
@@ -234,6 +251,12 @@ pub(crate) async fn gather_at(
                 Some(Err(err)) => (None, Some(err.to_string())),
                 None => (None, None),
             };
+            // No one active member: traffic may be shared out by weight.
+            let split = match &switch_error {
+                Some(_) => shared_out(ctx, e, p).await,
+                None => None,
+            };
+            let switch_error = if split.is_some() { None } else { switch_error };
             let mut members = Vec::with_capacity(p.members.len());
             for m in &p.members {
                 let Some(v) = verdicts.next() else { break };
@@ -242,7 +265,8 @@ pub(crate) async fn gather_at(
                 }
                 members.push(MemberStatus {
                     name: m.name.clone(),
-                    active: active.as_deref() == Some(m.name.as_str()),
+                    active: active.as_deref() == Some(m.name.as_str())
+                        || split.as_ref().is_some_and(|s| s.share(&m.name) > 0),
                     healthy: v.healthy,
                     problem: v.problem(),
                     latency: if v.down.is_none() { v.latency } else { None },
@@ -255,6 +279,7 @@ pub(crate) async fn gather_at(
                 name: p.name.clone(),
                 active,
                 switch_error,
+                split: split.map(|s| s.shares().to_vec()),
                 members,
             });
         }
@@ -339,7 +364,7 @@ pub(crate) fn render_at(status: &PlatformStatus, env: Option<&str>, region: Opti
                     .iter()
                     .filter_map(|p| match &p.switch_error {
                         Some(_) => Some(format!("{}: switch unreadable", p.name)),
-                        None if !p.members.iter().any(|m| m.active && m.healthy) => {
+                        None if !p.live_healthy() => {
                             Some(format!("{}: live member unhealthy", p.name))
                         }
                         None => None,
@@ -362,11 +387,33 @@ pub(crate) fn render_at(status: &PlatformStatus, env: Option<&str>, region: Opti
     ))
 }
 
+/// The split in force on a pool whose switch names no one active member, when it
+/// reads as traffic shared out by weight (a canary).
+async fn shared_out(ctx: &Ctx<'_>, env: &Environment, pool: &Pool) -> Option<Split> {
+    let switch = ctx
+        .switch_at(&env.name, pool.region.as_deref(), &pool.name)
+        .ok()?;
+    let timeout = ctx.config().settings.probe_timeout;
+    let split = tokio::time::timeout(timeout, switch.split(env, pool))
+        .await
+        .ok()?
+        .ok()?;
+    (split.sole().is_none()).then_some(split)
+}
+
 /// A pool's line and its members', indented by `indent`.
 fn pool_lines(p: &PoolStatus, indent: &str, lines: &mut Vec<String>) {
-    let role_note = match &p.switch_error {
-        Some(err) => format!(" — switch: {}", escape(err)),
-        None => String::new(),
+    let role_note = match (&p.switch_error, &p.split) {
+        (Some(err), _) => format!(" — switch: {}", escape(err)),
+        (None, Some(shares)) => format!(
+            " — :bird: traffic shared out by weight (a canary): {}",
+            shares
+                .iter()
+                .map(|(m, s)| format!("{m} {s} %"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (None, None) => String::new(),
     };
     lines.push(format!("{indent}_{}_{role_note}", p.name));
     for m in &p.members {
@@ -386,7 +433,16 @@ fn pool_lines(p: &PoolStatus, indent: &str, lines: &mut Vec<String>) {
             "{indent}  {} {}{} — {}",
             icon(m),
             m.name,
-            if m.active { " *← active*" } else { "" },
+            match p
+                .split
+                .as_ref()
+                .and_then(|s| s.iter().find(|(n, _)| *n == m.name))
+            {
+                Some((_, share)) if *share > 0 => format!(" *← {share} %*"),
+                Some(_) => String::new(),
+                None if m.active => " *← active*".to_owned(),
+                None => String::new(),
+            },
             facts.join(" · ")
         ));
     }
