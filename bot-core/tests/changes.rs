@@ -291,3 +291,29 @@ fn a_compare_section_is_checked_with_positions() {
     assert_eq!(compare.token.expose(), "glpat-x");
     assert!(!format!("{compare:?}").contains("glpat-x"), "never printed");
 }
+
+#[tokio::test]
+async fn a_compare_endpoint_that_fails_is_named_as_failing_not_as_missing() {
+    let cmp = CompareStandIn::start(TOKEN).await.expect("compare");
+    cmp.script([crossroads_sim::fault::Scripted::Status(500)]);
+    let compare = "compare:\n  type: github\n  url: ${GITHUB_API_URL}\n  repo: acme/api\n  token: ${GITHUB_TOKEN}\n";
+    let rig = rig(
+        compare,
+        &[
+            ("GITHUB_API_URL", cmp.url()),
+            ("GITHUB_TOKEN", TOKEN.into()),
+        ],
+        quick(),
+    )
+    .await;
+    let ask = say(&rig.bot, USER, "deploy master").await;
+    let text = ask.to_plain_text();
+    assert!(
+        text.contains("(the compare endpoint answered HTTP 500)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("no compare endpoint is configured"),
+        "{text}"
+    );
+}

@@ -230,3 +230,35 @@ async fn pools_without_a_deploy_job_are_found_before_anything_runs() {
     );
     assert_eq!(p.active("staging", "api").await, "blue");
 }
+
+#[tokio::test]
+async fn a_time_after_deploy_is_never_taken_as_a_ref() {
+    let p = Platform::start(TOKEN).await;
+    for said in [
+        "deploy staging in 30m",
+        "deploy staging api at 18:00",
+        "deploy staging tomorrow 07:30",
+        "deploy stg in 2h",
+    ] {
+        let reply = say(&p.bot, USER, said).await;
+        let text = reply.to_plain_text();
+        assert_ne!(reply.outcome, Outcome::Done, "{said}: {text}");
+        assert!(
+            text.contains("reads as a time") && text.contains("nothing was deployed"),
+            "{said}: {text}"
+        );
+    }
+    assert!(
+        p.jenkins.triggers().is_empty(),
+        "nothing was built: {:?}",
+        p.jenkins.triggers()
+    );
+    let reply = say(&p.bot, USER, "deploy staging api ref=30m").await;
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    let triggers = p.triggers("platform/deploy-api");
+    assert_eq!(
+        param(&triggers[0], "REF"),
+        Some("30m"),
+        "ref= still says it"
+    );
+}

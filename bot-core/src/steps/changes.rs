@@ -160,15 +160,16 @@ async fn live_version(ctx: &Ctx<'_>, env: &Environment, pools: &[String]) -> Opt
     None
 }
 
-/// Once built: the change set of build `url` (#`number`) of `job`.
-pub async fn from_build(ctx: &Ctx<'_>, job: &str, number: u64, url: &str) -> Changes {
+/// Once built: the change set of build `url` (#`number`) of `job`; `before` is why
+/// there was no list before the build (no compare endpoint, or its failure).
+pub async fn from_build(ctx: &Ctx<'_>, job: &str, number: u64, url: &str, before: &str) -> Changes {
     match ctx.backends.ci.changes(job, url).await {
         Ok(Some(commits)) => Changes::Listed {
             commits,
             source: format!("the change set of Jenkins build #{number}"),
         },
         Ok(None) => Changes::Unavailable {
-            why: "no compare endpoint is configured and the CI lists no change set".to_owned(),
+            why: format!("{before}, and the CI lists no change set"),
         },
         Err(e) => Changes::Unavailable {
             why: format!("the change set could not be read: {}", told(&e)),

@@ -50,6 +50,15 @@ fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
         .params
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("ref"));
+    // `deploy staging in 30m`, `… at 18:00`, `… tomorrow`: a time is never a ref.
+    if let Some(when) = inv.args.iter().find(|w| is_time_word(w)) {
+        let env = inv.target.env().unwrap_or("staging");
+        return Err(Rejection::Conflict(format!(
+            "`{}` reads as a time, and I cannot schedule a deploy for later yet, so nothing was deployed. Deploy now with `deploy {env}`; a git ref that looks like a time goes as `deploy {env} ref={}`.",
+            crate::text::escape(when),
+            crate::text::escape(when)
+        )));
+    }
     let extra: &[String] = if given_ref {
         &inv.args
     } else {
@@ -86,6 +95,34 @@ fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
         });
     }
     Ok(())
+}
+
+/// A word that says when rather than what: `30m`, `2h`, `18:00`, `tomorrow`, `at`.
+fn is_time_word(word: &str) -> bool {
+    let w = word.to_ascii_lowercase();
+    if ["at", "tomorrow", "today", "tonight", "noon", "midnight"].contains(&w.as_str()) {
+        return true;
+    }
+    let digits = w.trim_start_matches(|c: char| c.is_ascii_digit());
+    let number = digits.len() < w.len();
+    if number
+        && [
+            "s", "sec", "secs", "m", "min", "mins", "minutes", "h", "hr", "hrs", "hours", "d",
+            "days",
+        ]
+        .contains(&digits)
+    {
+        return true;
+    }
+    // 18:00, 7:30
+    match w.split_once(':') {
+        Some((h, m)) => {
+            (1..=2).contains(&h.len())
+                && m.len() == 2
+                && h.chars().chain(m.chars()).all(|c| c.is_ascii_digit())
+        }
+        None => false,
+    }
 }
 
 /// The confirmation question: what is deployed where.

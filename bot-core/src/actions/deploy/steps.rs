@@ -269,8 +269,12 @@ async fn build(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> Resul
                 s.pools[i].step = Step::Gating;
             });
             // No list before the build: the build's change set says.
-            if live.with(|s| matches!(s.changes, Some(Changes::AfterBuild { .. }))) {
-                let listed = changes::from_build(ctx, &job.job, b.number, &b.url).await;
+            let before = live.with(|s| match &s.changes {
+                Some(Changes::AfterBuild { why }) => Some(why.clone()),
+                _ => None,
+            });
+            if let Some(before) = before {
+                let listed = changes::from_build(ctx, &job.job, b.number, &b.url, &before).await;
                 live.with(|s| s.changes = Some(listed));
             }
             live.save().await
