@@ -79,6 +79,11 @@ async fn a_canary_moves_traffic_step_by_step_judged_by_prometheus_and_ends_at_10
     let (reply, seen) = deploy_sampling(&p).await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Done, "{text}");
+    assert!(
+        text.contains("healthy, canary 10 → 50 → 100 %, traffic switched")
+            && text.contains(" · canary "),
+        "the end names the canary and its time: {text}"
+    );
     assert_eq!(
         green_shares(&seen),
         [0, 10, 50, 100],
@@ -347,6 +352,13 @@ async fn promote_goes_straight_to_100() {
         .expect("a promoted canary ends without waiting out its steps")
         .expect("deploy");
     assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    assert!(
+        reply.to_plain_text().contains(&format!(
+            "healthy, canary promoted by <@{USER}>, traffic switched"
+        )),
+        "the end says who promoted it: {}",
+        reply.to_plain_text()
+    );
     assert_eq!(split(&p).await.share("green"), 100);
     assert_eq!(p.active("staging", "api").await, "green");
 }

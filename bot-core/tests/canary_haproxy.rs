@@ -1,7 +1,9 @@
 //! Canary deploys end to end with a real HAProxy and a real Prometheus: requests sent
 //! through HAProxy reach the new member in the share each step gives it, and a new
 //! member answering errors is caught by Prometheus and aborted on its own, with every
-//! request back on the old member.
+//! request back on the old member. Steered from chat, HAProxy's weights follow: abort
+//! (typed or clicked) puts every request back on the old member, promote moves them all
+//! to the new one at once, and pause holds the step's weights until continue.
 
 mod common;
 
@@ -477,5 +479,434 @@ async fn a_new_member_answering_errors_is_caught_by_prometheus_and_the_canary_ab
             .iter()
             .all(|s| s.member.as_deref() == Some("blue") && s.status == Some(200)),
         "after the abort every request reaches blue and succeeds: {after:?}"
+    );
+}
+
+// ------------------------------------------------- steering from chat, on HAProxy
+
+/// Remembers every progress update of a deploy as sent (buttons and all).
+#[derive(Default)]
+struct Updates(std::sync::Mutex<Vec<Reply>>);
+
+#[async_trait::async_trait]
+impl bot_core::ports::Progress for Updates {
+    async fn update(&self, reply: &Reply) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(reply.clone());
+        }
+    }
+}
+
+impl Updates {
+    /// The newest update with a button labelled `label`.
+    fn with_button(&self, label: &str) -> Option<Reply> {
+        let all = self.0.lock().ok()?;
+        all.iter()
+            .rev()
+            .find(|r| r.all_buttons().any(|b| b.label == label))
+            .cloned()
+    }
+
+    /// Waits (at most `within`) for an update with a button labelled `label` whose
+    /// text contains `text`.
+    async fn wait_for(&self, label: &str, text: &str, within: Duration) -> Reply {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(r) = self
+                .with_button(label)
+                .filter(|r| r.to_plain_text().contains(text))
+            {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no progress update with {label:?} showing {text:?} within {within:?}; the newest: {:?}",
+                self.0
+                    .lock()
+                    .ok()
+                    .and_then(|v| v.last().map(Reply::to_plain_text))
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// `deploy staging api` under way, its progress recorded in `updates`.
+struct Deploying {
+    handle: tokio::task::JoinHandle<(Reply, Instant)>,
+    updates: Arc<Updates>,
+}
+
+impl Deploying {
+    /// Starts `deploy staging api` and returns once HAProxy reports `percent` % on
+    /// green, with the read that first showed it.
+    async fn until(stand: &Stand, percent: u8) -> (Self, Seen) {
+        let updates = Arc::new(Updates::default());
+        let bot = stand.bot.clone();
+        let progress = updates.clone();
+        let handle = tokio::spawn(async move {
+            let reply = bot
+                .handle_with(
+                    bot_core::Request::text(USER, "deploy staging api"),
+                    progress.as_ref(),
+                )
+                .await;
+            (reply, Instant::now())
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = stand.seen().await.filter(|s| s.green == percent) {
+                return (Self { handle, updates }, s);
+            }
+            if handle.is_finished() {
+                let (reply, _) = handle.await.expect("the deploy ran");
+                panic!(
+                    "the deploy ended before HAProxy showed {percent} % on green: {}",
+                    reply.to_plain_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "HAProxy never showed {percent} % on green"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The deploy's reply and when it came, at most `within` from now.
+    async fn reply(self, within: Duration, why: &str) -> (Reply, Instant) {
+        tokio::time::timeout(within, self.handle)
+            .await
+            .unwrap_or_else(|_| panic!("{why}: no reply within {within:?}"))
+            .expect("the deploy ran")
+    }
+}
+
+impl Stand {
+    /// Reloads the bot's configuration with staging api's steps held `pause` each
+    /// (as editing `instances.yaml` and reloading would); deploys begun after it use it.
+    fn set_pause(&self, pause: Duration) {
+        let mut config = self.bot.config();
+        config
+            .canaries
+            .get_mut(&("staging".to_owned(), "api".to_owned()))
+            .expect("staging api deploys by canary")
+            .pause = pause;
+        self.bot.reload(config);
+    }
+
+    /// All traffic on `member` as HAProxy reports it: the split, the active member,
+    /// and `show servers state` (every server at its configured weight, the other
+    /// member in maintenance).
+    async fn assert_all_on(&self, member: &str) {
+        assert_eq!(
+            self.split().await,
+            Split::all_on(&self.pool, member),
+            "HAProxy's split is all on {member}"
+        );
+        assert_eq!(self.active().await, member);
+        let states = self
+            .switch
+            .servers_state()
+            .await
+            .expect("show servers state");
+        for s in &states {
+            assert_eq!(
+                s.weight, s.initial_weight,
+                "{} has its configured weight back: {states:?}",
+                s.name
+            );
+            assert_eq!(
+                s.in_maint(),
+                s.name != member,
+                "only {member} is out of maintenance: {states:?}"
+            );
+        }
+    }
+}
+
+/// Checks the samples sent in `from..to`: at least one, each answered 200 by `member`.
+fn all_answered_by(samples: &[Sample], from: Instant, to: Instant, member: &str, when: &str) {
+    let within: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.sent > from && s.sent < to)
+        .collect();
+    assert!(!within.is_empty(), "requests were sampled {when}");
+    let others: Vec<&&Sample> = within
+        .iter()
+        .filter(|s| s.member.as_deref() != Some(member) || s.status != Some(200))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "{when}, every request reaches {member} and succeeds; of {}, these did not: {others:?}",
+        within.len()
+    );
+}
+
+/// Types `text` (an order to the canary at step 1) and checks the answer: Done,
+/// naming the canary and its step. Returns when it was answered.
+async fn order(stand: &Stand, text: &str, doing: &str) -> Instant {
+    let reply = say(&stand.bot, USER, text).await;
+    let at = Instant::now();
+    let plain = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Done, "`{text}`: {plain}");
+    assert!(
+        plain.contains(&format!(
+            "{doing} the canary of *staging api* (at 10 % on green)"
+        )),
+        "`{text}`: {plain}"
+    );
+    at
+}
+
+/// Checks `reply` is that of a canary aborted by `USER` at step 1 with all traffic
+/// back on blue, and that HAProxy says so too.
+async fn assert_aborted(stand: &Stand, reply: &Reply, how: &str) {
+    let text = reply.to_plain_text();
+    assert_eq!(reply.outcome, Outcome::Failed, "{how}: {text}");
+    assert!(
+        text.contains("canary was aborted at step 1/3 (10 %)")
+            && text.contains(&format!("aborted by <@{USER}>"))
+            && text.contains("All traffic is back on blue"),
+        "{how}: the reply says who aborted it at which step, and where traffic is: {text}"
+    );
+    stand.assert_all_on("blue").await;
+}
+
+/// Steering a canary from chat on real HAProxy, one stand for all (each deploy begins
+/// where the one before left traffic), requests sampled through the frontend all along:
+/// 1. `abort staging` typed at step 1 (10 %) puts every request back on blue;
+/// 2. so does the Abort button of the progress message;
+/// 3. `promote staging` at step 1 of steps held 10 minutes moves every request to
+///    green at once;
+/// 4. (back on blue, steps held 2 s) `pause staging` at step 1 keeps 10 % on green
+///    well past the step's pause, and after `continue staging` the canary goes on
+///    through 50 % to all on green.
+#[cfg_attr(
+    not(haproxy),
+    ignore = "haproxy not installed (apt-get install haproxy)"
+)]
+#[tokio::test]
+async fn a_canary_steered_from_chat_moves_real_traffic_abort_promote_pause_continue() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // A pause far longer than the test: only steering ends step 1.
+    let Some(stand) = Stand::start("10m").await else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = stand.sampler(stop.clone());
+    // How long an order may take to end the canary, on a loaded machine (it takes
+    // about a quarter of a second: the deploy looks for orders every 250 ms).
+    let promptly = Duration::from_secs(20);
+    // How long requests are sampled after each deploy.
+    let settle = Duration::from_millis(500);
+
+    // 1. `abort staging`, typed.
+    let (deploy, _) = Deploying::until(&stand, 10).await;
+    let ordered = order(&stand, "abort staging", "Aborting").await;
+    let (reply, typed) = deploy
+        .reply(promptly, "an aborted canary ends at once")
+        .await;
+    eprintln!("abort typed: reply {:?} after the order", typed - ordered);
+    assert_aborted(&stand, &reply, "abort typed").await;
+    tokio::time::sleep(settle).await;
+    let typed_checked = Instant::now();
+
+    // 2. The Abort button of the progress message.
+    let (deploy, _) = Deploying::until(&stand, 10).await;
+    let shown = deploy
+        .updates
+        .wait_for(
+            "Abort",
+            "canary step 1/3: *10 %* on green",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        common::labels(&shown),
+        ["Pause", "Promote", "Abort"],
+        "{}",
+        shown.to_plain_text()
+    );
+    let clicked = common::click(&stand.bot, USER, &shown, "Abort").await;
+    let clicked_at = Instant::now();
+    assert_eq!(
+        clicked.outcome,
+        Outcome::Done,
+        "{}",
+        clicked.to_plain_text()
+    );
+    let (reply, clicked_replied) = deploy
+        .reply(promptly, "a canary aborted by its button ends at once")
+        .await;
+    eprintln!(
+        "abort clicked: reply {:?} after the click",
+        clicked_replied - clicked_at
+    );
+    assert_aborted(&stand, &reply, "Abort button").await;
+    tokio::time::sleep(settle).await;
+    let clicked_checked = Instant::now();
+
+    // 3. `promote staging`: all on green, without waiting out the steps.
+    let (deploy, _) = Deploying::until(&stand, 10).await;
+    let ordered = order(&stand, "promote staging", "Promoting").await;
+    let (reply, promoted) = deploy
+        .reply(
+            promptly,
+            "a promoted canary ends without waiting out its steps",
+        )
+        .await;
+    eprintln!("promote: reply {:?} after the order", promoted - ordered);
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    stand.assert_all_on("green").await;
+    tokio::time::sleep(settle).await;
+    let promoted_checked = Instant::now();
+
+    // 4. Back on blue, with steps held 2 s: pause, then continue.
+    let switched = say(&stand.bot, USER, "switch staging api blue").await;
+    assert_eq!(
+        switched.outcome,
+        Outcome::Done,
+        "{}",
+        switched.to_plain_text()
+    );
+    stand.assert_all_on("blue").await;
+    let pause = Duration::from_secs(2);
+    stand.set_pause(pause);
+    let (deploy, at_10) = Deploying::until(&stand, 10).await;
+    order(&stand, "pause staging", "Pausing").await;
+    // Once the deploy took the order, its progress message says so and offers
+    // Continue: at step 1, or the order came too late to show anything.
+    let shown = deploy
+        .updates
+        .wait_for(
+            "Continue",
+            &format!("paused by <@{USER}>"),
+            Duration::from_secs(10),
+        )
+        .await;
+    eprintln!("pause: shown {:?} after 10 % took", at_10.read.elapsed());
+    assert!(
+        shown
+            .to_plain_text()
+            .contains("canary step 1/3: *10 %* on green"),
+        "paused at step 1: {}",
+        shown.to_plain_text()
+    );
+    assert_eq!(
+        common::labels(&shown),
+        ["Continue", "Promote", "Abort"],
+        "{}",
+        shown.to_plain_text()
+    );
+    // The weights, read well past the step's pause, stay at step 1's.
+    let until = (at_10.read + pause * 2).max(Instant::now() + pause);
+    let mut held = Vec::new();
+    while Instant::now() < until {
+        if let Some(s) = stand.seen().await {
+            held.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let last = held.last().map_or(at_10.read, |s| s.asked);
+    eprintln!(
+        "paused: {} reads of the split over {:?} after 10 % took (pause {pause:?})",
+        held.len(),
+        last - at_10.read
+    );
+    assert!(
+        held.len() >= 10 && last - at_10.read > pause + pause / 2,
+        "the split was read well past the pause: {} reads over {:?}",
+        held.len(),
+        last - at_10.read
+    );
+    assert_eq!(describe(&held), [10], "a paused canary keeps 10 % on green");
+    assert!(!deploy.handle.is_finished(), "a paused canary does not end");
+    let resumed = order(&stand, "continue staging", "Continuing").await;
+    let mut after = Vec::new();
+    while !deploy.handle.is_finished() {
+        if let Some(s) = stand.seen().await {
+            after.push(s);
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(30),
+            "the canary did not end after continue: {:?}",
+            describe(&after)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (reply, done) = deploy
+        .reply(Duration::from_secs(1), "the deploy ended")
+        .await;
+    eprintln!(
+        "continue: reply {:?} after the order, green's share read {:?}",
+        done - resumed,
+        describe(&after)
+    );
+    assert_eq!(reply.outcome, Outcome::Done, "{}", reply.to_plain_text());
+    let (from, to) = window(&after, 50).unwrap_or_else(|| {
+        panic!(
+            "after continue the canary went on to step 2 (50 %): {:?}",
+            describe(&after)
+        )
+    });
+    assert!(
+        to - from >= pause / 2,
+        "step 2 was held for its pause: {:?}",
+        to - from
+    );
+    stand.assert_all_on("green").await;
+    tokio::time::sleep(settle).await;
+    stop.store(true, Ordering::SeqCst);
+    let samples = sampler.await.expect("sampler");
+
+    all_answered_by(
+        &samples,
+        typed,
+        typed_checked,
+        "blue",
+        "after the typed abort",
+    );
+    all_answered_by(
+        &samples,
+        clicked_replied,
+        clicked_checked,
+        "blue",
+        "after the Abort button",
+    );
+    all_answered_by(
+        &samples,
+        promoted,
+        promoted_checked,
+        "green",
+        "after the promote",
+    );
+    all_answered_by(&samples, done, Instant::now(), "green", "after continue");
+    // While paused, green kept its share of the requests.
+    let paused: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.sent >= at_10.read && s.answered <= last)
+        .collect();
+    let on_green = paused
+        .iter()
+        .filter(|s| s.member.as_deref() == Some("green"))
+        .count();
+    let share = 100.0 * on_green as f64 / paused.len().max(1) as f64;
+    eprintln!(
+        "paused: {on_green} of {} requests on green ({share:.1} %)",
+        paused.len()
+    );
+    assert!(
+        paused.len() >= 40 && (share - 10.0).abs() <= SHARE_TOLERANCE,
+        "while paused, green answered {share:.1} % of {} requests",
+        paused.len()
+    );
+    let lost: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.status != Some(200) || s.member.is_none())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "no request was lost while the canary was steered: {lost:?}"
     );
 }

@@ -55,6 +55,12 @@ pub(crate) struct CanaryRun {
     /// Who promoted it, when someone did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_by: Option<String>,
+    /// When it began (Unix ms; 0 when not known).
+    #[serde(default)]
+    pub began_ms: u64,
+    /// How long it took, from its first step to handing over to the final switch.
+    #[serde(default)]
+    pub took_ms: u64,
 }
 
 /// Who paused a canary, and when.
@@ -79,6 +85,23 @@ impl CanaryRun {
             paused: None,
             orders_seen,
             promoted_by: None,
+            began_ms: 0,
+            took_ms: 0,
+        }
+    }
+
+    /// `canary 10 → 50 → 100 %`, or `canary promoted by @x at 10 %`.
+    pub(crate) fn summary(&self) -> String {
+        match &self.promoted_by {
+            Some(by) => format!("canary promoted by <@{by}>"),
+            None => format!(
+                "canary {} %",
+                self.steps
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
         }
     }
 
@@ -110,10 +133,14 @@ pub(crate) async fn step(
         live.with(|s| s.pools[i].step = Step::Switching);
         return live.save().await;
     };
+    let now = unix_ms(ctx.now());
     let p = live.with(|s| {
         let p = &mut s.pools[i];
-        if p.canary.is_none() {
-            p.canary = Some(CanaryRun::new(&canary, None));
+        let c = p
+            .canary
+            .get_or_insert_with(|| CanaryRun::new(&canary, None));
+        if c.began_ms == 0 {
+            c.began_ms = now;
         }
         p.clone()
     });
@@ -139,6 +166,28 @@ pub(crate) async fn step(
             return live.save().await;
         };
         if c.since_ms.is_none() {
+            // An order given before this step's weights took: nothing moves first.
+            match take_orders(live, i).await? {
+                Some(Steered::Abort(by)) => {
+                    return abort(live, i, pool, label, &format!("aborted by <@{by}>")).await;
+                }
+                Some(Steered::Promote(by)) => {
+                    live.with(|s| {
+                        if let Some(c) = s.pools[i].canary.as_mut() {
+                            c.at = c.steps.len().saturating_sub(1);
+                            c.paused = None;
+                            c.promoted_by = Some(by);
+                        }
+                    });
+                    live.save().await?;
+                    continue 'steps;
+                }
+                None => {}
+            }
+            let c = current(live, i);
+            let Some(&percent) = c.steps.get(c.at) else {
+                continue 'steps;
+            };
             live.with(|s| {
                 s.pools[i].line = format!(
                     "{line_prefix} — canary {}: moving {percent} % of traffic to {to}",
@@ -166,10 +215,12 @@ pub(crate) async fn step(
             live.save().await?;
         }
         if percent >= 100 {
+            let now = unix_ms(ctx.now());
             live.with(|s| {
                 let p = &mut s.pools[i];
                 if let Some(c) = p.canary.as_mut() {
                     c.at = c.steps.len();
+                    c.took_ms = now.saturating_sub(c.began_ms);
                 }
                 p.step = Step::Switching;
             });
@@ -242,7 +293,6 @@ pub(crate) async fn step(
                 );
                 return abort(live, i, pool, label, &why).await;
             }
-            shown.line = None;
             live.save().await?;
         }
         live.with(|s| {
@@ -342,6 +392,8 @@ fn current(live: &Live<'_, '_>, i: usize) -> CanaryRun {
             paused: None,
             orders_seen: None,
             promoted_by: None,
+            began_ms: 0,
+            took_ms: 0,
         })
 }
 

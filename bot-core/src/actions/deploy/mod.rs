@@ -392,7 +392,8 @@ async fn plain(live: &Live<'_, '_>, _inv: &Invocation) -> Result<Ended, crate::r
     let state = live.snapshot();
     let total = ctx.now().duration_since(state.began()).unwrap_or_default();
     let watching = watch::took(&watched, ctx.now());
-    let overhead = total.saturating_sub(state.spent(0) + state.spent(1) + watching);
+    let canary = state.canary_spent();
+    let overhead = total.saturating_sub(state.spent(0) + state.spent(1) + canary + watching);
     let mut board = state.board(ctx.user);
     let troubled = watch::troubled(&watched);
     let (status, audit) = if troubled {
@@ -432,9 +433,14 @@ async fn plain(live: &Live<'_, '_>, _inv: &Invocation) -> Result<Ended, crate::r
     let reply = board
         .reply(outcome)
         .context(format!(
-            "build {} · health gate {} · switch {}{watch_time} · bot overhead {}",
+            "build {} · health gate {}{} · switch {}{watch_time} · bot overhead {}",
             human(state.spent(0)),
             human(state.spent(1)),
+            if canary.is_zero() {
+                String::new()
+            } else {
+                format!(" · canary {}", human(canary))
+            },
             human(state.spent(2)),
             human(overhead)
         ))

@@ -82,6 +82,16 @@ impl DeployRun {
     }
 
     /// Time spent in step `k` (0 build, 1 health gate, 2 switch) over every pool.
+    /// Time spent in canary steps, every pool's.
+    pub(crate) fn canary_spent(&self) -> Duration {
+        Duration::from_millis(
+            self.pools
+                .iter()
+                .filter_map(|p| p.canary.as_ref().map(|c| c.took_ms))
+                .sum(),
+        )
+    }
+
     pub(crate) fn spent(&self, k: usize) -> Duration {
         Duration::from_millis(
             self.pools

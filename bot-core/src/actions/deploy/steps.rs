@@ -382,8 +382,13 @@ async fn switch(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> Resu
                 let p = &mut s.pools[i];
                 p.took_ms[2] = ms(t);
                 p.step = Step::Done;
+                let canary = p
+                    .canary
+                    .as_ref()
+                    .map(|c| format!(", {}", c.summary()))
+                    .unwrap_or_default();
                 p.line = format!(
-                    "• {label}: {active} → *{target}* :white_check_mark: build <{url}|#{number}>, healthy, traffic switched"
+                    "• {label}: {active} → *{target}* :white_check_mark: build <{url}|#{number}>, healthy{canary}, traffic switched"
                 );
             });
             live.save().await
