@@ -55,7 +55,8 @@ struct ReadBack {
 }
 
 impl ReadBack {
-    /// The switch's `get` answer as JSON (and its URL, redacted, for messages).
+    /// The switch's `get` answer as JSON, with its URL (redacted: from here on it only
+    /// goes into messages) and its body (for excerpts).
     async fn read(
         &self,
         env: &Environment,
@@ -129,28 +130,7 @@ impl ReadBack {
     }
 
     async fn active(&self, env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
-        let vars = [("env", env.name.as_str()), ("pool", pool.name.as_str())];
-        let url = render_template(&self.url, &vars);
-        let snap = self
-            .probe
-            .get(&url, REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
-        // From here on, `url` only goes into messages.
-        let url = redact_url(&url);
-        if !(200..300).contains(&snap.status) {
-            return Err(SwitchError::Unknown(format!(
-                "HTTP {} from {url}: {}",
-                snap.status,
-                excerpt(&snap.body)
-            )));
-        }
-        let json: serde_json::Value = serde_json::from_str(&snap.body).map_err(|_| {
-            SwitchError::Unknown(format!(
-                "{url} did not answer JSON: {}",
-                excerpt(&snap.body)
-            ))
-        })?;
+        let (json, url, body) = self.read(env, pool).await?;
         let active = json
             .pointer(&self.pointer)
             .and_then(serde_json::Value::as_str)
@@ -158,7 +138,7 @@ impl ReadBack {
                 SwitchError::Unknown(format!(
                     "no string at {} in the answer from {url}: {}",
                     self.pointer,
-                    excerpt(&snap.body)
+                    excerpt(&body)
                 ))
             })?;
         if !pool.members.iter().any(|m| m.name == active) {

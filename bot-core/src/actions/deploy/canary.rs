@@ -172,14 +172,7 @@ pub(crate) async fn step(
                     return abort(live, i, pool, label, &format!("aborted by <@{by}>")).await;
                 }
                 Some(Steered::Promote(by)) => {
-                    live.with(|s| {
-                        if let Some(c) = s.pools[i].canary.as_mut() {
-                            c.at = c.steps.len().saturating_sub(1);
-                            c.paused = None;
-                            c.promoted_by = Some(by);
-                        }
-                    });
-                    live.save().await?;
+                    promote(live, i, by).await?;
                     continue 'steps;
                 }
                 None => {}
@@ -236,15 +229,7 @@ pub(crate) async fn step(
                     return abort(live, i, pool, label, &format!("aborted by <@{by}>")).await;
                 }
                 Some(Steered::Promote(by)) => {
-                    live.with(|s| {
-                        if let Some(c) = s.pools[i].canary.as_mut() {
-                            c.at = c.steps.len().saturating_sub(1);
-                            c.since_ms = None;
-                            c.paused = None;
-                            c.promoted_by = Some(by);
-                        }
-                    });
-                    live.save().await?;
+                    promote(live, i, by).await?;
                     continue 'steps;
                 }
                 None => {}
@@ -303,6 +288,19 @@ pub(crate) async fn step(
         });
         live.save().await?;
     }
+}
+
+/// Skips to the last (100 %) step, its weights not yet set: promoted by `by`.
+async fn promote(live: &Live<'_, '_>, i: usize, by: String) -> Result<(), Stop> {
+    live.with(|s| {
+        if let Some(c) = s.pools[i].canary.as_mut() {
+            c.at = c.steps.len().saturating_sub(1);
+            c.since_ms = None;
+            c.paused = None;
+            c.promoted_by = Some(by);
+        }
+    });
+    live.save().await
 }
 
 /// How often a step being held looks for orders.
