@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::deploy::state::{DeployState, Step};
+use super::deploy::state::{DeployState, Order, Step};
 use crate::config::CommandSpec;
 use crate::context::{Action, Ctx};
 use crate::failure::told;
@@ -13,44 +13,13 @@ use crate::ports::RunStatus;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
 
-/// What a steering command asks of a canary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Order {
-    /// Stop the clock at the current step.
-    Pause,
-    /// Start it again.
-    Continue,
-    /// All traffic on the new member now.
-    Promote,
-    /// All traffic back on the old member, and the deploy fails.
-    Abort,
-}
-
-impl Order {
-    /// As stored with the run.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Order::Pause => "pause",
-            Order::Continue => "continue",
-            Order::Promote => "promote",
-            Order::Abort => "abort",
-        }
-    }
-
-    /// From its stored name.
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        [Order::Pause, Order::Continue, Order::Promote, Order::Abort]
-            .into_iter()
-            .find(|o| o.as_str() == s)
-    }
-
-    fn done(self) -> (&'static str, &'static str) {
-        match self {
-            Order::Pause => (":double_vertical_bar:", "Pausing"),
-            Order::Continue => (":arrow_forward:", "Continuing"),
-            Order::Promote => (":fast_forward:", "Promoting"),
-            Order::Abort => (":octagonal_sign:", "Aborting"),
-        }
+/// How the reply to an order begins: its icon and verb.
+fn done(order: Order) -> (&'static str, &'static str) {
+    match order {
+        Order::Pause => (":double_vertical_bar:", "Pausing"),
+        Order::Continue => (":arrow_forward:", "Continuing"),
+        Order::Promote => (":fast_forward:", "Promoting"),
+        Order::Abort => (":octagonal_sign:", "Aborting"),
     }
 }
 
@@ -104,7 +73,7 @@ impl Action for Steer {
         {
             Ok(Some(_)) => {
                 ctx.audit(&inv, "ok").await;
-                let (icon, doing) = self.0.done();
+                let (icon, doing) = done(self.0);
                 let at = pool
                     .canary
                     .as_ref()

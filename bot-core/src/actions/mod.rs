@@ -132,22 +132,22 @@ pub static REGISTRY: &[ActionDef] = &[
     ActionDef {
         name: "pause",
         rules: STEERS,
-        action: &canary::Steer(canary::Order::Pause),
+        action: &canary::Steer(deploy::state::Order::Pause),
     },
     ActionDef {
         name: "continue",
         rules: STEERS_ON,
-        action: &canary::Steer(canary::Order::Continue),
+        action: &canary::Steer(deploy::state::Order::Continue),
     },
     ActionDef {
         name: "promote",
         rules: PROMOTES,
-        action: &canary::Steer(canary::Order::Promote),
+        action: &canary::Steer(deploy::state::Order::Promote),
     },
     ActionDef {
         name: "abort",
         rules: STEERS,
-        action: &canary::Steer(canary::Order::Abort),
+        action: &canary::Steer(deploy::state::Order::Abort),
     },
     ActionDef {
         name: "restart",

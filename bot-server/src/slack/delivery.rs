@@ -10,11 +10,7 @@ use slack_morphism::prelude::*;
 
 use crate::slack::files;
 use crate::slack::webapi::{content, ResponseUrlMessage, WebApi, WebApiError};
-
-/// The metadata event type of the bot's posts, and the payload key naming the outbox id.
-pub const REPLY_EVENT: &str = "crossroads_reply";
-/// See [`REPLY_EVENT`].
-pub const REPLY_KEY: &str = "outbox";
+pub use crate::slack::webapi::{REPLY_EVENT, REPLY_KEY};
 
 /// Uses of one `response_url` Slack allows.
 const RESPONSE_URL_USES: u8 = 5;

@@ -168,6 +168,11 @@ struct NextCursor {
     next_cursor: Option<String>,
 }
 
+/// The metadata event type of the bot's posts, and the payload key naming the outbox id.
+pub const REPLY_EVENT: &str = "crossroads_reply";
+/// See [`REPLY_EVENT`].
+pub const REPLY_KEY: &str = "outbox";
+
 #[derive(Deserialize)]
 struct HistoryMessage {
     ts: String,
@@ -179,8 +184,7 @@ struct HistoryMessage {
 impl HistoryMessage {
     fn tagged(&self, tag: &str) -> bool {
         let m = &self.metadata;
-        m["event_type"] == crate::slack::delivery::REPLY_EVENT
-            && m["event_payload"][crate::slack::delivery::REPLY_KEY] == tag
+        m["event_type"] == REPLY_EVENT && m["event_payload"][REPLY_KEY] == tag
     }
 }
 

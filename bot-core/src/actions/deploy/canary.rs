@@ -8,12 +8,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+use super::live::{ms, Live};
 use super::report::prefix;
-use super::state::Step;
-use super::steps::Live;
-use crate::actions::canary::Order;
+use super::state::{CanaryRun, Order, Paused, Step};
 use crate::config::{Canary, Pool};
 use crate::context::Offer;
 use crate::failure::told;
@@ -25,96 +22,6 @@ use crate::steps::health::probe;
 use crate::steps::moves::switch_and_verify;
 use crate::steps::watch::unix_ms;
 use crate::text::human;
-
-/// One pool's canary, as saved with its run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct CanaryRun {
-    /// The steps (percent on the new member) as configured when it began.
-    pub steps: Vec<u8>,
-    /// The step it is at (`steps.len()`: all done).
-    pub at: usize,
-    /// When the weight of step `at` took (set and read back), Unix ms; `None` until
-    /// it has.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since_ms: Option<u64>,
-    /// Failing readings in a row.
-    #[serde(default)]
-    pub failing: u32,
-    /// The latest readings.
-    #[serde(default)]
-    pub readings: Vec<Reading>,
-    /// Why it was aborted, once it was.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aborted: Option<String>,
-    /// Paused from chat: the clock of the step stands still.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused: Option<Paused>,
-    /// The sequence number of the last order read (`None`: not known yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orders_seen: Option<u64>,
-    /// Who promoted it, when someone did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub promoted_by: Option<String>,
-    /// When it began (Unix ms; 0 when not known).
-    #[serde(default)]
-    pub began_ms: u64,
-    /// How long it took, from its first step to handing over to the final switch.
-    #[serde(default)]
-    pub took_ms: u64,
-}
-
-/// Who paused a canary, and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Paused {
-    /// Who.
-    pub by: String,
-    /// When (Unix ms).
-    pub since_ms: u64,
-}
-
-impl CanaryRun {
-    /// A canary about to begin; `orders_seen`: the newest order of its run so far.
-    pub(crate) fn new(canary: &Canary, orders_seen: Option<u64>) -> Self {
-        Self {
-            steps: canary.steps.clone(),
-            at: 0,
-            since_ms: None,
-            failing: 0,
-            readings: Vec::new(),
-            aborted: None,
-            paused: None,
-            orders_seen,
-            promoted_by: None,
-            began_ms: 0,
-            took_ms: 0,
-        }
-    }
-
-    /// `canary 10 → 50 → 100 %`, or `canary promoted by @x at 10 %`.
-    pub(crate) fn summary(&self) -> String {
-        match &self.promoted_by {
-            Some(by) => format!("canary promoted by <@{by}>"),
-            None => format!(
-                "canary {} %",
-                self.steps
-                    .iter()
-                    .map(u8::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" → ")
-            ),
-        }
-    }
-
-    /// `step 2/3 (50 %)`.
-    fn which(&self) -> String {
-        format!(
-            "step {}/{} ({} %)",
-            (self.at + 1).min(self.steps.len()),
-            self.steps.len(),
-            self.steps.get(self.at).copied().unwrap_or(100)
-        )
-    }
-}
 
 /// Takes pool `i` through its canary: sets each step's weights, holds and judges
 /// it, carries out the orders given from chat, and hands over to the final switch
@@ -221,8 +128,8 @@ pub(crate) async fn step(
         }
         // Hold the step for its pause (the clock stopped while paused), reading every
         // interval and looking for orders every tick.
-        let pause_ms = super::steps::ms(canary.pause);
-        let mut next_reading = unix_ms(ctx.now()) + super::steps::ms(interval);
+        let pause_ms = ms(canary.pause);
+        let mut next_reading = unix_ms(ctx.now()) + ms(interval);
         loop {
             match take_orders(live, i).await? {
                 Some(Steered::Abort(by)) => {
@@ -254,7 +161,7 @@ pub(crate) async fn step(
             if unix_ms(ctx.now()) < next_reading {
                 continue;
             }
-            next_reading = unix_ms(ctx.now()) + super::steps::ms(interval);
+            next_reading = unix_ms(ctx.now()) + ms(interval);
             let readings = judge(live, pool, &canary, interval, &to).await;
             let failed = readings.iter().any(|r| r.failing);
             let streak = live.with(|s| {

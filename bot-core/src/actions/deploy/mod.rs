@@ -20,6 +20,7 @@ use crate::steps::{changes, watch};
 use crate::text::{code, human};
 
 pub(crate) mod canary;
+mod live;
 pub(crate) mod report;
 pub(crate) mod rollout;
 pub(crate) mod state;

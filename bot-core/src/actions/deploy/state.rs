@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{Environment, OnFailure};
+use crate::config::{Canary, Environment, OnFailure};
 use crate::ports::BuildRef;
 use crate::rejection::Rejection;
 use crate::reply::Reply;
 use crate::runs::RunState;
+use crate::steps::analysis::Reading;
 use crate::steps::changes::Changes;
 use crate::steps::watch::{Moved, Watched};
 
@@ -145,7 +146,7 @@ pub(crate) struct PoolRun {
     pub watched: Option<Watched>,
     /// Its canary, once begun (pools with `canary:` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary: Option<super::canary::CanaryRun>,
+    pub canary: Option<CanaryRun>,
 }
 
 impl PoolRun {
@@ -301,5 +302,127 @@ impl Plan {
     /// Every region, in rollout order.
     pub(crate) fn regions(&self) -> Vec<String> {
         self.stages.iter().flatten().cloned().collect()
+    }
+}
+
+/// One pool's canary, as saved with its run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CanaryRun {
+    /// The steps (percent on the new member) as configured when it began.
+    pub steps: Vec<u8>,
+    /// The step it is at (`steps.len()`: all done).
+    pub at: usize,
+    /// When the weight of step `at` took (set and read back), Unix ms; `None` until
+    /// it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// Failing readings in a row.
+    #[serde(default)]
+    pub failing: u32,
+    /// The latest readings.
+    #[serde(default)]
+    pub readings: Vec<Reading>,
+    /// Why it was aborted, once it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+    /// Paused from chat: the clock of the step stands still.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
+    /// The sequence number of the last order read (`None`: not known yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders_seen: Option<u64>,
+    /// Who promoted it, when someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_by: Option<String>,
+    /// When it began (Unix ms; 0 when not known).
+    #[serde(default)]
+    pub began_ms: u64,
+    /// How long it took, from its first step to handing over to the final switch.
+    #[serde(default)]
+    pub took_ms: u64,
+}
+
+/// Who paused a canary, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Paused {
+    /// Who.
+    pub by: String,
+    /// When (Unix ms).
+    pub since_ms: u64,
+}
+
+impl CanaryRun {
+    /// A canary about to begin; `orders_seen`: the newest order of its run so far.
+    pub(crate) fn new(canary: &Canary, orders_seen: Option<u64>) -> Self {
+        Self {
+            steps: canary.steps.clone(),
+            at: 0,
+            since_ms: None,
+            failing: 0,
+            readings: Vec::new(),
+            aborted: None,
+            paused: None,
+            orders_seen,
+            promoted_by: None,
+            began_ms: 0,
+            took_ms: 0,
+        }
+    }
+
+    /// `canary 10 → 50 → 100 %`, or `canary promoted by @x at 10 %`.
+    pub(crate) fn summary(&self) -> String {
+        match &self.promoted_by {
+            Some(by) => format!("canary promoted by <@{by}>"),
+            None => format!(
+                "canary {} %",
+                self.steps
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+        }
+    }
+
+    /// `step 2/3 (50 %)`.
+    pub(crate) fn which(&self) -> String {
+        format!(
+            "step {}/{} ({} %)",
+            (self.at + 1).min(self.steps.len()),
+            self.steps.len(),
+            self.steps.get(self.at).copied().unwrap_or(100)
+        )
+    }
+}
+
+/// What a steering command asks of a canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// Stop the clock at the current step.
+    Pause,
+    /// Start it again.
+    Continue,
+    /// All traffic on the new member now.
+    Promote,
+    /// All traffic back on the old member, and the deploy fails.
+    Abort,
+}
+
+impl Order {
+    /// As stored with the run.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Order::Pause => "pause",
+            Order::Continue => "continue",
+            Order::Promote => "promote",
+            Order::Abort => "abort",
+        }
+    }
+
+    /// From its stored name.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [Order::Pause, Order::Continue, Order::Promote, Order::Abort]
+            .into_iter()
+            .find(|o| o.as_str() == s)
     }
 }

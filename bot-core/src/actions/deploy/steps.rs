@@ -5,112 +5,25 @@
 //! the regions of one rollout stage go through their steps side by side, on one
 //! shared state.
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
-use super::report::{prefix, Board};
-use super::state::{DeployRun, DeployState, Step};
-use crate::config::{Environment, Pool};
+pub(crate) use super::live::{ms, Live};
+use super::report::prefix;
+use super::state::Step;
+use crate::config::Pool;
 use crate::context::Ctx;
 use crate::failure::told;
 use crate::ports::BuildRef;
 use crate::reply::{Outcome, Reply};
-use crate::runs::{Driver, Permit, Stop};
+use crate::runs::Stop;
 use crate::steps::build::{follow_job, Start};
 use crate::steps::changes::{self, Changes};
 use crate::steps::health::probe;
 use crate::steps::moves::{next_member, switch_and_verify};
 use crate::steps::watch::{self, Watched};
 use crate::text::human;
-
-/// A deploy being driven: its state, shared by the pools going through their steps
-/// side by side, and the driver every save goes through.
-pub(crate) struct Live<'a, 'c> {
-    pub ctx: &'a Ctx<'c>,
-    pub driver: &'a Driver<DeployState>,
-    pub env: &'a Environment,
-    state: Mutex<DeployRun>,
-    /// One save at a time, each of the state as it is then: a later save never
-    /// writes an older state.
-    saving: tokio::sync::Mutex<()>,
-}
-
-impl<'a, 'c> Live<'a, 'c> {
-    /// Drives `state` with `driver`.
-    pub(crate) fn new(
-        ctx: &'a Ctx<'c>,
-        driver: &'a Driver<DeployState>,
-        env: &'a Environment,
-        state: DeployRun,
-    ) -> Self {
-        Self {
-            ctx,
-            driver,
-            env,
-            state: Mutex::new(state),
-            saving: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, DeployRun> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
-    /// Changes the state.
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut DeployRun) -> T) -> T {
-        f(&mut self.lock())
-    }
-
-    /// The state as it stands.
-    pub(crate) fn snapshot(&self) -> DeployRun {
-        self.lock().clone()
-    }
-
-    /// Saves the state as it stands.
-    pub(crate) async fn save(&self) -> Result<(), Stop> {
-        let _one = self.saving.lock().await;
-        let now = DeployState::Deploy(self.snapshot());
-        self.driver.save(&now).await
-    }
-
-    /// Saves the state as it stands and grants the external step `step`.
-    pub(crate) async fn checkpoint(&self, step: &str) -> Result<Permit, Stop> {
-        let _one = self.saving.lock().await;
-        let now = DeployState::Deploy(self.snapshot());
-        self.driver.checkpoint(&now, step).await
-    }
-
-    /// The progress board as it stands.
-    pub(crate) fn board(&self) -> Board {
-        self.lock().board(self.ctx.user)
-    }
-
-    /// Shows the board as it stands.
-    pub(crate) async fn show(&self) {
-        let reply = self.board().reply(Outcome::Progress);
-        self.ctx.progress.update(&reply).await;
-    }
-
-    /// Marks pool `i` failed with `line` and the reason `why`, and saves.
-    pub(crate) async fn fail(&self, i: usize, line: String, why: String) -> Result<(), Stop> {
-        self.with(|s| {
-            let p = &mut s.pools[i];
-            p.step = Step::Failed;
-            p.line = line;
-            p.failure = Some(why);
-        });
-        self.save().await
-    }
-}
-
-pub(crate) fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 /// Lists the commits the deploy ships, as its first step (once).
 pub(crate) async fn list_changes(live: &Live<'_, '_>, pools: &[String]) -> Result<(), Stop> {
@@ -348,7 +261,7 @@ async fn gate_step(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> R
                 s.pools[i].took_ms[1] = ms(t);
                 s.pools[i].step = match &canary {
                     Some(c) => {
-                        s.pools[i].canary = Some(super::canary::CanaryRun::new(c, seen));
+                        s.pools[i].canary = Some(super::state::CanaryRun::new(c, seen));
                         Step::Canary
                     }
                     None => Step::Switching,
