@@ -484,3 +484,23 @@ async fn in_a_rollout_each_region_goes_through_its_steps_one_region_after_the_ot
         "eu went through its steps, then us"
     );
 }
+
+#[test]
+fn a_pause_too_short_for_its_readings_is_a_config_error() {
+    let edit = with_canary("[10, 100]", Some("http://127.0.0.1:9"));
+    let instances = edit(&common::without_canaries(common::INSTANCES))
+        .replace("pause: 400ms", "pause: 15s")
+        .replace("interval: 80ms", "interval: 10s");
+    let errors = bot_core::load_strs_with_env(common::COMMANDS, &instances, &|_| None)
+        .expect_err("a step that could pass before two readings")
+        .to_string();
+    assert!(
+        errors
+            .contains("a canary `pause` of 15.0s is shorter than `interval` × `failures` (20.0s)"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("instances.yaml:"),
+        "with its position: {errors}"
+    );
+}

@@ -49,7 +49,7 @@ fn repo() -> &'static Path {
 /// The repository's config with every port moved to a free one (no clash with a
 /// demo someone is running), its canary steps quicker.
 fn config() -> bot_core::Config {
-    config_paced("1500ms")
+    config_paced("4s")
 }
 
 /// [`config`] with each canary step held for `pause`.

@@ -435,11 +435,16 @@ impl TrafficSwitch for HaproxySwitch {
         // A split is over: every member gets its configured weight back (the others
         // take no new requests by now, so this moves nothing).
         for (m, state) in self.member_states(pool).await? {
-            if state.weight != state.initial_weight {
+            // The member taking the traffic never goes back to a weight of 0.
+            let weight = if m == member {
+                state.initial_weight.max(1)
+            } else {
+                state.initial_weight
+            };
+            if state.weight != weight {
                 self.set(&format!(
-                    "set server {backend}/{} weight {}",
-                    self.server_of(m),
-                    state.initial_weight
+                    "set server {backend}/{} weight {weight}",
+                    self.server_of(m)
                 ))
                 .await?;
             }

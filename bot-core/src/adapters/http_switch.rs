@@ -232,7 +232,17 @@ impl HttpSwitch {
 #[async_trait]
 impl TrafficSwitch for HttpSwitch {
     async fn active(&self, env: &Environment, pool: &Pool) -> Result<String, SwitchError> {
-        self.read.active(env, pool).await
+        let active = self.read.active(env, pool).await?;
+        // With weights, one member is active only when it takes all the traffic.
+        if let Some(spec) = &self.weights {
+            let split = self.read.split(env, pool, &spec.pointer).await?;
+            if split.sole() != Some(active.as_str()) {
+                return Err(SwitchError::Unknown(format!(
+                    "traffic is shared out by weight ({split}): a canary is under way or was left part-way"
+                )));
+            }
+        }
+        Ok(active)
     }
 
     async fn switch_to(
@@ -244,7 +254,24 @@ impl TrafficSwitch for HttpSwitch {
         refuse_non_member(env, pool, member)?;
         self.send(&render_request(&self.set, &vars(env, pool, member)))
             .await?;
-        self.read.verify(env, pool, member).await
+        self.read.verify(env, pool, member).await?;
+        // With weights, the switch must also have ended any split.
+        if let Some(spec) = &self.weights {
+            let split = self
+                .read
+                .split(env, pool, &spec.pointer)
+                .await
+                .map_err(|e| match e {
+                    SwitchError::Unknown(m) => SwitchError::NotApplied(m),
+                    other => other,
+                })?;
+            if split.sole() != Some(member) {
+                return Err(SwitchError::NotApplied(format!(
+                    "asked for all traffic on {member}, but the switch reports {split}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn weighted(&self) -> bool {

@@ -1010,6 +1010,21 @@ impl<'a> Builder<'a> {
                 })
             }
         };
+        // Each step must have room for the readings that can abort it.
+        let needed = interval.saturating_mul(failures);
+        if analysis.is_some() && pause < needed {
+            let at = c.pause.as_ref().map_or(raw.referenced, |p| p.referenced);
+            self.error(
+                &at,
+                format!(
+                    "a canary `pause` of {} is shorter than `interval` × `failures` ({}): a step would pass before its readings could abort it",
+                    crate::text::human(pause),
+                    crate::text::human(needed)
+                ),
+                Some("make the pause longer, or the interval shorter".into()),
+            );
+            ok = false;
+        }
         ok.then_some(Canary {
             steps: percents,
             pause,

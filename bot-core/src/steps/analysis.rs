@@ -50,7 +50,7 @@ impl Reading {
     }
 }
 
-/// A reading as people read it: up to four significant decimals.
+/// A reading as people read it: up to four decimal places.
 pub(crate) fn number(v: f64) -> String {
     let s = format!("{v:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -143,9 +143,10 @@ pub(crate) fn value_of(body: &str) -> Result<Option<f64>, String> {
             .get("error")
             .and_then(|e| e.as_str())
             .unwrap_or("no reason given");
+        // Escaped where it is shown.
         return Err(format!(
             "Prometheus refused the query: {}",
-            crate::text::escape(&why.chars().take(200).collect::<String>())
+            why.chars().take(200).collect::<String>()
         ));
     }
     let data = json

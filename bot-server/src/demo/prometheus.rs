@@ -186,22 +186,26 @@ fn counters(text: &str) -> (u64, u64) {
     (total, errors)
 }
 
-/// The value of `name="…"` in a selector or a metrics line.
+/// The value of `name="…"` (or `name=~"…"`) in a selector or a metrics line.
 fn label<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    let mut rest = text;
-    loop {
-        let at = rest.find(name)?;
-        let before = rest[..at].chars().last();
-        let after = &rest[at + name.len()..];
-        rest = after;
+    let mut from = 0;
+    while let Some(found) = text.get(from..).and_then(|rest| rest.find(name)) {
+        let at = from + found;
+        from = at + name.len();
+        let before = text[..at].chars().last();
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
             continue;
         }
-        let value = after
+        let after = &text[from..];
+        let Some(value) = after
             .strip_prefix("=\"")
-            .or_else(|| after.strip_prefix("=~\""))?;
+            .or_else(|| after.strip_prefix("=~\""))
+        else {
+            continue;
+        };
         return value.split('"').next();
     }
+    None
 }
 
 /// `[30s]`, `[1m]`, `[2h]` in a query.
@@ -209,14 +213,17 @@ fn window(query: &str) -> Option<Duration> {
     let open = query.find('[')?;
     let close = query[open..].find(']')? + open;
     let spec = query[open + 1..close].trim();
-    let unit = spec.chars().last()?;
-    let n: u64 = spec[..spec.len() - 1].parse().ok()?;
-    match unit {
-        's' => Some(Duration::from_secs(n)),
-        'm' => Some(Duration::from_secs(n * 60)),
-        'h' => Some(Duration::from_secs(n * 3600)),
-        _ => None,
-    }
+    let (n, unit) = if let Some(n) = spec.strip_suffix('s') {
+        (n, 1)
+    } else if let Some(n) = spec.strip_suffix('m') {
+        (n, 60)
+    } else if let Some(n) = spec.strip_suffix('h') {
+        (n, 3600)
+    } else {
+        return None;
+    };
+    let n: u64 = n.parse().ok()?;
+    Some(Duration::from_secs(n.checked_mul(unit)?))
 }
 
 #[derive(Clone, Copy)]
@@ -337,6 +344,13 @@ mod tests {
         assert_eq!(label(SHIPPED, "member"), Some("green"));
         assert_eq!(label(SHIPPED, "code"), Some("5.."));
         assert_eq!(window(SHIPPED), Some(Duration::from_secs(30)));
+        assert_eq!(window("x[5µ]"), None, "no panic on a unit of several bytes");
+        assert_eq!(window("x[99999999999999999999h]"), None);
+        assert_eq!(
+            label(r#"x{pool="members",member="green"}"#, "member"),
+            Some("green"),
+            "a value holding the name does not stop the search"
+        );
         let text = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 90\nhttp_requests_total{code=\"500\"} 10\nhttp_requests_total{code=\"503\"} 5\n";
         assert_eq!(counters(text), (105, 15));
     }

@@ -65,6 +65,10 @@ pub(crate) async fn step(
         Ok(s) => s.clone(),
         Err(e) => return abort(live, i, pool, label, &told(&e)).await,
     };
+    // Aborted before a crash: it is put back, whatever happened since.
+    if let Some(why) = current(live, i).aborted {
+        return abort(live, i, pool, label, &why).await;
+    }
     let mut shown = Shown::default();
     'steps: loop {
         let c = current(live, i);
@@ -75,13 +79,8 @@ pub(crate) async fn step(
         if c.since_ms.is_none() {
             // An order given before this step's weights took: nothing moves first.
             match take_orders(live, i).await? {
-                Some(Steered::Abort(by)) => {
-                    return abort(live, i, pool, label, &format!("aborted by <@{by}>")).await;
-                }
-                Some(Steered::Promote(by)) => {
-                    promote(live, i, by).await?;
-                    continue 'steps;
-                }
+                Some(Steered::Abort(why)) => return abort(live, i, pool, label, &why).await,
+                Some(Steered::Promote) => continue 'steps,
                 None => {}
             }
             let c = current(live, i);
@@ -108,7 +107,6 @@ pub(crate) async fn step(
             live.with(|s| {
                 if let Some(c) = s.pools[i].canary.as_mut() {
                     c.since_ms = Some(now);
-                    c.failing = 0;
                     c.readings.clear();
                 }
             });
@@ -132,13 +130,8 @@ pub(crate) async fn step(
         let mut next_reading = unix_ms(ctx.now()) + ms(interval);
         loop {
             match take_orders(live, i).await? {
-                Some(Steered::Abort(by)) => {
-                    return abort(live, i, pool, label, &format!("aborted by <@{by}>")).await;
-                }
-                Some(Steered::Promote(by)) => {
-                    promote(live, i, by).await?;
-                    continue 'steps;
-                }
+                Some(Steered::Abort(why)) => return abort(live, i, pool, label, &why).await,
+                Some(Steered::Promote) => continue 'steps,
                 None => {}
             }
             let c = current(live, i);
@@ -197,25 +190,13 @@ pub(crate) async fn step(
     }
 }
 
-/// Skips to the last (100 %) step, its weights not yet set: promoted by `by`.
-async fn promote(live: &Live<'_, '_>, i: usize, by: String) -> Result<(), Stop> {
-    live.with(|s| {
-        if let Some(c) = s.pools[i].canary.as_mut() {
-            c.at = c.steps.len().saturating_sub(1);
-            c.since_ms = None;
-            c.paused = None;
-            c.promoted_by = Some(by);
-        }
-    });
-    live.save().await
-}
-
 /// How often a step being held looks for orders.
 const TICK: Duration = Duration::from_millis(250);
 
-/// An order that ends the step being held.
+/// An order that ends the step being held, already saved with the run: promoted
+/// (now at its last step, weights not yet set), or aborted (why).
 enum Steered {
-    Promote(String),
+    Promote,
     Abort(String),
 }
 
@@ -270,11 +251,17 @@ async fn take_orders(live: &Live<'_, '_>, i: usize) -> Result<Option<Steered>, S
                     }
                 }
                 Some(Order::Promote) => {
-                    ending = Some(Steered::Promote(o.user.clone()));
+                    c.at = c.steps.len().saturating_sub(1);
+                    c.since_ms = None;
+                    c.paused = None;
+                    c.promoted_by = Some(o.user.clone());
+                    ending = Some(Steered::Promote);
                     break;
                 }
                 Some(Order::Abort) => {
-                    ending = Some(Steered::Abort(o.user.clone()));
+                    let why = format!("aborted by <@{}>", o.user);
+                    c.aborted = Some(why.clone());
+                    ending = Some(Steered::Abort(why));
                     break;
                 }
                 Some(Order::Pause) | None => {}

@@ -81,7 +81,6 @@ impl DeployRun {
         SystemTime::UNIX_EPOCH + Duration::from_millis(self.began_ms)
     }
 
-    /// Time spent in step `k` (0 build, 1 health gate, 2 switch) over every pool.
     /// Time spent in canary steps, every pool's.
     pub(crate) fn canary_spent(&self) -> Duration {
         Duration::from_millis(
@@ -92,6 +91,7 @@ impl DeployRun {
         )
     }
 
+    /// Time spent in step `k` (0 build, 1 health gate, 2 switch) over every pool.
     pub(crate) fn spent(&self, k: usize) -> Duration {
         Duration::from_millis(
             self.pools
