@@ -49,7 +49,9 @@ impl Probe for CountingProbe {
     async fn get(&self, url: &str, _timeout: Duration) -> Result<HttpSnapshot, ProbeError> {
         self.0.probed.lock().expect("state").push(url.to_owned());
         let body = if url.contains("/pools/") {
-            format!(r#"{{"active":"{}"}}"#, self.0.active_of(url))
+            // As the shipped switches answer: the active member and the weights in force.
+            let active = self.0.active_of(url);
+            format!(r#"{{"active":"{active}","weights":{{"{active}":100}}}}"#)
         } else {
             r#"{"status":"ok","version":"2.0.0"}"#.to_owned()
         };
