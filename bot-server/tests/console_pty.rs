@@ -14,7 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_crossroads");
 
 /// Every URL the shipped config reads from the environment, on free ports so the
 /// test never meets another demo.
-const PORT_VARS: [&str; 14] = [
+const PORT_VARS: [&str; 15] = [
+    "PROMETHEUS_URL",
     "JENKINS_URL",
     "SWITCH_URL",
     "MASTER_API_BLUE_URL",
@@ -84,7 +85,10 @@ fn a_deploy_runs_while_status_answers_and_yes_confirms() {
         .env("TERM", "xterm-256color")
         .env_remove("NO_COLOR")
         .env_remove("SLACK_SIGNING_SECRET")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        // The shipped canary, at a test's pace.
+        .env("STAGING_CANARY_PAUSE", "1s")
+        .env("STAGING_CANARY_INTERVAL", "250ms");
     for var in PORT_VARS {
         let port = crossroads_sim::free_port().expect("a free port");
         cmd.env(var, format!("http://127.0.0.1:{port}"));

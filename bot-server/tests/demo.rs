@@ -49,11 +49,11 @@ fn repo() -> &'static Path {
 /// The repository's config with every port moved to a free one (no clash with a
 /// demo someone is running), its canary steps quicker.
 fn config() -> bot_core::Config {
-    config_paced("4s")
+    config_paced("1s", "250ms")
 }
 
-/// [`config`] with each canary step held for `pause`.
-fn config_paced(pause: &'static str) -> bot_core::Config {
+/// [`config`] with each canary step held for `pause`, read every `interval`.
+fn config_paced(pause: &'static str, interval: &'static str) -> bot_core::Config {
     let ports: Vec<(String, String)> = PORT_VARS
         .iter()
         .map(|v| {
@@ -62,9 +62,11 @@ fn config_paced(pause: &'static str) -> bot_core::Config {
         })
         .collect();
     let env = move |name: &str| {
-        if name == "STAGING_CANARY_PAUSE" {
+        match name {
             // The demo's canary steps, quicker.
-            return Some(pause.to_owned());
+            "STAGING_CANARY_PAUSE" => return Some(pause.to_owned()),
+            "STAGING_CANARY_INTERVAL" => return Some(interval.to_owned()),
+            _ => {}
         }
         ports
             .iter()
@@ -220,8 +222,8 @@ async fn every_example_of_help_and_the_readme_succeeds_in_the_demo() {
 /// green` during it makes it abort by itself, all traffic back on blue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaking_the_new_member_during_the_demos_canary_aborts_it() {
-    // Steps long enough for the analysis' 2 s readings to judge them.
-    let mut config = config_paced("8s");
+    // Steps long enough for a few readings to judge them.
+    let mut config = config_paced("4s", "500ms");
     config.settings.gate_interval /= 4;
     let demo = Demo::start_paced(config.clone(), 0.25)
         .await
@@ -287,9 +289,9 @@ async fn breaking_the_new_member_during_the_demos_canary_aborts_it() {
             && text.contains("All traffic is back on blue"),
         "{text}"
     );
-    // Two failing readings 2 s apart, each over the last scrape.
+    // Two failing readings 500 ms apart, over scrapes a second apart.
     assert!(
-        broken.elapsed() < std::time::Duration::from_secs(8),
+        broken.elapsed() < std::time::Duration::from_secs(4),
         "it aborted by itself within the step: {:?}",
         broken.elapsed()
     );
