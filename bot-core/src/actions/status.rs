@@ -91,7 +91,7 @@ pub struct PoolStatus {
     pub switch_error: Option<String>,
     /// Traffic shared out by weight (a canary under way): each member's percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split: Option<Vec<(String, u8)>>,
+    pub split: Option<Split>,
     /// Members in file order.
     pub members: Vec<MemberStatus>,
 }
@@ -279,7 +279,7 @@ pub(crate) async fn gather_at(
                 name: p.name.clone(),
                 active,
                 switch_error,
-                split: split.map(|s| s.shares().to_vec()),
+                split,
                 members,
             });
         }
@@ -405,14 +405,9 @@ async fn shared_out(ctx: &Ctx<'_>, env: &Environment, pool: &Pool) -> Option<Spl
 fn pool_lines(p: &PoolStatus, indent: &str, lines: &mut Vec<String>) {
     let role_note = match (&p.switch_error, &p.split) {
         (Some(err), _) => format!(" — switch: {}", escape(err)),
-        (None, Some(shares)) => format!(
-            " — :bird: traffic shared out by weight (a canary): {}",
-            shares
-                .iter()
-                .map(|(m, s)| format!("{m} {s} %"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        (None, Some(split)) => {
+            format!(" — :bird: traffic shared out by weight (a canary): {split}")
+        }
         (None, None) => String::new(),
     };
     lines.push(format!("{indent}_{}_{role_note}", p.name));
@@ -433,12 +428,8 @@ fn pool_lines(p: &PoolStatus, indent: &str, lines: &mut Vec<String>) {
             "{indent}  {} {}{} — {}",
             icon(m),
             m.name,
-            match p
-                .split
-                .as_ref()
-                .and_then(|s| s.iter().find(|(n, _)| *n == m.name))
-            {
-                Some((_, share)) if *share > 0 => format!(" *← {share} %*"),
+            match &p.split {
+                Some(split) if m.active => format!(" *← {} %*", split.share(&m.name)),
                 Some(_) => String::new(),
                 None if m.active => " *← active*".to_owned(),
                 None => String::new(),

@@ -276,16 +276,7 @@ fn current(live: &Live<'_, '_>, i: usize) -> CanaryRun {
     live.with(|s| s.pools[i].canary.clone())
         .unwrap_or_else(|| CanaryRun {
             steps: vec![100],
-            at: 0,
-            since_ms: None,
-            failing: 0,
-            readings: Vec::new(),
-            aborted: None,
-            paused: None,
-            orders_seen: None,
-            promoted_by: None,
-            began_ms: 0,
-            took_ms: 0,
+            ..CanaryRun::default()
         })
 }
 

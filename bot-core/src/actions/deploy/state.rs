@@ -306,7 +306,7 @@ impl Plan {
 }
 
 /// One pool's canary, as saved with its run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CanaryRun {
     /// The steps (percent on the new member) as configured when it began.
     pub steps: Vec<u8>,
@@ -356,20 +356,12 @@ impl CanaryRun {
     pub(crate) fn new(canary: &Canary, orders_seen: Option<u64>) -> Self {
         Self {
             steps: canary.steps.clone(),
-            at: 0,
-            since_ms: None,
-            failing: 0,
-            readings: Vec::new(),
-            aborted: None,
-            paused: None,
             orders_seen,
-            promoted_by: None,
-            began_ms: 0,
-            took_ms: 0,
+            ..Self::default()
         }
     }
 
-    /// `canary 10 → 50 → 100 %`, or `canary promoted by @x at 10 %`.
+    /// `canary 10 → 50 → 100 %`, or `canary promoted by @x`.
     pub(crate) fn summary(&self) -> String {
         match &self.promoted_by {
             Some(by) => format!("canary promoted by <@{by}>"),
