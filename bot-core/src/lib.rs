@@ -79,6 +79,7 @@ mod context;
 pub mod engine;
 pub mod failure;
 pub mod lexer;
+pub mod markers;
 pub mod monitor;
 pub mod policy;
 pub mod ports;

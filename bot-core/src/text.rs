@@ -33,6 +33,51 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Slack mrkdwn as plain text, for places that show text as it is (a GitHub status,
+/// a Grafana annotation): links keep their label (`<url|#12>` → `#12`), emoji
+/// codes, bold and code marks go, and entities are decoded.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('>') {
+            Some(close) => {
+                let inner = &after[..close];
+                let shown = inner.rsplit_once('|').map_or(inner, |(_, label)| label);
+                out.push_str(shown);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(after);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    let mut words: Vec<&str> = Vec::new();
+    for word in out.split(' ') {
+        let emoji = word.len() > 2
+            && word.starts_with(':')
+            && word.ends_with(':')
+            && word[1..word.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '+');
+        if !emoji {
+            words.push(word);
+        }
+    }
+    words
+        .join(" ")
+        .replace(['*', '`'], "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+        .trim()
+        .to_owned()
+}
+
 /// `text` as inline code, escaped; backticks inside become quotes so the span cannot
 /// break.
 pub fn code(text: &str) -> String {
@@ -73,6 +118,16 @@ pub fn either(groups: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mrkdwn_reads_as_plain_text() {
+        assert_eq!(
+            plain(":x: *staging api*: build <http://j/1|#1> failed &lt;main&gt;"),
+            "staging api: build #1 failed <main>"
+        );
+        assert_eq!(plain("see <http://j/2>"), "see http://j/2");
+        assert_eq!(plain("a:b: `x` 10:30"), "a:b: x 10:30");
+    }
 
     #[test]
     fn durations_read_naturally() {

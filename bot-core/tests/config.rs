@@ -354,6 +354,28 @@ fn unknown_key_suggests_the_closest() {
 }
 
 #[test]
+fn every_unknown_key_is_reported_at_once() {
+    let bad = INSTANCES
+        .replace("groups:", "github_app:\n  id: 1\n  key: x\ngroups:")
+        .replace("environments:", "enviroments_extra: 2\nenvironments:")
+        .replace("    aliases: [prod", "    alias: [prod");
+    let all = errors(COMMANDS, &bad);
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert!(
+        all[0].starts_with("instances.yaml:1:1: unknown key `github_app`"),
+        "{all:#?}"
+    );
+    assert!(
+        all[1].starts_with("instances.yaml:6:1: unknown key `enviroments_extra`"),
+        "{all:#?}"
+    );
+    assert!(
+        all[2].starts_with("instances.yaml:9:5: unknown key `alias`"),
+        "{all:#?}"
+    );
+}
+
+#[test]
 fn unknown_key_far_from_everything_lists_the_keys() {
     let bad = INSTANCES.replace("groups:", "zzzzzzzz: 1\ngroups:");
     let e = error(COMMANDS, &bad);
@@ -642,9 +664,11 @@ fn several_errors_are_reported_together_in_file_order() {
     let instances = INSTANCES
         .replace("    aliases: [prod", "    alias_list: [prod")
         .replace("type: memory", "type: memroy");
-    // A syntax-level error (unknown key) stops that file; the other file's checks still run.
+    // An unknown key does not stop the file: the rest of it is still checked.
     let all = errors(&commands, &instances);
-    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert!(all[1].contains("unknown key `alias_list`"), "{all:#?}");
+    assert!(all[2].contains("unknown switch type"), "{all:#?}");
 
     let instances = INSTANCES
         .replace("type: memory", "type: memroy")
@@ -810,5 +834,88 @@ fn an_http_switch_shares_traffic_by_weight_with_a_weights_request_and_pointer() 
         error(COMMANDS, &on_memory),
         "instances.yaml:8:65: `weights_pointer` is not used by a `memory` switch \
          (it belongs to a http switch)"
+    );
+}
+
+// ---- where deploys show up ----------------------------------------------------------
+
+/// [`INSTANCES`] with a second environment and `extra` at the top level.
+fn showing(extra: &str, staging_extra: &str) -> String {
+    format!(
+        "{extra}\n{INSTANCES}  staging:\n{staging_extra}    pools:\n      api:\n        switch: {{ type: memory, initial: blue }}\n        members:\n          blue: {{ url: \"http://127.0.0.1:3\" }}\n          green: {{ url: \"http://127.0.0.1:4\" }}\n"
+    )
+}
+
+#[test]
+fn github_and_markers_read_with_their_secrets_from_variables() {
+    let instances = showing(
+        "github:\n  url: ${GITHUB_API_URL}\n  repo: acme/app\n  token: ${GITHUB_TOKEN}\n  environments: {master: production}\nmarkers:\n  grafana: {url: \"http://127.0.0.1:3001\", token: \"${GRAFANA_TOKEN}\"}\n  pagerduty: {url: \"http://127.0.0.1:3002\", routing_key: \"${PD_KEY}\"}\n",
+        "    github: {url: \"http://127.0.0.1:3003/\", repo: acme/staging-app, token: \"${STAGING_GITHUB_TOKEN}\"}\n",
+    );
+    let env = |name: &str| match name {
+        "GITHUB_API_URL" => Some("http://127.0.0.1:3000".to_owned()),
+        "GITHUB_TOKEN" => Some("ghs-global".to_owned()),
+        "STAGING_GITHUB_TOKEN" => Some("ghs-staging".to_owned()),
+        "GRAFANA_TOKEN" => Some("glsa".to_owned()),
+        "PD_KEY" => Some("key".to_owned()),
+        _ => None,
+    };
+    let config = load_with(COMMANDS, &instances, &env).unwrap_or_else(|e| panic!("{e}"));
+    let master = config.github("master").expect("master records deployments");
+    assert_eq!(master.url, "http://127.0.0.1:3000");
+    assert_eq!(master.repo, "acme/app");
+    assert_eq!(master.token.expose(), "ghs-global");
+    assert_eq!(master.environment("master"), "production");
+    let staging = config.github("staging").expect("staging has its own");
+    assert_eq!(staging.url, "http://127.0.0.1:3003", "no trailing slash");
+    assert_eq!(staging.repo, "acme/staging-app");
+    assert_eq!(staging.token.expose(), "ghs-staging");
+    assert_eq!(staging.environment("staging"), "staging");
+    assert!(
+        !format!("{config:?}").contains("ghs-"),
+        "a token never prints"
+    );
+    let grafana = config.markers.grafana.as_ref().expect("grafana");
+    assert_eq!(grafana.url, "http://127.0.0.1:3001");
+    let pd = config.markers.pagerduty.as_ref().expect("pagerduty");
+    assert_eq!(
+        pd.url, "http://127.0.0.1:3002/v2/change/enqueue",
+        "PagerDuty's base means its change-events endpoint"
+    );
+}
+
+#[test]
+fn an_empty_url_turns_github_and_markers_off() {
+    let instances = showing(
+        "github: {url: \"${GITHUB_API_URL:-}\", repo: acme/app, token: \"${GITHUB_TOKEN:-}\"}\nmarkers:\n  grafana: {url: \"${GRAFANA_URL:-}\", token: \"${GRAFANA_TOKEN:-}\"}\n",
+        "",
+    );
+    let config = load_with(COMMANDS, &instances, &no_env).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.github("master").is_none());
+    assert!(config.github("staging").is_none());
+    assert!(config.markers.grafana.is_none());
+}
+
+#[test]
+fn a_token_written_in_the_file_or_a_bad_repo_is_an_error_at_its_place() {
+    let instances = showing(
+        "github: {url: \"http://127.0.0.1:3000\", repo: acme, token: ghp_written_here}\nmarkers:\n  grafana: {url: \"http://127.0.0.1:3001\"}\n",
+        "",
+    );
+    let all = errors(COMMANDS, &instances);
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert!(
+        all[0].starts_with("instances.yaml:1:") && all[0].contains("`acme` is not a repository"),
+        "{all:#?}"
+    );
+    assert!(
+        all[1].starts_with("instances.yaml:1:")
+            && all[1].contains("the `github` token is written in the file")
+            && !all[1].contains("ghp_written_here"),
+        "the error names the place, never the token: {all:#?}"
+    );
+    assert!(
+        all[2].starts_with("instances.yaml:3:") && all[2].contains("`grafana` has no `token`"),
+        "{all:#?}"
     );
 }

@@ -23,6 +23,7 @@ pub mod console;
 pub mod demo;
 pub mod errors;
 pub mod intake;
+mod markers;
 pub mod metrics;
 pub mod monitor;
 pub mod rate_limit;

@@ -22,6 +22,11 @@ struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskLabels {
     task: &'static str,
 }
@@ -49,6 +54,7 @@ struct Inner {
     shed: Counter,
     outbox_given_up: Counter,
     restarts: Family<TaskLabels, Counter>,
+    hook_failures: Family<KindLabels, Counter>,
     in_flight: Gauge,
     stats: std::sync::Mutex<Stats>,
 }
@@ -95,6 +101,7 @@ impl Metrics {
         let shed = Counter::default();
         let outbox_given_up = Counter::default();
         let restarts = Family::<TaskLabels, Counter>::default();
+        let hook_failures = Family::<KindLabels, Counter>::default();
         let in_flight = Gauge::default();
         registry.register(
             "http_requests",
@@ -142,6 +149,11 @@ impl Metrics {
             restarts.clone(),
         );
         registry.register(
+            "hook_failures",
+            "Incident hooks and change records (GitHub deployments, Grafana annotations, PagerDuty events, webhooks) whose sending failed, by kind",
+            hook_failures.clone(),
+        );
+        registry.register(
             "background_tasks_in_flight",
             "Requests being processed after their acknowledgement",
             in_flight.clone(),
@@ -158,6 +170,7 @@ impl Metrics {
                 shed,
                 outbox_given_up,
                 restarts,
+                hook_failures,
                 in_flight,
                 stats: std::sync::Mutex::new(Stats::default()),
             }),
@@ -252,7 +265,18 @@ impl Metrics {
         self.inner.outbox_given_up.inc();
     }
 
-    /// Counts a background task started again after it failed.
+    /// Counts a hook or change record whose sending failed (`kind`: `github`,
+    /// `grafana`, `pagerduty_change`, `pagerduty`, `webhook`).
+    pub fn hook_failed(&self, kind: &str) {
+        self.inner
+            .hook_failures
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A background task was started again.
     pub fn task_restarted(&self, task: &'static str) {
         self.inner
             .restarts

@@ -95,17 +95,19 @@ fn check_reports_errors_with_file_line_column_and_exits_1() {
     .expect("copy");
     let instances = std::fs::read_to_string(repo().join("instances.yaml")).expect("read");
     // Line 3 (1-based) of the broken file carries a misspelt key.
-    let broken = instances.replacen(
-        "settings:\n  probe_timeout: 2s",
-        "settings:\n  probe_timeout: 2s\n  probe_timout: 3s",
-        1,
-    );
+    let broken = instances
+        .replacen(
+            "settings:\n  probe_timeout: 2s",
+            "settings:\n  probe_timeout: 2s\n  probe_timout: 3s",
+            1,
+        )
+        .replacen("\ngroups:", "\ngroupz: {}\ngroups:", 1);
     let line = broken
         .lines()
         .position(|l| l.contains("probe_timout"))
         .expect("line")
         + 1;
-    std::fs::write(dir.path().join("instances.yaml"), broken).expect("write");
+    std::fs::write(dir.path().join("instances.yaml"), &broken).expect("write");
 
     let out = run(&[
         "check",
@@ -120,6 +122,15 @@ fn check_reports_errors_with_file_line_column_and_exits_1() {
     );
     assert!(stderr.contains("probe_timout"), "{stderr}");
     assert!(stderr.contains("did you mean `probe_timeout`?"), "{stderr}");
+    let second = broken
+        .lines()
+        .position(|l| l.starts_with("groupz"))
+        .expect("line")
+        + 1;
+    assert!(
+        stderr.contains(&format!("instances.yaml:{second}:1: unknown key `groupz`")),
+        "every unknown key, not only the first: {stderr}"
+    );
 }
 
 #[test]
@@ -214,6 +225,9 @@ fn demo_answers_read_only_commands_with_nothing_configured() {
     demo.arg("demo").current_dir(std::env::temp_dir()); // not the repository: the built-in config is used
                                                         // Free ports, so this never meets another demo.
     for var in [
+        "GITHUB_API_URL",
+        "GRAFANA_URL",
+        "PAGERDUTY_CHANGE_URL",
         "JENKINS_URL",
         "SWITCH_URL",
         "MASTER_API_BLUE_URL",

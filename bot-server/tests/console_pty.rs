@@ -14,7 +14,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_crossroads");
 
 /// Every URL the shipped config reads from the environment, on free ports so the
 /// test never meets another demo.
-const PORT_VARS: [&str; 15] = [
+const PORT_VARS: [&str; 18] = [
+    "GITHUB_API_URL",
+    "GRAFANA_URL",
+    "PAGERDUTY_CHANGE_URL",
     "PROMETHEUS_URL",
     "JENKINS_URL",
     "SWITCH_URL",
@@ -128,6 +131,25 @@ fn a_deploy_runs_while_status_answers_and_yes_confirms() {
     assert!(
         plain(&seen).contains("✅ Deployed main to staging"),
         "{seen}"
+    );
+
+    // The deploy shows up where people look: the demo's GitHub, Grafana and
+    // PagerDuty stand-ins received it (sent from the outbox, so give them a moment).
+    assert!(
+        plain(&seen).contains("`demo` lists what they received"),
+        "the banner says where deploys show up:\n{seen}"
+    );
+    // Sent from the outbox within a poll or two of the deploy's end.
+    std::thread::sleep(Duration::from_secs(3));
+    session.send_line("demo").expect("type");
+    wait(&mut session, &mut seen, "PagerDuty: change event");
+    wait(&mut session, &mut seen, "U0DEMO> ");
+    let shown = plain(&seen);
+    assert!(
+        shown.contains("GitHub: deployment #1 of main to staging (deploy): in_progress → success")
+            && shown.contains("Grafana: annotation [crossroads, staging, api, cron, success]")
+            && shown.contains("PagerDuty: change event \"Deployed main to staging"),
+        "{shown}"
     );
 
     // Up recalls history; Ctrl-D leaves.

@@ -11,7 +11,10 @@ use bot_server::demo::{load_config_with_env, Demo};
 const USER: &str = "U0DEMO";
 
 /// Every URL the shipped config reads from the environment.
-const PORT_VARS: [&str; 15] = [
+const PORT_VARS: [&str; 18] = [
+    "GITHUB_API_URL",
+    "GRAFANA_URL",
+    "PAGERDUTY_CHANGE_URL",
     "PROMETHEUS_URL",
     "JENKINS_URL",
     "SWITCH_URL",

@@ -14,7 +14,10 @@ use expectrl::{Expect, Regex, Session};
 const BIN: &str = env!("CARGO_BIN_EXE_crossroads");
 
 /// Every URL the shipped config reads from the environment, on free ports.
-const PORT_VARS: [&str; 10] = [
+const PORT_VARS: [&str; 13] = [
+    "GITHUB_API_URL",
+    "GRAFANA_URL",
+    "PAGERDUTY_CHANGE_URL",
     "JENKINS_URL",
     "SWITCH_URL",
     "MASTER_API_BLUE_URL",

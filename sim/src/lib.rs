@@ -1,11 +1,11 @@
-//! Simulated platform on loopback: service instances, an HTTP traffic switch, a Jenkins, and stand-ins for Slack, PagerDuty, webhooks and commit comparison.
+//! Simulated platform on loopback: service instances, an HTTP traffic switch, a Jenkins, and stand-ins for Slack, PagerDuty, webhooks, commit comparison, GitHub deployments and Grafana annotations.
 //!
 //! Every simulator is a real HTTP server bound to `127.0.0.1` (port 0 for an
 //! ephemeral port, or a given one) speaking the real wire format, so the bot's
 //! real clients can be tested against it and `crossroads demo` can run without
 //! any infrastructure. The stand-ins ([`slack`], [`pagerduty`], [`webhook`],
-//! [`compare`]) also record what they receive and take scripted failures
-//! ([`fault::Scripted`]).
+//! [`compare`], [`github`], [`grafana`]) also record what they receive and take
+//! scripted failures ([`fault::Scripted`]).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 
 pub mod compare;
 pub mod fault;
+pub mod github;
+pub mod grafana;
 pub mod haproxy;
 pub mod instance;
 pub mod jenkins;
@@ -45,6 +47,8 @@ pub mod yaml;
 
 pub use compare::{CompareStandIn, GitCommit};
 pub use fault::Scripted;
+pub use github::SimGithub;
+pub use grafana::SimGrafana;
 pub use pagerduty::PagerDutyStandIn;
 pub use record::DEFAULT_WAIT;
 pub use slack::SlackStandIn;

@@ -1,14 +1,19 @@
-//! A PagerDuty Events API v2 stand-in: `POST /v2/enqueue`, validated like the real service, recorded and scriptable to fail.
+//! A PagerDuty Events API v2 stand-in: alert events (`POST /v2/enqueue`) and change events (`POST /v2/change/enqueue`), validated like the real service, recorded and scriptable to fail.
 //!
-//! Answers as PagerDuty does: `202 {"status":"success","message":"Event processed","dedup_key":…}`,
+//! Answers as PagerDuty does: `202 {"status":"success","message":"Event processed","dedup_key":…}`
+//! (change events: `202 {"status":"success","message":"Change event processed"}`),
 //! or `400 {"status":"invalid event","message":"Event object is invalid","errors":[…]}`.
 //! Scripted failures: [`Scripted::Status`] answers `{"status":"error","message":…}`,
 //! [`Scripted::RateLimited`] a 429 `{"status":"throttle event",…}` with `Retry-After`,
-//! [`Scripted::Error`] a 400 "invalid event" naming the error.
+//! [`Scripted::Error`] a 400 "invalid event" naming the error. Alert events take
+//! them from [`PagerDutyStandIn::script`], change events from
+//! [`PagerDutyStandIn::script_change`]. Change events accept any non-empty
+//! `routing_key` (the real service wants 32 characters) and are recorded apart
+//! from alert events, only when accepted.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,9 @@ use crate::record::{header_map, Log, DEFAULT_WAIT};
 use crate::StandInError;
 
 const KEY: &str = "enqueue";
+const CHANGE_KEY: &str = "change";
+/// The longest `payload.summary` of a change event.
+const SUMMARY_MAX: usize = 1024;
 const SEVERITIES: &[&str] = &["critical", "error", "warning", "info"];
 
 const PAGERDUTY: Dialect = Dialect {
@@ -86,6 +94,23 @@ impl PagerDutyEvent {
     }
 }
 
+/// One change event accepted at `/v2/change/enqueue`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    /// `routing_key`.
+    pub routing_key: String,
+    /// `payload.summary`.
+    pub summary: String,
+    /// `payload.timestamp`, as sent.
+    pub timestamp: Option<String>,
+    /// `payload.source`, as sent.
+    pub source: Option<String>,
+    /// `payload.custom_details` (`null` when not sent).
+    pub custom_details: Value,
+    /// `links`: each `href` and its `text`, in order.
+    pub links: Vec<(String, Option<String>)>,
+}
+
 /// Where an alert stands after the accepted events for its `dedup_key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertState {
@@ -102,6 +127,8 @@ struct Shared {
     faults: Faults,
     alerts: Mutex<BTreeMap<String, AlertState>>,
     next_key: AtomicU64,
+    changes: Log<ChangeEvent>,
+    change_requests: AtomicUsize,
     wait_timeout: Duration,
 }
 
@@ -125,10 +152,13 @@ impl PagerDutyStandIn {
                 faults: Faults::default(),
                 alerts: Mutex::new(BTreeMap::new()),
                 next_key: AtomicU64::new(1),
+                changes: Log::default(),
+                change_requests: AtomicUsize::new(0),
                 wait_timeout: DEFAULT_WAIT,
             });
             let router = Router::new()
                 .route("/v2/enqueue", post(enqueue))
+                .route("/v2/change/enqueue", post(change_enqueue))
                 .with_state(shared.clone());
             (router, shared)
         })
@@ -151,7 +181,12 @@ impl PagerDutyStandIn {
         format!("{}/v2/enqueue", self.server.url())
     }
 
-    /// Every request so far (valid or not), oldest first.
+    /// The full change-events URL, `…/v2/change/enqueue`.
+    pub fn change_url(&self) -> String {
+        format!("{}/v2/change/enqueue", self.server.url())
+    }
+
+    /// Every request so far to `/v2/enqueue` (valid or not), oldest first.
     pub fn events(&self) -> Vec<PagerDutyEvent> {
         self.shared.events.all()
     }
@@ -179,14 +214,42 @@ impl PagerDutyStandIn {
             .await
     }
 
+    /// Every change event accepted so far, oldest first.
+    pub fn change_events(&self) -> Vec<ChangeEvent> {
+        self.shared.changes.all()
+    }
+
+    /// Waits (at most [`DEFAULT_WAIT`]) until `n` change events were accepted; returns
+    /// all there are then, possibly fewer than `n`.
+    pub async fn wait_for_change_events(&self, n: usize) -> Vec<ChangeEvent> {
+        let deadline = tokio::time::Instant::now() + self.shared.wait_timeout;
+        loop {
+            let all = self.shared.changes.all();
+            if all.len() >= n || tokio::time::Instant::now() >= deadline {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// How many requests to `/v2/change/enqueue` arrived, whatever they were answered.
+    pub fn change_requests(&self) -> usize {
+        self.shared.change_requests.load(Ordering::SeqCst)
+    }
+
     /// Where the alert with `dedup_key` stands.
     pub fn alert(&self, dedup_key: &str) -> Option<AlertState> {
         lock(&self.shared.alerts).get(dedup_key).copied()
     }
 
-    /// Queues scripted answers, used in order before the default.
+    /// Queues scripted answers for `/v2/enqueue`, used in order before the default.
     pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
         self.shared.faults.push(KEY, answers);
+    }
+
+    /// Queues scripted answers for `/v2/change/enqueue`, used in order before the default.
+    pub fn script_change(&self, answers: impl IntoIterator<Item = Scripted>) {
+        self.shared.faults.push(CHANGE_KEY, answers);
     }
 
     /// PagerDuty becomes unreachable (port closed, connections cut).
@@ -320,4 +383,98 @@ async fn enqueue(
         Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})),
     )
         .into_response()
+}
+
+/// A string that is not blank.
+fn text(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|s| !s.trim().is_empty())
+}
+
+/// What the real service checks of a change event; the event or the error messages.
+fn validate_change(body: &Value) -> Result<ChangeEvent, Vec<String>> {
+    let mut errors = Vec::new();
+    let routing_key = text(body.get("routing_key"));
+    if routing_key.is_none() {
+        errors.push("'routing_key' is missing or blank".to_owned());
+    }
+    let payload = body.get("payload").filter(|p| p.is_object());
+    let summary = text(payload.and_then(|p| p.get("summary")));
+    match summary {
+        None => errors.push("'payload.summary' is missing or blank".to_owned()),
+        Some(s) if s.chars().count() > SUMMARY_MAX => errors.push(format!(
+            "'payload.summary' is too long (maximum is {SUMMARY_MAX} characters)"
+        )),
+        Some(_) => {}
+    }
+    let optional = |name: &str, errors: &mut Vec<String>| -> Option<String> {
+        match payload.and_then(|p| p.get(name)) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                errors.push(format!("'payload.{name}' must be a string"));
+                None
+            }
+        }
+    };
+    let timestamp = optional("timestamp", &mut errors);
+    let source = optional("source", &mut errors);
+    let custom_details = payload
+        .and_then(|p| p.get("custom_details"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut links = Vec::new();
+    match body.get("links") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (i, link) in list.iter().enumerate() {
+                match text(link.get("href")) {
+                    Some(href) => links.push((
+                        href.to_owned(),
+                        link.get("text").and_then(Value::as_str).map(str::to_owned),
+                    )),
+                    None => errors.push(format!("'links[{i}].href' is missing or blank")),
+                }
+            }
+        }
+        Some(_) => errors.push("'links' must be an array".to_owned()),
+    }
+    match (routing_key, summary) {
+        (Some(routing_key), Some(summary)) if errors.is_empty() => Ok(ChangeEvent {
+            routing_key: routing_key.to_owned(),
+            summary: summary.to_owned(),
+            timestamp,
+            source,
+            custom_details,
+            links,
+        }),
+        _ => Err(errors),
+    }
+}
+
+async fn change_enqueue(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<Conn>,
+    body: Bytes,
+) -> Response {
+    shared.change_requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(resp) = shared.faults.apply(CHANGE_KEY, &PAGERDUTY, &conn).await {
+        return resp;
+    }
+    let Some(body) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .filter(Value::is_object)
+    else {
+        return invalid(vec!["Event object is not valid JSON".to_owned()]);
+    };
+    match validate_change(&body) {
+        Ok(event) => {
+            shared.changes.push(event);
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({"status": "success", "message": "Change event processed"})),
+            )
+                .into_response()
+        }
+        Err(errors) => invalid(errors),
+    }
 }

@@ -157,3 +157,169 @@ async fn scripted_failures() {
         .collect();
     assert_eq!(statuses, [500, 429, 0, 202]);
 }
+
+async fn change(pd: &PagerDutyStandIn, body: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(pd.change_url())
+        .json(body)
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn change_events_are_recorded_apart() {
+    let pd = PagerDutyStandIn::start().await.expect("start");
+    assert_eq!(pd.change_url(), format!("{}/v2/change/enqueue", pd.url()));
+    let (status, v) = change(
+        &pd,
+        &json!({
+            "routing_key": KEY,
+            "payload": {
+                "summary": "Deployed api 1.5.0 to prod",
+                "timestamp": "2024-05-01T12:00:00.000+0000",
+                "source": "crossroads",
+                "custom_details": {"version": "1.5.0", "by": "ada"},
+            },
+            "links": [
+                {"href": "http://example.invalid/job/42", "text": "Jenkins"},
+                {"href": "http://example.invalid/compare"},
+            ],
+        }),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        v,
+        json!({"status": "success", "message": "Change event processed"})
+    );
+    // Any non-empty routing key, and only a summary, will do.
+    let (status, _) = change(
+        &pd,
+        &json!({"routing_key": "short", "payload": {"summary": "Rolled back api"}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    let events = pd.wait_for_change_events(2).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].routing_key, KEY);
+    assert_eq!(events[0].summary, "Deployed api 1.5.0 to prod");
+    assert_eq!(
+        events[0].timestamp.as_deref(),
+        Some("2024-05-01T12:00:00.000+0000")
+    );
+    assert_eq!(events[0].source.as_deref(), Some("crossroads"));
+    assert_eq!(events[0].custom_details["version"], "1.5.0");
+    assert_eq!(
+        events[0].links,
+        [
+            (
+                "http://example.invalid/job/42".to_owned(),
+                Some("Jenkins".to_owned())
+            ),
+            ("http://example.invalid/compare".to_owned(), None),
+        ]
+    );
+    assert_eq!(events[1].routing_key, "short");
+    assert_eq!(events[1].source, None);
+    assert_eq!(events[1].custom_details, Value::Null);
+    assert!(events[1].links.is_empty());
+    // Alert events are untouched.
+    assert!(pd.events().is_empty());
+    assert_eq!(pd.change_requests(), 2);
+}
+
+#[tokio::test]
+async fn invalid_change_events_are_refused() {
+    let pd = PagerDutyStandIn::start().await.expect("start");
+    let cases = [
+        (json!({"payload": {"summary": "s"}}), "routing_key"),
+        (
+            json!({"routing_key": "  ", "payload": {"summary": "s"}}),
+            "routing_key",
+        ),
+        (json!({"routing_key": KEY}), "payload.summary"),
+        (
+            json!({"routing_key": KEY, "payload": {"summary": ""}}),
+            "payload.summary",
+        ),
+        (
+            json!({"routing_key": KEY, "payload": {"summary": "x".repeat(1025)}}),
+            "payload.summary",
+        ),
+        (
+            json!({"routing_key": KEY, "payload": {"summary": "s"}, "links": [{"text": "no href"}]}),
+            "links[0].href",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, v) = change(&pd, &body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(v["status"], "invalid event");
+        assert_eq!(v["message"], "Event object is invalid");
+        let errors = v["errors"].as_array().expect("errors");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.as_str().is_some_and(|e| e.contains(field))),
+            "{field} not named in {errors:?}"
+        );
+    }
+    let (_, v) = change(&pd, &json!({"payload": {"summary": "s"}})).await;
+    assert_eq!(v["errors"], json!(["'routing_key' is missing or blank"]));
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(pd.change_url())
+        .header("content-type", "application/json")
+        .body("{\"routing_key\":")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["status"], "invalid event");
+
+    // 1024 characters is still fine.
+    let (status, _) = change(
+        &pd,
+        &json!({"routing_key": KEY, "payload": {"summary": "x".repeat(1024)}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(pd.change_events().len(), 1);
+}
+
+#[tokio::test]
+async fn change_events_take_their_own_script() {
+    let pd = PagerDutyStandIn::start().await.expect("start");
+    let body = json!({"routing_key": KEY, "payload": {"summary": "Deployed api"}});
+    // Scripts for alert events leave change events alone, and the other way round.
+    pd.script([Scripted::Status(503)]);
+    pd.script_change([
+        Scripted::Status(500),
+        Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    ]);
+    let (status, v) = change(&pd, &body).await;
+    assert_eq!(status, 500);
+    assert_eq!(v["status"], "error");
+    let (status, _) = change(&pd, &body).await;
+    assert_eq!(status, 429);
+    assert!(pd.change_events().is_empty(), "failures record nothing");
+    let (status, _) = change(&pd, &body).await;
+    assert_eq!(status, 202);
+    assert_eq!(pd.wait_for_change_events(1).await.len(), 1);
+    assert_eq!(pd.change_requests(), 3);
+
+    let trigger = json!({"routing_key": KEY, "event_action": "trigger", "payload": {"summary": "s", "source": "x", "severity": "error"}});
+    assert_eq!(enqueue(&pd, &trigger).await.0, 503);
+}

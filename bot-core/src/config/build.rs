@@ -3,6 +3,7 @@
 
 mod monitor;
 mod safety;
+mod showing;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -868,6 +869,7 @@ impl<'a> Builder<'a> {
             }
         }
         self.monitor_and_checks(raw, config);
+        self.showing(raw, config);
     }
 
     /// A `canary:` section, checked.

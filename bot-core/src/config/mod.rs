@@ -144,28 +144,22 @@ pub fn from_strs(
     env: EnvLookup<'_>,
     actions: &[&str],
 ) -> Result<Config, ConfigErrors> {
-    let raw_commands = parse::<raw::CommandsFile>(commands_name, commands);
-    let raw_instances = parse::<raw::InstancesFile>(instances_name, instances);
-    let mut errors = Vec::new();
+    let (raw_commands, mut errors) = parse::<raw::CommandsFile>(commands_name, commands);
+    let (raw_instances, mut more) = parse::<raw::InstancesFile>(instances_name, instances);
+    errors.append(&mut more);
     let mut builder = build::Builder::new(env, actions);
     let mut config = Config::default();
     // instances.yaml first: it defines the groups both files refer to. When one file
     // cannot be read, the other is still checked so every problem shows up at once.
     match raw_instances {
-        Ok(raw) => builder.instances(instances_name, &raw, &mut config),
-        Err(e) => {
-            errors.push(e);
-            builder.groups_known = false;
-        }
+        Some(raw) => builder.instances(instances_name, &raw, &mut config),
+        None => builder.groups_known = false,
     }
-    match raw_commands {
-        Ok(raw) => {
-            let (commands, filler) = builder.commands(commands_name, &raw);
-            config.commands = commands;
-            config.filler = filler;
-            config.approval.commands = std::mem::take(&mut builder.command_approvals);
-        }
-        Err(e) => errors.push(e),
+    if let Some(raw) = raw_commands {
+        let (commands, filler) = builder.commands(commands_name, &raw);
+        config.commands = commands;
+        config.filler = filler;
+        config.approval.commands = std::mem::take(&mut builder.command_approvals);
     }
     errors.append(&mut builder.errors);
     if errors.is_empty() {
@@ -180,10 +174,63 @@ pub fn from_strs(
     Err(ConfigErrors(errors))
 }
 
-/// Deserializes one file, turning serde-saphyr's error into a [`ConfigError`].
-fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
-    let text = if text.trim().is_empty() { "{}" } else { text };
-    serde_saphyr::from_str::<T>(text).map_err(|e| yaml_error(file, &e))
+/// How many unknown keys one file reports before the rest is left unread.
+const MAX_UNKNOWN_KEYS: usize = 50;
+
+/// Deserializes one file, turning serde-saphyr's errors into [`ConfigError`]s. An
+/// unknown key does not hide the next one: it is reported, its block is left out
+/// (lines kept, so positions stay true) and the file is read again, so every
+/// unknown key shows at once, and the rest of the file is still checked.
+fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> (Option<T>, Vec<ConfigError>) {
+    let mut text = if text.trim().is_empty() {
+        "{}".to_owned()
+    } else {
+        text.to_owned()
+    };
+    let mut errors = Vec::new();
+    loop {
+        let e = match serde_saphyr::from_str::<T>(&text) {
+            Ok(parsed) => return (Some(parsed), errors),
+            Err(e) => e,
+        };
+        errors.push(yaml_error(file, &e));
+        let unknown = match e.without_snippet() {
+            serde_saphyr::Error::SerdeUnknownField { field, .. } => field.clone(),
+            _ => return (None, errors),
+        };
+        let line = e.location().map_or(0, |l| l.line());
+        match without_key(&text, line, &unknown) {
+            Some(rest) if errors.len() < MAX_UNKNOWN_KEYS => text = rest,
+            _ => return (None, errors),
+        }
+    }
+}
+
+/// `text` with the block-style key `key` on (1-based) `line` and the lines nested
+/// under it blanked; `None` when that line does not start with the key (a key in a
+/// `{flow: mapping}`), so nothing is guessed.
+fn without_key(text: &str, line: u64, key: &str) -> Option<String> {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    let at = usize::try_from(line).ok()?.checked_sub(1)?;
+    let first = *lines.get(at)?;
+    let indent = first.len() - first.trim_start().len();
+    let body = first.trim_start();
+    let named = body
+        .strip_prefix(key)
+        .or_else(|| body.strip_prefix(&format!("\"{key}\"")))
+        .or_else(|| body.strip_prefix(&format!("'{key}'")))?;
+    if !named.trim_start().starts_with(':') {
+        return None;
+    }
+    lines[at] = "";
+    for l in lines.iter_mut().skip(at + 1) {
+        let blank = l.trim().is_empty() || l.trim_start().starts_with('#');
+        if !blank && l.len() - l.trim_start().len() <= indent {
+            break;
+        }
+        *l = "";
+    }
+    Some(lines.join("\n"))
 }
 
 fn yaml_error(file: &str, error: &serde_saphyr::Error) -> ConfigError {

@@ -58,6 +58,63 @@ pub struct Config {
     pub canaries: BTreeMap<(String, String), Canary>,
     /// Where the commits being deployed come from, when configured.
     pub compare: Option<CompareConfig>,
+    /// GitHub deployments per environment: its own `github:` over the global one.
+    /// An environment without one records no deployments.
+    pub github: BTreeMap<String, GithubConfig>,
+    /// Change markers (`markers:`).
+    pub markers: MarkersConfig,
+}
+
+/// `github:`: every deploy, rollout and rollback of an environment recorded as a
+/// GitHub deployment, its statuses following the run.
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    /// API base, e.g. `https://api.github.com`.
+    pub url: String,
+    /// `owner/name`.
+    pub repo: String,
+    /// Token (from `${VAR}` only; never printed).
+    pub token: Secret,
+    /// The GitHub environment name of each Crossroads environment named here
+    /// (others keep their own name).
+    pub environments: BTreeMap<String, String>,
+    /// The `environment_url` of each Crossroads environment named here.
+    pub environment_urls: BTreeMap<String, String>,
+    /// Where it was defined.
+    pub pos: Pos,
+}
+
+impl GithubConfig {
+    /// The GitHub environment name of Crossroads environment `env`.
+    pub fn environment(&self, env: &str) -> String {
+        self.environments
+            .get(env)
+            .cloned()
+            .unwrap_or_else(|| env.to_owned())
+    }
+}
+
+/// The Change Events endpoint PagerDuty documents.
+pub const PAGERDUTY_CHANGE_URL: &str = "https://events.pagerduty.com/v2/change/enqueue";
+
+/// `markers:`: where every change is marked.
+#[derive(Debug, Clone, Default)]
+pub struct MarkersConfig {
+    /// A Grafana annotation for every deploy, rollback, switch and canary step.
+    pub grafana: Option<GrafanaConfig>,
+    /// A PagerDuty change event for every deploy and rollback.
+    pub pagerduty: Option<PagerDutyConfig>,
+}
+
+/// `markers.grafana:`.
+#[derive(Debug, Clone)]
+pub struct GrafanaConfig {
+    /// Grafana's base URL.
+    pub url: String,
+    /// A service account token (from `${VAR}` only; never printed).
+    pub token: Secret,
+    /// The dashboard the annotations belong to; organisation-wide without one.
+    pub dashboard_uid: Option<String>,
 }
 
 /// The API shape of a compare endpoint.
@@ -112,7 +169,8 @@ pub struct MonitorConfig {
 pub struct PagerDutyConfig {
     /// The integration's routing key (never printed).
     pub routing_key: Secret,
-    /// The enqueue URL (default [`PAGERDUTY_EVENTS_URL`]).
+    /// The enqueue URL (default [`PAGERDUTY_EVENTS_URL`], or
+    /// [`PAGERDUTY_CHANGE_URL`] for change markers).
     pub url: String,
 }
 
@@ -679,6 +737,10 @@ impl Config {
     /// The canary of a pool's deploys, when it has one.
     pub fn canary(&self, env: &str, pool: &str) -> Option<&Canary> {
         self.canaries.get(&(env.to_owned(), pool.to_owned()))
+    }
+    /// Where `env`'s deploys are recorded as GitHub deployments, if anywhere.
+    pub fn github(&self, env: &str) -> Option<&GithubConfig> {
+        self.github.get(env)
     }
     /// Looks up a command by canonical name.
     pub fn command(&self, name: &str) -> Option<&CommandSpec> {

@@ -140,6 +140,42 @@ pub(crate) struct InstancesFile {
     pub monitor: Option<S<RawMonitor>>,
     #[serde(default)]
     pub checks: OMap<S<RawCheck>>,
+    /// GitHub deployments for every environment (an environment's own wins).
+    pub github: Option<S<RawGithub>>,
+    /// Change markers: Grafana annotations and PagerDuty change events.
+    pub markers: Option<S<RawMarkers>>,
+}
+
+/// `github:`: GitHub deployments and their statuses.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGithub {
+    pub url: Option<S<String>>,
+    pub repo: Option<S<String>>,
+    pub token: Option<S<String>>,
+    /// Crossroads environment → GitHub environment name.
+    #[serde(default)]
+    pub environments: OMap<S<String>>,
+    /// Crossroads environment → the URL its deployments show.
+    #[serde(default)]
+    pub environment_urls: OMap<S<String>>,
+}
+
+/// `markers:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMarkers {
+    pub grafana: Option<S<RawGrafana>>,
+    pub pagerduty: Option<S<RawPagerDuty>>,
+}
+
+/// `markers.grafana:`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGrafana {
+    pub url: Option<S<String>>,
+    pub token: Option<S<String>>,
+    pub dashboard_uid: Option<S<String>>,
 }
 
 /// `compare:`: a GitHub- or GitLab-shaped compare endpoint.
@@ -284,6 +320,8 @@ pub(crate) struct RawEnvironment {
     pub rollout: Option<S<RawRollout>>,
     /// Canary deploys for every pool here (a pool's own `canary:` wins).
     pub canary: Option<S<RawCanary>>,
+    /// GitHub deployments of this environment (over the global `github:`).
+    pub github: Option<S<RawGithub>>,
 }
 
 /// `canary:` of a pool or an environment.

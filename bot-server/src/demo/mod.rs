@@ -23,6 +23,7 @@ use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::switch::{PoolSetup, SimSwitch};
 
 mod prometheus;
+mod shown;
 
 use crate::console::LocalCommands;
 
@@ -55,6 +56,13 @@ pub fn load_config_with_env(
         }
         None => None,
     };
+    // Where deploys show up: the demo's own stand-ins unless told otherwise.
+    let with_defaults = |name: &str| {
+        env(name)
+            .filter(|v| !v.is_empty())
+            .or_else(|| shown::default(name))
+    };
+    let env: config::EnvLookup<'_> = &with_defaults;
     match dir {
         Some(d) => bot_core::load_dir_with_env(&d, env).map_err(|e| anyhow!("{e}")),
         None => bot_core::load_strs_with_env(COMMANDS_YAML, INSTANCES_YAML, env)
@@ -179,6 +187,8 @@ pub struct Demo {
     prometheus: Mutex<Vec<prometheus::Running>>,
     /// What the canary traffic reads the switch's weights through.
     weights: Mutex<Option<Arc<prometheus::Weights>>>,
+    /// GitHub, Grafana and PagerDuty change-event stand-ins.
+    shown: Mutex<shown::Shown>,
 }
 
 impl Demo {
@@ -293,7 +303,9 @@ impl Demo {
             ),
             None => None,
         };
+        let shown = shown::Shown::start(&config).await?;
         let demo = Arc::new(Self {
+            shown: Mutex::new(shown),
             index: Index::build(&config),
             config,
             instances: Mutex::new(instances),
@@ -408,10 +420,11 @@ impl Demo {
                 bot_core::text::human(canary.pause)
             ));
         }
+        lines.extend(lock(&self.shown).banner());
         lines.extend(self.state_lines());
         lines.push(
             "Demo controls (typed here, not commands of the bot): `break <instance>`, `slow <instance>`, \
-             `heal <instance>`, `fail job <command>`, `heal job <command>`, `demo` (what is broken now)."
+             `heal <instance>`, `fail job <command>`, `heal job <command>`, `demo` (what is broken now, and what the demo's GitHub, Grafana and PagerDuty received)."
                 .to_owned(),
         );
         lines
@@ -438,6 +451,7 @@ impl Demo {
         if lines.is_empty() {
             lines.push("  Nothing is broken on purpose now.".to_owned());
         }
+        lines.extend(lock(&self.shown).lines());
         lines
     }
 
@@ -556,6 +570,8 @@ impl Demo {
 
     /// Stops every simulator.
     pub async fn shutdown(&self) {
+        let mut shown = std::mem::take(&mut *lock(&self.shown));
+        shown.shutdown().await;
         lock(&self.prometheus).clear();
         lock(&self.weights).take();
         let instances = std::mem::take(&mut *lock(&self.instances));

@@ -3,7 +3,9 @@
 //! order per destination, retried on 429 (after `Retry-After`), 5xx and transport
 //! errors, across restarts and from whichever replica is alive. PagerDuty's routing
 //! key is added when an event is sent, from the configuration in force, so it is
-//! never stored.
+//! never stored. Change records (GitHub deployments, Grafana annotations, PagerDuty
+//! change events, written by [`bot_core::markers`]) go the same way, addressed by
+//! [`crate::markers`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,12 +16,26 @@ use bot_core::Bot;
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
+use crate::markers::{self, NotYet};
 use crate::metrics::Metrics;
 
 /// The transport name of hook events in the outbox.
-pub const TRANSPORT: &str = "hooks";
+pub const TRANSPORT: &str = bot_core::markers::TRANSPORT;
 /// Attempts before an event is given up (about half an hour of backoff).
 const MAX_ATTEMPTS: u32 = 12;
+/// Attempts before a change record is given up: it also counts the seconds a
+/// GitHub status waits for the record before it, so about an hour at most
+/// [`RECORD_MAX_WAIT`] apart.
+const RECORD_MAX_ATTEMPTS: u32 = 450;
+/// The longest wait between attempts of a change record: a GitHub that is back
+/// gets its statuses within seconds.
+const RECORD_MAX_WAIT: Duration = Duration::from_secs(8);
+
+/// Whether `kind` is a change record (GitHub, Grafana, PagerDuty change events)
+/// rather than an incident hook.
+fn is_record(kind: &str) -> bool {
+    !matches!(kind, "pagerduty" | "webhook")
+}
 /// How often the outbox is read when nothing woke the courier.
 const POLL: Duration = Duration::from_millis(250);
 /// Per-request timeout.
@@ -47,7 +63,10 @@ fn backoff(failures: u32) -> Duration {
 
 /// How one send went.
 enum Sent {
-    Ok,
+    /// Sent; the transport's state to keep (a GitHub deployment's id).
+    Ok(Value),
+    /// Not yet: the record before it waits to be sent.
+    Wait(Duration),
     /// Try again after this long.
     Again(Duration),
     /// Never going to work (4xx, no destination).
@@ -147,12 +166,15 @@ impl HookCourier {
     async fn attempt(&self, m: &Outgoing) -> Attempt {
         let now = self.bot.now();
         match self.send(m).await {
-            Sent::Ok => Attempt::Delivered {
+            Sent::Ok(state) => Attempt::Delivered {
                 version: m.version,
-                state: Value::Null,
+                state,
                 next_at: now,
             },
-            Sent::Again(wait) if m.attempts + 1 < MAX_ATTEMPTS => {
+            Sent::Wait(wait) => Attempt::Failed {
+                retry_at: Some(crate::retry::after(now, wait)),
+            },
+            Sent::Again(wait) if m.attempts + 1 < max_attempts(m) => {
                 tracing::info!(event = %m.id, failures = m.attempts + 1, wait_ms = wait.as_millis() as u64, "hook delivery failed; trying again");
                 Attempt::Failed {
                     retry_at: Some(crate::retry::after(now, wait)),
@@ -174,6 +196,8 @@ impl HookCourier {
     async fn send(&self, m: &Outgoing) -> Sent {
         let config = self.bot.config();
         let kind = m.route.get("kind").and_then(Value::as_str).unwrap_or("");
+        let mut bearer = None;
+        let mut github = false;
         let (url, body) = match kind {
             "pagerduty" => {
                 let Some(pd) = config.monitor.as_ref().and_then(|m| m.pagerduty.clone()) else {
@@ -192,15 +216,42 @@ impl HookCourier {
                 Some(u) => (u.to_owned(), m.body.clone()),
                 None => return Sent::Never("a webhook event without a URL".into()),
             },
-            _ => return Sent::Never(format!("unknown hook kind `{kind}`")),
+            _ => match markers::request(&config, self.bot.store().as_ref(), kind, m).await {
+                Some(Ok(r)) => {
+                    bearer = r.bearer;
+                    github = r.github;
+                    (r.url, r.body)
+                }
+                Some(Err(NotYet::Wait(wait))) => return Sent::Wait(wait),
+                Some(Err(NotYet::Never(why))) => return Sent::Never(why),
+                None => return Sent::Never(format!("unknown hook kind `{kind}`")),
+            },
         };
         let failures = m.attempts;
-        match self.http.post(&url).json(&body).send().await {
+        let backoff = |failures: u32| {
+            let wait = backoff(failures);
+            if is_record(kind) {
+                wait.min(RECORD_MAX_WAIT)
+            } else {
+                wait
+            }
+        };
+        let mut request = self.http.post(&url).json(&body);
+        if let Some(token) = bearer.filter(|t| !t.is_empty()) {
+            request = request.bearer_auth(token);
+        }
+        if github {
+            request = request
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28");
+        }
+        let sent = match request.send().await {
             Ok(resp) => {
                 let status = resp.status();
                 if status.is_success() {
-                    Sent::Ok
-                } else if status.as_u16() == 429 {
+                    let answer = resp.json::<Value>().await.unwrap_or(Value::Null);
+                    Sent::Ok(markers::kept(kind, &answer))
+                } else if status.as_u16() == 429 || (github && rate_limited(&resp)) {
                     let wait = crate::retry::retry_after(resp.headers())
                         .unwrap_or_else(|| backoff(failures));
                     Sent::Again(wait)
@@ -219,8 +270,32 @@ impl HookCourier {
                 tracing::debug!(event = %m.id, timeout = e.is_timeout(), connect = e.is_connect(), "hook transport error");
                 Sent::Again(backoff(failures))
             }
+        };
+        if matches!(sent, Sent::Again(_) | Sent::Never(_)) {
+            self.metrics.hook_failed(kind);
         }
+        sent
     }
+}
+
+/// Attempts before `m` is given up.
+fn max_attempts(m: &Outgoing) -> u32 {
+    let kind = m.route.get("kind").and_then(Value::as_str).unwrap_or("");
+    if is_record(kind) {
+        RECORD_MAX_ATTEMPTS
+    } else {
+        MAX_ATTEMPTS
+    }
+}
+
+/// GitHub's rate limit: a 403 with no requests left.
+fn rate_limited(resp: &reqwest::Response) -> bool {
+    resp.status().as_u16() == 403
+        && resp
+            .headers()
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            == Some("0")
 }
 
 #[cfg(test)]

@@ -110,6 +110,7 @@ pub(crate) async fn step(
                     c.readings.clear();
                 }
             });
+            super::shown::canary_step(live, i, c.at, u32::from(percent)).await;
             live.save().await?;
         }
         if percent >= 100 {

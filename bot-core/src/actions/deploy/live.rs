@@ -84,6 +84,8 @@ impl<'a, 'c> Live<'a, 'c> {
 
     /// Marks pool `i` failed with `line` and the reason `why`, and saves.
     pub(crate) async fn fail(&self, i: usize, line: String, why: String) -> Result<(), Stop> {
+        let before = self.with(|s| s.pools[i].clone());
+        super::shown::failed(self, i, &before, &why).await;
         self.with(|s| {
             let p = &mut s.pools[i];
             p.step = Step::Failed;

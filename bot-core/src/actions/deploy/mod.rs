@@ -23,6 +23,7 @@ pub(crate) mod canary;
 mod live;
 pub(crate) mod report;
 pub(crate) mod rollout;
+pub(crate) mod shown;
 pub(crate) mod state;
 pub(crate) mod steps;
 
@@ -335,6 +336,7 @@ async fn drive(
         Ok(end) => end,
         Err(stop) => return stop.reply(),
     };
+    shown::finished(&live, status).await;
     let state = live.snapshot();
     let took = ctx.now().duration_since(state.began()).unwrap_or_default();
     if let Err(stop) = driver

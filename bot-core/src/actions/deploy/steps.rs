@@ -158,6 +158,8 @@ async fn build(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> Resul
     let start = match (p.step, p.build.clone()) {
         (Step::Building, Some(at)) => Start::Reattach(at),
         _ => {
+            // Its GitHub deployment begins before the trigger (written once).
+            super::shown::started(live, i).await;
             let _permit = live.driver.permit("trigger a build")?;
             Start::Trigger(&vars)
         }
@@ -304,6 +306,8 @@ async fn switch(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> Resu
                     "• {label}: {active} → *{target}* :white_check_mark: build <{url}|#{number}>, healthy{canary}, traffic switched"
                 );
             });
+            // Recorded before the save: a takeover that switches again writes it once.
+            super::shown::switched(live, i).await;
             live.save().await
         }
         Err(e) => {

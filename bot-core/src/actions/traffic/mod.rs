@@ -5,6 +5,7 @@
 //! what the last rollout switched ([`regional`]).
 
 mod regional;
+mod shown;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -317,6 +318,7 @@ async fn drive(
     env: &Environment,
     mut state: TrafficRun,
 ) -> Reply {
+    let began = ctx.now();
     for name in state.pools.clone() {
         if state.done.contains(&name) {
             continue;
@@ -448,6 +450,17 @@ async fn drive(
     } else {
         RunStatus::Done
     };
+    let moves = state.moved();
+    shown::moved(
+        ctx,
+        driver.id(),
+        &env.name,
+        state.rollback,
+        &moves,
+        began,
+        troubled,
+    )
+    .await;
     if let Err(stop) = driver.finish(status, &TrafficState::Move(state)).await {
         return stop.reply();
     }

@@ -300,6 +300,17 @@ pub(super) async fn drive(
     let regions = state.moved.join(", ");
     let text = state.lines.join("\n");
     let env_name = state.env.clone();
+    let now = ctx.now();
+    super::shown::moved(
+        ctx,
+        driver.id(),
+        &env_name,
+        true,
+        &state.moved(),
+        now,
+        false,
+    )
+    .await;
     if let Err(stop) = driver
         .finish(RunStatus::Done, &TrafficState::RegionalRollback(state))
         .await
