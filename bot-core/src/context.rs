@@ -130,6 +130,8 @@ pub struct Backends {
     pub switch_overrides: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
     /// A compare client given explicitly, instead of the one `compare:` describes.
     pub compare_override: Option<Arc<dyn Compare>>,
+    /// What the chat platform knows of people (their time zones).
+    pub people: Arc<dyn crate::ports::People>,
     /// A switch for every pool without an explicit one.
     pub switch_all: Option<Arc<dyn TrafficSwitch>>,
     /// The state of every `type: memory` switch.

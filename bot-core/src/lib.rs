@@ -88,6 +88,7 @@ pub mod render;
 pub mod reply;
 pub mod resolve;
 pub mod runs;
+pub mod schedule;
 pub mod slack;
 pub mod status_cache;
 pub mod steps;

@@ -10,7 +10,7 @@
 //! keeps when the create is sent. Secrets (tokens, routing keys) are never stored:
 //! the courier adds them from the configuration in force when it sends.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
@@ -54,25 +54,30 @@ pub fn deployment_key(run: &str, slot: usize) -> String {
 }
 
 fn ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    i64::try_from(crate::steps::watch::unix_ms(t)).unwrap_or(i64::MAX)
 }
 
-/// Writes one record for sending; one that exists already is left as it is.
-async fn put(ctx: &Ctx<'_>, id: &str, route: Value, body: Value) {
-    let store = &ctx.backends.store;
-    let written = async {
-        if store.message(id).await?.is_some() {
-            return Ok(());
-        }
-        store
-            .open_message(id, TRANSPORT, &route, id, ctx.now())
-            .await?;
-        store.put_message(id, &body, true).await
+/// Writes record `id` for sending, whoever writes it first: opening is idempotent
+/// and a record's final content, once set, is never replaced, so a takeover that
+/// writes it again changes nothing (and an open whose write failed is completed).
+pub async fn write(
+    store: &dyn crate::ports::Store,
+    id: &str,
+    route: &Value,
+    body: &Value,
+    now: SystemTime,
+) -> Result<(), crate::ports::StoreError> {
+    store.open_message(id, TRANSPORT, route, id, now).await?;
+    store.put_message(id, body, true).await
+}
+
+/// [`write`] with `since` (ms) in the route, from which the courier gives a change
+/// record up; logged and forgotten on failure: nothing here fails an action.
+async fn put(ctx: &Ctx<'_>, id: &str, mut route: Value, body: Value) {
+    if let Some(r) = route.as_object_mut() {
+        r.insert("since".into(), json!(ms(ctx.now())));
     }
-    .await;
-    if let Err(e) = written {
+    if let Err(e) = write(&*ctx.backends.store, id, &route, &body, ctx.now()).await {
         tracing::warn!(record = %id, error = %e, "could not write a change record; it is not sent");
     }
 }
@@ -178,11 +183,20 @@ async fn status(
     let Some(gh) = ctx.config().github(env) else {
         return;
     };
+    // No status without its deployment (a pool that failed before it knew its
+    // members, a run from before `github:` was configured).
+    let create = format!("{key}:0");
+    if !matches!(ctx.backends.store.message(&create).await, Ok(Some(_))) {
+        return;
+    }
     let mut body = json!({
         "state": state,
         "description": clip(description, 140),
         "environment": gh.environment(env),
-        "auto_inactive": true,
+        // Every pool of a run is a deployment of one GitHub environment: GitHub's
+        // own clean-up would mark a run's earlier pools inactive. Crossroads marks
+        // a deployment inactive itself when traffic leaves it.
+        "auto_inactive": false,
     });
     if let Some(url) = log_url.filter(|u| !u.is_empty()) {
         body["log_url"] = json!(url);
@@ -194,7 +208,7 @@ async fn status(
         "kind": GITHUB,
         "op": "status",
         "env": env,
-        "deployment": format!("{key}:0"),
+        "deployment": create,
         "after": format!("{key}:{}", seq - 1),
     });
     put(ctx, &format!("{key}:{seq}"), route, body).await;
@@ -229,6 +243,17 @@ pub struct Change<'a> {
     pub text: String,
     /// Links (the build), as (href, text).
     pub links: Vec<(String, String)>,
+}
+
+/// Each name once, in first-seen order (the pools a change touched, over regions).
+pub fn distinct<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_owned());
+        }
+    }
+    out
 }
 
 /// A Grafana annotation for `change`: `time`, `timeEnd`, tags
@@ -273,7 +298,7 @@ pub async fn change_event(ctx: &Ctx<'_>, change: &Change<'_>) {
         .iter()
         .map(|(href, text)| json!({"href": href, "text": text}))
         .collect();
-    let ended = chrono_like(change.ended);
+    let ended = crate::monitor::words::timestamp(change.ended);
     let body = json!({
         "payload": {
             "summary": summary,
@@ -295,15 +320,4 @@ pub async fn change_event(ctx: &Ctx<'_>, change: &Change<'_>) {
         body,
     )
     .await;
-}
-
-/// RFC 3339 in UTC, as PagerDuty's `timestamp` wants.
-fn chrono_like(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(0))
-        .map(|ts| ts.to_string())
-        .unwrap_or_default()
 }

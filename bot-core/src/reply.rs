@@ -214,6 +214,13 @@ pub struct Pin {
 /// Crossroads, never shown as typed).
 pub const OVERRIDE_WINDOW: &str = "override-window";
 
+/// The parameter holding a scheduled invocation's time, in Unix seconds (set by
+/// Crossroads once the words are read, never shown as typed).
+pub const SCHEDULED_AT: &str = "scheduled-at";
+
+/// The parameter holding the zone a scheduled invocation's time was given in.
+pub const SCHEDULED_ZONE: &str = "scheduled-zone";
+
 /// The approval an invocation runs under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approved {
@@ -239,7 +246,11 @@ impl Invocation {
         words.extend(
             self.params
                 .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case(OVERRIDE_WINDOW))
+                .filter(|(k, _)| {
+                    !k.eq_ignore_ascii_case(OVERRIDE_WINDOW)
+                        && k != SCHEDULED_AT
+                        && k != SCHEDULED_ZONE
+                })
                 .map(|(k, v)| format!("{k}={v}")),
         );
         words.join(" ")

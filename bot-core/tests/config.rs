@@ -33,8 +33,8 @@ fn shipped_files_load_with_an_empty_environment() {
     // master's two pools in each of its two regions, staging's two.
     assert_eq!(summary.pools, 6);
     assert_eq!(summary.instances, 12);
-    assert_eq!(summary.commands, 26);
-    assert_eq!(config.commands.len(), 26);
+    assert_eq!(summary.commands, 28);
+    assert_eq!(config.commands.len(), 28);
 
     let master = config.env("master").expect("master");
     assert!(master.protected);
@@ -373,6 +373,17 @@ fn every_unknown_key_is_reported_at_once() {
         all[2].starts_with("instances.yaml:9:5: unknown key `alias`"),
         "{all:#?}"
     );
+}
+
+#[test]
+fn an_unknown_key_owning_a_block_sequence_goes_with_it() {
+    let bad = INSTANCES.replace(
+        "    aliases: [prod, roi hunter]",
+        "    alias:\n    - prod\n    - roi hunter",
+    );
+    let all = errors(COMMANDS, &bad);
+    assert_eq!(all.len(), 1, "no second, misleading error: {all:#?}");
+    assert!(all[0].contains("unknown key `alias`"), "{all:#?}");
 }
 
 #[test]
@@ -894,6 +905,32 @@ fn an_empty_url_turns_github_and_markers_off() {
     assert!(config.github("master").is_none());
     assert!(config.github("staging").is_none());
     assert!(config.markers.grafana.is_none());
+}
+
+#[test]
+fn a_url_without_its_token_or_a_token_as_a_default_is_an_error() {
+    // On (a URL) but no token: every record would be refused, so say it now.
+    let instances = showing(
+        "github: {url: \"http://127.0.0.1:3000\", repo: acme/app, token: \"${GITHUB_TOKEN:-}\"}\n",
+        "",
+    );
+    let all = errors(COMMANDS, &instances);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert!(
+        all[0].contains("has a `url` but its `token` is empty"),
+        "{all:#?}"
+    );
+    // A default is the token written in the file.
+    let instances = showing(
+        "github: {url: \"http://127.0.0.1:3000\", repo: acme/app, token: \"${GITHUB_TOKEN:-ghp_in_the_file}\"}\n",
+        "",
+    );
+    let all = errors(COMMANDS, &instances);
+    assert!(
+        all.iter()
+            .any(|e| e.contains("token is written in the file") && !e.contains("ghp_in_the_file")),
+        "{all:#?}"
+    );
 }
 
 #[test]

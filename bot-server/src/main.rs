@@ -445,7 +445,20 @@ async fn main() -> ExitCode {
                 if let Some(jenkins) = &loaded.jenkins {
                     // Jenkins errors by kind, for `GET /api/v1/stats`.
                     let ci = bot_core::adapters::jenkins::JenkinsClient::new(jenkins.clone());
-                    builder = builder.ci(Arc::new(bot_server::metrics::CountingCi::new(Arc::new(ci), metrics)));
+                    builder = builder.ci(Arc::new(bot_server::metrics::CountingCi::new(Arc::new(ci), metrics.clone())));
+                }
+                if !serve_config.bot_token.expose().trim().is_empty() {
+                    // People's time zones from users.info. The server's own Web API client
+                    // is built with its state, after the bot: a second one from the same
+                    // settings (SLACK_API_URL, the bot token, the timeout).
+                    let web = bot_server::slack::webapi::WebApi::new(
+                        serve_config.api_base(),
+                        serve_config.bot_token.clone(),
+                        metrics.clone(),
+                        serve_config.api_timeout,
+                        1,
+                    )?;
+                    builder = builder.people(Arc::new(bot_server::slack::people::SlackPeople::new(&web)));
                 }
                 let bot = builder.build();
                 bot_server::reload::spawn_reload_on_sighup(bot.clone(), config_dir.clone());

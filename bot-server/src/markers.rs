@@ -121,6 +121,9 @@ async fn github(config: &Config, store: &dyn Store, m: &Outgoing) -> Result<Requ
             None if d.given_up => Err(NotYet::Never(
                 "its GitHub deployment could not be created".into(),
             )),
+            None if d.delivered >= d.version && d.version > 0 => Err(NotYet::Never(
+                "GitHub's answer to its deployment had no id".into(),
+            )),
             None => Err(NotYet::Wait(WAIT)),
         },
         Ok(None) => Err(NotYet::Never(

@@ -146,7 +146,12 @@ impl Workers {
             &stop,
             {
                 let bot = intake.bot().clone();
-                move || (bot.settings().lease / 3).max(Duration::from_millis(200))
+                // At least every second: a deploy scheduled for later is a run whose
+                // lease lapses at its time, and it starts within a second of it.
+                move || {
+                    (bot.settings().lease / 3)
+                        .clamp(Duration::from_millis(200), Duration::from_secs(1))
+                }
             },
             {
                 let intake = intake.clone();

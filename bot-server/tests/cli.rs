@@ -80,7 +80,7 @@ fn check_summarises_the_shipped_config() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("26 commands, 2 environments, 6 pools, 12 instances"),
+        stdout.contains("28 commands, 2 environments, 6 pools, 12 instances"),
         "{stdout}"
     );
 }
@@ -225,7 +225,7 @@ fn demo_answers_read_only_commands_with_nothing_configured() {
     demo.arg("demo").current_dir(std::env::temp_dir()); // not the repository: the built-in config is used
                                                         // Free ports, so this never meets another demo.
     for var in [
-        "GITHUB_API_URL",
+        "CROSSROADS_GITHUB_URL",
         "GRAFANA_URL",
         "PAGERDUTY_CHANGE_URL",
         "JENKINS_URL",

@@ -15,7 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_crossroads");
 /// Every URL the shipped config reads from the environment, on free ports so the
 /// test never meets another demo.
 const PORT_VARS: [&str; 18] = [
-    "GITHUB_API_URL",
+    "CROSSROADS_GITHUB_URL",
     "GRAFANA_URL",
     "PAGERDUTY_CHANGE_URL",
     "PROMETHEUS_URL",

@@ -12,7 +12,7 @@ const USER: &str = "U0DEMO";
 
 /// Every URL the shipped config reads from the environment.
 const PORT_VARS: [&str; 18] = [
-    "GITHUB_API_URL",
+    "CROSSROADS_GITHUB_URL",
     "GRAFANA_URL",
     "PAGERDUTY_CHANGE_URL",
     "PROMETHEUS_URL",

@@ -10,58 +10,31 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::serve::{config_dir, message_text, Serve, Served};
+use common::staging::{Staging, DEPLOYER};
 use crossroads_sim::github::{Deployment, SimGithub};
 use crossroads_sim::grafana::SimGrafana;
-use crossroads_sim::instance::SimInstance;
-use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::pagerduty::PagerDutyStandIn;
 use crossroads_sim::slack::{SlackSetup, SlackStandIn};
-use crossroads_sim::switch::{PoolSetup, SimSwitch};
 
-const DEPLOYER: &str = "U0DEPLOYER";
 const GITHUB_TOKEN: &str = "ghs-process-token";
 const GRAFANA_TOKEN: &str = "glsa-process-token";
 const ROUTING_KEY: &str = "R0UTINGKEY0000000000000000000000";
 
-fn instances(jenkins: &str, switch: &str, blue: &str, green: &str) -> String {
-    format!(
-        r#"
-settings:
-  probe_timeout: 2s
-  gate: {{ consecutive: 1, interval: 100ms, timeout: 20s }}
-jenkins: {{ url: "{jenkins}", user: crossroads, token: t0ken, poll_interval: 100ms }}
-groups:
-  deployers: [{DEPLOYER}]
+/// Where the deploys show up, from the variables the test sets.
+const SHOWN: &str = r#"
 github:
-  url: ${{GITHUB_API_URL}}
+  url: ${GITHUB_API_URL}
   repo: acme/app
-  token: ${{GITHUB_TOKEN}}
-  environments: {{ staging: stage }}
-  environment_urls: {{ staging: "http://127.0.0.1:18000/staging" }}
+  token: ${GITHUB_TOKEN}
+  environments: { staging: stage }
+  environment_urls: { staging: "http://127.0.0.1:18000/staging" }
 markers:
-  grafana: {{ url: "${{GRAFANA_URL}}", token: "${{GRAFANA_TOKEN}}", dashboard_uid: deploys }}
-  pagerduty: {{ url: "${{PAGERDUTY_CHANGE_URL}}", routing_key: "${{PAGERDUTY_CHANGE_ROUTING_KEY}}" }}
-environments:
-  staging:
-    pools:
-      api:
-        switch:
-          type: http
-          set: {{ method: POST, url: "{switch}/pools/staging/api", body: '{{"active": "{{colour}}"}}' }}
-          get: "{switch}/pools/staging/api"
-          pointer: /active
-        deploy: {{ job: platform/deploy-api, parameters: {{ COLOUR: "{{colour}}" }} }}
-        members:
-          blue: {{ url: "{blue}" }}
-          green: {{ url: "{green}" }}
-"#
-    )
-}
+  grafana: { url: "${GRAFANA_URL}", token: "${GRAFANA_TOKEN}", dashboard_uid: deploys }
+  pagerduty: { url: "${PAGERDUTY_CHANGE_URL}", routing_key: "${PAGERDUTY_CHANGE_ROUTING_KEY}" }
+"#;
 
 struct World {
-    _instances: [SimInstance; 2],
-    switch: SimSwitch,
-    jenkins: SimJenkins,
+    staging: Staging,
     slack: SlackStandIn,
     github: SimGithub,
     grafana: SimGrafana,
@@ -73,27 +46,7 @@ struct World {
 
 impl World {
     async fn start(result: &str) -> World {
-        let blue = SimInstance::start("blue", "1.0.0").await.expect("blue");
-        let green = SimInstance::start("green", "1.0.0").await.expect("green");
-        let switch = SimSwitch::start(vec![PoolSetup::new(
-            "staging",
-            "api",
-            &["blue", "green"],
-            "blue",
-        )])
-        .await
-        .expect("switch");
-        let jenkins = SimJenkins::start(
-            JenkinsSetup::new("crossroads", "t0ken").job(
-                "platform/deploy-api",
-                JobSetup::new()
-                    .queue_time(Duration::from_millis(50))
-                    .build_duration(Duration::from_millis(200))
-                    .result(result),
-            ),
-        )
-        .await
-        .expect("jenkins");
+        let staging = Staging::start(result).await;
         let slack =
             SlackStandIn::start_with(SlackSetup::new().wait_timeout(Duration::from_secs(30)))
                 .await
@@ -101,12 +54,7 @@ impl World {
         let github = SimGithub::start().await.expect("github");
         let grafana = SimGrafana::start().await.expect("grafana");
         let pagerduty = PagerDutyStandIn::start().await.expect("pagerduty");
-        let dir = config_dir(&instances(
-            &jenkins.url(),
-            &switch.url(),
-            &blue.url(),
-            &green.url(),
-        ));
+        let dir = config_dir(&staging.instances("", SHOWN));
         let state = tempfile::tempdir().expect("state");
         let mut serve = Serve::on_sqlite(dir.path(), state.path(), slack.api_url());
         serve.extra_env = vec![
@@ -119,9 +67,7 @@ impl World {
         ];
         let served = serve.start(state.path()).await;
         World {
-            _instances: [blue, green],
-            switch,
-            jenkins,
+            staging,
             slack,
             github,
             grafana,
@@ -183,9 +129,9 @@ impl World {
             .expect("the deployment")
     }
 
-    /// The last build's page.
+    /// The first build's page.
     fn build_url(&self) -> String {
-        format!("{}/job/platform/job/deploy-api/1/", self.jenkins.url())
+        self.staging.build_url(1)
     }
 }
 
@@ -264,7 +210,7 @@ async fn a_deploy_is_a_github_deployment_an_annotation_and_a_change_event() {
     w.ends("D0BACK", "Rolled back").await;
     let d = w.deployment(1, 3).await;
     assert_eq!(states(&d), ["in_progress", "success", "inactive"]);
-    assert_eq!(w.switch.active("staging", "api").as_deref(), Some("blue"));
+    assert_eq!(w.staging.live().as_deref(), Some("blue"));
     let notes = w.grafana.wait_for_annotations(2).await;
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert_eq!(
@@ -293,7 +239,7 @@ async fn a_failed_build_is_a_failed_deployment() {
     );
     let notes = w.grafana.wait_for_annotations(1).await;
     assert_eq!(notes[0].tags, ["crossroads", "staging", "api", "failure"]);
-    assert_eq!(w.switch.active("staging", "api").as_deref(), Some("blue"));
+    assert_eq!(w.staging.live().as_deref(), Some("blue"));
 }
 
 #[tokio::test]
@@ -303,7 +249,7 @@ async fn a_github_answering_500_never_fails_the_deploy_and_hears_later() {
     w.say("D0DOWN", "deploy staging api").await;
     let text = w.ends("D0DOWN", "Deployed").await;
     assert!(text.contains("api: blue → *green*"), "{text}");
-    assert_eq!(w.switch.active("staging", "api").as_deref(), Some("green"));
+    assert_eq!(w.staging.live().as_deref(), Some("green"));
     assert!(w.github.deployments().is_empty());
     assert!(
         w.github.requests() > 0,

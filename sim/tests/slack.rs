@@ -165,6 +165,81 @@ async fn web_api_answers_like_slack() {
 }
 
 #[tokio::test]
+async fn users_info_tells_time_zones() {
+    let slack = SlackStandIn::start_with(SlackSetup::new().user_tz("U0PRAGUE", "Europe/Prague"))
+        .await
+        .expect("start");
+    let c = client();
+    let url = format!("{}/users.info", slack.api_url());
+
+    // POST form, as Slack documents it.
+    let v: Value = c
+        .post(&url)
+        .bearer_auth(slack.bot_token())
+        .form(&[("user", "U0PRAGUE")])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["user"]["id"], "U0PRAGUE");
+    assert_eq!(v["user"]["tz"], "Europe/Prague");
+    assert_eq!(v["user"]["tz_label"], "Central European Time");
+    assert_eq!(v["user"]["tz_offset"], 3600);
+    assert!(v["user"]["name"].is_string() && v["user"]["real_name"].is_string());
+
+    // GET with a query string; a person not set up is in UTC (W… ids too).
+    let v: Value = c
+        .get(format!("{url}?user=W0ELSE"))
+        .bearer_auth(slack.bot_token())
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["user"]["tz"], "UTC");
+    assert_eq!(v["user"]["tz_offset"], 0);
+
+    // Not a person's id, or none at all.
+    let (_, v) = call(&slack, "users.info", json!({"user": "B0BOT"})).await;
+    assert_eq!(v, json!({"ok": false, "error": "user_not_found"}));
+    let (_, v) = call(&slack, "users.info", json!({})).await;
+    assert_eq!(v["error"], "user_not_found");
+
+    // Token checked like every method.
+    let v: Value = c
+        .post(&url)
+        .form(&[("user", "U0PRAGUE")])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["error"], "not_authed");
+
+    // Recorded, and scriptable to fail.
+    let calls = slack.calls("users.info");
+    assert_eq!(calls.len(), 5);
+    assert_eq!(calls[0].arg("user"), Some("U0PRAGUE"));
+    assert_eq!(calls[1].arg("user"), Some("W0ELSE"));
+    slack.script("users.info", [Scripted::Status(500)]);
+    let resp = c
+        .post(&url)
+        .bearer_auth(slack.bot_token())
+        .form(&[("user", "U0PRAGUE")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 500);
+    assert_eq!(slack.wait_for("users.info", 6).await.len(), 6);
+}
+
+#[tokio::test]
 async fn file_upload_flow() {
     let slack = SlackStandIn::start().await.expect("start");
     let c = client();

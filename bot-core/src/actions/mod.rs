@@ -16,6 +16,7 @@ mod locks;
 mod probe_charts;
 pub(crate) mod queue;
 mod restart;
+mod schedule;
 pub mod status;
 mod tasks;
 mod toy;
@@ -203,6 +204,16 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "unqueue",
         rules: CHANGES,
         action: &queue::LeaveQueue,
+    },
+    ActionDef {
+        name: "scheduled",
+        rules: Rules::READ,
+        action: &schedule::ShowScheduled,
+    },
+    ActionDef {
+        name: "unschedule",
+        rules: CHANGES,
+        action: &schedule::Unschedule,
     },
     ActionDef {
         name: "chart_deploys",

@@ -222,10 +222,20 @@ fn without_key(text: &str, line: u64, key: &str) -> Option<String> {
     if !named.trim_start().starts_with(':') {
         return None;
     }
+    // A key with nothing after it may own a block sequence at its own indent
+    // (`alias:` then `- prod`): that goes with it.
+    let bare = named.trim_start().trim_start_matches(':').trim().is_empty()
+        || named
+            .trim_start()
+            .trim_start_matches(':')
+            .trim()
+            .starts_with('#');
     lines[at] = "";
     for l in lines.iter_mut().skip(at + 1) {
         let blank = l.trim().is_empty() || l.trim_start().starts_with('#');
-        if !blank && l.len() - l.trim_start().len() <= indent {
+        let own = l.len() - l.trim_start().len();
+        let item = bare && own == indent && l.trim_start().starts_with("- ");
+        if !blank && own <= indent && !item {
             break;
         }
         *l = "";

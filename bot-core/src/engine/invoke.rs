@@ -12,6 +12,7 @@ use crate::rejection::Rejection;
 use crate::reply::{
     ButtonAction, ButtonStyle, Confirm, Invocation, Next, Outcome, Part, Reply, Target,
 };
+use crate::schedule;
 use crate::steps::queue_words::wants_queue;
 use crate::text::code;
 
@@ -31,6 +32,11 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     if let Err(gone) = still_exists(config, &inv) {
         return gone.reply();
     }
+    // `deploy staging at 18:00`: the time read in the requester's zone, first.
+    let inv = match schedule::resolve(ctx, action, inv).await {
+        Ok(inv) => inv,
+        Err(refusal) => return refusal.reply(),
+    };
     if let Err(refusal) = policy::permitted(config, cmd, action.rules, &inv.target, ctx.user) {
         ctx.audit(&inv, &format!("refused: {refusal}")).await;
         return refusal.reply();
@@ -45,6 +51,14 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
     if let Some(refusal) = stale_approval(ctx, cmd, action, &inv) {
         ctx.audit(&inv, &format!("refused: {refusal}")).await;
         return refusal.reply();
+    }
+    // For later: confirmed now where it must be, every other check made when it
+    // starts (a freeze, a lock or an approval then is what counts).
+    if schedule::at_of(&inv).is_some() {
+        if policy::needs_confirmation(config, cmd, action.rules, &inv.target) && !inv.confirmed {
+            return confirmation(ctx, cmd, action, inv).await;
+        }
+        return schedule::record(ctx, inv).await;
     }
     let overridden = match policy::check_freeze(config, action, cmd, &inv, ctx.user, ctx.now()) {
         Ok(Some(_)) if ctx.shell.is_some() => {

@@ -68,6 +68,7 @@ pub struct BotBuilder {
     switch_overrides: HashMap<(String, String), Arc<dyn TrafficSwitch>>,
     switch_all: Option<Arc<dyn TrafficSwitch>>,
     compare: Option<Arc<dyn Compare>>,
+    people: Option<Arc<dyn crate::ports::People>>,
     owner: Option<String>,
 }
 
@@ -123,6 +124,12 @@ impl BotBuilder {
         self.compare = Some(compare);
         self
     }
+    /// Uses `people` for what the chat platform knows of people (time zones for
+    /// `deploy … at 18:00`); without it every such time is UTC.
+    pub fn people(mut self, people: Arc<dyn crate::ports::People>) -> Self {
+        self.people = Some(people);
+        self
+    }
     /// Uses `clock` instead of the system clock.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
@@ -145,6 +152,9 @@ impl BotBuilder {
             switch_overrides: self.switch_overrides,
             switch_all: self.switch_all,
             compare_override: self.compare,
+            people: self
+                .people
+                .unwrap_or_else(|| Arc::new(crate::ports::NoPeople)),
             memory_switch: Arc::new(MemorySwitch::new()),
             owner: self.owner.unwrap_or_else(replica_name),
             status_cache: Arc::default(),
@@ -263,6 +273,7 @@ impl Bot {
             switch_overrides: HashMap::new(),
             switch_all: None,
             compare: None,
+            people: None,
             owner: None,
         }
     }
@@ -384,8 +395,8 @@ impl Bot {
             .message
             .as_ref()
             .map(|id| OutboxProgress::new(self.backends.store.clone(), id.clone()));
-        if let (Some(o), Some(w)) = (outbox.take(), wake) {
-            outbox = Some(o.waking(w));
+        if let Some(w) = wake {
+            outbox = outbox.map(|o| o.waking(w));
         }
         let progress: &dyn Progress = match &outbox {
             Some(o) => o,

@@ -25,6 +25,8 @@ pub(crate) struct Prepared {
     pub channel: Option<String>,
     /// The deploy that waited in line, when it is one.
     queued: Option<(Queued, String)>,
+    /// What its reply says of it at the end (a scheduled deploy: when it was for).
+    note: Option<String>,
     /// Keeps the pending run's lease while it starts.
     renew: tokio::task::JoinHandle<()>,
 }
@@ -41,9 +43,25 @@ pub(crate) async fn prepare(ctx: &Ctx<'_>, run: &Run) -> Result<Prepared, Reply>
             "A request waiting to start could not be read; nothing was done. Ask again.",
         ));
     };
+    let note = match &what {
+        PendingStart::Scheduled { id, at, zone, .. } => {
+            let when = crate::schedule::say_at(*at, zone);
+            Some(format!(
+                ":alarm_clock: Scheduled by <@{}> for {when} (`{id}`).",
+                run.user
+            ))
+        }
+        _ => None,
+    };
     let found = match what {
         PendingStart::Approval { id, channel } => approved(ctx, &id, channel, run.started).await,
         PendingStart::Queued { item } => queued(ctx, item).await,
+        PendingStart::Scheduled {
+            id,
+            at,
+            zone,
+            channel,
+        } => scheduled(ctx, run, &id, at, &zone, channel).await,
     };
     match found {
         Ok((inv, user, channel, queued)) => Ok(Prepared {
@@ -51,6 +69,7 @@ pub(crate) async fn prepare(ctx: &Ctx<'_>, run: &Run) -> Result<Prepared, Reply>
             user,
             channel,
             queued,
+            note,
             renew: tokio::spawn(keep(
                 store,
                 run.clone(),
@@ -71,6 +90,10 @@ pub(crate) async fn after(ctx: &Ctx<'_>, run: &Run, prepared: Prepared, reply: R
     prepared.renew.abort();
     let store = &ctx.backends.store;
     end(&**store, run, RunStatus::Done).await;
+    let reply = match prepared.note {
+        Some(note) if reply.outcome != Outcome::HandedOver => reply.context(note),
+        _ => reply,
+    };
     let Some((item, waited)) = prepared.queued else {
         return reply;
     };
@@ -168,6 +191,40 @@ async fn approved(
         channel.or(ctx.channel.map(str::to_owned)),
         None,
     ))
+}
+
+/// Scheduled deploy `id`, as whoever scheduled it; they are told it starts.
+async fn scheduled(
+    ctx: &Ctx<'_>,
+    run: &Run,
+    id: &str,
+    at: std::time::SystemTime,
+    zone: &str,
+    channel: Option<String>,
+) -> Found {
+    let Ok(inv) = serde_json::from_value::<Invocation>(run.invocation.clone()) else {
+        return Err(Reply::message(
+            Outcome::Failed,
+            format!(
+                "<@{}>, your deploy scheduled as `{id}` could not be started: its saved request is unreadable.",
+                run.user
+            ),
+        ));
+    };
+    let late = ctx.now().duration_since(at).unwrap_or_default();
+    tracing::info!(schedule = %id, user = %run.user, late_ms = late.as_millis() as u64, "starting a scheduled deploy");
+    let when = crate::schedule::say_at(at, zone);
+    ctx.progress
+        .update(&Reply::message(
+            Outcome::Progress,
+            format!(
+                ":alarm_clock: <@{}>, it is time: starting {} you scheduled for {when} (`{id}`).",
+                run.user,
+                crate::text::code(&crate::steps::queue_words::without_queue_words(&inv).as_text())
+            ),
+        ))
+        .await;
+    Ok((inv, run.user.clone(), channel, None))
 }
 
 /// What a pending run starts: the invocation, its user and channel, and the queued

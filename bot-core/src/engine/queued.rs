@@ -104,10 +104,13 @@ impl Bot {
         if store.lock_of(env, self.now()).await?.is_some() {
             return Ok(false);
         }
+        let now = self.now();
         Ok(!store
             .recent_runs(Some(env), 8)
             .await?
             .iter()
+            // A deploy scheduled for later holds nothing until its time.
+            .filter(|r| !crate::schedule::waiting(r, now))
             .any(|r| matches!(r.status, RunStatus::Running | RunStatus::Pending)))
     }
 }

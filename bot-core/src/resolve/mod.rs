@@ -496,7 +496,18 @@ impl Index {
                     at += 1;
                 }
                 Token::KeyValue(key, value) => {
-                    found.params.push((key.clone(), value.clone()));
+                    // Names Crossroads sets itself (a freeze window overridden, a
+                    // schedule's time) are never taken from what someone typed.
+                    let reserved = [
+                        crate::reply::OVERRIDE_WINDOW,
+                        crate::reply::SCHEDULED_AT,
+                        crate::reply::SCHEDULED_ZONE,
+                    ]
+                    .iter()
+                    .any(|r| key.eq_ignore_ascii_case(r));
+                    if !reserved {
+                        found.params.push((key.clone(), value.clone()));
+                    }
                     at += 1;
                 }
                 Token::Emoji(code) => {

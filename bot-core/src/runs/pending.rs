@@ -1,5 +1,6 @@
 //! Runs recorded before they start: an approved request (recorded with the vote that
-//! approves it) and the head of the deploy queue (recorded as it leaves the line). A
+//! approves it), the head of the deploy queue (recorded as it leaves the line) and a
+//! deploy scheduled for later (whose lease lapses at its time). A
 //! pending run is started at once by the replica that recorded it, and by whichever
 //! replica is alive when that one dies first, so a crash between the decision and the
 //! start loses nothing; the run it starts is named after it, so it starts once.
@@ -18,6 +19,17 @@ pub enum PendingStart {
         /// The request.
         id: String,
         /// Where it was asked (buttons it offers are bound to it).
+        channel: Option<String>,
+    },
+    /// A deploy scheduled for later, as whoever scheduled it; its lease lapses at `at`.
+    Scheduled {
+        /// Its id (`unschedule <id>`).
+        id: String,
+        /// When it starts.
+        at: std::time::SystemTime,
+        /// The zone it was asked in (to say the time back).
+        zone: String,
+        /// Where it was asked.
         channel: Option<String>,
     },
     /// A deploy that waited in line, as whoever queued it.

@@ -81,7 +81,7 @@ fn port_of(url: &str) -> anyhow::Result<u16> {
         .ok_or_else(|| anyhow!("no port in {url}"))
 }
 
-fn in_use(what: &str, port: u16, e: std::io::Error) -> anyhow::Error {
+fn in_use(what: &str, port: u16, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("cannot start the simulated {what} on 127.0.0.1:{port}: {e} (is another demo running?)")
 }
 

@@ -9,13 +9,13 @@ use crossroads_sim::pagerduty::PagerDutyStandIn;
 
 use bot_core::config::Config;
 
-use super::port_of;
+use super::{in_use, port_of};
 
 /// What the demo fills in when a variable of the shipped `github:` and `markers:`
 /// is unset or empty: its own stand-ins and made-up tokens.
 const DEFAULTS: [(&str, &str); 6] = [
-    ("GITHUB_API_URL", "http://127.0.0.1:18093"),
-    ("GITHUB_TOKEN", "demo-github-token"),
+    ("CROSSROADS_GITHUB_URL", "http://127.0.0.1:18093"),
+    ("CROSSROADS_GITHUB_TOKEN", "demo-github-token"),
     ("GRAFANA_URL", "http://127.0.0.1:18094"),
     ("GRAFANA_TOKEN", "demo-grafana-token"),
     ("PAGERDUTY_CHANGE_URL", "http://127.0.0.1:18096"),
@@ -51,9 +51,6 @@ impl Shown {
     /// Starts a stand-in for each of `config`'s GitHub, Grafana and PagerDuty change
     /// events that is on loopback.
     pub(super) async fn start(config: &Config) -> anyhow::Result<Shown> {
-        let in_use = |what: &str, port: u16, e: crossroads_sim::StandInError| {
-            anyhow::anyhow!("cannot start the demo's {what} on 127.0.0.1:{port}: {e}")
-        };
         let mut shown = Shown::default();
         if let Some(port) = config.github.values().find_map(|g| local_port(&g.url)) {
             shown.github = Some(

@@ -23,10 +23,10 @@ use crate::metrics::Metrics;
 pub const TRANSPORT: &str = bot_core::markers::TRANSPORT;
 /// Attempts before an event is given up (about half an hour of backoff).
 const MAX_ATTEMPTS: u32 = 12;
-/// Attempts before a change record is given up: it also counts the seconds a
-/// GitHub status waits for the record before it, so about an hour at most
-/// [`RECORD_MAX_WAIT`] apart.
-const RECORD_MAX_ATTEMPTS: u32 = 450;
+/// How long a change record is tried before it is given up, from when it was
+/// written (its route's `since`): a GitHub down for an afternoon still gets its
+/// statuses, in order, once it is back.
+const RECORD_GIVE_UP: Duration = Duration::from_secs(6 * 3600);
 /// The longest wait between attempts of a change record: a GitHub that is back
 /// gets its statuses within seconds.
 const RECORD_MAX_WAIT: Duration = Duration::from_secs(8);
@@ -41,7 +41,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// Per-request timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Writes one event for sending (an id that exists already is left as it is).
+/// Writes one event for sending (written once, whoever writes it).
 pub async fn enqueue(
     store: &dyn Store,
     id: &str,
@@ -49,11 +49,7 @@ pub async fn enqueue(
     body: &Value,
     now: SystemTime,
 ) -> Result<(), StoreError> {
-    if store.message(id).await?.is_some() {
-        return Ok(());
-    }
-    store.open_message(id, TRANSPORT, route, id, now).await?;
-    store.put_message(id, body, true).await
+    bot_core::markers::write(store, id, route, body, now).await
 }
 
 /// How long to wait after `n` failures: 1 s, 2 s, 4 s … 5 min.
@@ -174,7 +170,7 @@ impl HookCourier {
             Sent::Wait(wait) => Attempt::Failed {
                 retry_at: Some(crate::retry::after(now, wait)),
             },
-            Sent::Again(wait) if m.attempts + 1 < max_attempts(m) => {
+            Sent::Again(wait) if !exhausted(m, now) => {
                 tracing::info!(event = %m.id, failures = m.attempts + 1, wait_ms = wait.as_millis() as u64, "hook delivery failed; trying again");
                 Attempt::Failed {
                     retry_at: Some(crate::retry::after(now, wait)),
@@ -278,24 +274,32 @@ impl HookCourier {
     }
 }
 
-/// Attempts before `m` is given up.
-fn max_attempts(m: &Outgoing) -> u32 {
+/// Whether `m` has had its last try: an incident hook after [`MAX_ATTEMPTS`]
+/// failures, a change record [`RECORD_GIVE_UP`] after it was written (the seconds
+/// a GitHub status waits for the one before it are not failures).
+fn exhausted(m: &Outgoing, now: SystemTime) -> bool {
     let kind = m.route.get("kind").and_then(Value::as_str).unwrap_or("");
-    if is_record(kind) {
-        RECORD_MAX_ATTEMPTS
-    } else {
-        MAX_ATTEMPTS
+    if !is_record(kind) {
+        return m.attempts + 1 >= MAX_ATTEMPTS;
     }
+    let since = m
+        .route
+        .get("since")
+        .and_then(Value::as_u64)
+        .map_or(now, |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+    now.duration_since(since).unwrap_or_default() > RECORD_GIVE_UP
 }
 
-/// GitHub's rate limit: a 403 with no requests left.
+/// GitHub's rate limits: a 403 with no requests left, or with `Retry-After` (its
+/// secondary limit).
 fn rate_limited(resp: &reqwest::Response) -> bool {
+    let headers = resp.headers();
     resp.status().as_u16() == 403
-        && resp
-            .headers()
+        && (headers
             .get("x-ratelimit-remaining")
             .and_then(|v| v.to_str().ok())
             == Some("0")
+            || headers.contains_key(reqwest::header::RETRY_AFTER))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod ack;
 pub mod courier;
 pub mod delivery;
 pub mod files;
+pub mod people;
 pub mod routes;
 pub mod socket_mode;
 pub mod webapi;

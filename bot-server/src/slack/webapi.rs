@@ -130,6 +130,21 @@ struct ConnectionsOpen {
     url: String,
 }
 
+/// A person as `users.info` describes them: only what the bot uses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SlackUser {
+    /// `U…` / `W…` id.
+    pub id: String,
+    /// IANA time zone, e.g. `Europe/Prague`.
+    #[serde(default)]
+    pub tz: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UsersInfo {
+    user: SlackUser,
+}
+
 /// The body posted to a `response_url`: slack-morphism's webhook message plus
 /// `response_type`, which its model lacks.
 #[derive(Debug, Clone, Serialize)]
@@ -196,6 +211,8 @@ pub struct WebApi {
     token: Secret,
     metrics: Metrics,
     max_attempts: u32,
+    /// Whether failures are logged here (they are always counted).
+    log_failures: bool,
 }
 
 impl std::fmt::Debug for WebApi {
@@ -230,6 +247,7 @@ impl WebApi {
             token,
             metrics,
             max_attempts: max_attempts.max(1),
+            log_failures: true,
         })
     }
 
@@ -239,6 +257,15 @@ impl WebApi {
     pub fn single_attempt(&self) -> WebApi {
         WebApi {
             max_attempts: 1,
+            ..self.clone()
+        }
+    }
+
+    /// The same client leaving the logging of failures to the caller (they are still
+    /// counted), for callers that log them with more context.
+    pub fn unlogged(&self) -> WebApi {
+        WebApi {
+            log_failures: false,
             ..self.clone()
         }
     }
@@ -312,6 +339,14 @@ impl WebApi {
     pub async fn auth_test(&self) -> Result<Option<String>, WebApiError> {
         let r: AuthTest = self.call("auth.test", &serde_json::json!({})).await?;
         Ok(r.user_id)
+    }
+
+    /// `users.info` (a form, as Slack documents it): the person with id `user`.
+    pub async fn users_info(&self, user: &str) -> Result<SlackUser, WebApiError> {
+        let r: UsersInfo = self
+            .call_form("users.info", &[("user", user.to_owned())])
+            .await?;
+        Ok(r.user)
     }
 
     /// `apps.connections.open` with the app-level token: the websocket URL of a new
@@ -460,7 +495,9 @@ impl WebApi {
             | WebApiError::Transport { method, .. } => method.clone(),
         };
         self.metrics.api_failure(&method, &e.code());
-        tracing::warn!(method = %method, error = %e.code(), "Slack call failed: {e}");
+        if self.log_failures {
+            tracing::warn!(method = %method, error = %e.code(), "Slack call failed: {e}");
+        }
         e
     }
 
@@ -535,7 +572,9 @@ impl WebApi {
             attempts: self.max_attempts,
             retry_after,
         };
-        tracing::warn!(method, "Slack call failed: {e}");
+        if self.log_failures {
+            tracing::warn!(method, "Slack call failed: {e}");
+        }
         Err(e)
     }
 }

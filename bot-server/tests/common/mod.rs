@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod serve;
+pub mod staging;
 pub mod watched;
 
 use std::collections::{HashMap, VecDeque};

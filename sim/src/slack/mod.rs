@@ -37,7 +37,11 @@
 //!   second connect with it is refused with HTTP 401;
 //! - `conversations.history` and `conversations.replies` show only the bot's own posts
 //!   (a person's messages are not kept), newest first and oldest first, paged by an
-//!   opaque `cursor`; `metadata` only with `include_all_metadata=true`.
+//!   opaque `cursor`; `metadata` only with `include_all_metadata=true`;
+//! - `users.info` knows every id starting with `U` or `W`: those given a zone with
+//!   [`SlackSetup::user_tz`] have it, any other is in `UTC`; other ids answer
+//!   `user_not_found`. `tz_offset` is the zone's standard-time offset for a few
+//!   well-known zones (no daylight saving), 0 for the rest.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -97,6 +101,8 @@ pub struct SlackSetup {
     pub response_url_ttl: Duration,
     /// How long `wait_for…` helpers wait before panicking.
     pub wait_timeout: Duration,
+    /// IANA time zones `users.info` reports, by user id (others are in `UTC`).
+    pub user_zones: BTreeMap<String, String>,
 }
 
 impl Default for SlackSetup {
@@ -114,6 +120,7 @@ impl Default for SlackSetup {
             response_url_uses: 5,
             response_url_ttl: Duration::from_secs(30 * 60),
             wait_timeout: DEFAULT_WAIT,
+            user_zones: BTreeMap::new(),
         }
     }
 }
@@ -147,6 +154,12 @@ impl SlackSetup {
     /// Sets how long `wait_for…` helpers wait.
     pub fn wait_timeout(mut self, d: Duration) -> Self {
         self.wait_timeout = d;
+        self
+    }
+    /// `users.info` reports `user` (a `U…` or `W…` id) in IANA time zone `tz`
+    /// (`Europe/Prague`).
+    pub fn user_tz(mut self, user: &str, tz: &str) -> Self {
+        self.user_zones.insert(user.to_owned(), tz.to_owned());
         self
     }
 }

@@ -117,6 +117,7 @@ pub(super) async fn api(
         "chat.postEphemeral" => post_ephemeral(&shared, &args),
         "files.getUploadURLExternal" => get_upload_url(&shared, &args),
         "files.completeUploadExternal" => complete_upload(&shared, &args),
+        "users.info" => users_info(&shared, &args),
         other => match shared.web().answers.get(other).cloned() {
             Some(answer) => ok(answer),
             None => fail("unknown_method"),
@@ -213,6 +214,59 @@ fn replies(shared: &Shared, args: &Value) -> Response {
     // The parent is the person's message, which the stand-in does not keep: a thread
     // with no replies of the bot's shows as empty.
     page(args, messages)
+}
+
+/// A few zones' Slack `tz_label` and standard-time `tz_offset` (seconds east of UTC).
+const ZONES: &[(&str, &str, i64)] = &[
+    ("UTC", "Coordinated Universal Time", 0),
+    ("Europe/London", "Greenwich Mean Time", 0),
+    ("Europe/Prague", "Central European Time", 3600),
+    ("Europe/Berlin", "Central European Time", 3600),
+    ("Europe/Paris", "Central European Time", 3600),
+    ("Europe/Kyiv", "Eastern European Time", 7200),
+    ("America/New_York", "Eastern Standard Time", -18000),
+    ("America/Chicago", "Central Standard Time", -21600),
+    ("America/Denver", "Mountain Standard Time", -25200),
+    ("America/Los_Angeles", "Pacific Standard Time", -28800),
+    ("Asia/Kolkata", "India Standard Time", 19800),
+    ("Asia/Tokyo", "Japan Standard Time", 32400),
+    (
+        "Australia/Sydney",
+        "Australian Eastern Standard Time",
+        36000,
+    ),
+];
+
+/// `users.info`: any `U…`/`W…` id is a person, in its [`super::SlackSetup::user_tz`]
+/// zone or `UTC`; any other id is `user_not_found`.
+fn users_info(shared: &Shared, args: &Value) -> Response {
+    let Some(id) = arg(args, "user").filter(|u| u.starts_with('U') || u.starts_with('W')) else {
+        return fail("user_not_found");
+    };
+    let tz = shared
+        .setup
+        .user_zones
+        .get(id)
+        .map_or("UTC", String::as_str);
+    let (label, offset) = ZONES
+        .iter()
+        .find(|(zone, _, _)| *zone == tz)
+        .map_or((tz, 0), |(_, label, offset)| (*label, *offset));
+    let name = id.to_ascii_lowercase();
+    ok(json!({
+        "user": {
+            "id": id,
+            "team_id": shared.setup.team_id,
+            "name": name,
+            "real_name": format!("Sim {id}"),
+            "deleted": false,
+            "is_bot": false,
+            "tz": tz,
+            "tz_label": label,
+            "tz_offset": offset,
+            "profile": {"real_name": format!("Sim {id}"), "display_name": name},
+        }
+    }))
 }
 
 fn auth_test(shared: &Shared) -> Response {

@@ -5,9 +5,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::report::Board;
-use super::state::{DeployRun, DeployState, Step};
+use super::state::{DeployRun, DeployState, PoolRun, Step};
 use crate::config::Environment;
 use crate::context::Ctx;
+use crate::markers::{self, Ended};
 use crate::reply::Outcome;
 use crate::runs::{Driver, Permit, Stop};
 
@@ -85,7 +86,7 @@ impl<'a, 'c> Live<'a, 'c> {
     /// Marks pool `i` failed with `line` and the reason `why`, and saves.
     pub(crate) async fn fail(&self, i: usize, line: String, why: String) -> Result<(), Stop> {
         let before = self.with(|s| s.pools[i].clone());
-        super::shown::failed(self, i, &before, &why).await;
+        self.mark_failed(i, &before, &why).await;
         self.with(|s| {
             let p = &mut s.pools[i];
             p.step = Step::Failed;
@@ -93,6 +94,33 @@ impl<'a, 'c> Live<'a, 'c> {
             p.failure = Some(why);
         });
         self.save().await
+    }
+}
+
+impl Live<'_, '_> {
+    /// Pool `i` failed, `p` as it stood before (its step says where): its GitHub
+    /// deployment ends as a `failure` when the build, gate or canary said no, as an
+    /// `error` when the build did not run or a switch could not be confirmed. Before
+    /// it knew its members it had no deployment.
+    async fn mark_failed(&self, i: usize, p: &PoolRun, why: &str) {
+        let ended = match p.step {
+            Step::Waiting | Step::Done | Step::Failed => return,
+            Step::Triggering | Step::Building if p.built.is_none() => Ended::Error,
+            Step::Switching => Ended::Error,
+            Step::Triggering | Step::Building | Step::Gating | Step::Canary => Ended::Failure,
+        };
+        // Only while the run is ours: a replica that lost it never decides how
+        // its deployment ended (the first status written is the one that stays).
+        if self
+            .driver
+            .permit("record the deployment's outcome")
+            .is_err()
+        {
+            return;
+        }
+        let key = markers::deployment_key(self.driver.id(), i);
+        let build = p.built.as_ref().map(|(_, url)| url.as_str());
+        markers::deployment_ended(self.ctx, &key, &self.env.name, ended, build, why).await;
     }
 }
 

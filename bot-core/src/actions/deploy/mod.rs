@@ -53,10 +53,10 @@ fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("ref"));
     // `deploy staging in 30m`, `… at 18:00`, `… tomorrow`: a time is never a ref.
-    if let Some(when) = inv.args.iter().find(|w| is_time_word(w)) {
+    if let Some(when) = inv.args.iter().find(|w| crate::schedule::is_time_word(w)) {
         let env = inv.target.env().unwrap_or("staging");
         return Err(Rejection::Conflict(format!(
-            "`{}` reads as a time, and I cannot schedule a deploy for later yet, so nothing was deployed. Deploy now with `deploy {env}`; a git ref that looks like a time goes as `deploy {env} ref={}`.",
+            "`{}` reads as a time but says no time I can use, so nothing was deployed. Schedule with `deploy {env} in 30m`, `deploy {env} at 18:00` or `deploy {env} tomorrow 07:30`; a git ref that looks like a time goes as `deploy {env} ref={}`.",
             crate::text::escape(when),
             crate::text::escape(when)
         )));
@@ -99,36 +99,22 @@ fn check(config: &Config, inv: &Invocation) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// A word that says when rather than what: `30m`, `2h`, `18:00`, `tomorrow`, `at`.
-fn is_time_word(word: &str) -> bool {
-    let w = word.to_ascii_lowercase();
-    if ["at", "tomorrow", "today", "tonight", "noon", "midnight"].contains(&w.as_str()) {
-        return true;
-    }
-    let digits = w.trim_start_matches(|c: char| c.is_ascii_digit());
-    let number = digits.len() < w.len();
-    if number
-        && [
-            "s", "sec", "secs", "m", "min", "mins", "minutes", "h", "hr", "hrs", "hours", "d",
-            "days",
-        ]
-        .contains(&digits)
-    {
-        return true;
-    }
-    // 18:00, 7:30
-    match w.split_once(':') {
-        Some((h, m)) => {
-            (1..=2).contains(&h.len())
-                && m.len() == 2
-                && h.chars().chain(m.chars()).all(|c| c.is_ascii_digit())
+/// The confirmation question: what is deployed where (and when, for later).
+fn question(inv: &Invocation) -> String {
+    let asked = question_now(inv);
+    match crate::schedule::at_of(inv) {
+        Some((at, zone)) => {
+            format!(
+                "{} — scheduled for {}",
+                asked.trim_end_matches('?'),
+                crate::schedule::say(at, &zone)
+            ) + "?"
         }
-        None => false,
+        None => asked,
     }
 }
 
-/// The confirmation question: what is deployed where.
-fn question(inv: &Invocation) -> String {
+fn question_now(inv: &Invocation) -> String {
     match &inv.target {
         Target::Env { env, pools } => {
             let what = if pools.is_empty() {

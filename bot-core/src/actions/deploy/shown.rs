@@ -3,7 +3,7 @@
 //! change event (see [`crate::markers`]).
 
 use super::live::Live;
-use super::state::{DeployRun, PoolRun, Step};
+use super::state::{DeployRun, Step};
 use crate::markers::{self, Change, Ended, Move};
 use crate::ports::store::RunStatus;
 use crate::steps::changes::{short, Changes};
@@ -41,6 +41,14 @@ pub(crate) async fn started(live: &Live<'_, '_>, i: usize) {
 
 /// Pool `i` is live on its new member.
 pub(crate) async fn switched(live: &Live<'_, '_>, i: usize) {
+    // Only while the run is ours (the first status written is the one that stays).
+    if live
+        .driver
+        .permit("record the deployment's outcome")
+        .is_err()
+    {
+        return;
+    }
     let (env, p) = live.with(|s| (s.env.clone(), s.pools[i].clone()));
     let build = p.built.as_ref().map(|(_, url)| url.as_str());
     let what = format!(
@@ -49,22 +57,34 @@ pub(crate) async fn switched(live: &Live<'_, '_>, i: usize) {
         p.to.as_deref().unwrap_or("?")
     );
     markers::deployment_ended(live.ctx, &key(live, i), &env, Ended::Success, build, &what).await;
-}
-
-/// Pool `i` failed, `p` as it stood before (its step says where): a build, gate or
-/// canary that said no is a `failure`; a build that did not run or a switch that
-/// could not be confirmed is an `error`. Before it knew its members, it had no
-/// deployment.
-pub(crate) async fn failed(live: &Live<'_, '_>, i: usize, p: &PoolRun, why: &str) {
-    let ended = match p.step {
-        Step::Waiting | Step::Done | Step::Failed => return,
-        Step::Triggering | Step::Building if p.built.is_none() => Ended::Error,
-        Step::Switching => Ended::Error,
-        Step::Triggering | Step::Building | Step::Gating | Step::Canary => Ended::Failure,
-    };
-    let env = live.env.name.clone();
-    let build = p.built.as_ref().map(|(_, url)| url.as_str());
-    markers::deployment_ended(live.ctx, &key(live, i), &env, ended, build, why).await;
+    // The deployment whose member traffic left is no longer live.
+    if live.ctx.config().github(&env).is_none() {
+        return;
+    }
+    let runs = live
+        .ctx
+        .backends
+        .store
+        .recent_runs(Some(&env), 50)
+        .await
+        .unwrap_or_default();
+    let before = runs
+        .iter()
+        .filter(|r| r.id != live.driver.id())
+        .find_map(|r| made(r, p.region.as_deref(), &p.pool));
+    if let Some(before) = before.filter(|b| Some(b.member.as_str()) == p.from.as_deref()) {
+        markers::deployment_inactive(
+            live.ctx,
+            &before.key,
+            &env,
+            &format!(
+                "superseded: {} moved to {}",
+                p.label(),
+                p.to.as_deref().unwrap_or("?")
+            ),
+        )
+        .await;
+    }
 }
 
 /// Step `at` of pool `i`'s canary put `percent` % of its traffic on the new member.
@@ -120,15 +140,7 @@ pub(crate) async fn finished(live: &Live<'_, '_>, status: RunStatus) {
         RunStatus::Done => "success",
         _ => "failure",
     };
-    let pools: Vec<String> = {
-        let mut names: Vec<String> = Vec::new();
-        for p in &s.pools {
-            if !names.contains(&p.pool) {
-                names.push(p.pool.clone());
-            }
-        }
-        names
-    };
+    let pools = markers::distinct(s.pools.iter().map(|p| p.pool.as_str()));
     let moves: Vec<String> = s
         .pools
         .iter()

@@ -96,12 +96,7 @@ pub(crate) async fn moved(
             None => format!("{} {} → {}", m.pool, m.from, m.to),
         })
         .collect();
-    let mut pools: Vec<String> = Vec::new();
-    for m in moves {
-        if !pools.contains(&m.pool) {
-            pools.push(m.pool.clone());
-        }
-    }
+    let pools = markers::distinct(moves.iter().map(|m| m.pool.as_str()));
     let change = Change {
         id: run.to_owned(),
         env,

@@ -13,7 +13,13 @@ use super::Builder;
 /// the secret itself.
 fn is_reference(raw: &str) -> bool {
     let t = raw.trim();
-    t.starts_with("${") && t.ends_with('}') && t.matches("${").count() == 1
+    let Some(inner) = t.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
+        return false;
+    };
+    // A default would be the secret written in the file; only an empty one (off
+    // until set) is allowed.
+    let name = inner.strip_suffix(":-").unwrap_or(inner);
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `url` with PagerDuty's change-events path when it has no path of its own.
@@ -140,6 +146,13 @@ impl Builder<'_> {
             .map(|(k, v)| (k.value.trim().to_owned(), self.url(v)))
             .collect();
         let pos = self.pos(&raw.referenced);
+        if url.is_some() && token.expose().is_empty() && g.token.is_some() {
+            self.error(
+                &raw.referenced,
+                "`github` has a `url` but its `token` is empty",
+                Some("set the token's variable, or leave the URL empty to turn GitHub deployments off".into()),
+            );
+        }
         Some(GithubConfig {
             url: url?.trim_end_matches('/').to_owned(),
             repo,
@@ -162,6 +175,16 @@ impl Builder<'_> {
         };
         let url = self.url_or_off(url);
         let token = self.token(&g.token, raw, "grafana", "GRAFANA_TOKEN");
+        if url.is_some() && token.expose().is_empty() && g.token.is_some() {
+            self.error(
+                &raw.referenced,
+                "`grafana` has a `url` but its `token` is empty",
+                Some(
+                    "set the token's variable, or leave the URL empty to turn annotations off"
+                        .into(),
+                ),
+            );
+        }
         let dashboard_uid = self
             .opt_text(&g.dashboard_uid)
             .filter(|d| !d.trim().is_empty());
@@ -199,6 +222,13 @@ impl Builder<'_> {
             }
         };
         if routing_key.trim().is_empty() {
+            if p.url.is_some() {
+                self.error(
+                    &raw.referenced,
+                    "`pagerduty` has a `url` but its `routing_key` is empty",
+                    Some("set the routing key's variable, or leave the URL empty to turn change events off".into()),
+                );
+            }
             return None;
         }
         Some(PagerDutyConfig {
