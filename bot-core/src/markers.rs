@@ -8,7 +8,9 @@
 //! `in_progress`, `…:2` its outcome, `…:3` `inactive`): each names the one it waits
 //! for (`after`), and a status names its deployment, whose GitHub id the courier
 //! keeps when the create is sent. Secrets (tokens, routing keys) are never stored:
-//! the courier adds them from the configuration in force when it sends.
+//! the courier adds them from the configuration in force when it sends. A GitHub
+//! record names the run's progress message (`thread`): the first time GitHub refuses
+//! one, the courier says so in that message's thread.
 
 use std::time::SystemTime;
 
@@ -116,7 +118,7 @@ pub async fn deployment_started(ctx: &Ctx<'_>, key: &str, m: &Move<'_>, log_url:
     put(
         ctx,
         &create_id,
-        json!({"kind": GITHUB, "op": "create", "env": m.env}),
+        json!({"kind": GITHUB, "op": "create", "env": m.env, "thread": ctx.reply_to}),
         create,
     )
     .await;
@@ -210,6 +212,7 @@ async fn status(
         "env": env,
         "deployment": create,
         "after": format!("{key}:{}", seq - 1),
+        "thread": ctx.reply_to,
     });
     put(ctx, &format!("{key}:{seq}"), route, body).await;
 }

@@ -140,3 +140,79 @@ pub(crate) fn kept(kind: &str, answer: &Value) -> Value {
         _ => Value::Null,
     }
 }
+
+/// Says once, in the thread of the run's progress message, that GitHub did not take
+/// deployment record `m` (`why`): the deploy goes on, and the record is tried again.
+/// Nothing when the run had no chat message, or it is not posted yet.
+pub(crate) async fn note_in_thread(
+    store: &dyn Store,
+    m: &Outgoing,
+    why: &str,
+    now: std::time::SystemTime,
+) {
+    use crate::slack::delivery::{Delivered, Destination};
+    let Some(thread) = m.route.get("thread").and_then(Value::as_str) else {
+        return;
+    };
+    // One note per deployment, whichever of its records failed first.
+    let deployment = text(&m.route, "deployment");
+    let about = if deployment.is_empty() {
+        m.id.as_str()
+    } else {
+        deployment
+    };
+    let id = format!("gh-note:{about}");
+    if !matches!(store.message(&id).await, Ok(None)) {
+        return;
+    }
+    let Ok(Some(parent)) = store.message(thread).await else {
+        return;
+    };
+    let Ok(dest) = serde_json::from_value::<Destination>(parent.route.clone()) else {
+        return;
+    };
+    let posted = serde_json::from_value::<Delivered>(parent.state.clone())
+        .ok()
+        .and_then(|d| d.posted);
+    let dest = match dest {
+        Destination::Channel { channel, user, .. } => match posted {
+            Some(ts) => Destination::Channel {
+                channel,
+                thread_ts: Some(ts),
+                user,
+            },
+            None => return,
+        },
+        Destination::Message { channel, ts, .. } => Destination::Channel {
+            channel,
+            thread_ts: Some(ts),
+            user: String::new(),
+        },
+        Destination::ResponseUrl { .. } => return,
+    };
+    let reply = bot_core::Reply::message(
+        bot_core::Outcome::Info,
+        format!(
+            ":warning: GitHub did not take this deploy's deployment record ({why}). The deploy is not affected; I keep trying, and its status arrives once GitHub answers."
+        ),
+    );
+    let (Ok(route), Ok(body)) = (serde_json::to_value(&dest), serde_json::to_value(&reply)) else {
+        return;
+    };
+    let written = async {
+        store
+            .open_message(
+                &id,
+                crate::slack::courier::TRANSPORT,
+                &route,
+                "GitHub note",
+                now,
+            )
+            .await?;
+        store.put_message(&id, &body, true).await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not note a GitHub failure in the deploy's thread");
+    }
+}

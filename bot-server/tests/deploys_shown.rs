@@ -255,6 +255,32 @@ async fn a_github_answering_500_never_fails_the_deploy_and_hears_later() {
         w.github.requests() > 0,
         "GitHub was asked while it was down"
     );
+    // Said in the deploy's thread, once.
+    let noted = w.ends("D0DOWN", "GitHub did not take").await;
+    assert!(noted.contains("The deploy is not affected"), "{noted}");
+    let all = w.slack.messages();
+    let deploy = all
+        .iter()
+        .find(|m| message_text(&m.message).contains("Deployed"))
+        .expect("the deploy's message");
+    let note = all
+        .iter()
+        .find(|m| message_text(&m.message).contains("GitHub did not take"))
+        .expect("the note");
+    assert_eq!(
+        note.message.get("thread_ts").and_then(|t| t.as_str()),
+        Some(deploy.ts.as_str()),
+        "in the deploy's thread"
+    );
+    assert_eq!(
+        w.slack
+            .messages()
+            .iter()
+            .filter(|m| message_text(&m.message).contains("GitHub did not take"))
+            .count(),
+        1,
+        "noted once"
+    );
     w.github.fail_all(false);
     let d = w.deployment(1, 2).await;
     assert_eq!(

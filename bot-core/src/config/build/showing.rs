@@ -146,7 +146,10 @@ impl Builder<'_> {
             .map(|(k, v)| (k.value.trim().to_owned(), self.url(v)))
             .collect();
         let pos = self.pos(&raw.referenced);
-        if url.is_some() && token.expose().is_empty() && g.token.is_some() {
+        if url.is_some()
+            && token.expose().is_empty()
+            && g.token.as_ref().is_some_and(|t| is_reference(&t.value))
+        {
             self.error(
                 &raw.referenced,
                 "`github` has a `url` but its `token` is empty",
@@ -175,7 +178,10 @@ impl Builder<'_> {
         };
         let url = self.url_or_off(url);
         let token = self.token(&g.token, raw, "grafana", "GRAFANA_TOKEN");
-        if url.is_some() && token.expose().is_empty() && g.token.is_some() {
+        if url.is_some()
+            && token.expose().is_empty()
+            && g.token.as_ref().is_some_and(|t| is_reference(&t.value))
+        {
             self.error(
                 &raw.referenced,
                 "`grafana` has a `url` but its `token` is empty",
