@@ -16,6 +16,21 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// A span of time in the largest two units that matter: `45s`, `30m`, `2h 5m`,
+/// `1d 4h` (for lead times, restores, "in 1h 30m").
+pub fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (days, hours, mins) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
 /// Text from outside (typed by a person, or sent by Jenkins, a compare endpoint, a
 /// switch) made safe to place in Slack mrkdwn: `&`, `<` and `>` become entities, so
 /// it can never become a mention (`<!channel>`), a link or a date. Only mentions and

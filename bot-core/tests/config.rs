@@ -33,8 +33,8 @@ fn shipped_files_load_with_an_empty_environment() {
     // master's two pools in each of its two regions, staging's two.
     assert_eq!(summary.pools, 6);
     assert_eq!(summary.instances, 12);
-    assert_eq!(summary.commands, 28);
-    assert_eq!(config.commands.len(), 28);
+    assert_eq!(summary.commands, 30);
+    assert_eq!(config.commands.len(), 30);
 
     let master = config.env("master").expect("master");
     assert!(master.protected);

@@ -25,6 +25,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/events", get(board::events))
         .route("/api/v1/stats", get(api::stats))
         .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/dora", get(api::dora))
         .route("/api/v1/chart", post(chart::chart))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

@@ -80,7 +80,7 @@ fn check_summarises_the_shipped_config() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("28 commands, 2 environments, 6 pools, 12 instances"),
+        stdout.contains("30 commands, 2 environments, 6 pools, 12 instances"),
         "{stdout}"
     );
 }

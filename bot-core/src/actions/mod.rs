@@ -8,6 +8,7 @@ pub(crate) mod approval;
 mod canary;
 mod charts;
 pub(crate) mod deploy;
+pub mod dora;
 mod health;
 mod help;
 mod history;
@@ -204,6 +205,16 @@ pub static REGISTRY: &[ActionDef] = &[
         name: "unqueue",
         rules: CHANGES,
         action: &queue::LeaveQueue,
+    },
+    ActionDef {
+        name: "dora",
+        rules: Rules::READ,
+        action: &dora::ShowDora,
+    },
+    ActionDef {
+        name: "chart_dora",
+        rules: Rules::READ,
+        action: &dora::ChartDora,
     },
     ActionDef {
         name: "scheduled",

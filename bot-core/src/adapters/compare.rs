@@ -30,11 +30,16 @@ struct GithubCommit {
 struct GithubCommitDetail {
     message: String,
     author: Option<GithubAuthor>,
+    #[serde(default)]
+    committer: Option<GithubAuthor>,
 }
 
 #[derive(Deserialize)]
 struct GithubAuthor {
+    #[serde(default)]
     name: String,
+    #[serde(default)]
+    date: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +56,17 @@ struct GitlabCommit {
     message: Option<String>,
     #[serde(default)]
     author_name: Option<String>,
+    #[serde(default)]
+    committed_date: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+/// An ISO 8601 time from outside; `None` when unreadable (never an error: the
+/// commit is listed all the same).
+fn when(text: Option<&str>) -> Option<std::time::SystemTime> {
+    let ts: jiff::Timestamp = text?.trim().parse().ok()?;
+    Some(std::time::SystemTime::from(ts))
 }
 
 fn first_line(message: &str) -> String {
@@ -155,6 +171,13 @@ async fn fetch(
                 .into_iter()
                 .map(|c| Commit {
                     sha: c.sha,
+                    time: when(
+                        c.commit
+                            .committer
+                            .as_ref()
+                            .and_then(|a| a.date.as_deref())
+                            .or_else(|| c.commit.author.as_ref().and_then(|a| a.date.as_deref())),
+                    ),
                     author: c.commit.author.map(|a| a.name).unwrap_or_default(),
                     title: first_line(&c.commit.message),
                 })
@@ -171,6 +194,7 @@ async fn fetch(
                         .or_else(|| c.message.as_deref().map(first_line))
                         .unwrap_or_default(),
                     sha: c.id,
+                    time: when(c.committed_date.as_deref().or(c.created_at.as_deref())),
                     author: c.author_name.unwrap_or_default(),
                 })
                 .collect())

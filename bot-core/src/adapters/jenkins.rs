@@ -543,6 +543,12 @@ pub fn read_changes(body: &str) -> Option<Vec<Commit>> {
                         .unwrap_or_default(),
                 ),
                 author: text(&item["author"]["fullName"]),
+                // Jenkins' changeSet item `timestamp`: milliseconds since the epoch.
+                time: item
+                    .get("timestamp")
+                    .and_then(serde_json::Value::as_u64)
+                    .filter(|ms| *ms > 0)
+                    .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms)),
                 title: item
                     .get("msg")
                     .and_then(|m| m.as_str())

@@ -98,6 +98,9 @@ pub struct Commit {
     pub author: String,
     /// First line of the message.
     pub title: String,
+    /// When it was committed, when the source says (DORA's lead time starts here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<std::time::SystemTime>,
 }
 
 /// Why a CI run failed before producing a result.

@@ -303,17 +303,8 @@ pub(crate) async fn list(ctx: &Ctx<'_>, env: Option<&str>) -> Result<Vec<Schedul
 
 /// How far off `at` is, from `now`.
 pub(crate) fn from_now(at: SystemTime, now: SystemTime) -> String {
-    let Ok(d) = at.duration_since(now) else {
-        return "now".to_owned();
-    };
-    let s = d.as_secs();
-    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    match (days, hours, mins) {
-        (0, 0, 0) => format!("in {s}s"),
-        (0, 0, m) => format!("in {m}m"),
-        (0, h, 0) => format!("in {h}h"),
-        (0, h, m) => format!("in {h}h {m}m"),
-        (d, 0, _) => format!("in {d}d"),
-        (d, h, _) => format!("in {d}d {h}h"),
+    match at.duration_since(now) {
+        Ok(d) => format!("in {}", crate::text::span(d)),
+        Err(_) => "now".to_owned(),
     }
 }

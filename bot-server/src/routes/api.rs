@@ -388,6 +388,73 @@ pub async fn audit(
         .into_response()
 }
 
+/// Query of `GET /api/v1/dora`.
+#[derive(Debug, Deserialize)]
+pub struct DoraQuery {
+    /// An environment; every one when absent.
+    pub env: Option<String>,
+    /// An RFC 3339 time; 30 days ago when absent.
+    pub since: Option<String>,
+}
+
+/// `GET /api/v1/dora[?env=staging][&since=RFC3339]` with `Authorization: Bearer
+/// <CROSSROADS_API_TOKEN>`: DORA's four keys from `since` until now, as JSON (the
+/// figures `dora` gives in chat, with their counts and bands). 401 bad token, 503 no
+/// token or no store, 400 an unknown environment or a `since` that is not a time.
+pub async fn dora(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<DoraQuery>, QueryRejection>,
+) -> Response {
+    if let Err(refusal) = authorised(&state, &headers, "the DORA export") {
+        return refusal.into_response();
+    }
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let bot = state.slack.bot();
+    let config = bot.config();
+    if let Some(env) = query.env.as_deref() {
+        if config.env(env).is_none() {
+            return error(StatusCode::BAD_REQUEST, format!("no environment `{env}`"));
+        }
+    }
+    let until = bot.now();
+    let since = match query.since.as_deref() {
+        None => until
+            .checked_sub(bot_core::actions::dora::DEFAULT_WINDOW)
+            .unwrap_or(std::time::UNIX_EPOCH),
+        Some(text) => match text.trim().parse::<jiff::Timestamp>() {
+            Ok(t) if std::time::SystemTime::from(t) <= until => std::time::SystemTime::from(t),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "`since` must be an RFC 3339 time in the past (2026-11-01T00:00:00Z)",
+                )
+            }
+        },
+    };
+    match bot_core::actions::dora::measure(
+        bot.store().as_ref(),
+        &config,
+        query.env.as_deref(),
+        since,
+        until,
+    )
+    .await
+    {
+        Ok(d) => axum::Json(d).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "DORA export failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state store is unavailable, so the deploy history cannot be read",
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -278,6 +278,7 @@ async fn deploy(
                         watch_planned: false,
                         watched: None,
                         canary: None,
+                        switched_ms: None,
                     })
             })
             .collect(),

@@ -147,6 +147,9 @@ pub(crate) struct PoolRun {
     /// Its canary, once begun (pools with `canary:` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryRun>,
+    /// When traffic was switched to it (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_ms: Option<u64>,
 }
 
 impl PoolRun {

@@ -297,6 +297,7 @@ async fn switch(live: &Live<'_, '_>, i: usize, pool: &Pool, label: &str) -> Resu
                 let p = &mut s.pools[i];
                 p.took_ms[2] = ms(t);
                 p.step = Step::Done;
+                p.switched_ms = Some(watch::unix_ms(live.ctx.now()));
                 let canary = p
                     .canary
                     .as_ref()
