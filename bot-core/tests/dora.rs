@@ -1,18 +1,21 @@
-//! `dora staging 30d` after a scripted week, on a fixed clock: four deploys with
-//! known commit times (from a GitHub-shaped compare endpoint), one rolled back by hand
-//! half an hour later, one followed by a confirmed monitor incident that recovered in
-//! half an hour. The four keys come out exactly, each with its count and band.
+//! `dora staging 30d` after a scripted week, on a clock set to each day (time runs on
+//! from there, so the post-switch watch ends): five deploys with known commit times
+//! (from a GitHub-shaped compare endpoint), one rolled back by hand half an hour
+//! later, one followed by a confirmed monitor incident that recovered in half an hour,
+//! and one whose new member turned unhealthy right after the switch (the watch moved
+//! it back). The four keys come out exactly, each with its count and band.
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
+use bot_core::adapters::memory_switch::MemorySwitch;
+use bot_core::ports::TrafficSwitch;
 use bot_core::ports::{Health, ProbeRecord, Store};
 use bot_core::{Bot, Outcome};
 use common::{load, quick, say};
-use crossroads_sim::instance::SimInstance;
+use crossroads_sim::instance::{Behaviour, SimInstance};
 use crossroads_sim::jenkins::{JenkinsSetup, SimJenkins};
 use crossroads_sim::{CompareStandIn, GitCommit};
 
@@ -32,6 +35,10 @@ environments:
     pools:
       api:
         switch: { type: memory, initial: blue }
+        watch: 1s
+        watch_every: 100ms
+        watch_failures: 1
+        auto_rollback: true
         deploy: { job: platform/deploy-api, parameters: { COLOUR: "{colour}" } }
         members:
           blue: { url: "${BLUE_URL}", health: { version: /version } }
@@ -60,7 +67,7 @@ fn commit(n: u8, when: SystemTime) -> GitCommit {
 #[tokio::test]
 async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
     let blue = SimInstance::start("blue", "1.0.0").await.expect("blue");
-    let green = SimInstance::start("green", "0.9.0").await.expect("green");
+    let green = Arc::new(SimInstance::start("green", "0.9.0").await.expect("green"));
     let jenkins = SimJenkins::start(
         JenkinsSetup::new("crossroads", "t0ken").job("platform/deploy-api", quick()),
     )
@@ -76,6 +83,7 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
     );
     cmp.set_commits("acme/api", "0.9.0", "r2", vec![commit(3, at(2, 10, 0))]);
     cmp.set_commits("acme/api", "0.9.0", "r3", vec![commit(4, at(5, 6, 0))]);
+    cmp.set_commits("acme/api", "1.0.0", "r5", vec![commit(6, at(6, 9, 0))]);
     cmp.set_commits("acme/api", "1.0.0", "r4", vec![commit(5, at(7, 9, 30))]);
     let config = load(
         INSTANCES,
@@ -87,21 +95,20 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
             ("GREEN_URL", green.url()),
         ],
     );
-    let now = Arc::new(AtomicU64::new(0));
+    // The clock: the day the test sets, plus the time run since it was set.
+    let now = Arc::new(Mutex::new((at(0, 0, 0), Instant::now())));
     let clock = now.clone();
     let store: Arc<dyn Store> = Arc::new(bot_core::adapters::store::memory::MemoryStore::new());
+    let switch = Arc::new(MemorySwitch::new());
     let bot = Bot::builder(config)
         .store(store.clone())
+        .switch_all(switch.clone())
         .clock(Arc::new(move || {
-            UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst))
+            let (day, set) = *clock.lock().expect("clock");
+            day + set.elapsed()
         }))
         .build();
-    let set = |t: SystemTime| {
-        now.store(
-            t.duration_since(UNIX_EPOCH).expect("epoch").as_secs(),
-            Ordering::SeqCst,
-        )
-    };
+    let set = |t: SystemTime| *now.lock().expect("clock") = (t, Instant::now());
     let deploy = |bot: &Bot, r: &'static str| {
         let bot = bot.clone();
         async move {
@@ -121,7 +128,8 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
     // Day 3: green → blue, a commit a day old; rolled back by hand 30 min later.
     set(at(3, 10, 0));
     deploy(&bot, "r2").await;
-    set(at(3, 10, 30));
+    // (A few seconds on: the deploy itself took a second or two of running time.)
+    set(at(3, 10, 30) + Duration::from_secs(5));
     let back = say(&bot, USER, "rollback staging").await;
     assert_eq!(back.outcome, Outcome::Done, "{}", back.to_plain_text());
     // Day 5: green → blue, a commit 4 h old; the monitor confirms blue down from
@@ -146,6 +154,33 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
         ])
         .await
         .expect("probes");
+    // Day 6: blue → green, a commit an hour old; green turns unhealthy as soon as
+    // traffic is on it, and the watch moves it back to blue.
+    set(at(6, 10, 0));
+    let flip = {
+        let config = bot.config();
+        let switch = switch.clone();
+        let green = green.clone();
+        tokio::spawn(async move {
+            let env = config.env("staging").expect("staging").clone();
+            let pool = env.pools[0].clone();
+            loop {
+                if switch.active(&env, &pool).await.ok().as_deref() == Some("green") {
+                    green.set_behaviour(Behaviour::Unhealthy);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let failed = say(&bot, USER, "deploy staging r5").await;
+    flip.await.expect("flipped");
+    assert!(
+        failed.to_plain_text().contains("then rolled back"),
+        "{}",
+        failed.to_plain_text()
+    );
+    green.set_behaviour(Behaviour::Healthy);
     // Day 7: blue → green, a commit 30 min old.
     set(at(7, 10, 0));
     deploy(&bot, "r4").await;
@@ -154,28 +189,27 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
     let reply = say(&bot, USER, "dora staging 30d").await;
     let text = reply.to_plain_text();
     assert_eq!(reply.outcome, Outcome::Info, "{text}");
-    // 4 deploys in 30 days: 0.13 a day, under once a week: medium.
+    // 5 deploys in 30 days: 0.17 a day, more than once a week: high.
     assert!(
-        text.contains("Deployment frequency:* 0.13 a day — 4 deploys in 30 days · *medium*"),
+        text.contains("Deployment frequency:* 0.17 a day — 5 deploys in the last 30 days · *high*"),
         "{text}"
     );
-    // Lead times 30 min, 1 h, 2 h, 4 h, 24 h: median 2 h, p90 24 h (nearest rank).
+    // Lead times 30 min, 1 h, 1 h, 2 h, 4 h, 24 h: median 1 h 30 min, p90 24 h
+    // (nearest rank).
     assert!(
-        text.contains("Lead time for changes:* median 2h, p90 1d — from 5 commits"),
+        text.contains(
+            "Lead time for changes:* median 1h 30m, p90 1d — from 6 commits with a known time · *elite*"
+        ),
         "{text}"
     );
+    // The rollback by hand, the incident and the watch's rollback: 3 of 5.
     assert!(
-        text.contains("from 5 commits with a known time · *elite*"),
+        text.contains("Change failure rate:* 60 % — 3 of 5 deploys · *low*"),
         "{text}"
     );
-    // The rollback and the incident: 2 of 4.
+    // Restored in 30 min, 30 min and under a second: median 30 min.
     assert!(
-        text.contains("Change failure rate:* 50 % — 2 of 4 deploys · *low*"),
-        "{text}"
-    );
-    // Both restored in 30 min.
-    assert!(
-        text.contains("Time to restore:* median 30m — 2 of 2 failures restored · *elite*"),
+        text.contains("Time to restore:* median 30m — 3 of 3 failures restored · *elite*"),
         "{text}"
     );
     assert!(
@@ -189,7 +223,7 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
     let summary = chart.to_plain_text();
     assert!(
         summary.contains(
-            "4 deploys; change failure rate 50 %; median lead time 2h; median time to restore 30m"
+            "5 deploys; change failure rate 60 %; median lead time 1h 30m; median time to restore 30m"
         ),
         "{summary}"
     );
@@ -201,7 +235,7 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
         .collect();
     assert_eq!(
         weekly.iter().sum::<f64>(),
-        4.0,
+        5.0,
         "every deploy in a week: {weekly:?}"
     );
     let png = bot_core::chart::render(spec).expect("renders");
@@ -213,9 +247,9 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
         pixels[..info.buffer_size()].chunks(3).collect();
     assert!(colours.len() > 8, "not blank: {} colours", colours.len());
 
-    let window = say(&bot, USER, "dora staging 2d").await.to_plain_text();
+    let window = say(&bot, USER, "dora staging 1d").await.to_plain_text();
     assert!(
-        window.contains("1 deploy in 2 days"),
+        window.contains("1 deploy in the last day"),
         "a shorter window holds only day 7's deploy: {window}"
     );
 }

@@ -57,7 +57,7 @@ async fn dora_answers_in_chat_and_as_json_behind_the_token() {
     assert_eq!(served.event(&ask).await, 200);
     let keys = said("D0KEYS", "DORA's four keys").await;
     assert!(
-        keys.contains("1 deploy in 30 days") && keys.contains("0 of 1 deploy"),
+        keys.contains("1 deploy in the last 30 days") && keys.contains("0 of 1 deploy"),
         "{keys}"
     );
 

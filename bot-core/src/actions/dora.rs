@@ -63,10 +63,10 @@ pub struct Dora {
     /// The environment (every one when `None`).
     pub env: Option<String>,
     /// The window: from.
-    #[serde(with = "humantime_serde_secs")]
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub since: SystemTime,
     /// The window: to.
-    #[serde(with = "humantime_serde_secs")]
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub until: SystemTime,
     /// Deploys that went live in the window.
     pub deploys: usize,
@@ -96,7 +96,8 @@ pub struct Dora {
     pub restore_band: Option<Band>,
 }
 
-mod humantime_serde_secs {
+/// Times as RFC 3339, to the second.
+mod rfc3339 {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -267,7 +268,8 @@ async fn history(
         .collect();
     rollbacks.sort_by_key(|(_, t)| *t);
     for i in 0..lives.len() {
-        if lives[i].failed.is_some() {
+        // Moved back already; one left unhealthy is restored by the rollback.
+        if matches!(lives[i].failed, Some(Some(_))) {
             continue;
         }
         let next = lives[i + 1..]
@@ -453,7 +455,6 @@ fn secs(s: Option<u64>) -> String {
 
 /// The reply for `d` over `window`.
 pub fn render(d: &Dora, window: Duration) -> Reply {
-    let days = window.as_secs() / DAY.as_secs();
     let place = d
         .env
         .as_deref()
@@ -465,8 +466,9 @@ pub fn render(d: &Dora, window: Duration) -> Reply {
             many.to_owned()
         }
     };
+    let words = Window(window).words();
     let frequency = format!(
-        "• *Deployment frequency:* {:.2} a day — {} {} in {days} days · {}",
+        "• *Deployment frequency:* {:.2} a day — {} {} in the {words} · {}",
         d.per_day,
         d.deploys,
         plural(d.deploys, "deploy", "deploys"),
@@ -513,7 +515,7 @@ pub fn render(d: &Dora, window: Duration) -> Reply {
     Reply::message(
         Outcome::Info,
         format!(
-            ":bar_chart: DORA's four keys for {place}, the last {days} days:\n{frequency}\n{lead}\n{failure}\n{restore}"
+            ":bar_chart: DORA's four keys for {place}, the {words}:\n{frequency}\n{lead}\n{failure}\n{restore}"
         ),
     )
 }
