@@ -212,7 +212,8 @@ async fn status(
         "env": env,
         "deployment": create,
         "after": format!("{key}:{}", seq - 1),
-        "thread": ctx.reply_to,
+        // `inactive` may be of an older run's deployment: its thread is not this one.
+        "thread": if seq < 3 { ctx.reply_to } else { None },
     });
     put(ctx, &format!("{key}:{seq}"), route, body).await;
 }

@@ -142,26 +142,22 @@ pub(crate) fn kept(kind: &str, answer: &Value) -> Value {
 }
 
 /// Says once, in the thread of the run's progress message, that GitHub did not take
-/// deployment record `m` (`why`): the deploy goes on, and the record is tried again.
+/// deployment record `m` (`why`): the deploy goes on, and the record is tried again
+/// when `retried`.
 /// Nothing when the run had no chat message, or it is not posted yet.
 pub(crate) async fn note_in_thread(
     store: &dyn Store,
     m: &Outgoing,
     why: &str,
+    retried: bool,
     now: std::time::SystemTime,
 ) {
     use crate::slack::delivery::{Delivered, Destination};
     let Some(thread) = m.route.get("thread").and_then(Value::as_str) else {
         return;
     };
-    // One note per deployment, whichever of its records failed first.
-    let deployment = text(&m.route, "deployment");
-    let about = if deployment.is_empty() {
-        m.id.as_str()
-    } else {
-        deployment
-    };
-    let id = format!("gh-note:{about}");
+    // One note per thread, whichever record of whichever pool failed first.
+    let id = format!("gh-note:{thread}");
     if !matches!(store.message(&id).await, Ok(None)) {
         return;
     }
@@ -175,7 +171,12 @@ pub(crate) async fn note_in_thread(
         .ok()
         .and_then(|d| d.posted);
     let dest = match dest {
-        Destination::Channel { channel, user, .. } => match posted {
+        // A progress message that is itself a thread reply: the note joins that thread.
+        Destination::Channel {
+            channel,
+            user,
+            thread_ts,
+        } => match thread_ts.or(posted) {
             Some(ts) => Destination::Channel {
                 channel,
                 thread_ts: Some(ts),
@@ -192,9 +193,15 @@ pub(crate) async fn note_in_thread(
     };
     let reply = bot_core::Reply::message(
         bot_core::Outcome::Info,
-        format!(
-            ":warning: GitHub did not take this deploy's deployment record ({why}). The deploy is not affected; I keep trying, and its status arrives once GitHub answers."
-        ),
+        if retried {
+            format!(
+                ":warning: GitHub did not take this deploy's deployment record ({why}). The deploy is not affected; I keep trying, and its status arrives once GitHub answers."
+            )
+        } else {
+            format!(
+                ":warning: GitHub refused this deploy's deployment record ({why}), so it will not be sent again. The deploy is not affected."
+            )
+        },
     );
     let (Ok(route), Ok(body)) = (serde_json::to_value(&dest), serde_json::to_value(&reply)) else {
         return;

@@ -272,6 +272,14 @@ async fn a_github_answering_500_never_fails_the_deploy_and_hears_later() {
         Some(deploy.ts.as_str()),
         "in the deploy's thread"
     );
+    // More refusals come (the create is retried about every second): still one note.
+    let seen = w.github.requests();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.github.requests() < seen + 2 {
+        assert!(Instant::now() < deadline, "GitHub was not asked again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         w.slack
             .messages()
@@ -279,7 +287,7 @@ async fn a_github_answering_500_never_fails_the_deploy_and_hears_later() {
             .filter(|m| message_text(&m.message).contains("GitHub did not take"))
             .count(),
         1,
-        "noted once"
+        "noted once, whatever the retries"
     );
     w.github.fail_all(false);
     let d = w.deployment(1, 2).await;

@@ -86,7 +86,12 @@ async fn dora_answers_in_chat_and_as_json_behind_the_token() {
 
     let no_token = http.get(&url).send().await.expect("answer");
     assert_eq!(no_token.status(), 401);
-    for bad in ["?since=yesterday", "?env=nowhere"] {
+    for bad in [
+        "?since=yesterday",
+        "?since=2020-01-01T00:00:00Z",
+        "?since=2999-01-01T00:00:00Z",
+        "?env=nowhere",
+    ] {
         let r = http
             .get(format!("{url}{bad}"))
             .bearer_auth(API_TOKEN)

@@ -23,8 +23,8 @@ use crate::text::span;
 
 /// The window when none is given.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86_400);
-/// The longest window.
-const MAX_WINDOW: Duration = Duration::from_secs(365 * 86_400);
+/// The longest window (chat and API).
+pub const MAX_WINDOW: Duration = Duration::from_secs(365 * 86_400);
 /// How long after going live a confirmed incident counts against a deploy.
 const INCIDENT_WINDOW: Duration = Duration::from_secs(3600);
 /// The most runs read.
@@ -207,9 +207,9 @@ async fn incident(
     from: SystemTime,
     confirm: u32,
     until: SystemTime,
-) -> Option<(SystemTime, Option<SystemTime>)> {
+) -> Result<Option<(SystemTime, Option<SystemTime>)>, crate::ports::StoreError> {
     let hour = from + INCIDENT_WINDOW;
-    let first = store.probes(target, from, hour, 10_000).await.ok()?;
+    let first = store.probes(target, from, hour, 10_000).await?;
     let mut run_start: Option<SystemTime> = None;
     let mut run_len = 0u32;
     let mut began: Option<SystemTime> = None;
@@ -222,7 +222,7 @@ async fn incident(
                     began = Some(run_start.unwrap_or(p.at));
                 }
             }
-            (Health::Ok, Some(b)) => return Some((b, Some(p.at))),
+            (Health::Ok, Some(b)) => return Ok(Some((b, Some(p.at)))),
             (_, None) => {
                 run_start = None;
                 run_len = 0;
@@ -230,14 +230,13 @@ async fn incident(
             (_, Some(_)) => {}
         }
     }
-    let began = began?;
+    let Some(began) = began else {
+        return Ok(None);
+    };
     // Still down an hour on: its recovery is the first ok probe after.
-    let later = store
-        .probes(target, hour, until.max(hour), 10_000)
-        .await
-        .ok()?;
+    let later = store.probes(target, hour, until.max(hour), 10_000).await?;
     let recovered = later.iter().find(|p| p.health == Health::Ok).map(|p| p.at);
-    Some((began, recovered))
+    Ok(Some((began, recovered)))
 }
 
 /// The deploys of `env` (every environment when `None`) that went live in
@@ -293,7 +292,8 @@ async fn history(
                 member: member.clone(),
                 region: region.clone(),
             });
-            if let Some((began, restored)) = incident(store, &target, live.at, confirm, until).await
+            if let Some((began, restored)) =
+                incident(store, &target, live.at, confirm, until).await?
             {
                 // Restored as long after going live as the incident lasted.
                 live.failed =
@@ -385,10 +385,11 @@ pub async fn weekly(
     Ok((overall, weeks))
 }
 
-/// DORA (2023): elite deploys on demand, several a day; high between once a day and
-/// once a week; medium between once a week and once a month; low less often.
+/// DORA (2023): elite deploys on demand, several a day (more than one); high
+/// between once a day and once a week; medium between once a week and once a month;
+/// low less often.
 fn frequency_band(per_day: f64) -> Band {
-    if per_day >= 1.0 {
+    if per_day > 1.0 {
         Band::Elite
     } else if per_day >= 1.0 / 7.0 {
         Band::High

@@ -66,7 +66,11 @@ struct GitlabCommit {
 /// commit is listed all the same).
 fn when(text: Option<&str>) -> Option<std::time::SystemTime> {
     let ts: jiff::Timestamp = text?.trim().parse().ok()?;
-    Some(std::time::SystemTime::from(ts))
+    // Only times a run can save (after 1970, before 2200): anything else is noise.
+    let secs = ts.as_second();
+    (0..7_258_118_400)
+        .contains(&secs)
+        .then(|| std::time::SystemTime::from(ts))
 }
 
 fn first_line(message: &str) -> String {

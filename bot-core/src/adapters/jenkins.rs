@@ -547,7 +547,7 @@ pub fn read_changes(body: &str) -> Option<Vec<Commit>> {
                 time: item
                     .get("timestamp")
                     .and_then(serde_json::Value::as_u64)
-                    .filter(|ms| *ms > 0)
+                    .filter(|ms| *ms > 0 && *ms < 7_258_118_400_000)
                     .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms)),
                 title: item
                     .get("msg")

@@ -270,13 +270,23 @@ impl HookCourier {
         if matches!(sent, Sent::Again(_) | Sent::Never(_)) {
             self.metrics.hook_failed(kind);
             // GitHub refusing a deployment record is said in the deploy's thread,
-            // once per deployment (as soon as the thread exists).
+            // once per deploy (as soon as the thread exists).
             if kind == bot_core::markers::GITHUB {
-                let why = match &sent {
-                    Sent::Never(why) => why.clone(),
-                    _ => "it did not answer, or answered with an error".to_owned(),
+                let (why, retried) = match &sent {
+                    Sent::Never(why) => (why.clone(), false),
+                    _ => (
+                        "it did not answer, or answered with an error".to_owned(),
+                        !exhausted(m, self.bot.now()),
+                    ),
                 };
-                markers::note_in_thread(self.bot.store().as_ref(), m, &why, self.bot.now()).await;
+                markers::note_in_thread(
+                    self.bot.store().as_ref(),
+                    m,
+                    &why,
+                    retried,
+                    self.bot.now(),
+                )
+                .await;
             }
         }
         sent

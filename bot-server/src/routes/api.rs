@@ -409,6 +409,10 @@ pub async fn dora(
     if let Err(refusal) = authorised(&state, &headers, "the DORA export") {
         return refusal.into_response();
     }
+    // It reads the whole history of the window: limited like the other API calls.
+    if let Some(limited) = over_limit(&state, "dora") {
+        return limited;
+    }
     let Query(query) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -426,11 +430,18 @@ pub async fn dora(
             .checked_sub(bot_core::actions::dora::DEFAULT_WINDOW)
             .unwrap_or(std::time::UNIX_EPOCH),
         Some(text) => match text.trim().parse::<jiff::Timestamp>() {
-            Ok(t) if std::time::SystemTime::from(t) <= until => std::time::SystemTime::from(t),
+            Ok(t)
+                if std::time::SystemTime::from(t) <= until
+                    && until
+                        .duration_since(std::time::SystemTime::from(t))
+                        .is_ok_and(|d| d <= bot_core::actions::dora::MAX_WINDOW) =>
+            {
+                std::time::SystemTime::from(t)
+            }
             _ => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    "`since` must be an RFC 3339 time in the past (2026-11-01T00:00:00Z)",
+                    "`since` must be an RFC 3339 time in the past year (2026-11-01T00:00:00Z)",
                 )
             }
         },
