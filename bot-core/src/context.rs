@@ -460,3 +460,12 @@ impl Offer {
         }
     }
 }
+
+/// The answer when the store did not take what a reply needs (its buttons): nothing
+/// can be asked or run without it.
+pub(crate) fn store_down(e: &StoreError) -> Reply {
+    Reply::message(
+        crate::reply::Outcome::Failed,
+        format!("{}.", crate::failure::told(e)),
+    )
+}

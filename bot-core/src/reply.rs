@@ -376,16 +376,23 @@ pub struct Reply {
     pub next: Option<Next>,
 }
 
-/// What the engine does after an action answered, when the action asks: actions
-/// never call back up into the engine, they say what comes next.
+/// What the engine does after an answer, when the answer asks: handlers and actions
+/// never call back up into the engine, they say what comes next. The parts of the
+/// answer that asked come first in the answer given, except where a variant says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
+    /// Read this text as if it were typed.
+    Read(String),
+    /// Check a click on the button whose value is this (`<set>.<index>`).
+    Click(String),
+    /// Take this invocation through the gates and run it.
+    Run(Box<Invocation>),
     /// Start pending run `id` (an approved request, recorded with the vote) through
     /// the whole pipeline, as its requester; its progress and reply take the place
     /// of this reply.
     Start(String),
     /// The environment is locked: put this deploy in line when it asked to wait,
-    /// else offer to.
+    /// else offer to, on the refusal that asked.
     WhenLocked(Box<Invocation>),
 }
 

@@ -1,63 +1,82 @@
 //! The button protocol: a click is checked (a value the bot made, permission of who
-//! clicked, the set not used or expired), claims its set, and runs what the button
-//! carries; progress and the reply keep saying who chose what.
+//! clicked, the set not used or expired) and claims its set; what the button carries
+//! (text to read, an invocation to run, a vote) is what the engine does next, its
+//! progress and reply saying who chose what.
 
 use async_trait::async_trait;
 
 use crate::context::{Ctx, Rules};
-use crate::engine::invoke::run_invocation;
-use crate::engine::understand::handle_text;
 use crate::failure::told;
 use crate::policy;
 use crate::ports::Progress;
 use crate::ports::{Claim, Decision, StoreError};
 use crate::rejection::Rejection;
-use crate::reply::{ButtonAction, Invocation, Outcome, Part, Reply};
+use crate::reply::{ButtonAction, Next, Outcome, Part, Reply};
 use crate::steps::approval::vote;
 use crate::text::code;
 
+/// What a click comes to.
+pub(super) enum Clicked {
+    /// This answer (a refusal, a vote's outcome, a cancel).
+    Answer(Reply),
+    /// The button is claimed: do `next`, saying `chosen` (who chose what).
+    Chose {
+        /// Who chose what: "<@U1> chose `deploy staging`".
+        chosen: String,
+        /// What the button carries.
+        next: Next,
+    },
+}
+
 /// Handles a click on a button whose value is `value` (`<set>.<index>`).
-pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
+pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Clicked {
+    match claim(ctx, value).await {
+        Ok((chosen, next)) => Clicked::Chose { chosen, next },
+        Err(answer) => Clicked::Answer(answer),
+    }
+}
+
+/// Checks and claims the click: who chose what and what the button carries, or the
+/// answer instead.
+async fn claim(ctx: &Ctx<'_>, value: &str) -> Result<(String, Next), Reply> {
     let Some((set_id, index)) = value
         .rsplit_once('.')
         .and_then(|(set, i)| Some((set, i.parse::<usize>().ok()?)))
     else {
-        return Rejection::ForgedButton.reply();
+        return Err(Rejection::ForgedButton.reply());
     };
     let store = &ctx.backends.store;
     let set = match store.button_set(set_id).await {
         Ok(Some(set)) => set,
-        Ok(None) => return Rejection::UnknownButtons.reply(),
-        Err(e) => return click_failed(&e),
+        Ok(None) => return Err(Rejection::UnknownButtons.reply()),
+        Err(e) => return Err(click_failed(&e)),
     };
     let Some(action) = set
         .actions
         .get(index)
         .and_then(|a| serde_json::from_value::<ButtonAction>(a.clone()).ok())
     else {
-        return Rejection::ForgedButton.reply();
+        return Err(Rejection::ForgedButton.reply());
     };
     // A set bound to a conversation runs nothing from elsewhere, nor from a click
     // that does not say where it comes from.
     if set.channel.is_some() && set.channel.as_deref() != ctx.channel {
-        return Rejection::ElsewhereIssued.reply();
+        return Err(Rejection::ElsewhereIssued.reply());
     }
     // A confirmation (a choice, a suggestion) answers the person it asked only.
     if set.personal && set.issued_to != ctx.user {
-        return Rejection::NotYourButton {
+        return Err(Rejection::NotYourButton {
             owner: set.issued_to.clone(),
         }
-        .reply();
+        .reply());
     }
     // An approval card's buttons are not used up by a click: the request itself is
     // decided once, in the store, and a refused click leaves the card for others.
     match &action {
-        ButtonAction::Approve(id) => {
-            let reply = vote(ctx, id, Decision::Approve).await;
-            return Box::pin(crate::engine::invoke::follow(ctx, reply)).await;
-        }
+        // An approving vote that completes the request asks to start it next.
+        ButtonAction::Approve(id) => return Err(vote(ctx, id, Decision::Approve).await),
         ButtonAction::Decline(id) => {
-            return vote(ctx, id, Decision::Decline { reason: None }).await
+            return Err(vote(ctx, id, Decision::Decline { reason: None }).await)
         }
         _ => {}
     }
@@ -68,7 +87,7 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
             if let Err(refusal) = policy::permitted(ctx.config(), cmd, rules, &inv.target, ctx.user)
             {
                 ctx.audit(inv, &format!("refused click: {refusal}")).await;
-                return refusal.reply().ephemeral();
+                return Err(refusal.reply().ephemeral());
             }
         }
     }
@@ -80,41 +99,31 @@ pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Reply {
         Ok(Claim::AlreadyUsed { by }) => {
             let refusal = Rejection::AlreadyUsed { by };
             audit_stale_click(ctx, &action, &refusal).await;
-            return refusal.reply();
+            return Err(refusal.reply());
         }
         Ok(Claim::Expired) => {
             audit_stale_click(ctx, &action, &Rejection::Expired).await;
-            return Rejection::Expired.reply();
+            return Err(Rejection::Expired.reply());
         }
-        Ok(Claim::Unknown) => return Rejection::UnknownButtons.reply(),
-        Ok(Claim::ElsewhereIssued) => return Rejection::ElsewhereIssued.reply(),
-        Err(e) => return click_failed(&e),
+        Ok(Claim::Unknown) => return Err(Rejection::UnknownButtons.reply()),
+        Ok(Claim::ElsewhereIssued) => return Err(Rejection::ElsewhereIssued.reply()),
+        Err(e) => return Err(click_failed(&e)),
     }
     let user = ctx.user;
-    let (what, choice) = match action {
+    let (what, next) = match action {
         ButtonAction::Cancel => {
-            return Reply::message(Outcome::Done, format!("Cancelled by <@{user}>."))
+            return Err(Reply::message(
+                Outcome::Done,
+                format!("Cancelled by <@{user}>."),
+            ))
         }
-        ButtonAction::Text(text) => (code(&text), Choice::Text(text)),
-        ButtonAction::Run(inv) => (code(&inv.as_text()), Choice::Run(inv)),
+        ButtonAction::Text(text) => (code(&text), Next::Read(text)),
+        ButtonAction::Run(inv) => (code(&inv.as_text()), Next::Run(Box::new(inv))),
         ButtonAction::Approve(_) | ButtonAction::Decline(_) => {
-            return Rejection::ForgedButton.reply()
+            return Err(Rejection::ForgedButton.reply())
         }
     };
-    let chosen = format!("<@{user}> chose {what}");
-    let progress = Chosen {
-        inner: ctx.progress,
-        chosen: &chosen,
-    };
-    let ctx = Ctx {
-        progress: &progress,
-        ..*ctx
-    };
-    let reply = match choice {
-        Choice::Text(text) => Box::pin(handle_text(&ctx, &text)).await,
-        Choice::Run(inv) => Box::pin(run_invocation(&ctx, inv)).await,
-    };
-    prepend(reply, chosen)
+    Ok((format!("<@{user}> chose {what}"), next))
 }
 
 /// Records a refused click on a button that would have changed something.
@@ -141,20 +150,18 @@ fn click_failed(e: &StoreError) -> Reply {
     .ephemeral()
 }
 
-/// What a claimed button goes on to do.
-#[allow(clippy::large_enum_variant)]
-enum Choice {
-    /// Handle this text as if typed.
-    Text(String),
-    /// Run this invocation.
-    Run(Invocation),
-}
-
 /// Progress of an action started by a click: every update keeps saying who chose what,
 /// since it replaces the message that held the buttons.
-struct Chosen<'a> {
+pub(super) struct Chosen<'a> {
     inner: &'a dyn Progress,
     chosen: &'a str,
+}
+
+impl<'a> Chosen<'a> {
+    /// Progress to `inner` that keeps saying `chosen`.
+    pub(super) fn new(inner: &'a dyn Progress, chosen: &'a str) -> Self {
+        Self { inner, chosen }
+    }
 }
 
 #[async_trait]

@@ -1,11 +1,13 @@
 //! The [`Bot`]: wiring (builder, backends, configuration reload) and the entry points
-//! transports call. Text entry is in `understand`, the button protocol in `buttons`,
-//! the invocation pipeline in `invoke` (with what an action asks for next) and its
-//! steps `approval` and `queue`, and starting pending runs (approved requests, the
-//! first deploy in line) in `pending` and `queued`.
+//! transports call. The engine's loop is `carry`: it does what each answer asks next.
+//! Text entry is in `understand`, the button protocol in `buttons`, running an
+//! invocation in `invoke`, the gates it passes first in `gates` (the deploy queue's
+//! step in `queue`), and starting pending runs (approved requests, the first deploy in
+//! line, scheduled deploys) in `pending` and `queued`.
 
-mod approval;
 mod buttons;
+mod carry;
+mod gates;
 mod invoke;
 mod pending;
 mod queue;
@@ -33,7 +35,7 @@ use crate::ports::store::{Run, RunStatus};
 use crate::ports::{Ci, Compare, HttpAction, Probe, Store, StoreError, TrafficSwitch};
 use crate::ports::{NoProgress, Progress};
 use crate::rejection::Rejection;
-use crate::reply::{Input, Invocation, Outcome, Reply, Request};
+use crate::reply::{Input, Invocation, Next, Outcome, Reply, Request};
 use crate::resolve::Index;
 use futures::future::BoxFuture;
 
@@ -415,7 +417,7 @@ impl Bot {
         };
         let reply = if run.status == RunStatus::Pending {
             tracing::info!(run = %run.id, "starting a run recorded before its replica could");
-            invoke::start(&ctx, run).await
+            carry::start(&ctx, run).await
         } else {
             tracing::info!(run = %run.id, action = %run.action, "taking over a run");
             resume(&ctx, run).await
@@ -446,9 +448,10 @@ impl Bot {
             progress,
             shell: request.shell.as_deref(),
         };
-        match &request.input {
-            Input::Text(text) => understand::handle_text(&ctx, text).await,
-            Input::Button(value) => buttons::handle_button(&ctx, value).await,
-        }
+        let first = match request.input {
+            Input::Text(text) => Next::Read(text),
+            Input::Button(value) => Next::Click(value),
+        };
+        carry::carry(&ctx, first).await
     }
 }

@@ -3,7 +3,7 @@
 //! after the pipeline ran it ([`after`]: a deploy someone else beat to the
 //! environment goes back to its place in line). The run it starts is named after the
 //! pending run and takes it over in the same write, so whichever replica starts it,
-//! it starts once. The invocation pipeline runs it in between (`invoke::start`).
+//! it starts once. The engine's loop runs it in between (`carry::start`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,27 @@ pub(crate) struct Prepared {
     note: Option<String>,
     /// Keeps the pending run's lease while it starts.
     renew: tokio::task::JoinHandle<()>,
+}
+
+/// The pending run an approving vote recorded (`id`), to start; or what to say when
+/// it cannot be read.
+pub(crate) async fn approved_run(ctx: &Ctx<'_>, id: &str) -> Result<Run, Reply> {
+    match ctx.backends.store.run(id).await {
+        Ok(Some(run)) => Ok(run),
+        Ok(None) => Err(Reply::message(
+            Outcome::Failed,
+            "The approved request could not be started: its record is missing. Ask again.",
+        )),
+        // Recorded, but not readable now: whichever replica is alive starts it once
+        // its lease lapses.
+        Err(e) => {
+            tracing::warn!(run = %id, error = %e, "an approved request is left to start later");
+            Err(Reply::new(Outcome::Info).context(format!(
+                "It starts as soon as the state store answers again ({}).",
+                crate::failure::told(&e)
+            )))
+        }
+    }
 }
 
 /// Reads what pending run `run` (its lease is ours) starts, and keeps its lease

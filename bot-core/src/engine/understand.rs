@@ -1,13 +1,13 @@
 //! Text entry: a typed message → tokens → a command and its target(s) → one
-//! invocation run, a choice of buttons, or a "did you mean" suggestion.
+//! invocation for the engine to run next, a choice of buttons, or a "did you mean"
+//! suggestion.
 
 use crate::config::CommandSpec;
-use crate::context::{Ctx, Offer};
-use crate::engine::invoke::{run_invocation, store_down};
+use crate::context::{store_down, Ctx, Offer};
 use crate::failure::told;
 use crate::lexer;
 use crate::rejection::{Rejection, MAX_COMMAND_CHARS};
-use crate::reply::{ButtonAction, ButtonStyle, Invocation, Outcome, Reply, Target};
+use crate::reply::{ButtonAction, ButtonStyle, Invocation, Next, Outcome, Reply, Target};
 use crate::resolve::targets::{
     filter_by_qualifier, pool_at, pools_of, project, qualified_scope, what_exists, UnknownActive,
 };
@@ -72,7 +72,8 @@ fn restore_case(text: &str, words: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Turns a recognised command into one invocation, or a reply asking to choose.
+/// Turns a recognised command into one invocation to run next, or a reply asking to
+/// choose.
 async fn resolve_and_run(ctx: &Ctx<'_>, m: CommandMatch) -> Reply {
     let config = ctx.config();
     let Some(cmd) = config.commands.get(m.command) else {
@@ -140,7 +141,7 @@ async fn resolve_and_run(ctx: &Ctx<'_>, m: CommandMatch) -> Reply {
         .reply(),
         1 => {
             let target = targets.into_iter().next().unwrap_or(Target::None);
-            run_invocation(ctx, base(target)).await
+            Reply::new(Outcome::Progress).then(Next::Run(Box::new(base(target))))
         }
         _ => choices(ctx, cmd, targets.into_iter().map(base).collect()).await,
     };

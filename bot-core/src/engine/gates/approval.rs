@@ -1,20 +1,82 @@
-//! Approval as a step of the invocation pipeline: a command that needs four-eyes
-//! approval posts an approval card (to the requester and the approvals channel)
-//! instead of running. Approving it is a vote (`steps::approval`); the run it
-//! records is started by the engine (`pending`).
+//! Gates of four-eyes approval: an approved invocation is started within its rule's
+//! `valid_for`, and a command that needs approval posts an approval card (to the
+//! requester and the approvals channel) instead of running. Approving it is a vote
+//! (`steps::approval`); the run it records is started by the engine (`pending`).
 
+use async_trait::async_trait;
+
+use super::{refused, Flow, Gate, Passage};
 use crate::config::ApprovalRule;
 use crate::context::Ctx;
 use crate::failure::told;
-use crate::ports::approvals::{Approval, ApprovalStatus};
+use crate::policy;
+use crate::ports::approvals::{Approval as Request, ApprovalStatus};
 use crate::ports::store::ButtonSet;
+use crate::rejection::Rejection;
 use crate::reply::{ButtonAction, Invocation, Outcome, Reply};
 use crate::steps::approval::{card, changes_on_card};
 use crate::text::either;
 
+/// Refuses an approval older than its rule's `valid_for`, queue included.
+pub(super) struct StillFresh;
+
+#[async_trait]
+impl Gate for StillFresh {
+    async fn pass<'a>(&self, ctx: &Ctx<'a>, passage: Passage<'a>) -> Flow<'a> {
+        match stale(ctx, &passage) {
+            None => Flow::On(passage),
+            Some(refusal) => refused(ctx, &passage.inv, refusal).await,
+        }
+    }
+}
+
+/// The refusal of an approved invocation whose approval is older than its rule's
+/// `valid_for`.
+fn stale(ctx: &Ctx<'_>, passage: &Passage<'_>) -> Option<Rejection> {
+    let inv = &passage.inv;
+    let approved = inv.approval.as_ref()?;
+    let at = approved.at?;
+    let valid_for =
+        policy::approval_rule(ctx.config(), passage.cmd, passage.action.rules, &inv.target)
+            .map_or(crate::config::DEFAULT_VALID_FOR, |r| r.valid_for);
+    if ctx.now().duration_since(at).unwrap_or_default() <= valid_for {
+        return None;
+    }
+    let asked = Invocation {
+        approval: None,
+        pin: None,
+        confirmed: false,
+        ..inv.clone()
+    };
+    Some(Rejection::ApprovalStale {
+        id: approved.id.clone(),
+        requester: ctx.user.to_owned(),
+        valid_for,
+        command: asked.as_text(),
+    })
+}
+
+/// Asks for approval instead of running, where a rule wants one.
+pub(super) struct Approval;
+
+#[async_trait]
+impl Gate for Approval {
+    async fn pass<'a>(&self, ctx: &Ctx<'a>, passage: Passage<'a>) -> Flow<'a> {
+        if passage.inv.approval.is_some() {
+            return Flow::On(passage);
+        }
+        let config = ctx.config();
+        let rules = passage.action.rules;
+        match policy::approval_rule(config, passage.cmd, rules, &passage.inv.target) {
+            Some(rule) => Flow::Answer(request(ctx, rule, passage.inv).await),
+            None => Flow::On(passage),
+        }
+    }
+}
+
 /// Asks for approval of `inv` under `rule`: records the request, answers the
 /// requester with the card and posts it to the approvals channel.
-pub(crate) async fn request(ctx: &Ctx<'_>, rule: &ApprovalRule, inv: Invocation) -> Reply {
+async fn request(ctx: &Ctx<'_>, rule: &ApprovalRule, inv: Invocation) -> Reply {
     // What the approver sees is what ships: the head commit shown is pinned.
     let shipping = changes_on_card(ctx, &inv).await;
     let inv = Invocation {
@@ -41,7 +103,7 @@ pub(crate) async fn request(ctx: &Ctx<'_>, rule: &ApprovalRule, inv: Invocation)
         // Approval cards are clicked by approvers, by design.
         personal: false,
     };
-    let approval = Approval {
+    let approval = Request {
         id: id.clone(),
         invocation: serde_json::to_value(&inv).unwrap_or_default(),
         requester: ctx.user.to_owned(),
