@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{CommandSpec, Config};
+use crate::failure::told;
 use crate::ports::store::{ButtonSet, Run};
 use crate::ports::{
     AuditRecord, Ci, Compare, HttpAction, Probe, Progress, Store, StoreError, SwitchError,
     TrafficSwitch,
 };
 use crate::rejection::Rejection;
-use crate::reply::{Button, ButtonAction, ButtonStyle, Confirm, Invocation, Reply};
+use crate::reply::{Button, ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Reply};
 use crate::resolve::Index;
 
 /// Source of the current time (a parameter so tests can move it).
@@ -70,7 +71,7 @@ pub trait Action: Send + Sync {
     async fn resume(&self, ctx: &Ctx<'_>, cmd: &CommandSpec, inv: Invocation, run: Run) -> Reply {
         let _ = (ctx, cmd, inv, run);
         Reply::message(
-            crate::reply::Outcome::Failed,
+            Outcome::Failed,
             "I cannot go on with this after a restart; nothing more was done.",
         )
     }
@@ -338,10 +339,10 @@ impl Ctx<'_> {
             Err(e) => {
                 tracing::error!(error = %e, "an audit record could not be written; nothing runs");
                 Err(Reply::message(
-                    crate::reply::Outcome::Failed,
+                    Outcome::Failed,
                     format!(
                         ":x: I could not write the audit record, so I did nothing: {}.",
-                        crate::failure::told(&e)
+                        told(&e)
                     ),
                 ))
             }
@@ -464,8 +465,5 @@ impl Offer {
 /// The answer when the store did not take what a reply needs (its buttons): nothing
 /// can be asked or run without it.
 pub(crate) fn store_down(e: &StoreError) -> Reply {
-    Reply::message(
-        crate::reply::Outcome::Failed,
-        format!("{}.", crate::failure::told(e)),
-    )
+    Reply::message(Outcome::Failed, format!("{}.", told(e)))
 }

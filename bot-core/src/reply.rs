@@ -377,19 +377,23 @@ pub struct Reply {
 }
 
 /// What the engine does after an answer, when the answer asks: handlers and actions
-/// never call back up into the engine, they say what comes next. The parts of the
-/// answer that asked come first in the answer given, except where a variant says.
+/// never call back up into the engine, they say what comes next. What the answer
+/// that asked says is kept, where each variant says.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Next {
-    /// Read this text as if it were typed.
+    /// Read this text as if the same person typed it; what the asking answer says
+    /// comes after the answer.
     Read(String),
-    /// Check a click on the button whose value is this (`<set>.<index>`).
+    /// Check a click by the same person on the button whose value is this
+    /// (`<set>.<index>`); what the asking answer says comes after the answer.
     Click(String),
-    /// Take this invocation through the gates and run it.
+    /// Take this invocation through the gates and run it, as the same person; what the
+    /// asking answer says (how a typo was read) comes after the answer.
     Run(Box<Invocation>),
     /// Start pending run `id` (an approved request, recorded with the vote) through
-    /// the whole pipeline, as its requester; its progress and reply take the place
-    /// of this reply.
+    /// the whole pipeline, as its requester; its progress goes where this reply goes,
+    /// and what this reply says comes before its answer.
     Start(String),
     /// The environment is locked: put this deploy in line when it asked to wait,
     /// else offer to, on the refusal that asked.

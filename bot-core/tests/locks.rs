@@ -172,3 +172,18 @@ async fn a_locked_protected_environment_says_so_before_asking() {
     );
     assert!(p.jenkins.triggers().is_empty());
 }
+
+#[tokio::test]
+async fn a_misspelt_deploy_put_in_line_still_says_how_its_words_were_read() {
+    let p = Platform::start(TOKEN).await;
+    let first = p.deploy_in_background().await;
+    // No lock check before it runs (it asked to wait): the deploy finds the lock held
+    // and is put in line, and the reply still says how the typo was read.
+    let queued = say(&p.bot, "U0ADMIN", "deploy stagng api when free").await;
+    let text = queued.to_plain_text();
+    assert_eq!(queued.outcome, Outcome::Done, "{text}");
+    assert!(text.contains("#1 in line for *staging*"), "{text}");
+    assert!(text.contains("Read `stagng` → `staging`."), "{text}");
+    let first = first.await.expect("first deploy");
+    assert_eq!(first.outcome, Outcome::Done, "{}", first.to_plain_text());
+}

@@ -77,30 +77,60 @@ fn wait(session: &mut OsSession, seen: &mut String, needle: &str) {
     }
 }
 
+/// `crossroads demo` in a pty on free ports, at its prompt. A port picked free can be
+/// taken by another process before the demo binds it: then the demo ends at once,
+/// and it starts again on other ports (a few times) rather than fail on a race that
+/// is not the demo's.
+fn start_demo(home: &std::path::Path) -> (OsSession, String) {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("demo")
+            // Not the repository: the built-in config, with the ports moved.
+            .current_dir(home)
+            .env("HOME", home)
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .env_remove("SLACK_SIGNING_SECRET")
+            .env_remove("RUST_LOG")
+            // The shipped canary, at a test's pace.
+            .env("STAGING_CANARY_PAUSE", "1s")
+            .env("STAGING_CANARY_INTERVAL", "250ms");
+        for var in PORT_VARS {
+            let port = crossroads_sim::free_port().expect("a free port");
+            cmd.env(var, format!("http://127.0.0.1:{port}"));
+        }
+        let mut session = Session::spawn(cmd).expect("spawn the demo in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(40)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            match session.expect("U0DEMO> ") {
+                Ok(found) => return (session, String::from_utf8_lossy(found.as_bytes()).into()),
+                // A pty read can come back empty before the demo has written anything.
+                Err(expectrl::Error::Eof)
+                    if std::time::Instant::now() < deadline
+                        && session.is_alive().unwrap_or(false) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) if session.is_alive().unwrap_or(false) => {
+                    panic!("waiting for the demo's prompt: {e}")
+                }
+                // It ended before its prompt: start it again on other ports.
+                Err(e) => {
+                    last = e.to_string();
+                    break;
+                }
+            }
+        }
+    }
+    panic!("the demo never came to its prompt: {last}")
+}
+
 #[test]
 fn a_deploy_runs_while_status_answers_and_yes_confirms() {
     let home = tempfile::tempdir().expect("home");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("demo")
-        // Not the repository: the built-in config, with the ports moved.
-        .current_dir(home.path())
-        .env("HOME", home.path())
-        .env("TERM", "xterm-256color")
-        .env_remove("NO_COLOR")
-        .env_remove("SLACK_SIGNING_SECRET")
-        .env_remove("RUST_LOG")
-        // The shipped canary, at a test's pace.
-        .env("STAGING_CANARY_PAUSE", "1s")
-        .env("STAGING_CANARY_INTERVAL", "250ms");
-    for var in PORT_VARS {
-        let port = crossroads_sim::free_port().expect("a free port");
-        cmd.env(var, format!("http://127.0.0.1:{port}"));
-    }
-    let mut session = Session::spawn(cmd).expect("spawn the demo in a pty");
-    session.set_expect_timeout(Some(Duration::from_secs(40)));
-    let mut seen = String::new();
-
-    wait(&mut session, &mut seen, "U0DEMO> ");
+    let (mut session, mut seen) = start_demo(home.path());
     session.send_line("deploy staging").expect("type");
     wait(&mut session, &mut seen, "building");
 

@@ -28,55 +28,51 @@ pub(super) enum Clicked {
     },
 }
 
-/// Handles a click on a button whose value is `value` (`<set>.<index>`).
+/// Handles a click on a button whose value is `value` (`<set>.<index>`): checks and
+/// claims it, and says what the button carries, or the answer instead.
 pub(super) async fn handle_button(ctx: &Ctx<'_>, value: &str) -> Clicked {
-    match claim(ctx, value).await {
-        Ok((chosen, next)) => Clicked::Chose { chosen, next },
-        Err(answer) => Clicked::Answer(answer),
-    }
-}
-
-/// Checks and claims the click: who chose what and what the button carries, or the
-/// answer instead.
-async fn claim(ctx: &Ctx<'_>, value: &str) -> Result<(String, Next), Reply> {
     let Some((set_id, index)) = value
         .rsplit_once('.')
         .and_then(|(set, i)| Some((set, i.parse::<usize>().ok()?)))
     else {
-        return Err(Rejection::ForgedButton.reply());
+        return Clicked::Answer(Rejection::ForgedButton.reply());
     };
     let store = &ctx.backends.store;
     let set = match store.button_set(set_id).await {
         Ok(Some(set)) => set,
-        Ok(None) => return Err(Rejection::UnknownButtons.reply()),
-        Err(e) => return Err(click_failed(&e)),
+        Ok(None) => return Clicked::Answer(Rejection::UnknownButtons.reply()),
+        Err(e) => return Clicked::Answer(click_failed(&e)),
     };
     let Some(action) = set
         .actions
         .get(index)
         .and_then(|a| serde_json::from_value::<ButtonAction>(a.clone()).ok())
     else {
-        return Err(Rejection::ForgedButton.reply());
+        return Clicked::Answer(Rejection::ForgedButton.reply());
     };
     // A set bound to a conversation runs nothing from elsewhere, nor from a click
     // that does not say where it comes from.
     if set.channel.is_some() && set.channel.as_deref() != ctx.channel {
-        return Err(Rejection::ElsewhereIssued.reply());
+        return Clicked::Answer(Rejection::ElsewhereIssued.reply());
     }
     // A confirmation (a choice, a suggestion) answers the person it asked only.
     if set.personal && set.issued_to != ctx.user {
-        return Err(Rejection::NotYourButton {
-            owner: set.issued_to.clone(),
-        }
-        .reply());
+        return Clicked::Answer(
+            Rejection::NotYourButton {
+                owner: set.issued_to.clone(),
+            }
+            .reply(),
+        );
     }
     // An approval card's buttons are not used up by a click: the request itself is
     // decided once, in the store, and a refused click leaves the card for others.
     match &action {
         // An approving vote that completes the request asks to start it next.
-        ButtonAction::Approve(id) => return Err(vote(ctx, id, Decision::Approve).await),
+        ButtonAction::Approve(id) => {
+            return Clicked::Answer(vote(ctx, id, Decision::Approve).await)
+        }
         ButtonAction::Decline(id) => {
-            return Err(vote(ctx, id, Decision::Decline { reason: None }).await)
+            return Clicked::Answer(vote(ctx, id, Decision::Decline { reason: None }).await)
         }
         _ => {}
     }
@@ -87,7 +83,7 @@ async fn claim(ctx: &Ctx<'_>, value: &str) -> Result<(String, Next), Reply> {
             if let Err(refusal) = policy::permitted(ctx.config(), cmd, rules, &inv.target, ctx.user)
             {
                 ctx.audit(inv, &format!("refused click: {refusal}")).await;
-                return Err(refusal.reply().ephemeral());
+                return Clicked::Answer(refusal.reply().ephemeral());
             }
         }
     }
@@ -99,20 +95,20 @@ async fn claim(ctx: &Ctx<'_>, value: &str) -> Result<(String, Next), Reply> {
         Ok(Claim::AlreadyUsed { by }) => {
             let refusal = Rejection::AlreadyUsed { by };
             audit_stale_click(ctx, &action, &refusal).await;
-            return Err(refusal.reply());
+            return Clicked::Answer(refusal.reply());
         }
         Ok(Claim::Expired) => {
             audit_stale_click(ctx, &action, &Rejection::Expired).await;
-            return Err(Rejection::Expired.reply());
+            return Clicked::Answer(Rejection::Expired.reply());
         }
-        Ok(Claim::Unknown) => return Err(Rejection::UnknownButtons.reply()),
-        Ok(Claim::ElsewhereIssued) => return Err(Rejection::ElsewhereIssued.reply()),
-        Err(e) => return Err(click_failed(&e)),
+        Ok(Claim::Unknown) => return Clicked::Answer(Rejection::UnknownButtons.reply()),
+        Ok(Claim::ElsewhereIssued) => return Clicked::Answer(Rejection::ElsewhereIssued.reply()),
+        Err(e) => return Clicked::Answer(click_failed(&e)),
     }
     let user = ctx.user;
     let (what, next) = match action {
         ButtonAction::Cancel => {
-            return Err(Reply::message(
+            return Clicked::Answer(Reply::message(
                 Outcome::Done,
                 format!("Cancelled by <@{user}>."),
             ))
@@ -120,10 +116,13 @@ async fn claim(ctx: &Ctx<'_>, value: &str) -> Result<(String, Next), Reply> {
         ButtonAction::Text(text) => (code(&text), Next::Read(text)),
         ButtonAction::Run(inv) => (code(&inv.as_text()), Next::Run(Box::new(inv))),
         ButtonAction::Approve(_) | ButtonAction::Decline(_) => {
-            return Err(Rejection::ForgedButton.reply())
+            return Clicked::Answer(Rejection::ForgedButton.reply())
         }
     };
-    Ok((format!("<@{user}> chose {what}"), next))
+    Clicked::Chose {
+        chosen: format!("<@{user}> chose {what}"),
+        next,
+    }
 }
 
 /// Records a refused click on a button that would have changed something.

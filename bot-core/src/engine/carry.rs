@@ -13,40 +13,60 @@ use crate::reply::{Next, Outcome, Part, Reply};
 const MAX_HOPS: usize = 16;
 
 /// Does `first`, then what its answer asks next, and so on; returns the answer.
+///
+/// What an answer that asks says is kept: before the final answer for a run it
+/// starts (an approval's vote), after it for what it reads or runs (how a typo was
+/// read), and a freeze override's announcement before the action's own answer. A
+/// deploy refused on a lock is put in line on that refusal itself.
 pub(super) async fn carry(ctx: &Ctx<'_>, first: Next) -> Reply {
+    let mut before: Vec<Part> = Vec::new();
+    let mut after: Vec<Part> = Vec::new();
     let mut reply = Reply {
         next: Some(first),
         ..Reply::new(Outcome::Progress)
     };
-    for _ in 0..MAX_HOPS {
-        let Some(next) = reply.next.take() else {
-            return reply;
-        };
-        // What was said before the next step comes first in its answer (a queued
-        // deploy's refusal is the answer itself, added to).
-        let (said, answer) = match next {
-            Next::Run(inv) => (reply.parts, invoke::run_invocation(ctx, *inv).await),
-            Next::WhenLocked(inv) => (Vec::new(), queue::when_locked(ctx, &inv, reply).await),
-            Next::Read(text) => (reply.parts, understand::handle_text(ctx, &text).await),
-            Next::Click(value) => match buttons::handle_button(ctx, &value).await {
-                Clicked::Answer(answer) => (reply.parts, answer),
-                Clicked::Chose { chosen, next } => {
-                    (reply.parts, Box::pin(chose(ctx, chosen, next)).await)
+    let mut hops = 0;
+    while let Some(next) = reply.next.take() {
+        hops += 1;
+        if hops > MAX_HOPS {
+            tracing::error!("a request kept asking for more work; stopped");
+            reply = Reply::message(
+                Outcome::Failed,
+                "internal error: this request kept asking for more work, so I stopped it.",
+            );
+            break;
+        }
+        reply = match next {
+            Next::Run(inv) => {
+                after.splice(0..0, reply.parts);
+                let ran = invoke::run_invocation(ctx, *inv).await;
+                before.extend(ran.said.map(Part::Context));
+                ran.reply
+            }
+            Next::WhenLocked(inv) => queue::when_locked(ctx, &inv, reply).await,
+            Next::Read(text) => {
+                after.splice(0..0, reply.parts);
+                understand::handle_text(ctx, &text).await
+            }
+            Next::Click(value) => {
+                after.splice(0..0, reply.parts);
+                match buttons::handle_button(ctx, &value).await {
+                    Clicked::Answer(answer) => answer,
+                    Clicked::Chose { chosen, next } => Box::pin(chose(ctx, chosen, next)).await,
                 }
-            },
-            Next::Start(id) => match pending::approved_run(ctx, &id).await {
-                Ok(run) => (reply.parts, Box::pin(start(ctx, run)).await),
-                Err(told) => (reply.parts, told),
-            },
+            }
+            Next::Start(id) => {
+                before.append(&mut reply.parts);
+                match pending::approved_run(ctx, &id).await {
+                    Ok(run) => Box::pin(start(ctx, run)).await,
+                    Err(told) => told,
+                }
+            }
         };
-        reply = answer;
-        reply.parts.splice(0..0, said);
     }
-    tracing::error!("a request kept asking for more work; stopped");
-    Reply::message(
-        Outcome::Failed,
-        "internal error: this request kept asking for more work, so I stopped it.",
-    )
+    reply.parts.splice(0..0, before);
+    reply.parts.append(&mut after);
+    reply
 }
 
 /// Goes on with what a claimed button carries (`next`): its progress and answer

@@ -4,10 +4,18 @@
 
 use super::gates::{self, Flow, Passage};
 use crate::context::Ctx;
-use crate::reply::{Invocation, Part, Reply};
+use crate::reply::{Invocation, Reply};
+
+/// What running an invocation came to.
+pub(super) struct Ran {
+    /// The answer: the action's, or a gate's instead.
+    pub reply: Reply,
+    /// The freeze override's announcement, said before the answer.
+    pub said: Option<String>,
+}
 
 /// Runs a resolved invocation: through the gates, then its action.
-pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
+pub(super) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Ran {
     let Passage {
         cmd,
         action,
@@ -16,11 +24,10 @@ pub(crate) async fn run_invocation(ctx: &Ctx<'_>, inv: Invocation) -> Reply {
         ..
     } = match gates::pass(ctx, inv).await {
         Flow::On(cleared) => cleared,
-        Flow::Answer(reply) => return reply,
+        Flow::Answer(reply) => return Ran { reply, said: None },
     };
-    let mut reply = action.action.run(ctx, cmd, inv).await;
-    if let Some(said) = said {
-        reply.parts.insert(0, Part::Context(said));
+    Ran {
+        reply: action.action.run(ctx, cmd, inv).await,
+        said,
     }
-    reply
 }

@@ -1,9 +1,10 @@
 //! The [`Bot`]: wiring (builder, backends, configuration reload) and the entry points
-//! transports call. The engine's loop is `carry`: it does what each answer asks next.
-//! Text entry is in `understand`, the button protocol in `buttons`, running an
-//! invocation in `invoke`, the gates it passes first in `gates` (the deploy queue's
-//! step in `queue`), and starting pending runs (approved requests, the first deploy in
-//! line, scheduled deploys) in `pending` and `queued`.
+//! transports call. The engine's loop is `carry`: it does what each answer asks next,
+//! and starts pending runs (approved requests, the first deploy in line, scheduled
+//! deploys) as their requesters, with `pending` reading what they start. Text entry
+//! is in `understand`, the button protocol in `buttons`, running an invocation in
+//! `invoke`, the gates it passes first in `gates` (the deploy queue's step in
+//! `queue`), and taking the first deploy in line out in `queued`.
 
 mod buttons;
 mod carry;

@@ -1,10 +1,6 @@
-//! The gates an invocation passes before its registry row runs it, in order: it
-//! still names something, its time is read, the person may run it, its arguments
-//! check out, an approval is still fresh, a later run is recorded, a freeze, a lock
-//! and the line, approval, confirmation, and its record in the audit log first.
-//!
-//! Each gate lets the invocation on (possibly changed) or answers instead; the
-//! engine follows the list, as middleware chains do, and never calls back into it.
+//! The gates an invocation passes before its registry row runs it, in the order of
+//! [`GATES`]: each lets it on (possibly changed) or answers instead. The engine
+//! follows the list, as middleware chains do, and no gate calls back into it.
 
 mod approval;
 mod confirm;
@@ -71,8 +67,8 @@ static GATES: [&dyn Gate; 11] = [
 /// Takes `inv` through every gate: the passage cleared to run, or the answer given
 /// instead.
 pub(crate) async fn pass<'a>(ctx: &Ctx<'a>, inv: Invocation) -> Flow<'a> {
-    let generation = ctx.generation;
-    let config = &generation.config;
+    // The gates borrow the command for as long as the request's configuration lives.
+    let config = &ctx.generation.config;
     let Some(cmd) = config.command(&inv.command) else {
         return Flow::Answer(
             Rejection::CommandGone {
