@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use super::{Flow, Gate, Passage};
 use crate::context::{store_down, Ctx, Offer};
 use crate::failure::told;
-use crate::policy;
 use crate::reply::{ButtonAction, ButtonStyle, Confirm, Invocation, Outcome, Reply, Target};
 use crate::text::code;
 
@@ -16,11 +15,7 @@ pub(super) struct Confirmation;
 #[async_trait]
 impl Gate for Confirmation {
     async fn pass<'a>(&self, ctx: &Ctx<'a>, passage: Passage<'a>) -> Flow<'a> {
-        let rules = passage.action.rules;
-        let asks =
-            policy::needs_confirmation(ctx.config(), passage.cmd, rules, &passage.inv.target)
-                && !passage.inv.confirmed;
-        if !asks {
+        if !passage.asks(ctx.config()) {
             return Flow::On(passage);
         }
         Flow::Answer(confirmation(ctx, &passage).await)

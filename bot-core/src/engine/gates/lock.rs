@@ -8,7 +8,6 @@ use super::{Flow, Gate, Passage};
 use crate::context::Ctx;
 use crate::engine::queue;
 use crate::failure::told;
-use crate::policy;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Outcome, Reply};
 use crate::steps::queue_words::wants_queue;
@@ -20,9 +19,7 @@ pub(super) struct Lock;
 impl Gate for Lock {
     async fn pass<'a>(&self, ctx: &Ctx<'a>, passage: Passage<'a>) -> Flow<'a> {
         let rules = passage.action.rules;
-        let asks =
-            policy::needs_confirmation(ctx.config(), passage.cmd, rules, &passage.inv.target)
-                && !passage.inv.confirmed;
+        let asks = passage.asks(ctx.config());
         // A deploy asked to wait in line (`when free`) is asked first and queued after.
         let waits = wants_queue(&passage.inv);
         if !(rules.respects_locks || (asks && rules.takes_lock && !waits)) {

@@ -13,8 +13,9 @@ mod when;
 
 use async_trait::async_trait;
 
-use crate::config::{ActiveFreeze, CommandSpec};
+use crate::config::{ActiveFreeze, CommandSpec, Config};
 use crate::context::{ActionDef, Ctx};
+use crate::policy;
 use crate::rejection::Rejection;
 use crate::reply::{Invocation, Reply};
 
@@ -30,6 +31,14 @@ pub(crate) struct Passage<'a> {
     pub overridden: Option<ActiveFreeze>,
     /// The line said in the reply when it runs (the freeze override's announcement).
     pub said: Option<String>,
+}
+
+impl Passage<'_> {
+    /// Whether it must be confirmed with a click before it runs (and is not yet).
+    fn asks(&self, config: &Config) -> bool {
+        policy::needs_confirmation(config, self.cmd, self.action.rules, &self.inv.target)
+            && !self.inv.confirmed
+    }
 }
 
 /// What a gate decides.

@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use super::confirm::confirmation;
 use super::{Flow, Gate, Passage};
 use crate::context::Ctx;
-use crate::policy;
 use crate::schedule;
 
 /// Reads the time a deploy is asked for, in the requester's zone.
@@ -34,13 +33,7 @@ impl Gate for ForLater {
         if schedule::at_of(&passage.inv).is_none() {
             return Flow::On(passage);
         }
-        let asks = policy::needs_confirmation(
-            ctx.config(),
-            passage.cmd,
-            passage.action.rules,
-            &passage.inv.target,
-        ) && !passage.inv.confirmed;
-        if asks {
+        if passage.asks(ctx.config()) {
             return Flow::Answer(confirmation(ctx, &passage).await);
         }
         Flow::Answer(schedule::record(ctx, passage.inv).await)
