@@ -174,7 +174,12 @@ fn latency_reply(
         .iter()
         .map(|b| quantile(&mut answered(b), 0.95))
         .collect();
-    let failed = probes_of(buckets.iter().flatten().filter(|p| p.health == Health::NotOk));
+    let failed = probes_of(
+        buckets
+            .iter()
+            .flatten()
+            .filter(|p| p.health == Health::NotOk),
+    );
     let total = probes_of(buckets.iter().flatten());
     let mut all: Vec<(f64, u32)> = buckets.iter().flat_map(answered).collect();
     let title = format!("Latency of {instance}, {}", window.words());
@@ -355,7 +360,11 @@ mod tests {
         let mut sampled = probe(Health::Ok);
         sampled.count = 4;
         t.add(&[sampled]);
-        assert_eq!(t.percent(), Some(87.5), "a point standing for 4 probes counts 4");
+        assert_eq!(
+            t.percent(),
+            Some(87.5),
+            "a point standing for 4 probes counts 4"
+        );
         assert_eq!(Tally::default().percent(), None);
     }
 

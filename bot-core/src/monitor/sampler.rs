@@ -115,7 +115,9 @@ mod tests {
         s.flush(&mut out);
         out.iter()
             .map(|p| {
-                let at = p.at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                let at =
+                    p.at.duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default();
                 (at.as_secs(), p.health, p.count)
             })
             .collect()
@@ -136,7 +138,14 @@ mod tests {
     fn a_change_is_written_at_once_after_the_run_it_ends() {
         use Health::*;
         assert_eq!(
-            written(&[(0, Ok), (10, Ok), (20, Ok), (30, NotOk), (40, NotOk), (50, Ok)]),
+            written(&[
+                (0, Ok),
+                (10, Ok),
+                (20, Ok),
+                (30, NotOk),
+                (40, NotOk),
+                (50, Ok)
+            ]),
             vec![
                 (0, Ok, 1),
                 (20, Ok, 2),
