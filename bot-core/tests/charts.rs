@@ -302,6 +302,7 @@ mod commands {
                 status: (!down).then_some(200),
                 version: None,
                 reason: down.then(|| "connection refused".to_owned()),
+                count: 1,
             });
             records.push(ProbeRecord {
                 target: staging("green"),
@@ -311,6 +312,7 @@ mod commands {
                 status: Some(200),
                 version: None,
                 reason: None,
+                count: 1,
             });
         }
         store.record_probes(&records).await.expect("record");

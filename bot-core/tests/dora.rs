@@ -144,6 +144,7 @@ async fn the_four_keys_of_a_scripted_week_come_out_exactly() {
         status: None,
         version: None,
         reason: None,
+        count: 1,
     };
     store
         .record_probes(&[

@@ -7,7 +7,8 @@
 //! (`/i/{n}/health`), so the bot's probes are real HTTP requests.
 //!
 //! Run: `cargo bench -p bot-server --bench monitor_load` (`BENCH_INSTANCES`,
-//! `BENCH_EVERY_SECS`, `BENCH_SECS` override 5,000 / 10 s / 40 s).
+//! `BENCH_EVERY_SECS`, `BENCH_SECS` override 5,000 / 10 s / 40 s; `BENCH_BIN` measures
+//! another build of `crossroads`, e.g. an older commit's, with the same platform).
 
 use std::fmt::Write as _;
 use std::process::{Child, Command, Stdio};
@@ -108,7 +109,8 @@ fn start(yaml: &str, slack: &str) -> Server {
     .expect("write commands.yaml");
     let port = crossroads_sim::free_port().expect("a free port");
     let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(BIN)
+    let bin = std::env::var("BENCH_BIN").unwrap_or_else(|_| BIN.to_owned());
+    let child = Command::new(bin)
         .args(["serve", "--config-dir"])
         .arg(dir.path())
         .args(["--listen", &addr])
@@ -207,7 +209,10 @@ async fn main() {
     };
 
     println!(
-        "monitor_load: {n} instances, every {every}s, measured over {secs:.0}s (CPU % of one core)"
+        "monitor_load: {n} instances, every {every}s, measured over {secs:.0}s (CPU % of one core){}",
+        std::env::var("BENCH_BIN")
+            .map(|b| format!(", binary {b}"))
+            .unwrap_or_default()
     );
     println!("{:<34} {:>8} {:>10}", "process", "CPU %", "RSS MiB");
     println!(

@@ -18,6 +18,8 @@ const SWEEP: Duration = Duration::from_millis(500);
 const PING: Duration = Duration::from_secs(2);
 /// How long the courier may take on shutdown to send what is due.
 const FLUSH: Duration = Duration::from_secs(10);
+/// How long the monitor has to end (and write what it held back) on shutdown.
+const MONITOR_END: Duration = Duration::from_secs(3);
 /// How often processed deliveries and delivered messages (and, past
 /// `settings.retention`, buttons, approvals and finished runs) are pruned.
 const PRUNE: Duration = Duration::from_secs(300);
@@ -81,6 +83,9 @@ async fn take_over(intake: &crate::intake::Intake) {
 pub struct Workers {
     stop: watch::Sender<bool>,
     courier: JoinHandle<()>,
+    /// The monitor and its hook courier: they end by themselves on `stop`, the
+    /// monitor writing the probe results it held back.
+    monitor: Vec<JoinHandle<()>>,
     others: Vec<JoinHandle<()>>,
 }
 
@@ -206,17 +211,18 @@ impl Workers {
                 }
             }
         });
-        let mut others = vec![sweeper, health, takeover, queue, pruner];
-        others.extend(crate::monitor::start(state, &stop));
+        let others = vec![sweeper, health, takeover, queue, pruner];
+        let monitor = crate::monitor::start(state, &stop);
         Self {
             stop,
             courier,
+            monitor,
             others,
         }
     }
 
     /// Stops them: the courier first sends what is due (bounded).
-    pub async fn stop(self, store: &std::sync::Arc<dyn bot_core::ports::Store>) {
+    pub async fn stop(mut self, store: &std::sync::Arc<dyn bot_core::ports::Store>) {
         // Give the courier a moment to deliver the answers of the work just drained.
         let deadline = tokio::time::Instant::now() + FLUSH;
         while tokio::time::Instant::now() < deadline {
@@ -229,7 +235,13 @@ impl Workers {
         if tokio::time::timeout(FLUSH, self.courier).await.is_err() {
             tracing::warn!("the outbox was not flushed before shutdown; another replica or the next start delivers it");
         }
-        for task in self.others {
+        let monitor = futures::future::join_all(self.monitor.iter_mut());
+        if tokio::time::timeout(MONITOR_END, monitor).await.is_err() {
+            tracing::warn!(
+                "the monitor did not end in time; the probes it held back are not written"
+            );
+        }
+        for task in self.others.into_iter().chain(self.monitor) {
             task.abort();
         }
     }

@@ -217,7 +217,8 @@ async fn incident(
         match (p.health, began) {
             (Health::NotOk, None) => {
                 run_start.get_or_insert(p.at);
-                run_len += 1;
+                // A sampled point stands for the probes since the one before.
+                run_len = run_len.saturating_add(p.count.max(1));
                 if run_len >= confirm {
                     began = Some(run_start.unwrap_or(p.at));
                 }

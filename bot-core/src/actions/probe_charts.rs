@@ -1,5 +1,7 @@
 //! `chart latency <instance> [24h]` and `chart uptime [env] [7d]`: charts of the
-//! monitor's stored probe results ([`ProbeLog`](crate::ports::ProbeLog)).
+//! monitor's stored probe results ([`ProbeLog`](crate::ports::ProbeLog)). A stored
+//! result may stand for several probes ([`ProbeRecord::count`]): counts and shares add
+//! them up, and latencies weigh each point by how many probes it stands for.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,14 +46,28 @@ async fn probes_in(
     Ok(out)
 }
 
-/// The `q` quantile (0–1) of `values` (which it sorts), nearest rank.
-fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
+/// The `q` quantile (0–1) of `values` (which it sorts), each `(value, weight)`
+/// standing for `weight` equal values; nearest rank.
+fn quantile(values: &mut [(f64, u32)], q: f64) -> Option<f64> {
+    let total: u64 = values.iter().map(|(_, w)| u64::from(*w)).sum();
+    if total == 0 {
         return None;
     }
-    values.sort_by(f64::total_cmp);
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    Some(values[rank - 1])
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0u64;
+    values
+        .iter()
+        .find(|(_, w)| {
+            seen += u64::from(*w);
+            seen >= rank
+        })
+        .map(|(v, _)| *v)
+}
+
+/// How many probes `records` stand for.
+fn probes_of<'a>(records: impl IntoIterator<Item = &'a ProbeRecord>) -> u64 {
+    records.into_iter().map(|p| u64::from(p.count.max(1))).sum()
 }
 
 /// `HH:MM` (UTC), with the date `MM-DD ` in front for windows over a day.
@@ -122,8 +138,7 @@ impl Action for ChartLatency {
             Ok(b) => b,
             Err(e) => return read_failed("probe history", &e),
         };
-        let total: usize = buckets.iter().map(Vec::len).sum();
-        if total == 0 {
+        if buckets.iter().all(Vec::is_empty) {
             return nothing_stored(ctx.config(), &instance.to_string(), window);
         }
         latency_reply(instance, window, from, &buckets)
@@ -145,10 +160,10 @@ fn latency_reply(
     let labels = (0..buckets.len() as u32)
         .map(|i| time_label(from + width * i, with_date))
         .collect();
-    let answered = |b: &Vec<ProbeRecord>| -> Vec<f64> {
+    let answered = |b: &Vec<ProbeRecord>| -> Vec<(f64, u32)> {
         b.iter()
             .filter(|p| p.health != Health::NotOk)
-            .filter_map(|p| p.latency.map(ms))
+            .filter_map(|p| p.latency.map(|l| (ms(l), p.count.max(1))))
             .collect()
     };
     let p50 = buckets
@@ -159,12 +174,14 @@ fn latency_reply(
         .iter()
         .map(|b| quantile(&mut answered(b), 0.95))
         .collect();
-    let failed: usize = buckets
-        .iter()
-        .map(|b| b.iter().filter(|p| p.health == Health::NotOk).count())
-        .sum();
-    let total: usize = buckets.iter().map(Vec::len).sum();
-    let mut all: Vec<f64> = buckets.iter().flat_map(answered).collect();
+    let failed = probes_of(
+        buckets
+            .iter()
+            .flatten()
+            .filter(|p| p.health == Health::NotOk),
+    );
+    let total = probes_of(buckets.iter().flatten());
+    let mut all: Vec<(f64, u32)> = buckets.iter().flat_map(answered).collect();
     let title = format!("Latency of {instance}, {}", window.words());
     let mut spec = ChartSpec::new(Kind::Line, title.clone(), labels)
         .dataset(Dataset::new("p50 ms", p50).color("#1d9bd1"))
@@ -205,9 +222,10 @@ struct Tally {
 impl Tally {
     fn add(&mut self, probes: &[ProbeRecord]) {
         for p in probes {
+            let n = u64::from(p.count.max(1));
             match p.health {
-                Health::Ok => self.ok += 1,
-                Health::NotOk => self.not_ok += 1,
+                Health::Ok => self.ok += n,
+                Health::NotOk => self.not_ok += n,
                 Health::Pending => {}
             }
         }
@@ -304,10 +322,18 @@ mod tests {
 
     #[test]
     fn quantiles_take_the_nearest_rank() {
-        let mut v = vec![5.0, 1.0, 3.0, 2.0, 4.0];
+        let mut v = [5.0, 1.0, 3.0, 2.0, 4.0].map(|v| (v, 1));
         assert_eq!(quantile(&mut v, 0.5), Some(3.0));
         assert_eq!(quantile(&mut v, 0.95), Some(5.0));
         assert_eq!(quantile(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn a_point_standing_for_several_probes_weighs_as_many() {
+        // 1 ms once, 9 ms standing for nine probes: the median is 9 ms.
+        let mut v = [(1.0, 1), (9.0, 9)];
+        assert_eq!(quantile(&mut v, 0.5), Some(9.0));
+        assert_eq!(quantile(&mut v, 0.1), Some(1.0));
     }
 
     #[test]
@@ -320,6 +346,7 @@ mod tests {
             status: None,
             version: None,
             reason: None,
+            count: 1,
         };
         let mut t = Tally::default();
         t.add(&[
@@ -330,6 +357,14 @@ mod tests {
             probe(Health::Pending),
         ]);
         assert_eq!(t.percent(), Some(75.0));
+        let mut sampled = probe(Health::Ok);
+        sampled.count = 4;
+        t.add(&[sampled]);
+        assert_eq!(
+            t.percent(),
+            Some(87.5),
+            "a point standing for 4 probes counts 4"
+        );
         assert_eq!(Tally::default().percent(), None);
     }
 

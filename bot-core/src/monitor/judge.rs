@@ -47,6 +47,7 @@ pub async fn judge(
         status: answer.as_ref().ok().map(|s| s.status),
         version,
         reason,
+        count: 1,
     }
 }
 

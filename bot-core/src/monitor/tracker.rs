@@ -144,6 +144,7 @@ mod tests {
             status: None,
             version: None,
             reason: (health == Health::NotOk).then(|| "down: connection refused".into()),
+            count: 1,
         }
     }
 

@@ -74,13 +74,25 @@ pub struct ProbeRecord {
     pub version: Option<String>,
     /// Why it is not ok (or pending), in one line.
     pub reason: Option<String>,
+    /// How many probes this record stands for: itself and, just before it, the
+    /// probes of the target that said the same and were not written on their own
+    /// (1 for a probe written as taken). Counts and shares add these up.
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Probe results kept for a while, for charts (`chart latency`, `chart uptime`) and
-/// the board of replicas that do not run the monitor themselves.
+/// the board of replicas that do not run the monitor themselves. The monitor writes
+/// a result when it differs from the target's last written one, and otherwise one
+/// point per target per sampling period standing for the probes since
+/// ([`ProbeRecord::count`]).
 #[async_trait]
 pub trait ProbeLog: Send + Sync {
-    /// Records one round of probes. Durable when it returns.
+    /// Records a batch of probes, all or none (one transaction). Durable when it returns.
     async fn record_probes(&self, records: &[ProbeRecord]) -> Result<(), StoreError>;
     /// Probes of `target` taken at or after `since` and before `until`, oldest
     /// first, at most `limit` (the oldest ones when there are more).

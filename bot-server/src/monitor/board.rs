@@ -2,6 +2,7 @@
 //! by whichever replica serves `/board`, and a broadcast of every change for
 //! `GET /api/v1/events`. Only states: never URLs, reasons or secrets.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -39,8 +40,16 @@ pub enum BoardEvent {
     Changed(BoardBox),
 }
 
+/// The boxes in order, where each target's box is, and since when a monitor feeds them.
+#[derive(Default)]
+struct Boxes {
+    list: Vec<BoardBox>,
+    at: HashMap<String, usize>,
+    monitored: Option<SystemTime>,
+}
+
 struct Inner {
-    boxes: Mutex<(Vec<BoardBox>, Option<SystemTime>)>,
+    boxes: Mutex<Boxes>,
     tx: broadcast::Sender<BoardEvent>,
 }
 
@@ -66,13 +75,13 @@ impl Board {
         let (tx, _) = broadcast::channel(1024);
         Self {
             inner: Arc::new(Inner {
-                boxes: Mutex::new((Vec::new(), None)),
+                boxes: Mutex::new(Boxes::default()),
                 tx,
             }),
         }
     }
 
-    fn boxes(&self) -> std::sync::MutexGuard<'_, (Vec<BoardBox>, Option<SystemTime>)> {
+    fn boxes(&self) -> std::sync::MutexGuard<'_, Boxes> {
         match self.inner.boxes.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -83,11 +92,12 @@ impl Board {
     pub fn set_targets(&self, targets: &[Target]) {
         let snapshot = {
             let mut guard = self.boxes();
-            let old = std::mem::take(&mut guard.0);
-            guard.0 = targets
+            let old = std::mem::take(&mut guard.list);
+            let old_at = std::mem::take(&mut guard.at);
+            guard.list = targets
                 .iter()
                 .map(|t| {
-                    let before = old.iter().find(|b| b.id == t.id);
+                    let before = old_at.get(&t.id).and_then(|&i| old.get(i));
                     BoardBox {
                         id: t.id.clone(),
                         name: t.name.clone(),
@@ -99,7 +109,12 @@ impl Board {
                     }
                 })
                 .collect();
-            guard.0.clone()
+            guard.at = targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect();
+            guard.list.clone()
         };
         let _ = self.inner.tx.send(BoardEvent::Snapshot(snapshot));
     }
@@ -108,7 +123,10 @@ impl Board {
     pub fn observe(&self, probe: &ProbeRecord) {
         let changed = {
             let mut guard = self.boxes();
-            let Some(b) = guard.0.iter_mut().find(|b| b.id == probe.target) else {
+            let Some(&i) = guard.at.get(&probe.target) else {
+                return;
+            };
+            let Some(b) = guard.list.get_mut(i) else {
                 return;
             };
             let new_state = state(probe.health);
@@ -127,7 +145,7 @@ impl Board {
 
     /// Every box, in order.
     pub fn snapshot(&self) -> Vec<BoardBox> {
-        self.boxes().0.clone()
+        self.boxes().list.clone()
     }
 
     /// Changes from now on.
@@ -137,11 +155,11 @@ impl Board {
 
     /// Whether a monitor feeds this board (the page says so when not).
     pub fn monitored(&self) -> bool {
-        self.boxes().1.is_some()
+        self.boxes().monitored.is_some()
     }
 
     /// Records that a monitor feeds the board since `at`.
     pub fn set_monitored(&self, at: Option<SystemTime>) {
-        self.boxes().1 = at;
+        self.boxes().monitored = at;
     }
 }

@@ -1,19 +1,24 @@
 //! The background monitor of a serving replica: one per platform (a lease in the
-//! store), every target probed on its own task with its own timeout, results recorded
-//! in the probe log a batch at a time, changes confirmed by [`Tracker`]s and announced
+//! store), every target probed once an interval with its own timeout (a slot of
+//! targets at a time, see [`prober`]), results kept in
+//! the probe log when they change and once per [`SAMPLE`] otherwise ([`Sampler`]),
+//! written a batch at a time, changes confirmed by [`Tracker`]s and announced
 //! through the outbox (Slack) with PagerDuty and webhook events beside them (the
 //! `hooks` transport, see [`hooks`]). Replicas that do not run it feed their board
 //! from the probe log. Without a `monitor:` section nothing runs.
 
 pub mod board;
 pub mod hooks;
+mod prober;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
+
 use bot_core::config::{Config, MonitorConfig};
-use bot_core::monitor::{targets, words, Change, ChangeKind, Target, Tracker};
+use bot_core::monitor::{targets, words, Change, ChangeKind, Sampler, Target, Tracker, SAMPLE};
 use bot_core::ports::store::{Lock, LockOutcome};
 use bot_core::ports::watch::ProbeRecord;
 use bot_core::ports::Store;
@@ -30,8 +35,10 @@ pub use board::Board;
 pub const LEASE_KEY: &str = "~monitor";
 /// How often probes older than the retention are pruned.
 const PRUNE: Duration = Duration::from_secs(300);
-/// Most probe results recorded in one statement.
+/// Most probe results taken from the probes at once, and most written in one batch.
 const BATCH: usize = 1024;
+/// How long a result to write waits for others to share its transaction.
+const FLUSH: Duration = Duration::from_secs(1);
 
 /// What the monitor needs from its replica.
 #[derive(Clone)]
@@ -163,34 +170,17 @@ impl Monitor {
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
         let store = self.bot.store();
-        let all = targets(config);
+        let all: Arc<[Target]> = targets(config).into();
         let fp = fingerprint(config);
-        let (tx, rx) = mpsc::channel::<ProbeRecord>(all.len().max(16) * 2);
+        let (tx, rx) = mpsc::channel::<prober::Probed>(all.len().clamp(16, BATCH) * 2);
         let mut tasks = JoinSet::new();
-        let n = all.len().max(1) as u32;
-        let probe = self.bot.probe();
-        for (i, target) in all.iter().cloned().enumerate() {
-            let tx = tx.clone();
-            let probe = probe.clone();
-            let bot = self.bot.clone();
-            let every = monitor.every;
-            let timeout = monitor.timeout;
-            // Spread the targets over the interval.
-            let offset = every / n * i as u32;
-            tasks.spawn(async move {
-                tokio::time::sleep(offset).await;
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let record =
-                        bot_core::monitor::judge(&*probe, &target, timeout, bot.now()).await;
-                    if tx.send(record).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+        tasks.spawn(prober::probe_all(
+            self.bot.clone(),
+            all.clone(),
+            monitor.every,
+            monitor.timeout,
+            tx.clone(),
+        ));
         drop(tx);
         let processor = tokio::spawn(self.clone().process(all, monitor.clone(), rx));
 
@@ -238,52 +228,71 @@ impl Monitor {
         stopped
     }
 
-    /// Records results as they come, shows them, and acts on confirmed changes.
+    /// Shows results as they come, acts on confirmed changes, and writes the results
+    /// the probe log keeps a batch at a time (at most [`FLUSH`] after the first).
     async fn process(
         self,
-        all: Vec<Target>,
+        all: Arc<[Target]>,
         monitor: MonitorConfig,
-        mut rx: mpsc::Receiver<ProbeRecord>,
+        mut rx: mpsc::Receiver<prober::Probed>,
     ) {
         let store = self.bot.store();
-        let stored: HashMap<String, bot_core::ports::Watch> = match store.watches().await {
+        let mut stored: HashMap<String, bot_core::ports::Watch> = match store.watches().await {
             Ok(w) => w.into_iter().map(|w| (w.target.clone(), w)).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the monitor's state; starting afresh");
                 HashMap::new()
             }
         };
-        let by_id: HashMap<String, Target> = all.into_iter().map(|t| (t.id.clone(), t)).collect();
-        let mut trackers: HashMap<String, Tracker> = by_id
-            .keys()
-            .map(|id| {
-                (
-                    id.clone(),
-                    Tracker::new(id.clone(), stored.get(id).cloned()),
-                )
+        let mut watched: Vec<Watched> = all
+            .iter()
+            .map(|target| Watched {
+                tracker: Tracker::new(target.id.clone(), stored.remove(&target.id)),
+                sampler: Sampler::new(),
             })
             .collect();
         let mut batch = Vec::with_capacity(BATCH);
-        while rx.recv_many(&mut batch, BATCH).await > 0 {
-            if let Err(e) = store.record_probes(&batch).await {
-                tracing::warn!(error = %e, probes = batch.len(), "could not record probe results");
-            }
-            for record in batch.drain(..) {
-                self.board.observe(&record);
-                let (Some(target), Some(tracker)) =
-                    (by_id.get(&record.target), trackers.get_mut(&record.target))
-                else {
-                    continue;
-                };
-                let id = &target.id;
-                let change = tracker.observe(&record, monitor.confirm, |since| {
-                    format!("monitor:{id}:{}", millis(since))
-                });
-                if let Some(change) = change {
-                    self.act(&*store, target, &monitor, &change).await;
+        let mut rows: Vec<ProbeRecord> = Vec::with_capacity(BATCH);
+        let mut due: Option<Instant> = None;
+        loop {
+            let flush_at = due;
+            tokio::select! {
+                got = rx.recv_many(&mut batch, BATCH) => {
+                    if got == 0 {
+                        break;
+                    }
+                    for (i, record) in batch.drain(..) {
+                        self.board.observe(&record);
+                        let (Some(target), Some(w)) = (all.get(i), watched.get_mut(i)) else {
+                            continue;
+                        };
+                        let id = &target.id;
+                        let change = w.tracker.observe(&record, monitor.confirm, |since| {
+                            format!("monitor:{id}:{}", millis(since))
+                        });
+                        if let Some(change) = change {
+                            self.act(&*store, target, &monitor, &change).await;
+                        }
+                        w.sampler.take(record, SAMPLE, &mut rows);
+                    }
+                    if rows.len() >= BATCH {
+                        record(&*store, &mut rows).await;
+                        due = None;
+                    } else if !rows.is_empty() && due.is_none() {
+                        due = Some(Instant::now() + FLUSH);
+                    }
+                }
+                () = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                    record(&*store, &mut rows).await;
+                    due = None;
                 }
             }
         }
+        // Stopping: what was held back is written too, so every probe is counted.
+        for w in &mut watched {
+            w.sampler.flush(&mut rows);
+        }
+        record(&*store, &mut rows).await;
     }
 
     /// Writes what a confirmed change owes people and systems, then its new state.
@@ -383,6 +392,24 @@ impl Monitor {
             tracing::warn!(target = %target.name, error = %e, "could not record a confirmed change");
         }
     }
+}
+
+/// One monitored target's confirmed state and its place in the probe log.
+struct Watched {
+    tracker: Tracker,
+    sampler: Sampler,
+}
+
+/// Writes `rows` to the probe log in one batch and empties it (a failed batch is
+/// logged and dropped: the next ones go on).
+async fn record(store: &dyn Store, rows: &mut Vec<ProbeRecord>) {
+    if rows.is_empty() {
+        return;
+    }
+    if let Err(e) = store.record_probes(rows).await {
+        tracing::warn!(error = %e, probes = rows.len(), "could not record probe results");
+    }
+    rows.clear();
 }
 
 fn millis(t: SystemTime) -> u128 {

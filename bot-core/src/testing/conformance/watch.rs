@@ -16,6 +16,7 @@ fn probe(target: &str, at: SystemTime, health: Health, latency_ms: u64) -> Probe
         status: (health != Health::NotOk).then_some(200),
         version: Some("1.2.3".into()),
         reason: (health == Health::NotOk).then(|| "connection refused".into()),
+        count: 1,
     }
 }
 
@@ -27,10 +28,10 @@ pub async fn watch(store: &dyn Store, run: &str, t0: SystemTime) {
     let b = format!("check:{run}-ci");
     let s = Duration::from_secs(1);
     let round = |i: u32, ha: Health, hb: Health| {
-        vec![
-            probe(&a, t0 + s * i, ha, 10 + u64::from(i)),
-            probe(&b, t0 + s * i, hb, 20 + u64::from(i)),
-        ]
+        // b's results are sampled points, each standing for i + 1 probes.
+        let mut sampled = probe(&b, t0 + s * i, hb, 20 + u64::from(i));
+        sampled.count = i + 1;
+        vec![probe(&a, t0 + s * i, ha, 10 + u64::from(i)), sampled]
     };
     for i in 0..5 {
         let ha = if i == 3 { Health::NotOk } else { Health::Ok };
@@ -39,7 +40,9 @@ pub async fn watch(store: &dyn Store, run: &str, t0: SystemTime) {
             .await
             .expect("record a round of probes");
     }
-    // A big round goes in whole (adapters may split it into several statements).
+    // A big batch goes in whole (adapters may split it into several statements of
+    // one transaction), and an empty one is nothing.
+    store.record_probes(&[]).await.expect("record no probes");
     let many: Vec<ProbeRecord> = (0..1200)
         .map(|i| probe(&format!("instance:{run}/bulk/{i}"), t0, Health::Ok, 1))
         .collect();
@@ -70,6 +73,12 @@ pub async fn watch(store: &dyn Store, run: &str, t0: SystemTime) {
         window.iter().map(|p| p.at).collect::<Vec<_>>(),
         vec![t0 + s, t0 + s * 2],
         "a window includes its start and excludes its end"
+    );
+    let counted = store.probes(&b, t0, t0 + s * 10, 100).await.expect("read");
+    assert_eq!(
+        counted.iter().map(|p| p.count).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5],
+        "how many probes a result stands for reads back"
     );
     let limited = store.probes(&a, t0, t0 + s * 10, 2).await.expect("read");
     assert_eq!(limited.len(), 2, "the limit holds");

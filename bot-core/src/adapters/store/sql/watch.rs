@@ -1,4 +1,4 @@
-//! The monitor's tables on SQL: the probe log (written a round at a time, in
+//! The monitor's tables on SQL: the probe log (a batch in one transaction of
 //! multi-row inserts) and each target's confirmed state.
 
 use std::time::{Duration, SystemTime};
@@ -10,10 +10,34 @@ use super::{db_error, json, ms, time, Db, SqlStore};
 use crate::ports::store::StoreError;
 use crate::ports::watch::{Health, Incident, ProbeLog, ProbeRecord, Watch, Watches};
 
-/// Rows per insert statement (8 parameters each: well under SQLite's limit).
-const ROWS: usize = 500;
+/// Most rows per insert statement (8 parameters each: well under SQLite's limit).
+/// Statements hold a power of two of rows, so a few prepared texts serve every batch.
+const ROWS: usize = 512;
+/// Parameters per row.
+const PER_ROW: usize = 8;
 
-const PROBE_COLUMNS: &str = "target, at_ms, health, latency_ms, status, version, reason";
+const PROBE_COLUMNS: &str =
+    "target, at_ms, health, latency_ms, status, version, reason, probe_count";
+
+/// `INSERT INTO probes … VALUES ($1, …), …` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO probes ({PROBE_COLUMNS}) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 1..=PER_ROW {
+            if c > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(i * PER_ROW + c).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 fn probe_of<R: Row>(r: &R) -> Result<ProbeRecord, StoreError>
 where
@@ -27,6 +51,7 @@ where
     let health: String = r.try_get("health").map_err(err)?;
     let latency: Option<i64> = r.try_get("latency_ms").map_err(err)?;
     let status: Option<i64> = r.try_get("status").map_err(err)?;
+    let count: i64 = r.try_get("probe_count").map_err(err)?;
     Ok(ProbeRecord {
         target: r.try_get("target").map_err(err)?,
         at: time(r.try_get("at_ms").map_err(err)?),
@@ -36,6 +61,7 @@ where
         status: status.and_then(|s| u16::try_from(s).ok()),
         version: r.try_get("version").map_err(err)?,
         reason: r.try_get("reason").map_err(err)?,
+        count: u32::try_from(count).unwrap_or(1).max(1),
     })
 }
 
@@ -73,25 +99,18 @@ fn millis(d: Option<Duration>) -> Option<i64> {
 #[async_trait]
 impl ProbeLog for SqlStore {
     async fn record_probes(&self, records: &[ProbeRecord]) -> Result<(), StoreError> {
-        for chunk in records.chunks(ROWS) {
-            let mut sql = format!("INSERT INTO probes ({PROBE_COLUMNS}) VALUES ");
-            for i in 0..chunk.len() {
-                let b = i * 7;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                ));
-            }
-            on_db!(&self.db, pool, _skip => {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let err = |e| db_error("record probes", e);
+        on_db!(&self.db, pool, _skip => {
+            let mut tx = pool.begin().await.map_err(err)?;
+            let mut rest = records;
+            while !rest.is_empty() {
+                let rows = ROWS.min(1 << rest.len().ilog2());
+                let (chunk, after) = rest.split_at(rows);
+                rest = after;
+                let sql = insert_sql(rows);
                 let mut q = sqlx::query(&sql);
                 for r in chunk {
                     q = q
@@ -101,11 +120,13 @@ impl ProbeLog for SqlStore {
                         .bind(millis(r.latency))
                         .bind(r.status.map(i64::from))
                         .bind(&r.version)
-                        .bind(&r.reason);
+                        .bind(&r.reason)
+                        .bind(i64::from(r.count.max(1)));
                 }
-                q.execute(pool).await.map_err(|e| db_error("record probes", e))?;
-            });
-        }
+                q.execute(&mut *tx).await.map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+        });
         Ok(())
     }
 
