@@ -238,7 +238,7 @@ impl Workers {
         let monitor = futures::future::join_all(self.monitor.iter_mut());
         if tokio::time::timeout(MONITOR_END, monitor).await.is_err() {
             tracing::warn!(
-                "the monitor did not end in time; the probes it held back are not written"
+                "the monitor did not end in time; the probes it held back may not be written"
             );
         }
         for task in self.others.into_iter().chain(self.monitor) {

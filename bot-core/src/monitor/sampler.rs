@@ -15,6 +15,10 @@ use crate::ports::watch::{Health, ProbeRecord};
 /// written once a minute (every probe when probed less often).
 pub const SAMPLE: Duration = Duration::from_secs(60);
 
+/// A latency this far from the written one (and more than twice or less than half
+/// of it) is news too: a spike is its own point on `chart latency`.
+const LATENCY_STEP: Duration = Duration::from_millis(100);
+
 /// What a written result said, to tell whether the next one says something else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Said {
@@ -22,6 +26,7 @@ struct Said {
     status: Option<u16>,
     version: Option<String>,
     reason: Option<String>,
+    latency: Option<Duration>,
 }
 
 impl Said {
@@ -31,6 +36,7 @@ impl Said {
             status: p.status,
             version: p.version.clone(),
             reason: p.reason.clone(),
+            latency: p.latency,
         }
     }
 
@@ -39,7 +45,17 @@ impl Said {
             && self.status == p.status
             && self.version == p.version
             && self.reason == p.reason
+            && !far_apart(self.latency, p.latency)
     }
+}
+
+/// Whether two latencies differ by more than [`LATENCY_STEP`] and by more than twice.
+fn far_apart(a: Option<Duration>, b: Option<Duration>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        return false;
+    };
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    high.saturating_sub(low) > LATENCY_STEP && high > low.saturating_mul(2)
 }
 
 /// One target's place in the probe log: what was written last and when, and the
@@ -110,7 +126,7 @@ mod tests {
         let mut s = Sampler::new();
         let mut out = Vec::new();
         for (at, h) in probes {
-            s.take(probe(*at, *h, *at), SAMPLE, &mut out);
+            s.take(probe(*at, *h, 20), SAMPLE, &mut out);
         }
         s.flush(&mut out);
         out.iter()
@@ -169,6 +185,24 @@ mod tests {
         assert_eq!(
             out.iter().map(|p| p.version.as_deref()).collect::<Vec<_>>(),
             vec![Some("1.0.0"), Some("1.0.0"), Some("1.0.1")]
+        );
+    }
+
+    #[test]
+    fn a_latency_spike_is_its_own_point() {
+        let mut s = Sampler::new();
+        let mut out = Vec::new();
+        for (at, ms) in [(0, 20), (10, 25), (20, 900), (30, 22), (40, 30)] {
+            s.take(probe(at, Health::Ok, ms), SAMPLE, &mut out);
+        }
+        let latencies: Vec<u64> = out
+            .iter()
+            .filter_map(|p| p.latency.map(|l| l.as_millis() as u64))
+            .collect();
+        assert_eq!(
+            latencies,
+            vec![20, 25, 900, 22],
+            "the spike and the return from it are written at once; a few ms either way is not news"
         );
     }
 

@@ -39,6 +39,9 @@ const PRUNE: Duration = Duration::from_secs(300);
 const BATCH: usize = 1024;
 /// How long a result to write waits for others to share its transaction.
 const FLUSH: Duration = Duration::from_secs(1);
+/// Probe-log rows kept while the store refuses them: four minutes of 5,000 targets'
+/// points.
+const KEPT: usize = 20_000;
 
 /// What the monitor needs from its replica.
 #[derive(Clone)]
@@ -277,14 +280,15 @@ impl Monitor {
                     }
                     if rows.len() >= BATCH {
                         record(&*store, &mut rows).await;
-                        due = None;
+                        due = (!rows.is_empty()).then(|| Instant::now() + FLUSH);
                     } else if !rows.is_empty() && due.is_none() {
                         due = Some(Instant::now() + FLUSH);
                     }
                 }
                 () = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
                     record(&*store, &mut rows).await;
-                    due = None;
+                    // What the store refused is tried again a moment later.
+                    due = (!rows.is_empty()).then(|| Instant::now() + FLUSH);
                 }
             }
         }
@@ -400,16 +404,27 @@ struct Watched {
     sampler: Sampler,
 }
 
-/// Writes `rows` to the probe log in one batch and empties it (a failed batch is
-/// logged and dropped: the next ones go on).
+/// Writes `rows` to the probe log in one batch and empties it. A batch the store
+/// refused is kept for the next write (the samplers count on what they handed over
+/// being written), up to [`KEPT`] rows; beyond that the oldest are dropped, said so.
 async fn record(store: &dyn Store, rows: &mut Vec<ProbeRecord>) {
     if rows.is_empty() {
         return;
     }
-    if let Err(e) = store.record_probes(rows).await {
-        tracing::warn!(error = %e, probes = rows.len(), "could not record probe results");
+    match store.record_probes(rows).await {
+        Ok(()) => rows.clear(),
+        Err(e) => {
+            tracing::warn!(error = %e, probes = rows.len(), "could not record probe results; trying again");
+            if rows.len() > KEPT {
+                let dropped = rows.len() - KEPT;
+                rows.drain(..dropped);
+                tracing::error!(
+                    dropped,
+                    "probe results dropped: the store refused them too long"
+                );
+            }
+        }
     }
-    rows.clear();
 }
 
 fn millis(t: SystemTime) -> u128 {

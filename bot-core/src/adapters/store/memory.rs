@@ -844,9 +844,10 @@ impl ProbeLog for MemoryStore {
 
     async fn latest_probes(&self) -> Result<Vec<ProbeRecord>, StoreError> {
         self.with(|s| {
+            // Newest by probe time: what a replica held back can be written late.
             s.probes
                 .values()
-                .filter_map(|l| l.back().cloned())
+                .filter_map(|l| l.iter().max_by_key(|p| p.at).cloned())
                 .collect()
         })
     }

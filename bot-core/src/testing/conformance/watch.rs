@@ -84,6 +84,12 @@ pub async fn watch(store: &dyn Store, run: &str, t0: SystemTime) {
     assert_eq!(limited.len(), 2, "the limit holds");
     assert_eq!(limited[0].at, t0, "the limit keeps the oldest");
 
+    // A replica that lost the monitor's lead can write what it held back after the
+    // new leader wrote newer probes: the newest is still the newest by time.
+    store
+        .record_probes(&[probe(&a, t0 + s * 3 + s / 2, Health::Ok, 1)])
+        .await
+        .expect("record a probe held back");
     let latest = store.latest_probes().await.expect("latest probes");
     let of = |t: &str| latest.iter().filter(|p| p.target == t).collect::<Vec<_>>();
     assert_eq!(of(&a).len(), 1, "one latest probe per target");
@@ -103,7 +109,7 @@ pub async fn watch(store: &dyn Store, run: &str, t0: SystemTime) {
     let left = store.probes(&a, t0, t0 + s * 10, 100).await.expect("read");
     assert_eq!(
         left.iter().map(|p| p.at).collect::<Vec<_>>(),
-        vec![t0 + s * 2, t0 + s * 3, t0 + s * 4],
+        vec![t0 + s * 2, t0 + s * 3, t0 + s * 3 + s / 2, t0 + s * 4],
         "newer probes stay"
     );
 

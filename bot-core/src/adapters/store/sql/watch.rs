@@ -155,9 +155,12 @@ impl ProbeLog for SqlStore {
     }
 
     async fn latest_probes(&self) -> Result<Vec<ProbeRecord>, StoreError> {
+        // Newest by probe time, not by row: a replica that lost the lead can write
+        // the probes it held back after the new leader wrote newer ones.
         let sql = format!(
-            "SELECT {PROBE_COLUMNS} FROM probes WHERE n IN \
-             (SELECT MAX(n) FROM probes GROUP BY target)"
+            "SELECT {PROBE_COLUMNS} FROM (SELECT {PROBE_COLUMNS}, ROW_NUMBER() OVER \
+             (PARTITION BY target ORDER BY at_ms DESC, n DESC) AS newest FROM probes) \
+             AS ranked WHERE newest = 1"
         );
         on_db!(&self.db, pool, _skip => {
             let rows = sqlx::query(&sql)
