@@ -237,6 +237,12 @@ pub(super) async fn drive(
                     )
                     .await;
                 }
+                // The destination is saved before the move: a replica that takes the
+                // rollback over after the switch finds it done, instead of moving
+                // the pool on to "the other one" again.
+                if let Some(saved_move) = state.moves.get_mut(state.done) {
+                    saved_move.to = Some(target.clone());
+                }
                 let saved = TrafficState::RegionalRollback(state.clone());
                 if let Err(stop) = driver.checkpoint(&saved, "switch traffic back").await {
                     return stop.reply();
