@@ -103,7 +103,7 @@ fn day_label(day: u64) -> String {
 }
 
 /// The median of `values` (which it sorts); `None` when empty.
-fn median(values: &mut [Duration]) -> Option<Duration> {
+pub(super) fn median(values: &mut [Duration]) -> Option<Duration> {
     if values.is_empty() {
         return None;
     }

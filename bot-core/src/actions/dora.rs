@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::charts::Window;
+use super::charts::{median, Window};
 use super::deploy::DeployState;
 use crate::chart::{ChartSpec, Dataset, Kind};
 use crate::config::{CommandSpec, Config};
@@ -181,18 +181,11 @@ fn went_live(run: &Run) -> Option<Live> {
 
 /// The median and 90th percentile of `d` (nearest rank).
 fn percentiles(d: &mut [Duration]) -> Option<(Duration, Duration)> {
-    if d.is_empty() {
-        return None;
-    }
-    d.sort();
+    // The median as the deploys chart takes it (which sorts `d`), then the p90 by rank.
+    let median = median(d)?;
     let rank = |p: f64| {
         let i = ((p * d.len() as f64).ceil() as usize).clamp(1, d.len()) - 1;
         d[i]
-    };
-    let median = if d.len() % 2 == 0 {
-        (d[d.len() / 2 - 1] + d[d.len() / 2]) / 2
-    } else {
-        d[d.len() / 2]
     };
     Some((median, rank(0.9)))
 }
