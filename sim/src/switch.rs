@@ -67,6 +67,8 @@ pub struct SwitchCall {
     pub pool: String,
     /// The JSON body of a `POST` (or `null` if unreadable).
     pub body: Option<Value>,
+    /// When the switch received it.
+    pub at: std::time::Instant,
 }
 
 struct Pool {
@@ -210,6 +212,7 @@ async fn read(
         env: env.clone(),
         pool: pool.clone(),
         body: None,
+        at: std::time::Instant::now(),
     });
     match inner.pools.get(&(env.clone(), pool.clone())) {
         Some(p) => Json(json!({ "active": p.active, "members": p.members, "weights": p.weights }))
@@ -230,6 +233,7 @@ async fn write(
         env: env.clone(),
         pool: pool.clone(),
         body: Some(parsed.clone().unwrap_or(Value::Null)),
+        at: std::time::Instant::now(),
     });
     let mode = inner.mode;
     let Some(p) = inner.pools.get_mut(&(env.clone(), pool.clone())) else {
@@ -282,6 +286,7 @@ async fn write_weights(
         env: env.clone(),
         pool: pool.clone(),
         body: Some(parsed.clone().unwrap_or(Value::Null)),
+        at: std::time::Instant::now(),
     });
     let mode = inner.mode;
     let Some(p) = inner.pools.get_mut(&(env.clone(), pool.clone())) else {
