@@ -4,7 +4,7 @@
 //! reason, and two approvers clicking at once give one run — on one bot, and on two
 //! replicas sharing one PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Clicking the bot's buttons: a refused click leaves them to those allowed; progress says who chose the action.
 
-mod common;
+use crate::common;
 
 use bot_core::{Outcome, Request};
 use common::{click, say, Platform, Recorder, TOKEN, USER};

@@ -2,7 +2,7 @@
 //! step judged by Prometheus (or the pool's health recipe); failing readings put it
 //! all back on the old member; a switch that cannot do weights refuses first.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

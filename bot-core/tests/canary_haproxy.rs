@@ -5,7 +5,7 @@
 //! (typed or clicked) puts every request back on the old member, promote moves them all
 //! to the new one at once, and pause holds the step's weights until continue.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! `${VAR}`, or from the Jenkins build's change set once built — newest first, capped
 //! with "and N more"; and say plainly when neither is available.
 
-mod common;
+use crate::common;
 
 use bot_core::{Bot, Outcome};
 use common::{click, load, quick, say};

@@ -1,7 +1,7 @@
 //! The public conformance suites run on this crate's own adapters: the store suite on
 //! `MemoryStore`, the switch suite on the memory, HTTP and real-HAProxy switches.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Deploying blue/green: build the inactive member, health-gate it, switch; any failure stops before the switch.
 
-mod common;
+use crate::common;
 
 use bot_core::{Bot, Outcome, Request};
 use common::{click, param, quick, say, Platform, Recorder, TOKEN, USER};

@@ -3,7 +3,7 @@
 //! through HAProxy reach the new build; `rollback master` moves them back. A runtime
 //! API nobody answers stops the deploy with a clear reply and nothing recorded.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

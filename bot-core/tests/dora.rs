@@ -5,7 +5,7 @@
 //! and one whose new member turned unhealthy right after the switch (the watch moved
 //! it back). The four keys come out exactly, each with its count and band.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};

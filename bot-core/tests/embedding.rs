@@ -2,7 +2,7 @@
 //! passed to `Bot::builder` are the ones the configured switches read back and switch
 //! with, not private clients of their own.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! window and when it ends; the window's wall-clock end holds across the change;
 //! an override group member gets through with a recorded, announced reason.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

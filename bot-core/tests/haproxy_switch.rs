@@ -10,7 +10,7 @@ use bot_core::ports::{SwitchError, TrafficSwitch};
 use crossroads_sim::instance::{Behaviour, SimInstance};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
+use crate::common;
 
 use common::haproxy::{answer_through, require_haproxy, traffic_reaches, Haproxy};
 

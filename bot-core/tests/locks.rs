@@ -1,6 +1,6 @@
 //! The environment lock: a running deploy holds it and names its holder; a manual lock freezes work until unlocked.
 
-mod common;
+use crate::common;
 
 use bot_core::Outcome;
 use common::{labels, say, Platform, TOKEN, USER};

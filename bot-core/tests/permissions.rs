@@ -1,6 +1,6 @@
 //! Who may run what: a command limited to a group refuses everyone else before anything runs.
 
-mod common;
+use crate::common;
 
 use bot_core::Outcome;
 use common::{say, Platform, TOKEN};

@@ -2,7 +2,7 @@
 //! URLs — the config and its errors with positions, status fanned out over regions,
 //! and deploys rolled out region by region through real HAProxies.
 
-mod common;
+use crate::common;
 
 use bot_core::config::{ConfigError, ConfigErrors, OnFailure, SwitchSpec};
 use bot_core::testing::TWO_REGIONS_YAML;

@@ -1,6 +1,6 @@
 //! Restarting instances: the live one is refused with a force restart on offer; an inactive one runs its job.
 
-mod common;
+use crate::common;
 
 use bot_core::Outcome;
 use common::{click, labels, param, say, Platform, TOKEN, USER};

@@ -4,7 +4,7 @@
 //! and stops the rollout before the next stage. Also `rollback` returns a pool to the
 //! member the last move took it from, and the post-switch watch honours its window.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! through every check a deploy goes through then: a freeze that began meanwhile
 //! refuses it, and the requester is told.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! `status`, `health` and `show tasks` over real HTTP against simulated instances:
 //! concurrent probes, per-probe timeout, down instances with their reason, recipe verdicts.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

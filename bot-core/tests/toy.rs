@@ -1,6 +1,6 @@
 //! `toy`: refreshing the requester's own toy database, and refusing people who have none.
 
-mod common;
+use crate::common;
 
 use bot_core::Outcome;
 use common::{param, say, Platform, TOKEN};

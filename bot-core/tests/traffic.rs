@@ -1,6 +1,6 @@
 //! Moving traffic by hand: `rollback` and `switch` move a pool to a healthy member and build nothing.
 
-mod common;
+use crate::common;
 
 use bot_core::Outcome;
 use common::{say, Platform, TOKEN, USER};

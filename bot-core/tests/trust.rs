@@ -5,7 +5,7 @@
 //! holds for its window only; an audit chain signed with a key cannot be recomputed
 //! without it; and nothing runs whose audit record cannot be written.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! emoji, typos in aliases, qualifiers; ambiguity becomes buttons; a misspelt command
 //! is suggested, never run; unknown words are named.
 
-mod common;
+use crate::common;
 
 use bot_core::ports::TrafficSwitch;
 use bot_core::{Outcome, Request};

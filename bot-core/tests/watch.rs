@@ -4,7 +4,7 @@
 //! watch and the reply says why; a healthy watch ends "done" with a one-click
 //! rollback, and the environment stays locked until the watch is over.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! `whoami`: your Slack id, your groups and what you may run where — one registry row
 //! and one action file, resolved through the shipped vocabulary like any command.
 
-mod common;
+use crate::common;
 
 use bot_core::Outcome;
 use common::{recording_bot, say};

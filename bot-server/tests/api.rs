@@ -1,7 +1,7 @@
 //! `/api/v1/status` and `/api/v1/notify` on the real server, with a fake probe and
 //! the Slack stand-in.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! vote and the deploy's start, or after — the inbox, the vote's pending run and the
 //! run itself hand over to each other in single writes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

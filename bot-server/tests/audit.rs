@@ -2,7 +2,7 @@
 //! SQLite file the bot wrote (and on the same file after one row is edited with the
 //! `sqlite3` CLI), and `GET /api/v1/audit` exporting the chain as JSON Lines.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

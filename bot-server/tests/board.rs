@@ -4,7 +4,7 @@
 //! no reload. Also the page's weight and isolation, and the event stream itself.
 //! Without a browser the browser test says it is skipped (and fails under `CI=true`).
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -122,9 +122,9 @@ async fn the_board_shows_every_target_and_turns_a_stopped_instance_red_without_a
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"],
         }),
     );
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = fantoccini::ClientBuilder::rustls()
-        .expect("a TLS client")
+    // chromedriver listens on loopback over plain HTTP.
+    let http = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = fantoccini::ClientBuilder::new(http)
         .capabilities(caps)
         .connect(&webdriver)
         .await

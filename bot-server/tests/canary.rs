@@ -4,7 +4,7 @@
 //! it was in, with the same weights, neither repeating nor skipping a step; `abort`
 //! typed in chat puts the weights back.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! triggered Jenkins exactly once and its message ended in success or failure, no lock
 //! is left behind, and `crossroads audit verify` passes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -5,7 +5,7 @@
 //! `POST /api/v1/chart` posts or returns the PNG, refuses bad charts (400) and bad
 //! tokens (401), and limits each token (429 with `Retry-After`), as `notify` now does.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;

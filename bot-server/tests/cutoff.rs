@@ -8,7 +8,7 @@
 //! the finished run once the database is reachable again. Under `CI=true` a missing
 //! PostgreSQL fails the test.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! line is still there in order; each queued deploy starts by itself only when the one
 //! before it has ended, announced to its requester with a new message.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! they receive. A GitHub that answers 500 never fails a deploy: its statuses arrive
 //! once it is back.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! same figures as JSON behind the API token (401 without it, 400 for a bad `since`
 //! or an unknown environment).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

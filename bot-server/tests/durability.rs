@@ -5,7 +5,7 @@
 //! processed is answered once; a reply Slack could not take is delivered after the
 //! restart.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

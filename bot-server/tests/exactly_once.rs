@@ -4,7 +4,7 @@
 //! attempt finds the post by its metadata (`conversations.history`, or
 //! `conversations.replies` in a thread) and edits it instead of posting a second answer.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

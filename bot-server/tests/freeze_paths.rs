@@ -3,7 +3,7 @@
 //! refusal naming the window, and nothing is built; a click on a confirmation
 //! issued before the freeze began is refused the same way.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! instance does not hold the others' probes back; an unchanged instance is a few
 //! rows of the probe log that count every probe; two replicas run one monitor.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime};
 

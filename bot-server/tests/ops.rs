@@ -1,6 +1,6 @@
 //! Operating the server: `/healthz`, `/readyz`, JSON 404s and request counts in `/metrics`.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -4,7 +4,7 @@
 //! and when the replica running a deploy dies, the other finishes it once the lease
 //! lapses. Under `CI=true` a missing PostgreSQL fails the test.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! that was SIGKILLed mid-send goes out from the next one within the lease, not a
 //! minute later.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! the replica that took the request was SIGKILLed and another started in between.
 //! The requester is told when it starts and how it ended.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

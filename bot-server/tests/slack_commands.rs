@@ -1,7 +1,7 @@
 //! `/crossroads <text>`: acknowledged within the request, answered at
 //! `response_url`, and run once even if the signed request is replayed.
 
-mod common;
+use crate::common;
 
 use bot_core::Request;
 use common::*;

@@ -1,7 +1,7 @@
 //! Events API over the real server: URL verification, DMs answered once in the DM,
 //! retries deduplicated, bots and edits ignored, mentions answered in a thread.
 
-mod common;
+use crate::common;
 
 use bot_core::Request;
 use common::*;

@@ -3,7 +3,7 @@
 //! handled" through `response_url` and leaves the message alone; a click on a
 //! message that cannot be edited is answered through `response_url`.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -3,7 +3,7 @@
 //! every interval; the final reply comes last; `response_url` answers stay within
 //! Slack's five uses and always deliver the final reply.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

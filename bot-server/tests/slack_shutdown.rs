@@ -1,7 +1,7 @@
 //! Graceful shutdown: not ready at once, no new Slack work, and the work in
 //! flight (a deploy, a build) is awaited up to the drain timeout.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

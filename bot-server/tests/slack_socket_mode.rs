@@ -4,7 +4,7 @@
 //! envelope once, replaces a connection Slack asks it to drop before dropping it,
 //! survives frames that are not Slack's, and is not ready while no socket is open.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Every Slack route refuses unsigned, stale, malformed and oversized requests with a one-line JSON reason.
 
-mod common;
+use crate::common;
 
 use common::*;
 

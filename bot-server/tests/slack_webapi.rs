@@ -1,7 +1,7 @@
 //! The Web API client: 429 `Retry-After` honoured, Slack errors counted by method
 //! and code, the bot token sent as a bearer and never logged.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

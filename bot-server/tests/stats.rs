@@ -1,7 +1,7 @@
 //! `GET /api/v1/stats`, for people who do not run Prometheus: up since, messages
 //! received, processed and replied, commands by outcome, Slack errors by kind.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! nothing was done. The store here is a real PostgreSQL database dropped under the
 //! running server.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! the end state, its lock is released, and a deploy right after is not refused as
 //! locked.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! workspace gets no answer; one person's flood is slowed down; a cut-off audit tail
 //! fails `audit verify --head`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

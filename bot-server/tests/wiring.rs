@@ -3,7 +3,7 @@
 //! tests use: a deploy's progress lists the commits from Jenkins' `changeSets`, or
 //! from the configured compare endpoint; a YAML `http` command reaches its endpoint.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
