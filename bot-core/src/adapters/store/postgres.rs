@@ -24,10 +24,13 @@ pub async fn open(url: &str, migrate: bool) -> Result<Arc<SqlStore>, StoreError>
         .await
         .map_err(|e| db_error("open postgres", e))?;
     if migrate {
-        sqlx::migrate!("./migrations/postgres")
+        use crate::adapters::store::sql::{migration_error, migrations};
+        migrations::migrator(migrations::POSTGRES)
+            .await
+            .map_err(|e| migration_error(&e))?
             .run(&pool)
             .await
-            .map_err(|e| crate::adapters::store::sql::migration_error(&e))?;
+            .map_err(|e| migration_error(&e))?;
     }
     Ok(SqlStore::new(Db::Postgres(pool)))
 }

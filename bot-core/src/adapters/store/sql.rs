@@ -82,6 +82,7 @@ fn json(text: &str) -> Result<Value, StoreError> {
         .map_err(|_| StoreError::Failed("a stored JSON value could not be read".into()))
 }
 
+pub(crate) mod migrations;
 mod watch;
 
 /// Classifies a driver error in our own words; the log gets the kind and SQLSTATE,
