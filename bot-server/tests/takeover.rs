@@ -1,10 +1,10 @@
 //! Every long action survives its replica dying mid-run: a deploy, a rollout, a plain
-//! and a regional rollback, a switch, a restart, a forced restart, a toy refresh, a
-//! YAML job and the post-switch watch are each started through `crossroads serve` on
-//! SQLite, the process is SIGKILLed mid-run and started again. Each run ends as it
-//! would have (one trigger, traffic where it belongs), its Slack message is edited to
-//! the end state, its lock is released, and a deploy right after is not refused as
-//! locked.
+//! and a regional rollback, a switch (also between moving the pool and saving that it
+//! did), a restart, a forced restart, a toy refresh, a YAML job and the post-switch
+//! watch are each started through `crossroads serve` on SQLite, the process is
+//! SIGKILLed mid-run and started again. Each run ends as it would have (one trigger,
+//! traffic where it belongs), its Slack message is edited to the end state, its lock
+//! is released, and a deploy right after is not refused as locked.
 
 use crate::common;
 
@@ -14,7 +14,7 @@ use common::serve::{config_dir, message_text, Serve, Served};
 use crossroads_sim::instance::{Behaviour, SimInstance};
 use crossroads_sim::jenkins::{JenkinsSetup, JobSetup, SimJenkins};
 use crossroads_sim::slack::{SlackSetup, SlackStandIn};
-use crossroads_sim::switch::{PoolSetup, SimSwitch};
+use crossroads_sim::switch::{PoolSetup, SimSwitch, WriteMode};
 
 const DEPLOYER: &str = "U0DEPLOYER";
 const JOB: Duration = Duration::from_secs(3);
@@ -427,6 +427,31 @@ async fn a_switch_killed_in_its_watch_is_taken_over() {
     let done = w.ends("D0RUN", "stayed healthy").await;
     assert!(done.contains("Switched *staging*"), "{done}");
     assert_eq!(w.posts_to("staging/api"), 1);
+    w.deploy_is_free("staging").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_killed_after_moving_the_pool_does_not_move_it_back() {
+    let mut w = World::start().await;
+    // The switch takes the change at once and confirms it 2 s later: the kill lands
+    // after the pool moved and before the run could save that it did.
+    w.switch
+        .set_write_mode(WriteMode::ApplySlowly(Duration::from_secs(2)));
+    w.say("D0RUN", "switch staging api").await;
+    w.until("traffic moved", |w| {
+        w.switch.active("staging", "api").as_deref() == Some("green")
+    })
+    .await;
+    w.crash().await;
+    w.switch.set_write_mode(WriteMode::Apply);
+    let done = w.ends("D0RUN", "stayed healthy").await;
+    assert!(done.contains("blue → *green*"), "{done}");
+    assert_eq!(
+        w.switch.active("staging", "api").as_deref(),
+        Some("green"),
+        "the replica that took over did not move it on (back to blue)"
+    );
+    assert_eq!(w.posts_to("staging/api"), 1, "the pool moved once");
     w.deploy_is_free("staging").await;
 }
 

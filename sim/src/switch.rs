@@ -54,6 +54,9 @@ pub enum WriteMode {
     Ignore,
     /// Writes answer `500`.
     Fail,
+    /// Writes apply at once but are answered only after this long (a switch slow to
+    /// confirm what it did: the caller can die between the change and the answer).
+    ApplySlowly(std::time::Duration),
 }
 
 /// One request the switch received.
@@ -194,6 +197,14 @@ impl SimSwitch {
     }
 }
 
+/// How long a write waits before its answer.
+fn slowness(inner: &Mutex<Inner>) -> std::time::Duration {
+    match lock(inner).mode {
+        WriteMode::ApplySlowly(d) => d,
+        _ => std::time::Duration::ZERO,
+    }
+}
+
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     inner.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -223,11 +234,20 @@ async fn read(
 
 async fn write(
     State(inner): State<Arc<Mutex<Inner>>>,
-    Path((env, pool)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let mut inner = lock(&inner);
+    let slow = slowness(&inner);
+    let response = write_now(&inner, path, &body);
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
+    response
+}
+
+fn write_now(inner: &Mutex<Inner>, (env, pool): (String, String), body: &Bytes) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let mut inner = lock(inner);
     inner.calls.push(SwitchCall {
         method: Method::POST.to_string(),
         env: env.clone(),
@@ -259,7 +279,7 @@ async fn write(
         );
     }
     match mode {
-        WriteMode::Apply => {
+        WriteMode::Apply | WriteMode::ApplySlowly(_) => {
             p.active = target.to_owned();
             p.weights = all_on(&p.members, target);
         }
@@ -276,11 +296,24 @@ async fn write(
 
 async fn write_weights(
     State(inner): State<Arc<Mutex<Inner>>>,
-    Path((env, pool)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let mut inner = lock(&inner);
+    let slow = slowness(&inner);
+    let response = write_weights_now(&inner, path, &body);
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
+    response
+}
+
+fn write_weights_now(
+    inner: &Mutex<Inner>,
+    (env, pool): (String, String),
+    body: &Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let mut inner = lock(inner);
     inner.calls.push(SwitchCall {
         method: Method::POST.to_string(),
         env: env.clone(),
@@ -318,7 +351,7 @@ async fn write_weights(
         return error(StatusCode::BAD_REQUEST, "every weight is 0".into());
     }
     match mode {
-        WriteMode::Apply => {
+        WriteMode::Apply | WriteMode::ApplySlowly(_) => {
             for m in &p.members {
                 weights.entry(m.clone()).or_insert(0);
             }

@@ -177,6 +177,9 @@ pub(crate) struct TrafficRun {
     /// The post-switch watch, once every pool has moved.
     #[serde(default)]
     watch: Option<Vec<Watched>>,
+    /// The move under way, saved before the switch is told: (pool, from, to).
+    #[serde(default)]
+    moving: Option<(String, String, String)>,
 }
 
 impl TrafficRun {
@@ -223,6 +226,7 @@ async fn move_traffic(
         moved: 0,
         moves: Vec::new(),
         watch: None,
+        moving: None,
     };
     let lock = LockFor {
         env: &env.name,
@@ -341,16 +345,32 @@ async fn drive(
                 return fail(ctx, driver, inv, state, format!("failed: {shown}"), reply).await;
             }
         };
-        let target = match (&state.member, state.rollback) {
-            (Some(m), _) => Some(m.clone()),
-            (None, true) => previous_member(ctx, env, pool, &active).await,
-            (None, false) => next_member(pool, &active),
+        // A move saved as under way (by a replica that died after telling the
+        // switch) keeps its destination: worked out again from what is live now, it
+        // would take the pool on to the other member.
+        let begun = state.moving.take().filter(|(p, _, _)| *p == name);
+        let target = match (&begun, &state.member, state.rollback) {
+            (Some((_, _, to)), _, _) => Some(to.clone()),
+            (None, Some(m), _) => Some(m.clone()),
+            (None, None, true) => previous_member(ctx, env, pool, &active).await,
+            (None, None, false) => next_member(pool, &active),
         };
         let line = match target {
             None => None,
-            Some(target) if target == active => {
-                Some(format!("• {}: {target} is already active", pool.name))
-            }
+            Some(target) if target == active => match begun {
+                // The replica that died moved it: that move is this run's.
+                Some((_, from, _)) if from != target => {
+                    state.moved += 1;
+                    state
+                        .moves
+                        .push((pool.name.clone(), from.clone(), target.clone()));
+                    Some(format!(
+                        "• {}: {from} → *{target}* :white_check_mark:",
+                        pool.name
+                    ))
+                }
+                _ => Some(format!("• {}: {target} is already active", pool.name)),
+            },
             Some(target) => {
                 let Some(instance) = pool.members.iter().find(|m| m.name == target) else {
                     state.done.push(name);
@@ -370,6 +390,7 @@ async fn drive(
                     )
                     .await;
                 }
+                state.moving = Some((pool.name.clone(), active.clone(), target.clone()));
                 if let Err(stop) = driver
                     .checkpoint(&TrafficState::Move(state.clone()), "switch traffic")
                     .await
@@ -397,6 +418,7 @@ async fn drive(
                 }
             }
         };
+        state.moving = None;
         state.lines.extend(line);
         state.done.push(name);
         if let Err(stop) = driver.save(&TrafficState::Move(state.clone())).await {
