@@ -153,6 +153,12 @@ mod tests {
 
     const USERS_INFO: &str = "users.info";
 
+    /// The tests that make `time_zone` warn take turns: tracing caches whether anyone
+    /// listens at a log line when it is first reached, and a test reaching it on
+    /// another thread while the log test sets up its listener can leave it cached as
+    /// unheard.
+    static WARNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     async fn prague() -> (SlackStandIn, SlackPeople) {
         let slack =
             SlackStandIn::start_with(SlackSetup::new().user_tz("U0PRAGUE", "Europe/Prague"))
@@ -235,6 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_has_no_zone_and_is_kept() {
+        let _turn = WARNS.lock().await;
         let (slack, people) = prague().await;
         assert_eq!(people.time_zone("B0NOBODY").await, None);
         assert_eq!(people.time_zone("B0NOBODY").await, None);
@@ -243,6 +250,7 @@ mod tests {
 
     #[tokio::test]
     async fn passing_failures_are_not_kept() {
+        let _turn = WARNS.lock().await;
         let (slack, people) = prague().await;
         slack.script(
             USERS_INFO,
@@ -287,6 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_is_one_warning_with_the_user_and_code_only() {
+        let _turn = WARNS.lock().await;
         let (slack, people) = prague().await;
         let lines = Lines::default();
         let writer = lines.clone();
