@@ -139,12 +139,46 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Reserves a free loopback port and releases it at once: a port nobody listens on,
-/// i.e. a "down" instance or an unreachable Jenkins. (Another process could grab it
-/// in between; on a test machine that is vanishingly rare.)
+/// A loopback port nobody listens on now, for a process to listen on next (or for a
+/// "down" instance, an unreachable Jenkins).
+///
+/// It is picked at random below the kernel's ephemeral range: ports handed to the
+/// outgoing connections of tests running beside this one come from that range, so
+/// none of them can take it before the process that was given it listens. Where the
+/// range leaves no room below it, the kernel picks.
 pub fn free_port() -> io::Result<u16> {
+    let below = ephemeral_low().unwrap_or(0);
+    if below > 10_000 {
+        let span = below - 10_000;
+        for _ in 0..64 {
+            let offset = u16::try_from(random() % u64::from(span)).unwrap_or(0);
+            let port = 10_000 + offset;
+            if let Ok(listener) = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+                return Ok(listener.local_addr()?.port());
+            }
+        }
+    }
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The first port of the kernel's ephemeral range (Linux), if it says.
+fn ephemeral_low() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
+}
+
+/// A random number from the standard library's per-process hash keys.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
 }
 
 /// `http://127.0.0.1:{port}` for a port nobody listens on.
