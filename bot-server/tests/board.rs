@@ -6,7 +6,6 @@
 
 use crate::common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,10 +67,7 @@ impl Drop for Driver {
 }
 
 async fn start_driver(driver: &Path) -> (Driver, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = crossroads_sim::free_port().expect("a free port");
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
