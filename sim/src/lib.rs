@@ -80,7 +80,7 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Binds `127.0.0.1:port` (0 = any free port).
     pub(crate) async fn bind(port: u16) -> io::Result<TcpListener> {
-        bind_loopback(port).await
+        TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await
     }
 
     /// Serves `router` on `listener` until stopped through `stop`.
@@ -147,35 +147,19 @@ impl Drop for ServerHandle {
 /// none of them can take it before the process that was given it listens. Where the
 /// range leaves no room below it, the kernel picks.
 pub fn free_port() -> io::Result<u16> {
-    for port in quiet_ports() {
-        if let Ok(listener) = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-            return Ok(listener.local_addr()?.port());
+    let below = ephemeral_low().unwrap_or(0);
+    if below > 10_000 {
+        let span = below - 10_000;
+        for _ in 0..64 {
+            let offset = u16::try_from(random() % u64::from(span)).unwrap_or(0);
+            let port = 10_000 + offset;
+            if let Ok(listener) = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+                return Ok(listener.local_addr()?.port());
+            }
         }
     }
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
-}
-
-/// Listens on loopback `port`; 0 takes a free port below the ephemeral range (as
-/// [`free_port`] picks), so a stand-in that stops listening and listens again finds
-/// its port still free.
-pub(crate) async fn bind_loopback(port: u16) -> io::Result<TcpListener> {
-    if port == 0 {
-        for quiet in quiet_ports() {
-            if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, quiet)).await {
-                return Ok(listener);
-            }
-        }
-    }
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await
-}
-
-/// Up to 64 random ports from 10000 to just below the ephemeral range; none where the
-/// range leaves no room below it.
-fn quiet_ports() -> impl Iterator<Item = u16> {
-    let span = ephemeral_low().unwrap_or(0).saturating_sub(10_000);
-    let tries = if span > 0 { 64 } else { 0 };
-    (0..tries).map(move |_| 10_000 + u16::try_from(random() % u64::from(span)).unwrap_or(0))
 }
 
 /// The first port of the kernel's ephemeral range (Linux), if it says.

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Body;
@@ -79,7 +79,7 @@ impl Listener {
     /// Binds `127.0.0.1:port` (0 = any free port) now, so the address is known before
     /// the router is built; [`Listener::serve`] starts answering.
     pub(crate) async fn bind(port: u16) -> io::Result<TcpListener> {
-        crate::bind_loopback(port).await
+        TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await
     }
 
     /// Serves `router` on an already bound `listener`.
