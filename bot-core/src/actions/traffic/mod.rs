@@ -183,6 +183,13 @@ pub(crate) struct TrafficRun {
 }
 
 impl TrafficRun {
+    /// Counts `pool`'s move from `from` to `to` as this run's.
+    fn record_move(&mut self, pool: &str, from: &str, to: &str) {
+        self.moved += 1;
+        self.moves
+            .push((pool.to_owned(), from.to_owned(), to.to_owned()));
+    }
+
     /// What it moved.
     pub(crate) fn moved(&self) -> Vec<Moved> {
         self.moves
@@ -360,10 +367,7 @@ async fn drive(
             Some(target) if target == active => match begun {
                 // The replica that died moved it: that move is this run's.
                 Some((_, from, _)) if from != target => {
-                    state.moved += 1;
-                    state
-                        .moves
-                        .push((pool.name.clone(), from.clone(), target.clone()));
+                    state.record_move(&pool.name, &from, &target);
                     Some(format!(
                         "• {}: {from} → *{target}* :white_check_mark:",
                         pool.name
@@ -399,10 +403,7 @@ async fn drive(
                 }
                 match switch_and_verify(ctx, env, pool, &target).await {
                     Ok(t) => {
-                        state.moved += 1;
-                        state
-                            .moves
-                            .push((pool.name.clone(), active.clone(), target.clone()));
+                        state.record_move(&pool.name, &active, &target);
                         Some(format!(
                             "• {}: {active} → *{target}* :white_check_mark: ({})",
                             pool.name,
